@@ -1,0 +1,21 @@
+"""sinlstm-sym: a stacked-LSTM sine predictor trained on variable-length windows with
+MXNet's symbolic ``BucketingModule``."""
+import os
+
+# One "Subgraph backend MKLDNN is activated" line per bind is noise; respect a user's own setting.
+os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
+
+try:
+    import mxnet  # noqa: F401
+except ImportError as err:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "sinlstm_sym needs MXNet 1.9.1, which could not be imported "
+        f"({err}). Install the CPU build with pip install 'sinlstm-sym[cpu]' (or '.[cpu]' from a checkout), "
+        "or the CUDA 11.2 build with '[cu112]' -- never both.") from err
+
+from .data import SinBucketIter  # noqa: E402
+from .symbol import make_sym_gen  # noqa: E402
+from .training import FitResult, fit  # noqa: E402
+from .version import __version__  # noqa: E402
+
+__all__ = ["fit", "FitResult", "SinBucketIter", "make_sym_gen", "__version__"]

@@ -1,0 +1,89 @@
+"""Argument checks shared by every public entry point.
+
+Each helper raises ``TypeError`` for a value of the wrong kind and ``ValueError``
+for a value of the right kind outside the accepted set, always naming the
+argument and what is accepted, so that nothing bad reaches MXNet's C++ layer.
+"""
+import math
+import numbers
+from typing import Any, Iterable, Optional, Sequence, Tuple, Type
+
+
+def check_condition(condition: bool, message: str, error: Type[Exception] = ValueError) -> None:
+    """Raise ``error(message)`` unless ``condition`` holds."""
+    if not condition:
+        raise error(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_int(name: str, value: Any, minimum: Optional[int] = None) -> int:
+    """Return ``value`` as ``int`` if it is an integer (not bool) ``>= minimum``."""
+    check_condition(_is_int(value), f"{name} must be an int, got {value!r} ({type(value).__name__})", TypeError)
+    if minimum is not None:
+        check_condition(value >= minimum, f"{name} must be >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_float(name: str, value: Any, minimum: Optional[float] = None, strict_minimum: bool = False) -> float:
+    """Return ``value`` as a finite ``float`` (``> minimum`` if strict, else ``>=``)."""
+    check_condition(isinstance(value, numbers.Real) and not isinstance(value, bool),
+                    f"{name} must be a real number, got {value!r} ({type(value).__name__})", TypeError)
+    value = float(value)
+    check_condition(math.isfinite(value), f"{name} must be finite, got {value!r}")
+    if minimum is not None:
+        if strict_minimum:
+            check_condition(value > minimum, f"{name} must be > {minimum}, got {value!r}")
+        else:
+            check_condition(value >= minimum, f"{name} must be >= {minimum}, got {value!r}")
+    return value
+
+
+def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
+    """Return ``value`` if it is one of the string ``choices``."""
+    check_condition(isinstance(value, str), f"{name} must be one of {list(choices)}, got {value!r}", TypeError)
+    check_condition(value in choices, f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool."""
+    check_condition(isinstance(value, bool), f"{name} must be True or False, got {value!r}", TypeError)
+    return value
+
+
+def check_name(name: str, value: Any) -> str:
+    """Return ``value`` if it is a non-empty identifier-like string (a symbol variable name)."""
+    check_condition(isinstance(value, str), f"{name} must be a str, got {value!r}", TypeError)
+    check_condition(value != "" and value.replace("_", "a").isalnum(),
+                    f"{name} must be a non-empty name of letters, digits and '_', got {value!r}")
+    return value
+
+
+def check_int_sequence(name: str, value: Any, minimum: int = 1, distinct: bool = True,
+                       allow_empty: bool = False) -> Tuple[int, ...]:
+    """Return ``value`` as a tuple of ints ``>= minimum`` (distinct unless told otherwise)."""
+    check_condition(not isinstance(value, (str, bytes)) and isinstance(value, Iterable),
+                    f"{name} must be an iterable of ints, got {value!r}", TypeError)
+    items = tuple(value)
+    check_condition(allow_empty or len(items) > 0, f"{name} must not be empty")
+    for item in items:
+        check_condition(_is_int(item), f"{name} must hold only ints, got {item!r} ({type(item).__name__}) in {items!r}",
+                        TypeError)
+        check_condition(item >= minimum, f"{name} must hold ints >= {minimum}, got {item!r} in {items!r}")
+    if distinct:
+        check_condition(len(set(items)) == len(items), f"{name} must hold distinct values, got {items!r}")
+    return tuple(int(i) for i in items)
+
+
+def check_weights(name: str, value: Any, count: int) -> Tuple[float, ...]:
+    """Return ``count`` finite non-negative weights with a positive sum."""
+    check_condition(not isinstance(value, (str, bytes)) and isinstance(value, Iterable),
+                    f"{name} must be an iterable of {count} non-negative numbers, got {value!r}", TypeError)
+    items = tuple(value)
+    check_condition(len(items) == count, f"{name} must have one weight per bucket ({count}), got {len(items)}")
+    weights = tuple(check_float(f"{name}[{i}]", w, minimum=0.0) for i, w in enumerate(items))
+    check_condition(sum(weights) > 0, f"{name} must have a positive sum, got {items!r}")
+    return weights

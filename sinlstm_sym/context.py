@@ -1,0 +1,54 @@
+"""Turn the user's ``ctx`` argument into a list of ``mx.Context``, checked before binding."""
+from typing import List, Sequence, Union
+
+import mxnet as mx
+
+from .checks import check_condition
+
+ContextSpec = Union[None, str, mx.Context, Sequence[Union[str, mx.Context]]]
+_ACCEPTED = "None, 'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1', an mx.Context or a list of them"
+
+
+def _parse_string(spec: str) -> List[mx.Context]:
+    kind, _, ids = spec.strip().lower().partition(":")
+    check_condition(kind in ("cpu", "gpu"), f"ctx must be {_ACCEPTED}, got {spec!r}")
+    if not ids:
+        return [mx.Context(kind, 0)]
+    try:
+        numbers = [int(i) for i in ids.split(",")]
+    except ValueError:
+        raise ValueError(f"ctx device ids must be comma-separated ints such as 'gpu:0,1', got {spec!r}") from None
+    check_condition(all(n >= 0 for n in numbers) and len(set(numbers)) == len(numbers),
+                    f"ctx device ids must be distinct non-negative ints, got {spec!r}")
+    return [mx.Context(kind, n) for n in numbers]
+
+
+def _one(spec: object) -> List[mx.Context]:
+    if isinstance(spec, mx.Context):
+        return [spec]
+    if isinstance(spec, str):
+        return _parse_string(spec)
+    raise TypeError(f"ctx must be {_ACCEPTED}, got {spec!r} ({type(spec).__name__})")
+
+
+def resolve_contexts(ctx: ContextSpec) -> List[mx.Context]:
+    """The contexts to train on; raises before binding if a GPU is asked for and absent."""
+    if ctx is None:
+        contexts = [mx.cpu()]
+    elif isinstance(ctx, (str, mx.Context)):
+        contexts = _one(ctx)
+    elif isinstance(ctx, (list, tuple)):
+        check_condition(len(ctx) > 0, f"ctx must not be an empty list; accepted: {_ACCEPTED}")
+        contexts = [c for item in ctx for c in _one(item)]
+    else:
+        raise TypeError(f"ctx must be {_ACCEPTED}, got {ctx!r} ({type(ctx).__name__})")
+    check_condition(len(set(map(str, contexts))) == len(contexts), f"ctx lists a device twice: {contexts}")
+    gpus = [c for c in contexts if c.device_type == "gpu"]
+    if gpus:
+        available = mx.context.num_gpus()
+        check_condition(available > 0, f"ctx asks for {gpus} but MXNet sees no GPU (mx.context.num_gpus() == 0): "
+                        "install the GPU build with pip install '.[cu112]' (instead of '.[cpu]') on a host "
+                        "with CUDA 11.2, cuDNN 8 and NCCL, or use ctx='cpu'")
+        missing = [c for c in gpus if c.device_id >= available]
+        check_condition(not missing, f"ctx asks for {missing} but only {available} GPU(s) are visible")
+    return contexts

@@ -1,0 +1,200 @@
+"""Bucketed sine windows: pure schedule/window functions and the ``SinBucketIter``.
+
+A window of length ``L`` starts at ``t0 ~ U[t_low, t_high)`` and has time stamps
+``t_k = t0 + step * k`` for ``k = 0 .. L-1``. Its labels are values of ``target``
+one step ahead: ``target(t0 + step * L)`` for the last step only, or
+``target(t_{k+1})`` at every step.
+"""
+import logging
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import mxnet as mx
+import numpy as np
+
+from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
+                     check_name, check_weights)
+
+logger = logging.getLogger(__name__)
+
+LABEL_MODES = ("last", "sequence")
+FEATURES = ("time", "value")
+DTYPES = ("float32", "float64")
+DATA_LAYOUT = "NTC"
+
+
+def half_sine(t: np.ndarray) -> np.ndarray:
+    """The original's target: ``sin(t) / 2``."""
+    return np.sin(t) / 2.0
+
+
+def allocate_batches(num_batches: int, weights: Sequence[float]) -> List[int]:
+    """Share ``num_batches`` among buckets in proportion to ``weights``.
+
+    Largest-remainder rule: bucket ``i`` first gets ``floor(num_batches * w_i / sum(w))``;
+    the batches left over go one each to the buckets with the largest fractional
+    parts, ties going to the earlier bucket. The counts always sum to ``num_batches``.
+    """
+    total = float(sum(weights))
+    quotas = [num_batches * w / total for w in weights]
+    counts = [int(np.floor(q)) for q in quotas]
+    left = num_batches - sum(counts)
+    order = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - counts[i]), i))
+    for i in order[:left]:
+        counts[i] += 1
+    return counts
+
+
+def batch_schedule(buckets: Sequence[int], counts: Sequence[int], shuffle: bool,
+                   rng: np.random.Generator) -> List[int]:
+    """The bucket key of every batch of one epoch: ascending, or shuffled with ``rng``."""
+    keys = [key for key, n in sorted(zip(buckets, counts)) for _ in range(n)]
+    if shuffle:
+        keys = [keys[i] for i in rng.permutation(len(keys))]
+    return keys
+
+
+def make_windows(t0: np.ndarray, length: int, step: float, label_mode: str, feature: str,
+                 target: Callable[[np.ndarray], np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """Inputs ``(N, length, 1)`` and labels (``(N, 1)`` or ``(N, length)``) for start times ``t0``."""
+    t = np.asarray(t0, dtype=np.float64)[:, None] + step * np.arange(length + 1)
+    values = target(t)
+    inputs = t[:, :length] if feature == "time" else values[:, :length]
+    labels = values[:, length:] if label_mode == "last" else values[:, 1:]
+    return inputs[:, :, None], labels
+
+
+def label_shape(batch_size: int, length: int, label_mode: str) -> Tuple[int, int]:
+    """Shape of the label array of a batch."""
+    return (batch_size, 1) if label_mode == "last" else (batch_size, length)
+
+
+def _check_target(target: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    check_condition(callable(target), f"target must be a callable numpy function of t, got {target!r}", TypeError)
+    probe = np.linspace(0.0, 1.0, 6).reshape(2, 3)
+    try:
+        out = np.asarray(target(probe), dtype=np.float64)
+    except Exception as err:  # the user's function: report what it raised, as ours
+        raise ValueError(f"target must map a float array to an array of the same shape; "
+                         f"target(array of shape (2, 3)) raised {type(err).__name__}: {err}") from err
+    check_condition(out.shape == probe.shape,
+                    f"target must return an array of the input's shape (2, 3), got shape {out.shape}")
+    return target
+
+
+class SinBucketIter(mx.io.DataIter):
+    """Sine windows of several lengths, one bucket per unroll length, for ``BucketingModule``.
+
+    Every batch holds ``batch_size`` windows of one length ``L`` (``bucket_key == L``):
+    data ``(batch_size, L, 1)`` in layout ``NTC``; labels ``(batch_size, 1)`` for
+    ``label_mode='last'`` or ``(batch_size, L)`` for ``'sequence'``. One epoch has
+    ``num_samples // batch_size`` full batches (never a padded one), shared among the
+    buckets by :func:`allocate_batches` (largest remainder) in proportion to
+    ``length_weights``. ``provide_data``/``provide_label`` and ``default_bucket_key``
+    describe the largest bucket; each batch carries its own descriptions.
+
+    Randomness comes only from a private generator seeded by ``(seed, epoch)``: the
+    same ``seed`` yields the same batches, epoch after epoch, and numpy's and MXNet's
+    global generators are never used. With ``seed=None`` a seed is drawn once and kept
+    in :attr:`seed`, so a run can be repeated after the fact.
+    """
+
+    def __init__(self, buckets: Sequence[int], batch_size: int = 300, num_samples: int = 300000,
+                 length_weights: Optional[Sequence[float]] = None, label_mode: str = "last",
+                 feature: str = "time", step: float = 0.01, t_low: float = 0.0, t_high: float = 1.0,
+                 target: Optional[Callable[[np.ndarray], np.ndarray]] = None, shuffle: bool = True,
+                 seed: Optional[int] = None, data_name: str = "data", label_name: str = "label",
+                 dtype: str = "float32") -> None:
+        self.buckets = tuple(sorted(check_int_sequence("buckets", buckets, minimum=1)))
+        batch_size = check_int("batch_size", batch_size, minimum=1)
+        super().__init__(batch_size)
+        self.num_samples = check_int("num_samples", num_samples, minimum=batch_size)
+        given = tuple(buckets)
+        weights = (1.0,) * len(given) if length_weights is None else check_weights(
+            "length_weights", length_weights, len(given))
+        by_key = dict(zip(given, weights))
+        self.length_weights = tuple(by_key[k] for k in self.buckets)
+        self.label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
+        self.feature = check_choice("feature", feature, FEATURES)
+        self.step = check_float("step", step, minimum=0.0, strict_minimum=True)
+        self.t_low = check_float("t_low", t_low)
+        self.t_high = check_float("t_high", t_high)
+        check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={t_low!r}, t_high={t_high!r}")
+        self.target = half_sine if target is None else _check_target(target)
+        self.shuffle = check_bool("shuffle", shuffle)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(1)[0])
+        self.seed = check_int("seed", seed, minimum=0)
+        self.data_name = check_name("data_name", data_name)
+        self.label_name = check_name("label_name", label_name)
+        check_condition(self.data_name != self.label_name,
+                        f"data_name and label_name must differ, both are {data_name!r}")
+        self.dtype = check_choice("dtype", dtype, DTYPES)
+        self.num_batches = self.num_samples // batch_size
+        self.batches_per_bucket: Dict[int, int] = dict(
+            zip(self.buckets, allocate_batches(self.num_batches, self.length_weights)))
+        self.default_bucket_key = max(self.buckets)
+        self.epoch = 0
+        self._start_epoch()
+
+    # --- description -------------------------------------------------------
+    def data_desc(self, length: int) -> List[mx.io.DataDesc]:
+        """``provide_data`` of a batch of windows of ``length``."""
+        return [mx.io.DataDesc(self.data_name, (self.batch_size, length, 1), np.dtype(self.dtype), DATA_LAYOUT)]
+
+    def label_desc(self, length: int) -> List[mx.io.DataDesc]:
+        """``provide_label`` of a batch of windows of ``length``."""
+        return [mx.io.DataDesc(self.label_name, label_shape(self.batch_size, length, self.label_mode),
+                               np.dtype(self.dtype), "NT")]
+
+    @property
+    def provide_data(self) -> List[mx.io.DataDesc]:
+        return self.data_desc(self.default_bucket_key)
+
+    @property
+    def provide_label(self) -> List[mx.io.DataDesc]:
+        return self.label_desc(self.default_bucket_key)
+
+    # --- iteration ---------------------------------------------------------
+    def _rng(self, epoch: int) -> np.random.Generator:
+        return np.random.default_rng(np.random.SeedSequence(entropy=self.seed, spawn_key=(epoch,)))
+
+    def _start_epoch(self) -> None:
+        self._generator = self._rng(self.epoch)
+        counts = [self.batches_per_bucket[k] for k in self.buckets]
+        self.schedule = batch_schedule(self.buckets, counts, self.shuffle, self._generator)
+        self.cursor = 0
+
+    def reset(self) -> None:
+        """Start the next epoch, with fresh windows."""
+        self.epoch += 1
+        self._start_epoch()
+
+    def set_epoch(self, epoch: int, cursor: int = 0) -> None:
+        """Position the iterator at batch ``cursor`` of ``epoch`` (for resuming a run)."""
+        self.epoch = check_int("epoch", epoch, minimum=0)
+        cursor = check_int("cursor", cursor, minimum=0)
+        check_condition(cursor <= self.num_batches, f"cursor must be <= {self.num_batches}, got {cursor}")
+        self._start_epoch()
+        for _ in range(cursor):
+            self._draw_start_times()
+        self.cursor = cursor
+
+    def _draw_start_times(self) -> np.ndarray:
+        return self._generator.uniform(self.t_low, self.t_high, size=self.batch_size)
+
+    def iter_next(self) -> bool:
+        return self.cursor < len(self.schedule)
+
+    def next(self) -> mx.io.DataBatch:
+        if not self.iter_next():
+            raise StopIteration
+        length = self.schedule[self.cursor]
+        inputs, labels = make_windows(self._draw_start_times(), length, self.step, self.label_mode,
+                                      self.feature, self.target)
+        self.cursor += 1
+        return mx.io.DataBatch(
+            data=[mx.nd.array(inputs, dtype=self.dtype)], label=[mx.nd.array(labels, dtype=self.dtype)],
+            pad=0, bucket_key=length, provide_data=self.data_desc(length), provide_label=self.label_desc(length))
+
+    def __len__(self) -> int:
+        return self.num_batches

@@ -1,0 +1,142 @@
+"""The original fixed 9-step Gluon setup, re-implemented beside the symbolic path.
+
+A ``gluon.rnn.SequentialRNNCell`` of ``gluon.rnn.LSTMCell``s (hidden sizes 10, 20, 1),
+unrolled over the window, ``gluon.loss.L2Loss`` on the last output, ``Trainer`` with
+Adam or SGD, mean loss logged every ``log_every`` batches. It trains on the same
+:class:`SinBucketIter` (``buckets=[9], label_mode='last'``) and can exchange weights
+with a trained ``BucketingModule`` (canonical layout of :mod:`sinlstm_sym.params`), so
+both paths can be compared on the same data and the same weights.
+"""
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, List, Mapping, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from .checks import check_choice, check_condition, check_int
+from .context import ContextSpec, resolve_contexts
+from .data import LABEL_MODES, SinBucketIter
+from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
+from .training import LossRecord
+
+logger = logging.getLogger(__name__)
+
+_PARTS = ("i2h_weight", "i2h_bias", "h2h_weight", "h2h_bias")
+
+
+def build_gluon_model(hidden_sizes: Sequence[int] = (10, 20, 1)) -> gluon.rnn.SequentialRNNCell:
+    """The original's model: one ``gluon.rnn.LSTMCell`` per hidden size in a ``SequentialRNNCell``."""
+    hidden_sizes = check_hidden_sizes(hidden_sizes)
+    net = gluon.rnn.SequentialRNNCell()
+    n_in = 1
+    with net.name_scope():
+        for h in hidden_sizes:
+            net.add(gluon.rnn.LSTMCell(h, input_size=n_in))
+            n_in = h
+    return net
+
+
+def _cells(net: gluon.rnn.SequentialRNNCell) -> List[gluon.rnn.LSTMCell]:
+    return [net[i] for i in range(len(net))]
+
+
+def copy_params_to_gluon(params: Mapping[str, np.ndarray], net: gluon.rnn.SequentialRNNCell,
+                         ctx: ContextSpec = None) -> None:
+    """Load canonical-layout ``params`` (e.g. ``FitResult.arg_params()``) into ``net``, initialising it if needed."""
+    cells = _cells(net)
+    hidden_sizes = tuple(c._hidden_size for c in cells)  # noqa: SLF001 - gluon exposes no public getter
+    expected = unpacked_shapes(hidden_sizes)
+    missing = sorted(set(expected) - set(params))
+    check_condition(not missing, f"params lacks {missing} for a Gluon model with hidden sizes {list(hidden_sizes)}")
+    contexts = resolve_contexts(ctx)
+    for i, cell in enumerate(cells):
+        for part in _PARTS:
+            value = np.asarray(params[f"lstm{i}_{part}"], dtype=np.float32)
+            check_condition(value.shape == expected[f"lstm{i}_{part}"],
+                            f"params['lstm{i}_{part}'] has shape {value.shape}, expected {expected[f'lstm{i}_{part}']}")
+            parameter = getattr(cell, part)
+            if parameter._data is None:  # noqa: SLF001 - the only way to ask whether a Parameter is initialised
+                parameter.initialize(init=mx.init.Constant(value), ctx=contexts)
+            parameter.set_data(mx.nd.array(value))
+
+
+def params_from_gluon(net: gluon.rnn.SequentialRNNCell) -> ParamDict:
+    """``net``'s weights in the canonical layout, loadable into the symbolic path."""
+    return {f"lstm{i}_{part}": getattr(cell, part).data().asnumpy()
+            for i, cell in enumerate(_cells(net)) for part in _PARTS}
+
+
+def gluon_predict(net: gluon.rnn.SequentialRNNCell, windows: np.ndarray, ctx: ContextSpec = None) -> np.ndarray:
+    """Outputs of ``net`` at every step, ``(N, L)``, for inputs ``(N, L)`` or ``(N, L, 1)``."""
+    x = np.asarray(windows, dtype=np.float32)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    context = resolve_contexts(ctx)[0]
+    out, _ = net.unroll(x.shape[1], mx.nd.array(x, ctx=context), layout="NTC", merge_outputs=True)
+    return out.asnumpy()[:, :, 0]
+
+
+@dataclass
+class GluonFitResult:
+    """The trained Gluon model and its loss at each log point."""
+
+    net: gluon.rnn.SequentialRNNCell
+    loss_history: List[LossRecord]
+
+    @property
+    def losses(self) -> List[float]:
+        return [r.loss for r in self.loss_history]
+
+
+def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[int] = (10, 20, 1),
+                          batch_size: int = 300, num_samples: int = 300000, num_epoch: int = 1,
+                          label_mode: str = "last", optimizer: str = "adam",
+                          optimizer_params: Optional[Mapping[str, Any]] = None, ctx: ContextSpec = None,
+                          seed: Optional[int] = None, log_every: int = 20,
+                          logger: Optional[logging.Logger] = None) -> GluonFitResult:
+    """Train the original Gluon model on :class:`SinBucketIter` windows (default: fixed 9 steps, last label).
+
+    With the same ``seed`` it sees the same batches and starts from the same weights as
+    :func:`sinlstm_sym.fit`, so the two loss traces can be set side by side.
+    """
+    log = logger if logger is not None else globals()["logger"]
+    hidden_sizes = check_hidden_sizes(hidden_sizes)
+    num_epoch = check_int("num_epoch", num_epoch, minimum=1)
+    log_every = check_int("log_every", log_every, minimum=1)
+    label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
+    check_choice("optimizer", optimizer, ("adam", "sgd"))
+    train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, label_mode=label_mode,
+                               seed=seed)
+    contexts = resolve_contexts(ctx)
+    check_condition(len(contexts) == 1, f"ctx for the Gluon reference must be one device, got {contexts}")
+    context = contexts[0]
+    net = build_gluon_model(hidden_sizes)
+    copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed), net, ctx=context)
+    trainer = gluon.Trainer(net.collect_params(), optimizer, dict(optimizer_params or {}))
+    loss_fn = gluon.loss.L2Loss()
+    history: List[LossRecord] = []
+    for epoch in range(num_epoch):
+        if epoch > 0:
+            train_iter.reset()
+        total, windows, tic = None, 0, time.perf_counter()
+        for nbatch, batch in enumerate(train_iter, start=1):
+            data = batch.data[0].as_in_context(context)
+            label = batch.label[0].as_in_context(context)
+            with autograd.record():
+                out, _ = net.unroll(batch.bucket_key, data, layout="NTC", merge_outputs=True)
+                pred = out[:, -1, :] if label_mode == "last" else out.reshape((0, -1))
+                loss = loss_fn(pred, label)
+            loss.backward()
+            trainer.step(batch.data[0].shape[0])
+            total = loss.sum() if total is None else total + loss.sum()
+            windows += batch.data[0].shape[0]
+            if nbatch % log_every == 0 or nbatch == train_iter.num_batches:
+                value = float(total.asscalar()) / windows
+                rate = windows / max(time.perf_counter() - tic, 1e-9)
+                history.append(LossRecord(epoch=epoch, batch=nbatch, loss=value, samples_per_sec=rate))
+                log.info("gluon reference: epoch %d batch %d loss %.6f %.0f samples/s", epoch, nbatch, value, rate)
+                total, windows, tic = None, 0, time.perf_counter()
+    return GluonFitResult(net=net, loss_history=history)

@@ -1,0 +1,118 @@
+"""Parameter layout of the stacked LSTM: names, shapes, seeded initialisation, fused packing.
+
+The canonical ("unpacked") layout is the one of ``mx.rnn.LSTMCell`` and
+``gluon.rnn.LSTMCell``: per layer ``i`` the arrays ``lstm{i}_i2h_weight (4h, n_in)``,
+``lstm{i}_i2h_bias (4h,)``, ``lstm{i}_h2h_weight (4h, h)``, ``lstm{i}_h2h_bias (4h,)``,
+gates in the order input, forget, cell, output. The fused ``mx.sym.RNN`` op holds
+the same numbers as one flat vector ``lstm{i}_parameters``: both weights, then both
+biases.
+"""
+from typing import Dict, Mapping, Sequence, Tuple
+
+import numpy as np
+
+from .checks import check_choice, check_condition, check_int, check_int_sequence
+
+CELLS = ("unrolled", "fused")
+DEFAULT_CELL = "fused"  # same numbers as "unrolled" (tested), about twice as fast
+INPUT_SIZE = 1
+PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
+
+ParamDict = Dict[str, np.ndarray]
+
+
+def layer_prefix(layer: int) -> str:
+    """Name prefix of layer ``layer`` (0-based)."""
+    return f"lstm{layer}_"
+
+
+def check_hidden_sizes(hidden_sizes: Sequence[int]) -> Tuple[int, ...]:
+    """Validate ``hidden_sizes``: a non-empty sequence of positive ints."""
+    return check_int_sequence("hidden_sizes", hidden_sizes, minimum=1, distinct=False)
+
+
+def unpacked_shapes(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> Dict[str, Tuple[int, ...]]:
+    """Name -> shape of every parameter in the canonical layout."""
+    shapes: Dict[str, Tuple[int, ...]] = {}
+    n_in = input_size
+    for i, h in enumerate(hidden_sizes):
+        p = layer_prefix(i)
+        shapes[p + "i2h_weight"] = (4 * h, n_in)
+        shapes[p + "h2h_weight"] = (4 * h, h)
+        shapes[p + "i2h_bias"] = (4 * h,)
+        shapes[p + "h2h_bias"] = (4 * h,)
+        n_in = h
+    return shapes
+
+
+def fused_shapes(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> Dict[str, Tuple[int, ...]]:
+    """Name -> shape of every parameter of the fused layout."""
+    unpacked = unpacked_shapes(hidden_sizes, input_size)
+    return {layer_prefix(i) + "parameters": (sum(int(np.prod(unpacked[layer_prefix(i) + part])) for part in PARTS),)
+            for i in range(len(hidden_sizes))}
+
+
+def init_params(hidden_sizes: Sequence[int], seed: int, forget_bias: float = 1.0,
+                input_size: int = INPUT_SIZE) -> ParamDict:
+    """Seeded initial parameters in the canonical layout.
+
+    Weights are Xavier-uniform per gate block (``U[-a, a]``, ``a = sqrt(6 / (fan_in + h))``),
+    biases zero except the forget gate's i2h bias, ``forget_bias`` (as ``mx.rnn.LSTMCell``).
+    Uses its own generator; the global RNGs are untouched.
+    """
+    hidden_sizes = check_hidden_sizes(hidden_sizes)
+    seed = check_int("seed", seed, minimum=0)
+    rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(0x1517,)))
+    params: ParamDict = {}
+    for name, shape in unpacked_shapes(hidden_sizes, input_size).items():
+        if name.endswith("weight"):
+            h, fan_in = shape[0] // 4, shape[1]
+            bound = np.sqrt(6.0 / (fan_in + h))
+            params[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
+        else:
+            bias = np.zeros(shape, dtype=np.float32)
+            if "i2h" in name:
+                h = shape[0] // 4
+                bias[h:2 * h] = forget_bias
+            params[name] = bias
+    return params
+
+
+def pack_fused(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int]) -> ParamDict:
+    """Canonical layout -> fused layout (one flat vector per layer)."""
+    return {layer_prefix(i) + "parameters": np.concatenate(
+        [np.asarray(params[layer_prefix(i) + part]).ravel() for part in PARTS]).astype(np.float32)
+        for i in range(len(hidden_sizes))}
+
+
+def unpack_fused(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int],
+                 input_size: int = INPUT_SIZE) -> ParamDict:
+    """Fused layout -> canonical layout."""
+    shapes = unpacked_shapes(hidden_sizes, input_size)
+    out: ParamDict = {}
+    for i in range(len(hidden_sizes)):
+        flat = np.asarray(params[layer_prefix(i) + "parameters"]).ravel()
+        offset = 0
+        for part in PARTS:
+            name = layer_prefix(i) + part
+            size = int(np.prod(shapes[name]))
+            out[name] = flat[offset:offset + size].reshape(shapes[name])
+            offset += size
+        check_condition(offset == flat.size, f"{layer_prefix(i)}parameters has {flat.size} values, expected {offset}")
+    return out
+
+
+def to_layout(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
+    """Canonical-layout ``params`` in the layout of ``cell`` (``'unrolled'`` or ``'fused'``)."""
+    check_choice("cell", cell, CELLS)
+    if cell == "fused":
+        return pack_fused(params, hidden_sizes)
+    return {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+
+
+def to_canonical(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
+    """``params`` of ``cell``'s layout in the canonical layout."""
+    check_choice("cell", cell, CELLS)
+    if cell == "fused":
+        return unpack_fused(params, hidden_sizes)
+    return {k: np.asarray(v) for k, v in params.items()}

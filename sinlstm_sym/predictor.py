@@ -1,0 +1,103 @@
+"""Inference on windows of any length with trained parameters.
+
+One inference ``mx.mod.Module`` is bound per asked length (``for_training=False``,
+prediction symbol only). Bound modules are kept in an LRU cache of at most
+``max_cached_lengths`` lengths, so asking for many lengths never grows memory
+without bound; an evicted length is simply bound again when asked for.
+"""
+from collections import OrderedDict
+from typing import Mapping, Optional, Sequence
+
+import mxnet as mx
+import numpy as np
+
+from .checks import check_choice, check_condition, check_int
+from .context import ContextSpec, resolve_contexts
+from .data import FEATURES, LABEL_MODES, half_sine, make_windows
+from .params import CELLS, DEFAULT_CELL, check_hidden_sizes, to_layout, unpacked_shapes
+from .symbol import make_sym_gen
+
+
+class Predictor:
+    """Predict with a trained stacked LSTM.
+
+    ``params`` are in the canonical layout (as ``FitResult.arg_params()``). ``predict``
+    returns per-step outputs ``(N, L)`` for ``label_mode='sequence'`` models and the last
+    step ``(N,)`` for ``'last'`` models.
+    """
+
+    def __init__(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int] = (10, 20, 1),
+                 label_mode: str = "sequence", feature: str = "time", cell: str = DEFAULT_CELL,
+                 ctx: ContextSpec = None, batch_size: int = 1024, max_cached_lengths: int = 16,
+                 step: float = 0.01) -> None:
+        self.hidden_sizes = check_hidden_sizes(hidden_sizes)
+        self.label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
+        self.feature = check_choice("feature", feature, FEATURES)
+        self.cell = check_choice("cell", cell, CELLS)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.max_cached_lengths = check_int("max_cached_lengths", max_cached_lengths, minimum=1)
+        self.step = float(step)
+        contexts = resolve_contexts(ctx)
+        check_condition(len(contexts) == 1, f"ctx for prediction must be one device, got {contexts}")
+        self.context = contexts[0]
+        expected = unpacked_shapes(self.hidden_sizes)
+        check_condition(isinstance(params, Mapping), f"params must be a dict of arrays, got {type(params).__name__}",
+                        TypeError)
+        missing = sorted(set(expected) - set(params))
+        check_condition(not missing, f"params lacks {missing} for hidden_sizes {list(self.hidden_sizes)}")
+        for name, shape in expected.items():
+            got = tuple(np.shape(params[name]))
+            check_condition(got == shape, f"params[{name!r}] has shape {got}, expected {shape}")
+        layout = to_layout({k: params[k] for k in expected}, self.cell, self.hidden_sizes)
+        self._arg_params = {k: mx.nd.array(v, ctx=self.context) for k, v in layout.items()}
+        self._sym_gen = make_sym_gen(self.hidden_sizes, label_mode=self.label_mode, cell=self.cell, with_loss=False)
+        self._modules: "OrderedDict[int, mx.mod.Module]" = OrderedDict()
+
+    @property
+    def cached_lengths(self) -> Sequence[int]:
+        """The lengths with a bound module, least recently used first."""
+        return tuple(self._modules)
+
+    def _module(self, length: int) -> mx.mod.Module:
+        if length in self._modules:
+            self._modules.move_to_end(length)
+            return self._modules[length]
+        symbol, data_names, _ = self._sym_gen(length)
+        module = mx.mod.Module(symbol, data_names=data_names, label_names=None, context=self.context)
+        module.bind(data_shapes=[mx.io.DataDesc(data_names[0], (self.batch_size, length, 1), layout="NTC")],
+                    for_training=False)
+        module.set_params(self._arg_params, {}, allow_missing=False, force_init=True)
+        self._modules[length] = module
+        while len(self._modules) > self.max_cached_lengths:
+            self._modules.popitem(last=False)
+        return module
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Outputs for ``windows`` of shape ``(N, L)`` or ``(N, L, 1)``, any ``N >= 1`` and ``L >= 1``."""
+        x = np.asarray(windows)
+        check_condition(x.dtype.kind in "fiu", f"windows must be a numeric array, got dtype {x.dtype}", TypeError)
+        if x.ndim == 2:
+            x = x[:, :, None]
+        check_condition(x.ndim == 3 and x.shape[2] == 1,
+                        f"windows must have shape (N, L) or (N, L, 1), got {np.shape(windows)}")
+        n, length = x.shape[0], x.shape[1]
+        check_condition(n >= 1 and length >= 1, f"windows must hold at least one step of one window, got {x.shape}")
+        check_condition(bool(np.isfinite(x).all()), "windows must be finite (found NaN or inf)")
+        module = self._module(length)
+        outputs = []
+        for start in range(0, n, self.batch_size):
+            chunk = x[start:start + self.batch_size].astype(np.float32)
+            rows = chunk.shape[0]
+            if rows < self.batch_size:
+                chunk = np.concatenate([chunk, np.zeros((self.batch_size - rows, length, 1), np.float32)])
+            module.forward(mx.io.DataBatch([mx.nd.array(chunk, ctx=self.context)]), is_train=False)
+            outputs.append(module.get_outputs()[0].asnumpy()[:rows])
+        out = np.concatenate(outputs)
+        return out[:, 0] if self.label_mode == "last" else out
+
+    def predict_function(self, t0: np.ndarray, length: int, target=half_sine) -> np.ndarray:
+        """Predict on windows built from start times ``t0`` exactly as :class:`SinBucketIter` builds them."""
+        length = check_int("length", length, minimum=1)
+        t0 = np.atleast_1d(np.asarray(t0, dtype=np.float64))
+        inputs, _ = make_windows(t0, length, self.step, self.label_mode, self.feature, target)
+        return self.predict(inputs)

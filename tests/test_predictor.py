@@ -1,0 +1,87 @@
+"""Predictor: any N, any length, bounded cache, checked input."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+from sinlstm_sym.context import resolve_contexts
+from sinlstm_sym.data import half_sine
+from sinlstm_sym.params import init_params
+from sinlstm_sym.predictor import Predictor
+
+PARAMS = init_params((10, 20, 1), seed=0)
+
+
+@pytest.mark.parametrize("n, length", [(1, 1), (5, 3), (1025, 2), (2000, 20), (7, 50)])
+def test_any_n_and_length(n, length):
+    predictor = Predictor(PARAMS, label_mode="sequence", batch_size=1024)
+    x = np.random.default_rng(n).uniform(0, 1, size=(n, length))
+    out = predictor.predict(x)
+    assert out.shape == (n, length) and out.dtype == np.float32
+    # the same windows one by one give the same outputs: padding never leaks into real rows
+    np.testing.assert_allclose(predictor.predict(x[:1]), out[:1], atol=1e-6)
+    np.testing.assert_allclose(predictor.predict(x[:, :, None]), out, atol=1e-7)
+
+
+def test_last_mode_returns_one_value_per_window_equal_to_last_step():
+    last = Predictor(PARAMS, label_mode="last").predict(np.full((4, 6), 0.5))
+    seq = Predictor(PARAMS, label_mode="sequence").predict(np.full((4, 6), 0.5))
+    assert last.shape == (4,)
+    np.testing.assert_allclose(last, seq[:, -1], atol=1e-6)
+
+
+def test_cache_is_bounded_lru():
+    predictor = Predictor(PARAMS, max_cached_lengths=3, batch_size=8)
+    for length in [1, 2, 3, 1, 4]:
+        predictor.predict(np.zeros((2, length)))
+    assert predictor.cached_lengths == (3, 1, 4)
+
+
+def test_predict_function_builds_windows_like_the_iterator():
+    predictor = Predictor(PARAMS, label_mode="sequence")
+    t0 = np.array([0.1, 0.7])
+    np.testing.assert_allclose(predictor.predict_function(t0, 4),
+                               predictor.predict(t0[:, None] + 0.01 * np.arange(4)), atol=1e-7)
+    value = Predictor(PARAMS, label_mode="sequence", feature="value")
+    np.testing.assert_allclose(value.predict_function(t0, 4),
+                               value.predict(half_sine(t0[:, None] + 0.01 * np.arange(4))), atol=1e-7)
+
+
+@pytest.mark.parametrize("windows, error, message", [
+    (np.zeros((0, 3)), ValueError, "at least one"),
+    (np.zeros((2, 0)), ValueError, "at least one"),
+    (np.zeros((2, 3, 2)), ValueError, r"\(N, L\)"),
+    (np.zeros(3), ValueError, r"\(N, L\)"),
+    (np.array([["a", "b"]]), TypeError, "numeric"),
+    (np.array([[0.1, np.nan]]), ValueError, "finite"),
+])
+def test_bad_windows(windows, error, message):
+    with pytest.raises(error, match=message):
+        Predictor(PARAMS).predict(windows)
+
+
+def test_bad_params():
+    with pytest.raises(ValueError, match="lacks"):
+        Predictor({k: v for k, v in PARAMS.items() if k != "lstm2_h2h_bias"})
+    wrong = dict(PARAMS, lstm0_i2h_weight=np.zeros((8, 1)))
+    with pytest.raises(ValueError, match="lstm0_i2h_weight"):
+        Predictor(wrong)
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (None, [mx.cpu(0)]), ("cpu", [mx.cpu(0)]), ("cpu:0,1", [mx.cpu(0), mx.cpu(1)]), (mx.cpu(1), [mx.cpu(1)]),
+    (["cpu:0", mx.cpu(1)], [mx.cpu(0), mx.cpu(1)]),
+])
+def test_resolve_contexts(spec, expected):
+    assert resolve_contexts(spec) == expected
+
+
+@pytest.mark.parametrize("spec, error, message", [
+    ("gpu", ValueError, r"cu112"), ("gpu:0,1", ValueError, "no GPU"), ([mx.gpu(0)], ValueError, "no GPU"),
+    ([], ValueError, "empty"), ("cpu:0,0", ValueError, "distinct"), (["cpu", "cpu:0"], ValueError, "twice"),
+    (3, TypeError, "ctx"), ("npu", ValueError, "ctx"),
+])
+def test_resolve_contexts_rejects(spec, error, message):
+    if mx.context.num_gpus() > 0 and "GPU" in message:
+        pytest.skip("a GPU is present")
+    with pytest.raises(error, match=message):
+        resolve_contexts(spec)
