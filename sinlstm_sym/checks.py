@@ -31,7 +31,10 @@ def check_float(name: str, value: Any, minimum: Optional[float] = None, strict_m
     """Return ``value`` as a finite ``float`` (``> minimum`` if strict, else ``>=``)."""
     check_condition(isinstance(value, numbers.Real) and not isinstance(value, bool),
                     f"{name} must be a real number, got {value!r} ({type(value).__name__})", TypeError)
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ValueError(f"{name} must be finite, got a number too large for a float") from None
     check_condition(math.isfinite(value), f"{name} must be finite, got {value!r}")
     if minimum is not None:
         if strict_minimum:

@@ -6,6 +6,7 @@ one step ahead: ``target(t0 + step * L)`` for the last step only, or
 ``target(t_{k+1})`` at every step.
 """
 import logging
+from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
@@ -28,15 +29,17 @@ def half_sine(t: np.ndarray) -> np.ndarray:
 
 
 def allocate_batches(num_batches: int, weights: Sequence[float]) -> List[int]:
-    """Share ``num_batches`` among buckets in proportion to ``weights``.
+    """Share ``num_batches`` among buckets (in ascending length order) in proportion to ``weights``.
 
-    Largest-remainder rule: bucket ``i`` first gets ``floor(num_batches * w_i / sum(w))``;
-    the batches left over go one each to the buckets with the largest fractional
-    parts, ties going to the earlier bucket. The counts always sum to ``num_batches``.
+    Largest-remainder rule, in exact rational arithmetic: bucket ``i`` first gets
+    ``floor(num_batches * w_i / sum(w))``; the batches left over go one each to the
+    buckets with the largest fractional parts, ties going to the shorter bucket. The
+    counts always sum to ``num_batches``.
     """
-    total = float(sum(weights))
-    quotas = [num_batches * w / total for w in weights]
-    counts = [int(np.floor(q)) for q in quotas]
+    exact = [Fraction(w) for w in weights]
+    total = sum(exact)
+    quotas = [num_batches * w / total for w in exact]
+    counts = [int(q) for q in quotas]
     left = num_batches - sum(counts)
     order = sorted(range(len(weights)), key=lambda i: (-(quotas[i] - counts[i]), i))
     for i in order[:left]:
@@ -104,11 +107,11 @@ class SinBucketIter(mx.io.DataIter):
                  target: Optional[Callable[[np.ndarray], np.ndarray]] = None, shuffle: bool = True,
                  seed: Optional[int] = None, data_name: str = "data", label_name: str = "label",
                  dtype: str = "float32") -> None:
-        self.buckets = tuple(sorted(check_int_sequence("buckets", buckets, minimum=1)))
+        given = check_int_sequence("buckets", buckets, minimum=1)
+        self.buckets = tuple(sorted(given))
         batch_size = check_int("batch_size", batch_size, minimum=1)
         super().__init__(batch_size)
         self.num_samples = check_int("num_samples", num_samples, minimum=batch_size)
-        given = tuple(buckets)
         weights = (1.0,) * len(given) if length_weights is None else check_weights(
             "length_weights", length_weights, len(given))
         by_key = dict(zip(given, weights))
@@ -119,6 +122,8 @@ class SinBucketIter(mx.io.DataIter):
         self.t_low = check_float("t_low", t_low)
         self.t_high = check_float("t_high", t_high)
         check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={t_low!r}, t_high={t_high!r}")
+        check_condition(np.isfinite(self.t_high - self.t_low + self.step * (max(self.buckets) + 1)),
+                        f"t_high - t_low must be a finite range, got t_low={t_low!r}, t_high={t_high!r}")
         self.target = half_sine if target is None else _check_target(target)
         self.shuffle = check_bool("shuffle", shuffle)
         if seed is None:

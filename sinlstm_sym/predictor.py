@@ -11,11 +11,14 @@ from typing import Mapping, Optional, Sequence
 import mxnet as mx
 import numpy as np
 
+from .bucket_checks import BatchSpec, check_batch
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
 from .data import FEATURES, LABEL_MODES, half_sine, make_windows
 from .params import CELLS, DEFAULT_CELL, check_hidden_sizes, to_layout, unpacked_shapes
 from .symbol import make_sym_gen
+
+_SPEC = BatchSpec(label_name=None)
 
 
 class Predictor:
@@ -90,7 +93,10 @@ class Predictor:
             rows = chunk.shape[0]
             if rows < self.batch_size:
                 chunk = np.concatenate([chunk, np.zeros((self.batch_size - rows, length, 1), np.float32)])
-            module.forward(mx.io.DataBatch([mx.nd.array(chunk, ctx=self.context)]), is_train=False)
+            data = mx.nd.array(chunk, ctx=self.context)
+            batch = mx.io.DataBatch([data], bucket_key=length, provide_data=[mx.io.DataDesc("data", data.shape)])
+            check_batch(batch, _SPEC, f"prediction batch of length {length}")
+            module.forward(batch, is_train=False)
             outputs.append(module.get_outputs()[0].asnumpy()[:rows])
         out = np.concatenate(outputs)
         return out[:, 0] if self.label_mode == "last" else out

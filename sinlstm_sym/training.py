@@ -8,9 +8,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import mxnet as mx
 import numpy as np
 
+from .bucket_checks import SafeBucketingModule, check_sym_gen
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .data import FEATURES, LABEL_MODES, SinBucketIter
+from .data import FEATURES, LABEL_MODES, SinBucketIter, label_shape
 from .params import CELLS, DEFAULT_CELL, ParamDict, check_hidden_sizes, init_params, to_canonical, to_layout
 from .symbol import SymGen, make_sym_gen
 
@@ -115,7 +116,10 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
                     ctx=[str(c) for c in contexts], seed=seed, log_every=log_every,
                     length_weights=train_iter.length_weights)
 
-    module = mx.mod.BucketingModule(sym_gen, default_bucket_key=train_iter.default_bucket_key, context=contexts)
+    check_sym_gen(sym_gen, train_iter.buckets, lambda key: {
+        train_iter.data_name: (batch_size, key, 1), train_iter.label_name: label_shape(batch_size, key, label_mode)})
+    module = SafeBucketingModule(sym_gen, default_bucket_key=train_iter.default_bucket_key, label_mode=label_mode,
+                                 context=contexts)
     module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label, for_training=True)
     initial = {k: mx.nd.array(v) for k, v in to_layout(init_params(hidden_sizes, seed), cell, hidden_sizes).items()}
     module.init_params(arg_params=initial, aux_params={}, allow_missing=False, force_init=True)
@@ -136,32 +140,46 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
                      settings=settings)
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
+
+
+def _first_non_finite(losses: np.ndarray, keys: List[int], first_batch: int, epoch: int) -> None:
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        i = int(bad[0])
+        raise NonFiniteLossError(f"loss became {losses[i]} at epoch {epoch}, batch {first_batch + i} "
+                                 f"(bucket_key {keys[i]}); training stopped. Lower the learning rate "
+                                 "(optimizer_params) or check the data")
+
+
 def _train_epoch(module: mx.mod.BucketingModule, train_iter: SinBucketIter, epoch: int, log_every: int,
                  history: List[LossRecord], log: logging.Logger) -> float:
-    """One pass over ``train_iter``; the loss stays on the device until a log point."""
+    """One pass over ``train_iter``; per-batch losses stay on the device until a log point."""
     total = train_iter.num_batches
-    epoch_sum = window_sum = None
-    windows = epoch_windows = 0
-    mix: Counter = Counter()
+    pending: List[mx.nd.NDArray] = []  # summed loss of each batch since the last log point
+    keys: List[int] = []
+    epoch_sum, epoch_windows, windows = 0.0, 0, 0
     tic = time.perf_counter()
     for nbatch, batch in enumerate(train_iter, start=1):
         module.forward(batch, is_train=True)
         module.backward()
         module.update()
-        batch_loss = module.get_outputs()[0].sum()
-        window_sum = batch_loss if window_sum is None else window_sum + batch_loss
+        pending.append(module.get_outputs()[0].sum())
+        keys.append(batch.bucket_key)
         windows += batch.data[0].shape[0]
-        mix[batch.bucket_key] += 1
         if nbatch % log_every == 0 or nbatch == total:
-            value = float(window_sum.asscalar()) / windows
+            losses = mx.nd.concat(*pending, dim=0).asnumpy().astype(np.float64)
+            _first_non_finite(losses / batch.data[0].shape[0], keys, nbatch - len(keys) + 1, epoch)
+            value = float(losses.sum()) / windows
             elapsed = time.perf_counter() - tic
             record = LossRecord(epoch=epoch, batch=nbatch, loss=value, samples_per_sec=windows / max(elapsed, 1e-9),
-                                bucket_counts=dict(sorted(mix.items())))
+                                bucket_counts=dict(sorted(Counter(keys).items())))
             history.append(record)
             log.info("epoch %d batch %d/%d buckets %s loss %.6f %.0f samples/s", epoch, nbatch, total,
                      record.bucket_counts, value, record.samples_per_sec)
-            epoch_sum = value * windows if epoch_sum is None else epoch_sum + value * windows
+            epoch_sum += float(losses.sum())
             epoch_windows += windows
-            window_sum, windows, mix = None, 0, Counter()
+            pending, keys, windows = [], [], 0
             tic = time.perf_counter()
-    return float(epoch_sum / epoch_windows) if epoch_windows else float("nan")
+    return epoch_sum / epoch_windows if epoch_windows else float("nan")

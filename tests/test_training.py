@@ -124,3 +124,9 @@ def test_multi_epoch_history():
 def test_fit_rejects_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         fit(**{"num_samples": 600, **kwargs})
+
+
+def test_non_finite_loss_stops_training_naming_epoch_batch_and_bucket():
+    from sinlstm_sym.training import NonFiniteLossError
+    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 0, batch \d+ \(bucket_key \d\)"):
+        fit(seed=0, num_samples=3000, log_every=5, optimizer="adam", optimizer_params={"learning_rate": 1e38})
