@@ -5,43 +5,13 @@ Defaults: buckets 1..9, per-step ("sequence") labels, Adam, one epoch of 300000 
 Prints progress, then the error per length on fresh windows, trained and unseen lengths.
 """
 import argparse
-import json
 import logging
 import sys
-from typing import List
 
 from sinlstm_sym import fit
+from sinlstm_sym.cli_args import float_list, int_list, json_dict
 from sinlstm_sym.evaluation import format_error_table, per_length_error
 from sinlstm_sym.params import CELLS, DEFAULT_CELL
-
-
-def int_list(text: str) -> List[int]:
-    """'1-9,12,16' -> [1, 2, ..., 9, 12, 16]."""
-    values: List[int] = []
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.partition("-")
-            values.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ints and ranges such as '1-9,12', got {text!r}") from None
-    return values
-
-
-def float_list(text: str) -> List[float]:
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def json_dict(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"learning_rate\": 0.01}}': {err}")
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ctx", default="cpu", help="'cpu', 'gpu', 'gpu:0,1' (the GPU build must be installed)")
     p.add_argument("--seed", type=int, default=0, help="seed of windows and initial weights")
     p.add_argument("--log-every", type=int, default=100, help="log the mean loss every N batches")
+    p.add_argument("--checkpoint", metavar="DIR", default=None,
+                   help="write an atomic checkpoint to DIR after every epoch (see python -m sinlstm_sym.evaluate)")
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="also checkpoint every N batches (needs --checkpoint)")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint")
     p.add_argument("--eval-lengths", type=int_list, default=list(range(1, 10)) + [12, 16, 20],
                    help="lengths of the error table (fresh windows; unseen lengths are marked)")
     p.add_argument("--eval-samples", type=int, default=3000, help="fresh windows per length in the error table")
@@ -88,9 +63,10 @@ def main(argv=None) -> int:
                   num_samples=args.num_samples, num_epoch=args.num_epoch, label_mode=args.label_mode,
                   optimizer=args.optimizer, optimizer_params=args.optimizer_params, ctx=args.ctx, seed=args.seed,
                   log_every=args.log_every)
+    saving = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
     try:
-        result = fit(feature=args.feature, cell=args.cell, length_weights=args.length_weights, **common)
-    except (ValueError, TypeError) as err:
+        result = fit(feature=args.feature, cell=args.cell, length_weights=args.length_weights, **common, **saving)
+    except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.compare_gluon:
@@ -102,9 +78,8 @@ def main(argv=None) -> int:
         print(f"{'epoch':>5} {'batch':>6} {'BucketingModule':>16} {'Gluon reference':>16}")
         for ours, theirs in zip(result.loss_history, reference.loss_history):
             print(f"{ours.epoch:>5} {ours.batch:>6} {ours.loss:>16.6f} {theirs.loss:>16.6f}")
-    predictor = result.predictor()
-    rows = per_length_error(predictor, args.eval_lengths, num_samples=args.eval_samples, seed=args.seed + 1,
-                            trained_lengths=args.buckets)
+    predictor = result.predictor(trained_lengths=args.buckets)
+    rows = per_length_error(predictor, args.eval_lengths, num_samples=args.eval_samples, seed=args.seed + 1)
     target = "last step" if args.label_mode == "last" else "every step"
     print(f"\nerror per length on {args.eval_samples} fresh windows each ({target})")
     print(format_error_table(rows))

@@ -228,6 +228,16 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         super().forward(data_batch, is_train=is_train)
         self._outputs_valid = True
 
+    def save_optimizer_states(self, fname: str) -> None:
+        """Save the optimizer state (shared by every bucket) through the current bucket's module."""
+        check_condition(self.optimizer_initialized, "save_optimizer_states needs init_optimizer first", RuntimeError)
+        self._curr_module.save_optimizer_states(fname)  # BucketingModule offers no public call for this
+
+    def load_optimizer_states(self, fname: str) -> None:
+        """Load the optimizer state saved by :meth:`save_optimizer_states`."""
+        check_condition(self.optimizer_initialized, "load_optimizer_states needs init_optimizer first", RuntimeError)
+        self._curr_module.load_optimizer_states(fname)
+
     def get_outputs(self, merge_multi_context=True):
         check_condition(self._outputs_valid, "no outputs: the last forward() failed or none ran, so the outputs "
                         "would be those of another batch", RuntimeError)

@@ -1,5 +1,9 @@
-"""Error per window length on fresh windows, as rows and as a plain-text table."""
-from typing import Dict, Iterable, List, Optional, Sequence
+"""Error per window length on fresh windows: rows, a plain-text table, CSV and JSON."""
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -7,7 +11,7 @@ from .checks import check_int, check_int_sequence
 from .data import half_sine, make_windows
 from .predictor import Predictor
 
-Row = Dict[str, object]
+Row = Dict[str, Any]
 
 
 def per_length_error(predictor: Predictor, lengths: Iterable[int] = range(1, 21), num_samples: int = 3000,
@@ -16,12 +20,13 @@ def per_length_error(predictor: Predictor, lengths: Iterable[int] = range(1, 21)
     """For each length: MSE, max absolute error and per-step max absolute error on fresh windows.
 
     Windows are drawn like :class:`SinBucketIter`'s from a generator seeded by ``seed``.
-    A row's ``trained`` flag says whether the length is in ``trained_lengths``.
+    A row's ``trained`` flag says whether the length is in ``trained_lengths``
+    (default: the predictor's own ``trained_lengths``).
     """
     lengths = check_int_sequence("lengths", lengths, minimum=1)
     num_samples = check_int("num_samples", num_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
-    trained = set(trained_lengths or ())
+    trained = set(trained_lengths if trained_lengths is not None else (predictor.trained_lengths or ()))
     rng = np.random.default_rng(seed)
     rows: List[Row] = []
     for length in lengths:
@@ -39,7 +44,46 @@ def format_error_table(rows: Sequence[Row]) -> str:
     lines = [f"{'length':>6}  {'trained':>7}  {'mse':>10}  {'max|err|':>9}  {'worst step':>10}"]
     for row in rows:
         per_step = row["per_step_max_abs_error"]
-        worst = str(int(np.argmax(per_step)) + 1) if len(per_step) > 1 else "-"  # type: ignore[arg-type]
+        worst = str(int(np.argmax(per_step)) + 1) if len(per_step) > 1 else "-"
         lines.append(f"{row['length']:>6}  {'yes' if row['trained'] else 'no':>7}  {row['mse']:>10.3e}  "
                      f"{row['max_abs_error']:>9.4f}  {worst:>10}")
     return "\n".join(lines)
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` returns: one row per length."""
+
+    rows: List[Row]
+
+    def __str__(self) -> str:
+        return format_error_table(self.rows)
+
+    def flat_rows(self) -> List[Dict[str, Any]]:
+        """Rows with the per-step errors as one ';'-joined string (for CSV)."""
+        return [{**row, "per_step_max_abs_error": ";".join(f"{e:.6g}" for e in row["per_step_max_abs_error"])}
+                for row in self.rows]
+
+    def write_json(self, path: Union[str, Path]) -> None:
+        Path(path).write_text(json.dumps(self.rows, indent=1))
+
+    def write_csv(self, path: Union[str, Path]) -> None:
+        with open(path, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+            writer.writeheader()
+            writer.writerows(self.flat_rows())
+
+
+def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = range(1, 21),
+             num_samples: int = 3000, seed: int = 0) -> Evaluation:
+    """Error per length of ``model`` (a Predictor, a FitResult or a checkpoint directory) on fresh windows."""
+    if isinstance(model, (str, Path)):
+        predictor = Predictor.load(str(model))
+    elif isinstance(model, Predictor):
+        predictor = model
+    elif hasattr(model, "predictor") and hasattr(model, "settings"):
+        predictor = model.predictor(trained_lengths=model.settings["buckets"])
+    else:
+        raise TypeError(f"model must be a Predictor, a FitResult or a checkpoint directory, got "
+                        f"{type(model).__name__}")
+    return Evaluation(per_length_error(predictor, lengths, num_samples=num_samples, seed=seed))

@@ -44,11 +44,37 @@ def plot_predictions(predictor: Predictor, lengths: Sequence[int], path: str, se
         ax.set_title(f"L={length}, t0={t0[0]:.3f}", fontsize=9)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        if length <= 12:
+            ax.set_xticks(steps)
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in axes.ravel()[len(lengths):]:
         ax.axis("off")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("prediction vs label per step, one window per length", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_error_per_length(rows: Sequence[dict], path: str) -> str:
+    """Save MSE and max absolute error per length (bars; trained lengths in blue, unseen in orange)."""
+    check_condition(len(rows) > 0, "rows must not be empty")
+    plt = _pyplot()
+    lengths = [r["length"] for r in rows]
+    colors = ["tab:blue" if r["trained"] else "tab:orange" for r in rows]
+    fig, (ax_mse, ax_max) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, key, title in ((ax_mse, "mse", "mean squared error (log scale)"), (ax_max, "max_abs_error",
+                                                                                "max |error|")):
+        ax.bar([str(n) for n in lengths], [r[key] for r in rows], color=colors)
+        if key == "mse":
+            ax.set_yscale("log")
+        ax.set_xlabel("window length")
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(labelsize=7)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:blue", "tab:orange")]
+    ax_mse.legend(handles, ["trained length", "unseen length"], fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -6,7 +6,7 @@ prediction symbol only). Bound modules are kept in an LRU cache of at most
 without bound; an evicted length is simply bound again when asked for.
 """
 from collections import OrderedDict
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -32,7 +32,7 @@ class Predictor:
     def __init__(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int] = (10, 20, 1),
                  label_mode: str = "sequence", feature: str = "time", cell: str = DEFAULT_CELL,
                  ctx: ContextSpec = None, batch_size: int = 1024, max_cached_lengths: int = 16,
-                 step: float = 0.01) -> None:
+                 step: float = 0.01, trained_lengths: Optional[Sequence[int]] = None) -> None:
         self.hidden_sizes = check_hidden_sizes(hidden_sizes)
         self.label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
         self.feature = check_choice("feature", feature, FEATURES)
@@ -40,6 +40,7 @@ class Predictor:
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.max_cached_lengths = check_int("max_cached_lengths", max_cached_lengths, minimum=1)
         self.step = float(step)
+        self.trained_lengths = tuple(trained_lengths) if trained_lengths is not None else None
         contexts = resolve_contexts(ctx)
         check_condition(len(contexts) == 1, f"ctx for prediction must be one device, got {contexts}")
         self.context = contexts[0]
@@ -55,6 +56,20 @@ class Predictor:
         self._arg_params = {k: mx.nd.array(v, ctx=self.context) for k, v in layout.items()}
         self._sym_gen = make_sym_gen(self.hidden_sizes, label_mode=self.label_mode, cell=self.cell, with_loss=False)
         self._modules: "OrderedDict[int, mx.mod.Module]" = OrderedDict()
+
+    @classmethod
+    def load(cls, directory: str, ctx: ContextSpec = None, **kwargs: Any) -> "Predictor":
+        """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``)."""
+        from .checkpoint import load_checkpoint
+        from .params import to_canonical
+        saved = load_checkpoint(directory)
+        s = saved.config["settings"]
+        try:
+            params = to_canonical(saved.arg_params, s["cell"], s["hidden_sizes"])
+            return cls(params, hidden_sizes=s["hidden_sizes"], label_mode=s["label_mode"], feature=s["feature"],
+                       cell=s["cell"], ctx=ctx, trained_lengths=s["buckets"], **kwargs)
+        except (KeyError, ValueError, TypeError) as err:
+            raise ValueError(f"{saved.path}: parameters do not match the checkpoint's settings ({err})") from None
 
     @property
     def cached_lengths(self) -> Sequence[int]:
@@ -107,3 +122,30 @@ class Predictor:
         t0 = np.atleast_1d(np.asarray(t0, dtype=np.float64))
         inputs, _ = make_windows(t0, length, self.step, self.label_mode, self.feature, target)
         return self.predict(inputs)
+
+    def forecast(self, history: np.ndarray, steps: int, window: Optional[int] = None) -> np.ndarray:
+        """Roll a ``feature='value'`` model forward on its own outputs: the next ``steps`` values.
+
+        ``history`` holds past values ``target(t)`` at spacing ``step``: shape ``(H,)`` or
+        ``(N, H)``. Each step feeds the last ``window`` values (default: the longest trained
+        length, else all of ``history``) and appends the model's prediction of the next one.
+        Returns ``(steps,)`` or ``(N, steps)``.
+        """
+        check_condition(self.feature == "value", "forecast needs a model trained with feature='value' (its inputs "
+                        f"are past values); this one has feature={self.feature!r}")
+        steps = check_int("steps", steps, minimum=1)
+        series = np.asarray(history, dtype=np.float64)
+        single = series.ndim == 1
+        series = series[None, :] if single else series
+        check_condition(series.ndim == 2 and series.shape[1] >= 1,
+                        f"history must have shape (H,) or (N, H) with H >= 1, got {np.shape(history)}")
+        if window is None:
+            window = max(self.trained_lengths) if self.trained_lengths else series.shape[1]
+        window = check_int("window", window, minimum=1)
+        out = np.empty((series.shape[0], steps))
+        for i in range(steps):
+            recent = series[:, -window:]
+            pred = self.predict(recent)
+            out[:, i] = pred if self.label_mode == "last" else pred[:, -1]
+            series = np.concatenate([series, out[:, i:i + 1]], axis=1)
+        return out[0] if single else out

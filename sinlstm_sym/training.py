@@ -1,15 +1,19 @@
 """``fit``: train the stacked LSTM on bucketed sine windows with ``mx.mod.BucketingModule``."""
+import json
 import logging
+import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
 import numpy as np
 
 from .bucket_checks import SafeBucketingModule, check_sym_gen
-from .checks import check_choice, check_condition, check_int
+from .checkpoint import load_checkpoint, save_checkpoint
+from .checks import check_bool, check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
 from .data import FEATURES, LABEL_MODES, SinBucketIter, label_shape
 from .params import CELLS, DEFAULT_CELL, ParamDict, check_hidden_sizes, init_params, to_canonical, to_layout
@@ -80,11 +84,131 @@ def create_optimizer(optimizer: str, optimizer_params: Optional[Mapping[str, Any
             from None
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
+
+
+@dataclass
+class Progress:
+    """Where training stands; a checkpoint stores it so that a resumed run continues exactly."""
+
+    epoch: int = 0  # current epoch
+    batch: int = 0  # batches done in the current epoch
+    global_batch: int = 0
+    history: List[LossRecord] = field(default_factory=list)
+    epoch_losses: List[float] = field(default_factory=list)
+    window_loss: float = 0.0  # loss summed over windows since the last log point (flushed part)
+    window_windows: int = 0
+    window_keys: List[int] = field(default_factory=list)
+    epoch_loss: float = 0.0  # loss summed over the current epoch's windows (flushed part)
+    epoch_windows: int = 0
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Dict[str, Any]) -> "Progress":
+        payload = dict(payload)
+        payload["history"] = [LossRecord(**{**r, "bucket_counts": {int(k): v for k, v in r["bucket_counts"].items()}})
+                              for r in payload["history"]]
+        return cls(**payload)
+
+
+def _json_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    return json.loads(json.dumps(settings, default=repr))
+
+
+# Settings a resumed run may change: they do not alter the numbers of the training.
+_RESUMABLE_CHANGES = ("num_epoch", "ctx")
+
+
+class _Trainer:
+    """The training loop of :func:`fit`: batches, loss bookkeeping, log points, checkpoints."""
+
+    def __init__(self, module: SafeBucketingModule, train_iter: SinBucketIter, optimizer: mx.optimizer.Optimizer,
+                 settings: Dict[str, Any], progress: Progress, log: logging.Logger,
+                 checkpoint: Optional[Path], checkpoint_every: Optional[int]) -> None:
+        self.module, self.train_iter, self.optimizer = module, train_iter, optimizer
+        self.settings, self.progress, self.log = settings, progress, log
+        self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
+        self.pending: List[mx.nd.NDArray] = []  # per-batch loss sums not yet read from the device
+        self.pending_keys: List[int] = []
+
+    def run(self, num_epoch: int) -> None:
+        p = self.progress
+        while p.epoch < num_epoch:
+            self.train_iter.set_epoch(p.epoch, p.batch)
+            self._epoch()
+            p.epoch_losses.append(p.epoch_loss / p.epoch_windows if p.epoch_windows else float("nan"))
+            self.log.info("epoch %d done: mean loss %.6f", p.epoch, p.epoch_losses[-1])
+            p.epoch, p.batch, p.epoch_loss, p.epoch_windows = p.epoch + 1, 0, 0.0, 0
+            self._save()
+
+    def _epoch(self) -> None:
+        p, total = self.progress, self.train_iter.num_batches
+        self.tic, self.tic_windows = time.perf_counter(), p.window_windows
+        for batch in self.train_iter:
+            self.module.forward(batch, is_train=True)
+            self.module.backward()
+            self.module.update()
+            self.pending.append(self.module.get_outputs()[0].sum())
+            self.pending_keys.append(batch.bucket_key)
+            p.batch += 1
+            p.global_batch += 1
+            if p.batch % self.settings["log_every"] == 0 or p.batch == total:
+                self._log_point(total)
+            if self.checkpoint_every and p.global_batch % self.checkpoint_every == 0 and p.batch < total:
+                self._save()
+
+    def _flush(self) -> None:
+        """Read the pending per-batch losses (one device sync), stop on a non-finite one."""
+        if not self.pending:
+            return
+        p = self.progress
+        sums = mx.nd.concat(*self.pending, dim=0).asnumpy().astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(sums))
+        if bad.size:
+            i = int(bad[0])
+            raise NonFiniteLossError(
+                f"loss became {sums[i]} at epoch {p.epoch}, batch {p.batch - len(sums) + i + 1} (bucket_key "
+                f"{self.pending_keys[i]}); training stopped, no checkpoint written after it. Lower the learning "
+                "rate (optimizer_params) or check the data")
+        windows = len(sums) * self.train_iter.batch_size
+        p.window_loss += float(sums.sum())
+        p.window_windows += windows
+        p.window_keys += self.pending_keys
+        p.epoch_loss += float(sums.sum())
+        p.epoch_windows += windows
+        self.pending, self.pending_keys = [], []
+
+    def _log_point(self, total: int) -> None:
+        self._flush()
+        p = self.progress
+        elapsed = time.perf_counter() - self.tic
+        rate = (p.window_windows - self.tic_windows) / max(elapsed, 1e-9)
+        record = LossRecord(epoch=p.epoch, batch=p.batch, loss=p.window_loss / p.window_windows,
+                            samples_per_sec=rate, bucket_counts=dict(sorted(Counter(p.window_keys).items())))
+        p.history.append(record)
+        self.log.info("epoch %d batch %d/%d buckets %s loss %.6f %.0f samples/s", p.epoch, p.batch, total,
+                      record.bucket_counts, record.loss, record.samples_per_sec)
+        p.window_loss, p.window_windows, p.window_keys = 0.0, 0, []
+        self.tic, self.tic_windows = time.perf_counter(), 0
+
+    def _save(self) -> None:
+        if self.checkpoint is None:
+            return
+        self._flush()
+        save_checkpoint(self.checkpoint, self.module, self.optimizer,
+                        {"settings": _json_settings(self.settings), "progress": self.progress.to_json()})
+
+
 def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10, 20, 1), batch_size: int = 300,
         num_samples: int = 300000, num_epoch: int = 1, label_mode: str = "sequence", feature: str = "time",
         cell: str = DEFAULT_CELL, optimizer: str = "adam", optimizer_params: Optional[Mapping[str, Any]] = None,
         ctx: ContextSpec = None, seed: Optional[int] = None, log_every: int = 100,
-        logger: Optional[logging.Logger] = None, length_weights: Optional[Sequence[float]] = None) -> FitResult:
+        logger: Optional[logging.Logger] = None, length_weights: Optional[Sequence[float]] = None,
+        checkpoint: Union[None, str, "os.PathLike[str]"] = None, checkpoint_every: Optional[int] = None,
+        resume: bool = False) -> FitResult:
     """Train a stacked LSTM on sine windows of the lengths ``buckets`` with a ``BucketingModule``.
 
     Each epoch is ``num_samples // batch_size`` batches from a :class:`SinBucketIter`;
@@ -94,6 +218,13 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     ``log_every`` batches; the loss logged and recorded is the original's L2 loss,
     ``0.5 * (pred - label)^2`` averaged over windows (and steps in sequence mode).
     ``fit(buckets=[9], label_mode='last')`` is the original's fixed 9-step task.
+
+    ``checkpoint='DIR'`` writes an atomic checkpoint (see :mod:`sinlstm_sym.checkpoint`)
+    at the end of every epoch and every ``checkpoint_every`` batches. ``resume=True``
+    continues from the latest checkpoint in ``DIR`` with the same settings (only
+    ``num_epoch`` and ``ctx`` may change); the result equals an uninterrupted run. A
+    NaN or infinite loss raises :class:`NonFiniteLossError` naming epoch, batch and
+    bucket, and no checkpoint is written after it.
     """
     log = logger if logger is not None else globals()["logger"]
     check_condition(isinstance(log, logging.Logger), f"logger must be a logging.Logger or None, got {log!r}",
@@ -104,6 +235,18 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
     feature = check_choice("feature", feature, FEATURES)
     cell = check_choice("cell", cell, CELLS)
+    resume = check_bool("resume", resume)
+    if checkpoint is not None:
+        check_condition(isinstance(checkpoint, (str, os.PathLike)) and str(checkpoint) != "",
+                        f"checkpoint must be a directory path or None, got {checkpoint!r}", TypeError)
+        checkpoint = Path(checkpoint)
+    if checkpoint_every is not None:
+        checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
+        check_condition(checkpoint is not None, "checkpoint_every needs checkpoint='DIR'")
+    check_condition(not resume or checkpoint is not None, "resume=True needs checkpoint='DIR'")
+    saved = load_checkpoint(checkpoint) if resume else None
+    if saved is not None and seed is None:
+        seed = saved.config["settings"]["seed"]
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples,
                                length_weights=length_weights, label_mode=label_mode, feature=feature, seed=seed)
     seed = train_iter.seed
@@ -115,71 +258,37 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
                     optimizer=optimizer, optimizer_params=dict(optimizer_params or {}),
                     ctx=[str(c) for c in contexts], seed=seed, log_every=log_every,
                     length_weights=train_iter.length_weights)
+    if saved is not None:
+        _check_resumable(saved.config["settings"], settings, saved.path)
 
     check_sym_gen(sym_gen, train_iter.buckets, lambda key: {
         train_iter.data_name: (batch_size, key, 1), train_iter.label_name: label_shape(batch_size, key, label_mode)})
     module = SafeBucketingModule(sym_gen, default_bucket_key=train_iter.default_bucket_key, label_mode=label_mode,
                                  context=contexts)
     module.bind(data_shapes=train_iter.provide_data, label_shapes=train_iter.provide_label, for_training=True)
-    initial = {k: mx.nd.array(v) for k, v in to_layout(init_params(hidden_sizes, seed), cell, hidden_sizes).items()}
-    module.init_params(arg_params=initial, aux_params={}, allow_missing=False, force_init=True)
+    if saved is None:
+        params = to_layout(init_params(hidden_sizes, seed), cell, hidden_sizes)
+        progress = Progress()
+    else:
+        params, opt, progress = saved.arg_params, saved.optimizer(), Progress.from_json(saved.config["progress"])
+        log.info("resuming from %s at epoch %d, batch %d", saved.path, progress.epoch, progress.batch)
+    module.init_params(arg_params={k: mx.nd.array(v) for k, v in params.items()}, aux_params={},
+                       allow_missing=False, force_init=True)
     module.init_optimizer(kvstore="local", optimizer=opt)
+    if saved is not None:
+        module.load_optimizer_states(str(saved.states_file))
 
     log.info("training %s stacked LSTM %s on buckets %s (%d batches of %d per epoch, %s), %d epoch(s), seed %d",
              cell, list(hidden_sizes), list(train_iter.buckets), train_iter.num_batches, batch_size,
              label_mode, num_epoch, seed)
-    history: List[LossRecord] = []
-    epoch_losses: List[float] = []
-    for epoch in range(num_epoch):
-        if epoch > 0:
-            train_iter.reset()
-        epoch_loss = _train_epoch(module, train_iter, epoch, log_every, history, log)
-        epoch_losses.append(epoch_loss)
-        log.info("epoch %d done: mean loss %.6f", epoch, epoch_loss)
-    return FitResult(module=module, sym_gen=sym_gen, loss_history=history, epoch_losses=epoch_losses,
-                     settings=settings)
+    trainer = _Trainer(module, train_iter, opt, settings, progress, log, checkpoint, checkpoint_every)
+    trainer.run(num_epoch)
+    return FitResult(module=module, sym_gen=sym_gen, loss_history=progress.history,
+                     epoch_losses=progress.epoch_losses, settings=settings)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
-
-
-def _first_non_finite(losses: np.ndarray, keys: List[int], first_batch: int, epoch: int) -> None:
-    bad = np.flatnonzero(~np.isfinite(losses))
-    if bad.size:
-        i = int(bad[0])
-        raise NonFiniteLossError(f"loss became {losses[i]} at epoch {epoch}, batch {first_batch + i} "
-                                 f"(bucket_key {keys[i]}); training stopped. Lower the learning rate "
-                                 "(optimizer_params) or check the data")
-
-
-def _train_epoch(module: mx.mod.BucketingModule, train_iter: SinBucketIter, epoch: int, log_every: int,
-                 history: List[LossRecord], log: logging.Logger) -> float:
-    """One pass over ``train_iter``; per-batch losses stay on the device until a log point."""
-    total = train_iter.num_batches
-    pending: List[mx.nd.NDArray] = []  # summed loss of each batch since the last log point
-    keys: List[int] = []
-    epoch_sum, epoch_windows, windows = 0.0, 0, 0
-    tic = time.perf_counter()
-    for nbatch, batch in enumerate(train_iter, start=1):
-        module.forward(batch, is_train=True)
-        module.backward()
-        module.update()
-        pending.append(module.get_outputs()[0].sum())
-        keys.append(batch.bucket_key)
-        windows += batch.data[0].shape[0]
-        if nbatch % log_every == 0 or nbatch == total:
-            losses = mx.nd.concat(*pending, dim=0).asnumpy().astype(np.float64)
-            _first_non_finite(losses / batch.data[0].shape[0], keys, nbatch - len(keys) + 1, epoch)
-            value = float(losses.sum()) / windows
-            elapsed = time.perf_counter() - tic
-            record = LossRecord(epoch=epoch, batch=nbatch, loss=value, samples_per_sec=windows / max(elapsed, 1e-9),
-                                bucket_counts=dict(sorted(Counter(keys).items())))
-            history.append(record)
-            log.info("epoch %d batch %d/%d buckets %s loss %.6f %.0f samples/s", epoch, nbatch, total,
-                     record.bucket_counts, value, record.samples_per_sec)
-            epoch_sum += float(losses.sum())
-            epoch_windows += windows
-            pending, keys, windows = [], [], 0
-            tic = time.perf_counter()
-    return epoch_sum / epoch_windows if epoch_windows else float("nan")
+def _check_resumable(saved: Dict[str, Any], current: Dict[str, Any], path: Path) -> None:
+    now = _json_settings(current)
+    differ = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE_CHANGES and saved.get(k) != now.get(k))
+    check_condition(not differ, f"resume=True: the checkpoint {path} was trained with other settings: " + ", ".join(
+        f"{k}={saved.get(k)!r} there, {now.get(k)!r} now" for k in differ))
