@@ -71,11 +71,12 @@ def mxnet_epoch(config: Dict[str, Any]) -> int:
 
 
 def save_checkpoint(directory: PathLike, module: mx.mod.BucketingModule, optimizer: mx.optimizer.Optimizer,
-                    config: Dict[str, Any]) -> Path:
+                    config: Dict[str, Any], with_optimizer: bool = True) -> Path:
     """Write one checkpoint of ``module`` and ``optimizer`` with ``config``; return its directory.
 
     ``config`` must hold ``settings`` (the fit arguments) and ``progress`` (epoch, batch,
     global_batch, ...). Parameters that are not finite are refused: no NaN checkpoint.
+    ``with_optimizer=False`` (distributed training) leaves out the optimizer state.
     """
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
@@ -91,10 +92,11 @@ def save_checkpoint(directory: PathLike, module: mx.mod.BucketingModule, optimiz
     tmp.mkdir()
     epoch = mxnet_epoch(config)
     module.save_checkpoint(str(tmp / PREFIX), epoch)
-    module.save_optimizer_states(str(tmp / f"{PREFIX}-{epoch:04d}.states"))
-    with open(tmp / OPTIMIZER, "wb") as handle:
-        pickle.dump(optimizer, handle)
-    full = dict(config, format=FORMAT, format_version=FORMAT_VERSION, library_version=__version__,
+    if with_optimizer:
+        module.save_optimizer_states(str(tmp / f"{PREFIX}-{epoch:04d}.states"))
+        with open(tmp / OPTIMIZER, "wb") as handle:
+            pickle.dump(optimizer, handle)
+    full = dict(config, optimizer_state=with_optimizer, format=FORMAT, format_version=FORMAT_VERSION, library_version=__version__,
                 mxnet_version=mx.__version__, checkpoint=name, mxnet_epoch=epoch)
     with open(tmp / CONFIG, "w") as handle:
         json.dump(full, handle, indent=1, sort_keys=True, default=repr)
@@ -138,6 +140,8 @@ class Checkpoint:
     def optimizer(self) -> mx.optimizer.Optimizer:
         """The pickled optimizer (with its update counts, which Adam's bias correction needs)."""
         path = self.path / OPTIMIZER
+        check_condition(self.config.get("optimizer_state", True), f"{self.path}: written by distributed training, "
+                        "it holds no optimizer state and cannot be resumed (it can be loaded for prediction)")
         check_condition(path.is_file(), f"{path}: missing; the checkpoint is incomplete", FileNotFoundError)
         try:
             with open(path, "rb") as handle:

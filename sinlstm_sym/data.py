@@ -6,6 +6,7 @@ one step ahead: ``target(t0 + step * L)`` for the last step only, or
 ``target(t_{k+1})`` at every step.
 """
 import logging
+from collections import Counter
 from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -95,10 +96,18 @@ class SinBucketIter(mx.io.DataIter):
     ``length_weights``. ``provide_data``/``provide_label`` and ``default_bucket_key``
     describe the largest bucket; each batch carries its own descriptions.
 
-    Randomness comes only from a private generator seeded by ``(seed, epoch)``: the
-    same ``seed`` yields the same batches, epoch after epoch, and numpy's and MXNet's
-    global generators are never used. With ``seed=None`` a seed is drawn once and kept
-    in :attr:`seed`, so a run can be repeated after the fact.
+    Randomness comes only from private generators seeded by ``(seed, epoch)`` (the batch
+    order) and ``(seed, epoch, batch)`` (each batch's windows): the same ``seed`` yields
+    the same batches, epoch after epoch, and numpy's and MXNet's global generators are
+    never used. With ``seed=None`` a seed is drawn once and kept in :attr:`seed`, so a
+    run can be repeated after the fact.
+
+    Sharding for data-parallel workers: ``num_parts`` iterators with ``part_index`` 0 ..
+    ``num_parts - 1`` and the same seed split one global epoch of ``num_parts *
+    num_batches`` batches. The k-th batch of each bucket in the global order goes to part
+    ``k % num_parts``, so the parts are disjoint, cover the epoch, and each has exactly
+    ``num_batches`` batches with the same bucket mix (every worker runs the same number
+    of updates, as ``dist_sync`` requires).
     """
 
     def __init__(self, buckets: Sequence[int], batch_size: int = 300, num_samples: int = 300000,
@@ -106,7 +115,7 @@ class SinBucketIter(mx.io.DataIter):
                  feature: str = "time", step: float = 0.01, t_low: float = 0.0, t_high: float = 1.0,
                  target: Optional[Callable[[np.ndarray], np.ndarray]] = None, shuffle: bool = True,
                  seed: Optional[int] = None, data_name: str = "data", label_name: str = "label",
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", num_parts: int = 1, part_index: int = 0) -> None:
         given = check_int_sequence("buckets", buckets, minimum=1)
         self.buckets = tuple(sorted(given))
         batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -134,7 +143,13 @@ class SinBucketIter(mx.io.DataIter):
         check_condition(self.data_name != self.label_name,
                         f"data_name and label_name must differ, both are {data_name!r}")
         self.dtype = check_choice("dtype", dtype, DTYPES)
-        self.num_batches = self.num_samples // batch_size
+        self.num_parts = check_int("num_parts", num_parts, minimum=1)
+        self.part_index = check_int("part_index", part_index, minimum=0)
+        check_condition(self.part_index < self.num_parts,
+                        f"part_index must be < num_parts ({self.num_parts}), got {part_index}")
+        self.num_batches = self.num_samples // batch_size // self.num_parts
+        check_condition(self.num_batches >= 1, f"num_samples={num_samples} gives fewer than one batch of "
+                        f"{batch_size} per part for num_parts={self.num_parts}")
         self.batches_per_bucket: Dict[int, int] = dict(
             zip(self.buckets, allocate_batches(self.num_batches, self.length_weights)))
         self.default_bucket_key = max(self.buckets)
@@ -160,13 +175,20 @@ class SinBucketIter(mx.io.DataIter):
         return self.label_desc(self.default_bucket_key)
 
     # --- iteration ---------------------------------------------------------
-    def _rng(self, epoch: int) -> np.random.Generator:
-        return np.random.default_rng(np.random.SeedSequence(entropy=self.seed, spawn_key=(epoch,)))
+    def _rng(self, epoch: int, batch: Optional[int] = None) -> np.random.Generator:
+        key = (epoch,) if batch is None else (epoch, batch)
+        return np.random.default_rng(np.random.SeedSequence(entropy=self.seed, spawn_key=key))
 
     def _start_epoch(self) -> None:
-        self._generator = self._rng(self.epoch)
-        counts = [self.batches_per_bucket[k] for k in self.buckets]
-        self.schedule = batch_schedule(self.buckets, counts, self.shuffle, self._generator)
+        counts = [self.batches_per_bucket[k] * self.num_parts for k in self.buckets]
+        self.global_schedule = batch_schedule(self.buckets, counts, self.shuffle, self._rng(self.epoch))
+        seen: Counter = Counter()
+        self.batch_indices: List[int] = []  # positions in the global schedule that belong to this part
+        for position, key in enumerate(self.global_schedule):
+            if seen[key] % self.num_parts == self.part_index:
+                self.batch_indices.append(position)
+            seen[key] += 1
+        self.schedule = [self.global_schedule[i] for i in self.batch_indices]
         self.cursor = 0
 
     def reset(self) -> None:
@@ -180,12 +202,11 @@ class SinBucketIter(mx.io.DataIter):
         cursor = check_int("cursor", cursor, minimum=0)
         check_condition(cursor <= self.num_batches, f"cursor must be <= {self.num_batches}, got {cursor}")
         self._start_epoch()
-        for _ in range(cursor):
-            self._draw_start_times()
         self.cursor = cursor
 
-    def _draw_start_times(self) -> np.ndarray:
-        return self._generator.uniform(self.t_low, self.t_high, size=self.batch_size)
+    def start_times(self, position: int) -> np.ndarray:
+        """Start times of the windows of batch ``position`` of the current epoch's global schedule."""
+        return self._rng(self.epoch, position).uniform(self.t_low, self.t_high, size=self.batch_size)
 
     def iter_next(self) -> bool:
         return self.cursor < len(self.schedule)
@@ -194,7 +215,8 @@ class SinBucketIter(mx.io.DataIter):
         if not self.iter_next():
             raise StopIteration
         length = self.schedule[self.cursor]
-        inputs, labels = make_windows(self._draw_start_times(), length, self.step, self.label_mode,
+        inputs, labels = make_windows(self.start_times(self.batch_indices[self.cursor]), length, self.step,
+                                      self.label_mode,
                                       self.feature, self.target)
         self.cursor += 1
         return mx.io.DataBatch(

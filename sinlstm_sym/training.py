@@ -15,6 +15,7 @@ from .bucket_checks import SafeBucketingModule, check_sym_gen
 from .checkpoint import load_checkpoint, save_checkpoint
 from .checks import check_bool, check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
+from .launch import install_worker_excepthook
 from .data import FEATURES, LABEL_MODES, SinBucketIter, label_shape
 from .params import CELLS, DEFAULT_CELL, ParamDict, check_hidden_sizes, init_params, to_canonical, to_layout
 from .symbol import SymGen, make_sym_gen
@@ -84,6 +85,13 @@ def create_optimizer(optimizer: str, optimizer_params: Optional[Mapping[str, Any
             from None
 
 
+class _WorkerLog(logging.LoggerAdapter):
+    """Prefix every message with the worker's rank in distributed training."""
+
+    def process(self, msg: Any, kwargs: Any) -> Any:
+        return f"[worker {self.extra['rank']}/{self.extra['num_workers']}] {msg}", kwargs
+
+
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
 
@@ -119,7 +127,17 @@ def _json_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
 
 
 # Settings a resumed run may change: they do not alter the numbers of the training.
-_RESUMABLE_CHANGES = ("num_epoch", "ctx")
+_RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore")
+KVSTORES = ("local", "device", "dist_sync", "dist_async")
+
+
+def _pull_final_params(module: mx.mod.BucketingModule, kv: mx.kv.KVStore) -> None:
+    """After ``dist_async`` training: wait for every worker's last push, then pull the servers' weights."""
+    kv._barrier()  # noqa: SLF001 - MXNet 1.9.1 has no public barrier
+    arg_params, aux_params = module.get_params()
+    for name, value in arg_params.items():
+        kv.pull(name, out=value)
+    module.set_params(arg_params, aux_params)
 
 
 class _Trainer:
@@ -199,7 +217,8 @@ class _Trainer:
             return
         self._flush()
         save_checkpoint(self.checkpoint, self.module, self.optimizer,
-                        {"settings": _json_settings(self.settings), "progress": self.progress.to_json()})
+                        {"settings": _json_settings(self.settings), "progress": self.progress.to_json()},
+                        with_optimizer=not self.settings["kvstore"].startswith("dist"))
 
 
 def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10, 20, 1), batch_size: int = 300,
@@ -208,7 +227,7 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
         ctx: ContextSpec = None, seed: Optional[int] = None, log_every: int = 100,
         logger: Optional[logging.Logger] = None, length_weights: Optional[Sequence[float]] = None,
         checkpoint: Union[None, str, "os.PathLike[str]"] = None, checkpoint_every: Optional[int] = None,
-        resume: bool = False) -> FitResult:
+        resume: bool = False, kvstore: str = "local") -> FitResult:
     """Train a stacked LSTM on sine windows of the lengths ``buckets`` with a ``BucketingModule``.
 
     Each epoch is ``num_samples // batch_size`` batches from a :class:`SinBucketIter`;
@@ -225,6 +244,15 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     ``num_epoch`` and ``ctx`` may change); the result equals an uninterrupted run. A
     NaN or infinite loss raises :class:`NonFiniteLossError` naming epoch, batch and
     bucket, and no checkpoint is written after it.
+
+    Several devices: ``ctx=[...]`` splits each batch among them (data parallel);
+    ``kvstore`` ('local' or 'device') aggregates their gradients. Several processes or
+    machines: ``kvstore='dist_sync'`` or ``'dist_async'`` under MXNet's parameter server
+    (start them with ``python -m sinlstm_sym.launch``); each worker then trains on its own
+    shard (``part_index = kv.rank``), and only rank 0 writes checkpoints. Distributed
+    checkpoints hold no optimizer state (it lives on the servers), so they cannot be
+    resumed; ``dist_async`` ends with a barrier and a pull, so every worker returns the
+    same parameters.
     """
     log = logger if logger is not None else globals()["logger"]
     check_condition(isinstance(log, logging.Logger), f"logger must be a logging.Logger or None, got {log!r}",
@@ -236,6 +264,9 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     feature = check_choice("feature", feature, FEATURES)
     cell = check_choice("cell", cell, CELLS)
     resume = check_bool("resume", resume)
+    kvstore = check_choice("kvstore", kvstore, KVSTORES)
+    check_condition(not (resume and kvstore.startswith("dist")),
+                    f"resume=True is not supported with kvstore={kvstore!r}: the optimizer state lives on the servers")
     if checkpoint is not None:
         check_condition(isinstance(checkpoint, (str, os.PathLike)) and str(checkpoint) != "",
                         f"checkpoint must be a directory path or None, got {checkpoint!r}", TypeError)
@@ -247,17 +278,29 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     saved = load_checkpoint(checkpoint) if resume else None
     if saved is not None and seed is None:
         seed = saved.config["settings"]["seed"]
-    train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples,
-                               length_weights=length_weights, label_mode=label_mode, feature=feature, seed=seed)
-    seed = train_iter.seed
-    opt = create_optimizer(optimizer, optimizer_params, batch_size)
+    check_condition(not kvstore.startswith("dist") or seed is not None,
+                    f"kvstore={kvstore!r} needs an explicit seed: every worker must draw the same epoch to shard it")
     contexts = resolve_contexts(ctx)
+    SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, length_weights=length_weights,
+                  label_mode=label_mode, feature=feature, seed=0)  # validates the data arguments before connecting
+    if kvstore.startswith("dist"):
+        install_worker_excepthook()  # under the launcher, an uncaught error ends this worker instead of hanging
+    kv = mx.kv.create(kvstore) if kvstore.startswith("dist") else kvstore
+    rank, num_workers = (kv.rank, kv.num_workers) if kvstore.startswith("dist") else (0, 1)
+    if num_workers > 1:
+        log = _WorkerLog(log, {"rank": rank, "num_workers": num_workers})  # type: ignore[assignment]
+    train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples,
+                               length_weights=length_weights, label_mode=label_mode, feature=feature, seed=seed,
+                               num_parts=num_workers, part_index=rank)
+    seed = train_iter.seed
+    opt = create_optimizer(optimizer, optimizer_params,
+                           batch_size * (num_workers if kvstore == "dist_sync" else 1))
     sym_gen = make_sym_gen(hidden_sizes, label_mode=label_mode, cell=cell)
     settings = dict(buckets=train_iter.buckets, hidden_sizes=hidden_sizes, batch_size=batch_size,
                     num_samples=num_samples, num_epoch=num_epoch, label_mode=label_mode, feature=feature, cell=cell,
                     optimizer=optimizer, optimizer_params=dict(optimizer_params or {}),
                     ctx=[str(c) for c in contexts], seed=seed, log_every=log_every,
-                    length_weights=train_iter.length_weights)
+                    length_weights=train_iter.length_weights, kvstore=kvstore, num_workers=num_workers, rank=rank)
     if saved is not None:
         _check_resumable(saved.config["settings"], settings, saved.path)
 
@@ -274,15 +317,18 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
         log.info("resuming from %s at epoch %d, batch %d", saved.path, progress.epoch, progress.batch)
     module.init_params(arg_params={k: mx.nd.array(v) for k, v in params.items()}, aux_params={},
                        allow_missing=False, force_init=True)
-    module.init_optimizer(kvstore="local", optimizer=opt)
+    module.init_optimizer(kvstore=kv, optimizer=opt)
     if saved is not None:
         module.load_optimizer_states(str(saved.states_file))
 
     log.info("training %s stacked LSTM %s on buckets %s (%d batches of %d per epoch, %s), %d epoch(s), seed %d",
              cell, list(hidden_sizes), list(train_iter.buckets), train_iter.num_batches, batch_size,
              label_mode, num_epoch, seed)
-    trainer = _Trainer(module, train_iter, opt, settings, progress, log, checkpoint, checkpoint_every)
+    trainer = _Trainer(module, train_iter, opt, settings, progress, log, checkpoint if rank == 0 else None,
+                       checkpoint_every)
     trainer.run(num_epoch)
+    if kvstore == "dist_async":
+        _pull_final_params(module, kv)
     return FitResult(module=module, sym_gen=sym_gen, loss_history=progress.history,
                      epoch_losses=progress.epoch_losses, settings=settings)
 

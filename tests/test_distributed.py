@@ -1,0 +1,91 @@
+"""fit under MXNet's parameter server, started by sinlstm_sym.launch on 127.0.0.1; each run bounded."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from sinlstm_sym import fit
+
+WORKER = Path(__file__).with_name("dist_worker.py")
+
+
+def job_processes(marker):
+    """Pids whose command line mentions ``marker`` (our job's unique output directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def launch(out, kvstore, *extra, timeout=180):
+    tic = time.time()
+    proc = subprocess.run([sys.executable, "-m", "sinlstm_sym.launch", "-n", "2", "-s", "1", "--timeout", "150",
+                           "--", sys.executable, str(WORKER), str(out), kvstore, *extra],
+                          capture_output=True, text=True, timeout=timeout)
+    return proc, time.time()
+
+
+def results(out):
+    found = {}
+    for rank in (0, 1):
+        found[rank] = (json.loads((out / f"result-{rank}.json").read_text()), dict(np.load(out / f"params-{rank}.npz")))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kvstore", ["dist_sync", "dist_async"])
+def test_two_workers_train_and_agree(tmp_path, kvstore):
+    proc, _ = launch(tmp_path, kvstore)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (r0, p0), (r1, p1) = results(tmp_path).values()
+    assert {r0["rank"], r1["rank"]} == {0, 1} and r0["num_workers"] == 2
+    assert r0["batches"] == r1["batches"] == 100  # 60000 windows / 300 / 2 workers: the same number of updates
+    for name in p0:
+        np.testing.assert_array_equal(p0[name], p1[name])  # bitwise identical
+    for r in (r0, r1):
+        assert r["losses"][-1] < r["losses"][0] / 2
+    assert "[worker 0/2]" in proc.stderr and "[worker 1/2]" in proc.stderr
+    assert not job_processes(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_a_worker_that_raises_ends_the_whole_job(tmp_path):
+    proc, ended = launch(tmp_path, "dist_sync", "[worker 1/2] epoch 0 batch 40/", timeout=60)
+    assert proc.returncode != 0
+    failed_at = float((tmp_path / "failed_at").read_text())
+    assert ended - failed_at < 10.0
+    assert "simulated worker failure" in proc.stderr and "stopping the job" in proc.stderr
+    time.sleep(0.5)
+    assert not job_processes(str(tmp_path))
+
+
+def test_two_cpu_contexts_match_one():
+    run = dict(seed=2, num_samples=9000, log_every=10)
+    one = fit(**run)
+    for kvstore in ("local", "device"):
+        two = fit(ctx=[mx.cpu(0), mx.cpu(1)], kvstore=kvstore, **run)
+        np.testing.assert_allclose(two.losses, one.losses, rtol=1e-5)
+        p1, p2 = one.arg_params(), two.arg_params()
+        for name in p1:
+            np.testing.assert_allclose(p2[name], p1[name], atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(kvstore="dist"), ValueError, "kvstore must be one of"),
+    (dict(kvstore="dist_sync"), ValueError, "needs an explicit seed"),
+    (dict(kvstore="dist_sync", seed=1, checkpoint="x", resume=True), ValueError, "resume=True is not supported"),
+])
+def test_kvstore_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fit(num_samples=600, **kwargs)

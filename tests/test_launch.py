@@ -1,0 +1,351 @@
+"""The single-machine ps-lite launcher ``sinlstm_sym.launch``: argument checks and CLI, a real 2-worker
+``dist_sync`` job, and teardown when a worker fails, a server dies, the job times out or the launcher itself
+is killed. Everything runs on 127.0.0.1; after each job no process carrying the job's marker may be left."""
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from sinlstm_sym import launch as launch_module
+from sinlstm_sym.launch import LAUNCHED_ENV, install_worker_excepthook, launch, main
+
+PY = sys.executable
+MARKER_VAR = "SINLSTM_TEST_JOB"
+JOB_TIMEOUT = 40.0  # bounds every job started in-process; failures must end far sooner
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the launcher's tests need Linux /proc")
+
+
+def _environ(pid: str) -> Dict[str, str]:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            raw = f.read()
+    except OSError:  # gone, or a zombie
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {k: v for k, _, v in pairs}
+
+
+def job_pids(marker: str) -> List[int]:
+    """Live processes (zombies excluded) whose environment or command line carries ``marker``."""
+    try:
+        import psutil
+    except ImportError:
+        psutil = None
+    if psutil is not None:
+        found = []
+        for proc in psutil.process_iter(["environ", "cmdline", "status"]):
+            info = proc.info
+            environ = info["environ"] or {}
+            if (marker in " ".join(info["cmdline"] or []) or environ.get(MARKER_VAR) == marker) \
+                    and info["status"] != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        return found
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline or _environ(pid).get(MARKER_VAR) == marker:
+            found.append(int(pid))
+    return found
+
+
+def assert_nothing_left(marker: str, within: float = 5.0) -> None:
+    end = time.monotonic() + within
+    while job_pids(marker) and time.monotonic() < end:
+        time.sleep(0.1)
+    left = job_pids(marker)
+    assert not left, "left behind: " + "; ".join(f"{p}: {_environ(str(p)).get('DMLC_ROLE')}" for p in left)
+
+
+@pytest.fixture
+def marker() -> str:
+    return f"job-{uuid.uuid4().hex}"
+
+
+def run_job(command: List[str], marker: str, **kwargs) -> Tuple[int, float]:
+    """``launch`` with the marker in every process's environment; returns (exit status, seconds)."""
+    kwargs.setdefault("timeout", JOB_TIMEOUT)
+    start = time.monotonic()
+    status = launch(command, env={MARKER_VAR: marker}, **kwargs)
+    return status, time.monotonic() - start
+
+
+# --- arguments ---------------------------------------------------------------------------------------
+
+OK = dict(command=[PY, "-c", "pass"], num_workers=1)
+BAD = [
+    ("command", "python train.py", TypeError),
+    ("command", [], ValueError),
+    ("command", [PY, 3], TypeError),
+    ("command", None, TypeError),
+    ("command", ["no-such-program-for-sinlstm"], ValueError),
+    ("command", ["/nonexistent/python"], ValueError),
+    ("num_workers", 0, ValueError),
+    ("num_workers", -2, ValueError),
+    ("num_workers", 2.0, TypeError),
+    ("num_workers", True, TypeError),
+    ("num_workers", "2", TypeError),
+    ("num_servers", 0, ValueError),
+    ("num_servers", 1.5, TypeError),
+    ("host", "", ValueError),
+    ("host", None, TypeError),
+    ("host", 127, TypeError),
+    ("host", "no-such-host.invalid", ValueError),
+    ("host", "192.0.2.1", ValueError),
+    ("host", "0.0.0.0", ValueError),  # TEST-NET-1: not an address of this machine
+    ("port", 0, ValueError),
+    ("port", 65536, ValueError),
+    ("port", "9000", TypeError),
+    ("port", 9000.0, TypeError),
+    ("timeout", 0, ValueError),
+    ("timeout", -1.0, ValueError),
+    ("timeout", float("nan"), ValueError),
+    ("timeout", float("inf"), ValueError),
+    ("timeout", "10", TypeError),
+    ("env", ["A=1"], TypeError),
+    ("env", {"A": 1}, TypeError),
+    ("env", {1: "a"}, TypeError),
+    ("env", {"": "a"}, ValueError),
+    ("env", {"A=B": "a"}, ValueError),
+    ("env", {"DMLC_ROLE": "worker"}, ValueError),
+    ("env", {"DMLC_PS_ROOT_PORT": "9000"}, ValueError),
+    ("env", {"PORT": "9000"}, ValueError),
+    ("env", {LAUNCHED_ENV: "0"}, ValueError),
+]
+
+
+@pytest.mark.parametrize("name, value, error", BAD, ids=[f"{n}={v!r}" for n, v, _ in BAD])
+def test_launch_rejects_bad_argument_before_starting_anything(name, value, error):
+    with pytest.raises(error, match=re.escape(name)) as info:
+        launch(**dict(OK, **{name: value}))
+    assert type(info.value) is error
+
+
+def test_launch_rejects_a_port_in_use():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        with pytest.raises(ValueError, match="port"):
+            launch(**OK, port=sock.getsockname()[1])
+
+
+def test_cli_help_explains_every_flag():
+    out = subprocess.run([PY, "-m", "sinlstm_sym.launch", "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--num-workers", "--num-servers", "--host", "--port", "--timeout", "-- COMMAND", "124"):
+        assert flag in out.stdout
+
+
+@pytest.mark.parametrize("argv", [["-n", "2"], ["-n", "2", "--"], ["-n", "2", "python"]])
+def test_cli_without_command_exits_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, name", [(["-n", "0", "--", PY], "num_workers"),
+                                        (["-n", "1", "--timeout", "-3", "--", PY], "timeout"),
+                                        (["-n", "1", "--", "no-such-program-for-sinlstm"], "command")])
+def test_cli_bad_value_prints_error_and_exits_2(argv, name, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and name in err
+
+
+# --- the worker excepthook ---------------------------------------------------------------------------
+
+def test_excepthook_is_not_installed_outside_the_launcher(monkeypatch):
+    monkeypatch.delenv(LAUNCHED_ENV, raising=False)
+    before = sys.excepthook
+    assert install_worker_excepthook() is False
+    assert sys.excepthook is before
+
+
+def test_excepthook_prints_traceback_flushes_and_exits_1():
+    code = textwrap.dedent("""
+        import sys
+        from sinlstm_sym.launch import install_worker_excepthook
+        assert install_worker_excepthook() and install_worker_excepthook()
+        print("buffered output", end="")
+        raise ValueError("worker failure 42")
+    """)
+    env = dict(os.environ, **{LAUNCHED_ENV: "1"})
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 1
+    assert out.stdout == "buffered output"
+    assert "Traceback" in out.stderr and "ValueError: worker failure 42" in out.stderr
+
+
+# --- real jobs -------------------------------------------------------------------------------------------
+
+WORKER = textwrap.dedent("""
+    import json, os, sys
+    from sinlstm_sym.launch import install_worker_excepthook
+    install_worker_excepthook()
+    import mxnet as mx
+
+    out_dir, mode = sys.argv[1], sys.argv[2]
+    kv = mx.kv.create("dist_sync")
+    assert kv.num_workers == 2 and kv.rank in (0, 1), (kv.num_workers, kv.rank)
+    kv.init(7, mx.nd.zeros((3,)))
+    pulled = []
+    for step in range(2):
+        if mode == "raise" and kv.rank == 1 and step == 1:
+            raise RuntimeError("worker rank 1 fails mid-job")
+        kv.push(7, mx.nd.ones((3,)) * (kv.rank + 1) * (step + 1))
+        out = mx.nd.zeros((3,))
+        kv.pull(7, out=out)
+        pulled.append(out.asnumpy().tolist())
+    env = {k: os.environ.get(k) for k in ("DMLC_NODE_HOST", "DMLC_PS_ROOT_URI", "SINLSTM_LAUNCHED")}
+    with open(os.path.join(out_dir, "rank%d.json" % kv.rank), "w") as f:
+        json.dump({"rank": kv.rank, "pulled": pulled, "env": env}, f)
+""")
+
+
+@pytest.fixture
+def worker_script(tmp_path: Path) -> Path:
+    path = tmp_path / "worker.py"
+    path.write_text(WORKER)
+    return path
+
+
+@pytest.mark.slow
+def test_two_worker_dist_sync_job(worker_script, tmp_path, marker, caplog):
+    caplog.set_level(logging.INFO, logger=launch_module.__name__)
+    status, _ = run_job([PY, str(worker_script), str(tmp_path), "ok"], marker, num_workers=2, num_servers=1)
+    assert status == 0, caplog.text
+    results = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
+    assert {r["rank"] for r in results} == {0, 1}
+    for r in results:  # without an optimizer, a dist_sync server stores the sum of the round's pushes
+        assert r["pulled"] == [[3.0] * 3, [6.0] * 3]
+        assert r["env"] == {"DMLC_NODE_HOST": "127.0.0.1", "DMLC_PS_ROOT_URI": "127.0.0.1", "SINLSTM_LAUNCHED": "1"}
+    assert_nothing_left(marker)
+
+
+@pytest.mark.slow
+def test_worker_exception_ends_the_job(worker_script, tmp_path, marker, caplog):
+    status, seconds = run_job([PY, str(worker_script), str(tmp_path), "raise"], marker, num_workers=2)
+    assert status == 1
+    assert seconds < 10.0
+    assert re.search(r"worker \d \(pid \d+\) exited with code 1", caplog.text)
+    assert_nothing_left(marker)
+
+
+@pytest.mark.slow
+def test_timeout_kills_everything_and_returns_124(marker, caplog):
+    status, seconds = run_job([PY, "-c", "import time; time.sleep(1000)"], marker, num_workers=2, timeout=3)
+    assert status == 124
+    assert seconds < 8.0
+    assert "timeout" in caplog.text
+    assert_nothing_left(marker)
+
+
+@pytest.mark.slow
+def test_failing_worker_kills_its_own_children_too(marker, caplog):
+    # The worker leaves a grandchild in its process group and fails: the launcher kills the group.
+    status, seconds = run_job(["sh", "-c", "sleep 1000 & exit 3"], marker, num_workers=2)
+    assert status == 3
+    assert seconds < 10.0
+    assert re.search(r"worker \d \(pid \d+\) exited with code 3", caplog.text)
+    assert_nothing_left(marker)
+
+
+@pytest.mark.slow
+def test_scheduler_and_servers_are_stopped_when_workers_succeed_without_kvstore(marker, caplog):
+    # Nobody registers with ps-lite, so scheduler and servers would wait forever; so would the grandchild.
+    caplog.set_level(logging.INFO, logger=launch_module.__name__)
+    status, seconds = run_job(["sh", "-c", "sleep 1000 & exit 0"], marker, num_workers=2, num_servers=2)
+    assert status == 0
+    assert seconds < 15.0
+    assert "all 2 workers exited with code 0" in caplog.text
+    assert re.search(r"scheduler 0 \(pid \d+\) still runs", caplog.text)
+    assert_nothing_left(marker)
+
+
+def _wait_for_role(marker: str, role: str, within: float = 20.0) -> int:
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        for pid in job_pids(marker):
+            if _environ(str(pid)).get("DMLC_ROLE") == role:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError(f"no {role} of job {marker} appeared within {within} s")
+
+
+@pytest.mark.slow
+def test_dead_server_ends_the_job(marker, caplog):
+    killed: List[Optional[int]] = []
+
+    def kill_server() -> None:
+        try:
+            pid = _wait_for_role(marker, "server")
+            _wait_for_role(marker, "worker")
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except AssertionError:
+            killed.append(None)
+
+    thread = threading.Thread(target=kill_server)
+    thread.start()
+    try:
+        status, _ = run_job([PY, "-c", "import time; time.sleep(1000)"], marker, num_workers=1)
+    finally:
+        thread.join(30)
+    assert killed and killed[0] is not None
+    assert status == 128 + signal.SIGKILL
+    assert f"server 0 (pid {killed[0]}) was killed by SIGKILL" in caplog.text
+    assert_nothing_left(marker)
+
+
+def _start_cli(marker: str, command: List[str]) -> subprocess.Popen:
+    env = dict(os.environ, **{MARKER_VAR: marker})
+    return subprocess.Popen([PY, "-m", "sinlstm_sym.launch", "-n", "2", "-s", "1", "--timeout", str(JOB_TIMEOUT),
+                             "--", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_killing_the_launcher_kills_its_children(marker):
+    launcher = _start_cli(marker, [PY, "-c", "import time; time.sleep(1000)"])
+    try:
+        end = time.monotonic() + 20
+        while len(job_pids(marker)) < 5 and time.monotonic() < end:  # launcher, scheduler, server, 2 workers
+            time.sleep(0.1)
+        assert len(job_pids(marker)) == 5
+        launcher.kill()
+        launcher.wait(10)
+        assert_nothing_left(marker, within=5.0)
+    finally:
+        launcher.kill()
+        launcher.communicate(timeout=10)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launcher_tears_the_job_down(marker):
+    launcher = _start_cli(marker, [PY, "-c", "import time; time.sleep(1000)"])
+    try:
+        _wait_for_role(marker, "worker")
+        launcher.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=10)
+        assert launcher.returncode == 128 + signal.SIGTERM
+        assert "received SIGTERM" in output
+        assert_nothing_left(marker)
+    finally:
+        launcher.kill()
+        launcher.communicate(timeout=10)
