@@ -58,6 +58,13 @@ def _desc_names_shapes(descs: Optional[Sequence], where: str, field: str) -> Lis
     return out
 
 
+def _describe(arrays: Optional[Sequence]) -> str:
+    """A short description of a batch field for an error message (never the values themselves)."""
+    if arrays is None:
+        return "None"
+    return f"{type(arrays).__name__} of {len(arrays)} item(s)"
+
+
 def check_batch(batch: object, spec: BatchSpec, where: str) -> int:
     """Check ``batch`` against ``spec`` before it reaches a module; return its bucket key."""
     check_condition(isinstance(batch, mx.io.DataBatch), f"{where}: expected an mx.io.DataBatch, got "
@@ -66,8 +73,8 @@ def check_batch(batch: object, spec: BatchSpec, where: str) -> int:
     if spec.max_key is not None:
         check_condition(key <= spec.max_key, f"{where}: bucket_key {key} is larger than the default bucket "
                         f"{spec.max_key}; bind with default_bucket_key = the largest length the run will see")
-    check_condition(batch.data is not None and len(batch.data) == 1,
-                    f"{where}: data must be a list of one array, got {batch.data!r}")
+    if batch.data is None or len(batch.data) != 1:
+        raise ValueError(f"{where}: data must be a list of one array, got {_describe(batch.data)}")
     data = batch.data[0]
     check_condition(isinstance(data, mx.nd.NDArray), f"{where}: data[0] must be an mx.nd.NDArray, got "
                     f"{type(data).__name__}", TypeError)
@@ -84,8 +91,8 @@ def check_batch(batch: object, spec: BatchSpec, where: str) -> int:
                     f"{where}: provide_data says shape {provided[0][1]} but the data has shape {data.shape}")
     if spec.label_name is None:
         return key
-    check_condition(batch.label is not None and len(batch.label) == 1,
-                    f"{where}: label must be a list of one array for training, got {batch.label!r}")
+    if batch.label is None or len(batch.label) != 1:
+        raise ValueError(f"{where}: label must be a list of one array for training, got {_describe(batch.label)}")
     label = batch.label[0]
     check_condition(isinstance(label, mx.nd.NDArray), f"{where}: label[0] must be an mx.nd.NDArray, got "
                     f"{type(label).__name__}", TypeError)

@@ -67,6 +67,12 @@ def make_windows(t0: np.ndarray, length: int, step: float, label_mode: str, feat
     return inputs[:, :, None], labels
 
 
+def _to_ndarray(values: np.ndarray, dtype: str) -> mx.nd.NDArray:
+    """Hand a fresh numpy array to MXNet without a copy or an engine sync (``mx.nd.array`` waits
+    for every operation queued before it, which serialises data preparation with training)."""
+    return mx.nd.from_numpy(np.ascontiguousarray(values, dtype=dtype), zero_copy=True)
+
+
 def label_shape(batch_size: int, length: int, label_mode: str) -> Tuple[int, int]:
     """Shape of the label array of a batch."""
     return (batch_size, 1) if label_mode == "last" else (batch_size, length)
@@ -220,7 +226,7 @@ class SinBucketIter(mx.io.DataIter):
                                       self.feature, self.target)
         self.cursor += 1
         return mx.io.DataBatch(
-            data=[mx.nd.array(inputs, dtype=self.dtype)], label=[mx.nd.array(labels, dtype=self.dtype)],
+            data=[_to_ndarray(inputs, self.dtype)], label=[_to_ndarray(labels, self.dtype)],
             pad=0, bucket_key=length, provide_data=self.data_desc(length), provide_label=self.label_desc(length))
 
     def __len__(self) -> int:
