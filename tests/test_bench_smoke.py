@@ -1,0 +1,17 @@
+"""The benchmark script still runs end to end (a smoke run; its figures are not asserted)."""
+import json
+import subprocess
+
+import pytest
+
+
+@pytest.mark.slow
+def test_train_throughput_smoke(root, python, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([python, str(root / "bench" / "train_throughput.py"), "--rounds", "1", "--rows", "1,3,5",
+                           "--batches", "30", "--warmup", "30", "--json", str(out)],
+                          capture_output=True, text=True, timeout=600, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = [line for line in proc.stdout.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
+    assert [line.split("|")[1].strip() for line in table] == ["1", "3", "5"]
+    assert out.stat().st_size > 0 and json.loads(out.read_text())
