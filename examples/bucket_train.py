@@ -35,6 +35,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--optimizer-params", type=json_dict, default=None,
                    help="JSON object of optimizer arguments, e.g. '{\"learning_rate\": 0.01}' (default: MXNet's)")
     p.add_argument("--ctx", default="cpu", help="'cpu', 'gpu', 'gpu:0,1' (the GPU build must be installed)")
+    p.add_argument("--kvstore", choices=["local", "device", "dist_sync", "dist_async"], default="local",
+                   help="gradient aggregation: local/device for several --ctx devices, dist_* for workers started "
+                        "by python -m sinlstm_sym.launch (then only rank 0 prints the report)")
     p.add_argument("--seed", type=int, default=0, help="seed of windows and initial weights")
     p.add_argument("--log-every", type=int, default=100, help="log the mean loss every N batches")
     p.add_argument("--checkpoint", metavar="DIR", default=None,
@@ -63,12 +66,15 @@ def main(argv=None) -> int:
                   num_samples=args.num_samples, num_epoch=args.num_epoch, label_mode=args.label_mode,
                   optimizer=args.optimizer, optimizer_params=args.optimizer_params, ctx=args.ctx, seed=args.seed,
                   log_every=args.log_every)
-    saving = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume)
+    saving = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
+                  kvstore=args.kvstore)
     try:
         result = fit(feature=args.feature, cell=args.cell, length_weights=args.length_weights, **common, **saving)
     except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if result.settings["rank"] != 0:
+        return 0
     if args.compare_gluon:
         from sinlstm_sym.gluon_reference import train_gluon_reference
         if args.feature != "time" or args.length_weights is not None:

@@ -89,3 +89,14 @@ def test_two_cpu_contexts_match_one():
 def test_kvstore_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         fit(num_samples=600, **kwargs)
+
+
+@pytest.mark.slow
+def test_example_under_the_launcher_reports_once(root):
+    proc = subprocess.run([sys.executable, "-m", "sinlstm_sym.launch", "-n", "2", "-s", "1", "--timeout", "150", "--",
+                           sys.executable, str(root / "examples" / "bucket_train.py"), "--kvstore", "dist_sync",
+                           "--num-samples", "12000", "--eval-samples", "50", "--eval-lengths", "1-3"],
+                          capture_output=True, text=True, timeout=180, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("error per length") == 1  # rank 0 only
+    assert "[worker 0/2]" in proc.stderr and "[worker 1/2]" in proc.stderr
