@@ -47,15 +47,17 @@ class BatchSpec:
     max_key: Optional[int] = None  # keys above it are refused (no re-allocation)
 
 
+def _name_shape(desc: object) -> Tuple[str, Tuple[int, ...]]:
+    """(name, shape) of a ``DataDesc`` or of a ``(name, shape)`` pair."""
+    name, shape = (desc.name, desc.shape) if isinstance(desc, mx.io.DataDesc) else (desc[0], desc[1])
+    return name, tuple(shape)
+
+
 def _desc_names_shapes(descs: Optional[Sequence], where: str, field: str) -> List[Tuple[str, Tuple[int, ...]]]:
     check_condition(descs is not None and len(descs) > 0,
                     f"{where}: {field} is missing; every batch must describe its own inputs "
                     "(a DataBatch with provide_data and provide_label)")
-    out = []
-    for desc in descs:
-        name, shape = (desc.name, desc.shape) if isinstance(desc, mx.io.DataDesc) else (desc[0], desc[1])
-        out.append((name, tuple(shape)))
-    return out
+    return [_name_shape(desc) for desc in descs]
 
 
 def _describe(arrays: Optional[Sequence]) -> str:
@@ -159,12 +161,7 @@ def check_sym_gen(sym_gen: Callable, keys: Sequence[int],
 
 
 def _shape_dict(*shape_lists: Optional[ShapeList]) -> Dict[str, Tuple[int, ...]]:
-    shapes: Dict[str, Tuple[int, ...]] = {}
-    for descs in shape_lists:
-        for desc in descs or ():
-            name, shape = (desc.name, desc.shape) if isinstance(desc, mx.io.DataDesc) else (desc[0], desc[1])
-            shapes[name] = tuple(shape)
-    return shapes
+    return dict(_name_shape(desc) for descs in shape_lists for desc in descs or ())
 
 
 class SafeBucketingModule(mx.mod.BucketingModule):

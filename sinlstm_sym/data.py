@@ -5,7 +5,6 @@ A window of length ``L`` starts at ``t0 ~ U[t_low, t_high)`` and has time stamps
 one step ahead: ``target(t0 + step * L)`` for the last step only, or
 ``target(t_{k+1})`` at every step.
 """
-import logging
 from collections import Counter
 from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -15,8 +14,6 @@ import numpy as np
 
 from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
                      check_name, check_weights)
-
-logger = logging.getLogger(__name__)
 
 LABEL_MODES = ("last", "sequence")
 FEATURES = ("time", "value")

@@ -45,9 +45,9 @@ def _cells(net: gluon.rnn.SequentialRNNCell) -> List[gluon.rnn.LSTMCell]:
 
 def copy_params_to_gluon(params: Mapping[str, np.ndarray], net: gluon.rnn.SequentialRNNCell,
                          ctx: ContextSpec = None) -> None:
-    """Load canonical-layout ``params`` (e.g. ``FitResult.arg_params()``) into ``net``, initialising it if needed."""
+    """Load canonical-layout ``params`` (e.g. ``FitResult.arg_params()``) into ``net`` on ``ctx``."""
     cells = _cells(net)
-    hidden_sizes = tuple(c._hidden_size for c in cells)  # noqa: SLF001 - gluon exposes no public getter
+    hidden_sizes = tuple(c.h2h_weight.shape[1] for c in cells)
     expected = unpacked_shapes(hidden_sizes)
     missing = sorted(set(expected) - set(params))
     check_condition(not missing, f"params lacks {missing} for a Gluon model with hidden sizes {list(hidden_sizes)}")
@@ -57,10 +57,7 @@ def copy_params_to_gluon(params: Mapping[str, np.ndarray], net: gluon.rnn.Sequen
             value = np.asarray(params[f"lstm{i}_{part}"], dtype=np.float32)
             check_condition(value.shape == expected[f"lstm{i}_{part}"],
                             f"params['lstm{i}_{part}'] has shape {value.shape}, expected {expected[f'lstm{i}_{part}']}")
-            parameter = getattr(cell, part)
-            if parameter._data is None:  # noqa: SLF001 - the only way to ask whether a Parameter is initialised
-                parameter.initialize(init=mx.init.Constant(value), ctx=contexts)
-            parameter.set_data(mx.nd.array(value))
+            getattr(cell, part).initialize(init=mx.init.Constant(value), ctx=contexts, force_reinit=True)
 
 
 def params_from_gluon(net: gluon.rnn.SequentialRNNCell) -> ParamDict:

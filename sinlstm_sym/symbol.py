@@ -10,17 +10,13 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import mxnet as mx
 
-from .checks import check_bool, check_choice, check_condition, check_int, check_name
+from .bucket_checks import check_key
+from .checks import check_bool, check_choice, check_condition, check_name
 from .data import LABEL_MODES
 from .params import CELLS, DEFAULT_CELL, check_hidden_sizes, layer_prefix
 
 SymGenResult = Tuple[mx.sym.Symbol, Tuple[str, ...], Optional[Tuple[str, ...]]]
 SymGen = Callable[[int], SymGenResult]
-
-
-def check_bucket_key(bucket_key: object) -> int:
-    """A bucket key is a positive int: the number of unrolled steps."""
-    return check_int("bucket_key", bucket_key, minimum=1)
 
 
 def _zero_state(like: mx.sym.Symbol, axis: int, size: int) -> mx.sym.Symbol:
@@ -71,7 +67,7 @@ def make_sym_gen(hidden_sizes: Sequence[int] = (10, 20, 1), label_mode: str = "l
                     f"prediction of one value per step, got {hidden_sizes!r}")
 
     def sym_gen(bucket_key: int) -> SymGenResult:
-        length = check_bucket_key(bucket_key)
+        length = check_key(bucket_key, "sym_gen")
         data = mx.sym.var(data_name)
         if cell == "unrolled":
             seq = _unrolled_stack(data, length, hidden_sizes)  # (B, L, h)
@@ -90,7 +86,4 @@ def make_sym_gen(hidden_sizes: Sequence[int] = (10, 20, 1), label_mode: str = "l
         loss = mx.sym.MakeLoss(per_window, name="loss")
         return mx.sym.Group([loss, mx.sym.BlockGrad(pred, name="pred")]), (data_name,), (label_name,)
 
-    sym_gen.hidden_sizes = hidden_sizes  # type: ignore[attr-defined]
-    sym_gen.label_mode = label_mode  # type: ignore[attr-defined]
-    sym_gen.cell = cell  # type: ignore[attr-defined]
     return sym_gen

@@ -23,7 +23,6 @@ from .symbol import SymGen, make_sym_gen
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class LossRecord:
     """The mean L2 loss over the windows trained since the previous record."""
@@ -191,11 +190,11 @@ class _Trainer:
                 f"loss became {sums[i]} at epoch {p.epoch}, batch {p.batch - len(sums) + i + 1} (bucket_key "
                 f"{self.pending_keys[i]}); training stopped, no checkpoint written after it. Lower the learning "
                 "rate (optimizer_params) or check the data")
-        windows = len(sums) * self.train_iter.batch_size
-        p.window_loss += float(sums.sum())
+        windows, total = len(sums) * self.train_iter.batch_size, float(sums.sum())
+        p.window_loss += total
         p.window_windows += windows
         p.window_keys += self.pending_keys
-        p.epoch_loss += float(sums.sum())
+        p.epoch_loss += total
         p.epoch_windows += windows
         self.pending, self.pending_keys = [], []
 
@@ -218,7 +217,7 @@ class _Trainer:
         self._flush()
         save_checkpoint(self.checkpoint, self.module, self.optimizer,
                         {"settings": _json_settings(self.settings), "progress": self.progress.to_json()},
-                        with_optimizer=not self.settings["kvstore"].startswith("dist"))
+                        with_optimizer=self.settings["kvstore"] in ("local", "device"))
 
 
 def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10, 20, 1), batch_size: int = 300,
@@ -265,7 +264,8 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     cell = check_choice("cell", cell, CELLS)
     resume = check_bool("resume", resume)
     kvstore = check_choice("kvstore", kvstore, KVSTORES)
-    check_condition(not (resume and kvstore.startswith("dist")),
+    distributed = kvstore.startswith("dist")
+    check_condition(not (resume and distributed),
                     f"resume=True is not supported with kvstore={kvstore!r}: the optimizer state lives on the servers")
     if checkpoint is not None:
         check_condition(isinstance(checkpoint, (str, os.PathLike)) and str(checkpoint) != "",
@@ -278,15 +278,17 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     saved = load_checkpoint(checkpoint) if resume else None
     if saved is not None and seed is None:
         seed = saved.config["settings"]["seed"]
-    check_condition(not kvstore.startswith("dist") or seed is not None,
+    check_condition(not distributed or seed is not None,
                     f"kvstore={kvstore!r} needs an explicit seed: every worker must draw the same epoch to shard it")
     contexts = resolve_contexts(ctx)
     SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, length_weights=length_weights,
                   label_mode=label_mode, feature=feature, seed=0)  # validates the data arguments before connecting
-    if kvstore.startswith("dist"):
+    kv = kvstore
+    rank, num_workers = 0, 1
+    if distributed:
         install_worker_excepthook()  # under the launcher, an uncaught error ends this worker instead of hanging
-    kv = mx.kv.create(kvstore) if kvstore.startswith("dist") else kvstore
-    rank, num_workers = (kv.rank, kv.num_workers) if kvstore.startswith("dist") else (0, 1)
+        kv = mx.kv.create(kvstore)
+        rank, num_workers = kv.rank, kv.num_workers
     if num_workers > 1:
         log = _WorkerLog(log, {"rank": rank, "num_workers": num_workers})  # type: ignore[assignment]
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples,
