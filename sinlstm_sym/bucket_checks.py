@@ -13,7 +13,7 @@ expected value.
 import logging
 import numbers
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -27,7 +27,7 @@ Signature = Dict[str, Tuple[Tuple[int, ...], str]]
 ShapeList = Sequence[Tuple[str, Tuple[int, ...]]]
 
 
-def check_key(bucket_key: object, where: str) -> int:
+def check_key(bucket_key: Any, where: str) -> int:
     """A bucket key is an int >= 1 (numpy ints, as saved in checkpoints, are accepted)."""
     check_condition(isinstance(bucket_key, numbers.Integral) and not isinstance(bucket_key, bool),
                     f"{where}: bucket_key must be an int (the window length), got {bucket_key!r} "
@@ -47,7 +47,7 @@ class BatchSpec:
     max_key: Optional[int] = None  # keys above it are refused (no re-allocation)
 
 
-def _name_shape(desc: object) -> Tuple[str, Tuple[int, ...]]:
+def _name_shape(desc: Any) -> Tuple[str, Tuple[int, ...]]:
     """(name, shape) of a ``DataDesc`` or of a ``(name, shape)`` pair."""
     name, shape = (desc.name, desc.shape) if isinstance(desc, mx.io.DataDesc) else (desc[0], desc[1])
     return name, tuple(shape)
@@ -57,7 +57,7 @@ def _desc_names_shapes(descs: Optional[Sequence], where: str, field: str) -> Lis
     check_condition(descs is not None and len(descs) > 0,
                     f"{where}: {field} is missing; every batch must describe its own inputs "
                     "(a DataBatch with provide_data and provide_label)")
-    return [_name_shape(desc) for desc in descs]
+    return [_name_shape(desc) for desc in descs or ()]
 
 
 def _describe(arrays: Optional[Sequence]) -> str:
@@ -67,7 +67,7 @@ def _describe(arrays: Optional[Sequence]) -> str:
     return f"{type(arrays).__name__} of {len(arrays)} item(s)"
 
 
-def check_batch(batch: object, spec: BatchSpec, where: str) -> int:
+def check_batch(batch: Any, spec: BatchSpec, where: str) -> int:
     """Check ``batch`` against ``spec`` before it reaches a module; return its bucket key."""
     check_condition(isinstance(batch, mx.io.DataBatch), f"{where}: expected an mx.io.DataBatch, got "
                     f"{type(batch).__name__}", TypeError)
@@ -188,7 +188,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._spec_args = dict(data_name=data_names[0], label_name=label_names[0] if label_names else None,
                                label_mode=label_mode, max_key=None if allow_larger_keys else default_bucket_key)
         self._signature: Optional[Signature] = None
-        self._checked_keys = set()
+        self._checked_keys: Set[int] = set()
         self._outputs_valid = False
         self._batches_seen = 0
 

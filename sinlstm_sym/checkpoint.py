@@ -137,6 +137,17 @@ class Checkpoint:
     def states_file(self) -> Path:
         return self.path / f"{PREFIX}-{self.epoch:04d}.states"
 
+    def restore_optimizer(self, module: mx.mod.BaseModule, optimizer: mx.optimizer.Optimizer) -> None:
+        """Give ``optimizer`` (fresh, already passed to ``module.init_optimizer``) the saved update counts
+        and ``module`` the saved optimizer states."""
+        saved = self.optimizer()
+        optimizer.num_update = saved.num_update
+        # Adam's bias correction reads these per-device counts; MXNet offers no public way to set them.
+        counts = {k: dict(v) for k, v in saved._all_index_update_counts.items()}  # noqa: SLF001
+        optimizer._all_index_update_counts = counts  # noqa: SLF001
+        optimizer._index_update_count = counts[0]  # noqa: SLF001
+        module.load_optimizer_states(str(self.states_file))
+
     def optimizer(self) -> mx.optimizer.Optimizer:
         """The pickled optimizer (with its update counts, which Adam's bias correction needs)."""
         path = self.path / OPTIMIZER

@@ -14,11 +14,8 @@ import numpy as np
 
 from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
                      check_name, check_weights)
-
-LABEL_MODES = ("last", "sequence")
-FEATURES = ("time", "value")
-DTYPES = ("float32", "float64")
-DATA_LAYOUT = "NTC"
+from .constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_FEATURE, DEFAULT_LABEL_MODE,
+                        DEFAULT_NUM_SAMPLES, DEFAULT_STEP, DTYPES, FEATURES, LABEL_MODES, LABEL_NAME)
 
 
 def half_sine(t: np.ndarray) -> np.ndarray:
@@ -93,7 +90,7 @@ class SinBucketIter(mx.io.DataIter):
 
     Every batch holds ``batch_size`` windows of one length ``L`` (``bucket_key == L``):
     data ``(batch_size, L, 1)`` in layout ``NTC``; labels ``(batch_size, 1)`` for
-    ``label_mode='last'`` or ``(batch_size, L)`` for ``'sequence'``. One epoch has
+    ``label_mode='last'`` or ``(batch_size, L)`` for ``'sequence'`` (the default). One epoch has
     ``num_samples // batch_size`` full batches (never a padded one), shared among the
     buckets by :func:`allocate_batches` (largest remainder) in proportion to
     ``length_weights``. ``provide_data``/``provide_label`` and ``default_bucket_key``
@@ -103,7 +100,8 @@ class SinBucketIter(mx.io.DataIter):
     order) and ``(seed, epoch, batch)`` (each batch's windows): the same ``seed`` yields
     the same batches, epoch after epoch, and numpy's and MXNet's global generators are
     never used. With ``seed=None`` a seed is drawn once and kept in :attr:`seed`, so a
-    run can be repeated after the fact.
+    run can be repeated after the fact. ``refresh=False`` makes ``reset()`` replay the same
+    epoch, as a fixed held-out set should.
 
     Sharding for data-parallel workers: ``num_parts`` iterators with ``part_index`` 0 ..
     ``num_parts - 1`` and the same seed split one global epoch of ``num_parts *
@@ -113,12 +111,13 @@ class SinBucketIter(mx.io.DataIter):
     of updates, as ``dist_sync`` requires).
     """
 
-    def __init__(self, buckets: Sequence[int], batch_size: int = 300, num_samples: int = 300000,
-                 length_weights: Optional[Sequence[float]] = None, label_mode: str = "last",
-                 feature: str = "time", step: float = 0.01, t_low: float = 0.0, t_high: float = 1.0,
-                 target: Optional[Callable[[np.ndarray], np.ndarray]] = None, shuffle: bool = True,
-                 seed: Optional[int] = None, data_name: str = "data", label_name: str = "label",
-                 dtype: str = "float32", num_parts: int = 1, part_index: int = 0) -> None:
+    def __init__(self, buckets: Sequence[int], batch_size: int = DEFAULT_BATCH_SIZE,
+                 num_samples: int = DEFAULT_NUM_SAMPLES, length_weights: Optional[Sequence[float]] = None,
+                 label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, step: float = DEFAULT_STEP,
+                 t_low: float = 0.0, t_high: float = 1.0, target: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 shuffle: bool = True, seed: Optional[int] = None, data_name: str = DATA_NAME,
+                 label_name: str = LABEL_NAME,
+                 dtype: str = "float32", num_parts: int = 1, part_index: int = 0, refresh: bool = True) -> None:
         given = check_int_sequence("buckets", buckets, minimum=1)
         self.buckets = tuple(sorted(given))
         batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -156,6 +155,7 @@ class SinBucketIter(mx.io.DataIter):
         self.batches_per_bucket: Dict[int, int] = dict(
             zip(self.buckets, allocate_batches(self.num_batches, self.length_weights)))
         self.default_bucket_key = max(self.buckets)
+        self.refresh = check_bool("refresh", refresh)
         self.epoch = 0
         self._start_epoch()
 
@@ -195,8 +195,9 @@ class SinBucketIter(mx.io.DataIter):
         self.cursor = 0
 
     def reset(self) -> None:
-        """Start the next epoch, with fresh windows."""
-        self.epoch += 1
+        """Start the next epoch, with fresh windows (``refresh=False``: the same windows again)."""
+        if self.refresh:
+            self.epoch += 1
         self._start_epoch()
 
     def set_epoch(self, epoch: int, cursor: int = 0) -> None:
@@ -209,7 +210,7 @@ class SinBucketIter(mx.io.DataIter):
 
     def start_times(self, position: int) -> np.ndarray:
         """Start times of the windows of batch ``position`` of the current epoch's global schedule."""
-        return self._rng(self.epoch, position).uniform(self.t_low, self.t_high, size=self.batch_size)
+        return np.asarray(self._rng(self.epoch, position).uniform(self.t_low, self.t_high, size=self.batch_size))
 
     def iter_next(self) -> bool:
         return self.cursor < len(self.schedule)

@@ -77,12 +77,13 @@ class Evaluation:
 def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = range(1, 21),
              num_samples: int = 3000, seed: int = 0) -> Evaluation:
     """Error per length of ``model`` (a Predictor, a FitResult or a checkpoint directory) on fresh windows."""
+    from .training import FitResult
     if isinstance(model, (str, Path)):
         predictor = Predictor.load(str(model))
     elif isinstance(model, Predictor):
         predictor = model
-    elif hasattr(model, "predictor") and hasattr(model, "settings"):
-        predictor = model.predictor(trained_lengths=model.settings["buckets"])
+    elif isinstance(model, FitResult):
+        predictor = model.predictor()
     else:
         raise TypeError(f"model must be a Predictor, a FitResult or a checkpoint directory, got "
                         f"{type(model).__name__}")

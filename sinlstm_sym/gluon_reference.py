@@ -18,9 +18,10 @@ from mxnet import autograd, gluon
 
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .data import LABEL_MODES, SinBucketIter
+from .constants import LABEL_MODES
+from .data import SinBucketIter
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
-from .training import LossRecord
+from .trainer import LossRecord
 
 logger = logging.getLogger(__name__)
 

@@ -7,15 +7,14 @@ gates in the order input, forget, cell, output. The fused ``mx.sym.RNN`` op hold
 the same numbers as one flat vector ``lstm{i}_parameters``: both weights, then both
 biases.
 """
-from typing import Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
+import mxnet as mx
 import numpy as np
 
-from .checks import check_choice, check_condition, check_int, check_int_sequence
+from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
+from .constants import CELLS, DEFAULT_FORGET_BIAS, INPUT_SIZE
 
-CELLS = ("unrolled", "fused")
-DEFAULT_CELL = "fused"  # same numbers as "unrolled" (tested), about twice as fast
-INPUT_SIZE = 1
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
 ParamDict = Dict[str, np.ndarray]
@@ -52,7 +51,7 @@ def fused_shapes(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> D
             for i in range(len(hidden_sizes))}
 
 
-def init_params(hidden_sizes: Sequence[int], seed: int, forget_bias: float = 1.0,
+def init_params(hidden_sizes: Sequence[int], seed: int, forget_bias: float = DEFAULT_FORGET_BIAS,
                 input_size: int = INPUT_SIZE) -> ParamDict:
     """Seeded initial parameters in the canonical layout.
 
@@ -116,3 +115,36 @@ def to_canonical(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequ
     if cell == "fused":
         return unpack_fused(params, hidden_sizes)
     return {k: np.asarray(v) for k, v in params.items()}
+
+
+@mx.init.register
+class StackInit(mx.init.Initializer):
+    """The library's seeded initial value of one parameter of the stack, as an MXNet initializer.
+
+    Every parameter variable built by :func:`~sinlstm_sym.symbol.make_sym_gen` carries one
+    (``mx.sym.var(name, init=StackInit(...))``), so ``module.init_params(<any initializer>)``
+    gives the LSTM parameters the values of :func:`init_params` in the layout of ``cell``.
+    """
+
+    def __init__(self, hidden_sizes: Sequence[int], seed: int, cell: str, forget_bias: float = DEFAULT_FORGET_BIAS):
+        hidden_sizes = list(check_hidden_sizes(hidden_sizes))
+        seed = check_int("seed", seed, minimum=0)
+        cell = check_choice("cell", cell, CELLS)
+        forget_bias = check_float("forget_bias", forget_bias)
+        super().__init__(hidden_sizes=hidden_sizes, seed=seed, cell=cell, forget_bias=forget_bias)
+        self.hidden_sizes, self.seed, self.cell, self.forget_bias = hidden_sizes, seed, cell, forget_bias
+
+    def _init_weight(self, name: Any, arr: mx.nd.NDArray) -> None:
+        values = to_layout(init_params(self.hidden_sizes, self.seed, self.forget_bias), self.cell, self.hidden_sizes)
+        check_condition(str(name) in values, f"StackInit knows no parameter {str(name)!r} for cell {self.cell!r} "
+                        f"and hidden_sizes {self.hidden_sizes}; known: {sorted(values)}")
+        value = values[str(name)]
+        check_condition(tuple(arr.shape) == value.shape,
+                        f"parameter {str(name)!r} has shape {tuple(arr.shape)}, StackInit gives {value.shape}")
+        arr[:] = value
+
+    def _init_bias(self, name: Any, arr: mx.nd.NDArray) -> None:
+        self._init_weight(name, arr)
+
+    _init_default = _init_weight
+

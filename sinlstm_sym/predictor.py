@@ -3,10 +3,12 @@
 One inference ``mx.mod.Module`` is bound per asked length (``for_training=False``,
 prediction symbol only). Bound modules are kept in an LRU cache of at most
 ``max_cached_lengths`` lengths, so asking for many lengths never grows memory
-without bound; an evicted length is simply bound again when asked for.
+without bound; an evicted length is simply bound again when asked for. A lock
+serialises the use of the bound modules, so one predictor may serve several threads.
 """
+import threading
 from collections import OrderedDict
-from typing import Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
@@ -14,9 +16,14 @@ import numpy as np
 from .bucket_checks import BatchSpec, check_batch
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .data import FEATURES, LABEL_MODES, half_sine, make_windows
-from .params import CELLS, DEFAULT_CELL, check_hidden_sizes, to_layout, unpacked_shapes
+from .constants import (CELLS, DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
+                        DEFAULT_LABEL_MODE, DEFAULT_STEP, FEATURES, LABEL_MODES)
+from .data import half_sine, make_windows
+from .params import check_hidden_sizes, to_canonical, to_layout, unpacked_shapes
 from .symbol import make_sym_gen
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
 
 _SPEC = BatchSpec(label_name=None)
 
@@ -29,10 +36,10 @@ class Predictor:
     step ``(N,)`` for ``'last'`` models.
     """
 
-    def __init__(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int] = (10, 20, 1),
-                 label_mode: str = "sequence", feature: str = "time", cell: str = DEFAULT_CELL,
+    def __init__(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
+                 label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, cell: str = DEFAULT_CELL,
                  ctx: ContextSpec = None, batch_size: int = 1024, max_cached_lengths: int = 16,
-                 step: float = 0.01, trained_lengths: Optional[Sequence[int]] = None) -> None:
+                 step: float = DEFAULT_STEP, trained_lengths: Optional[Sequence[int]] = None) -> None:
         self.hidden_sizes = check_hidden_sizes(hidden_sizes)
         self.label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
         self.feature = check_choice("feature", feature, FEATURES)
@@ -56,18 +63,27 @@ class Predictor:
         self._arg_params = {k: mx.nd.array(v, ctx=self.context) for k, v in layout.items()}
         self._sym_gen = make_sym_gen(self.hidden_sizes, label_mode=self.label_mode, cell=self.cell, with_loss=False)
         self._modules: "OrderedDict[int, mx.mod.Module]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, params: Mapping[str, np.ndarray], model: "ModelConfig", ctx: ContextSpec = None,
+                    **kwargs: Any) -> "Predictor":
+        """A predictor for the model section of a :class:`~sinlstm_sym.config.FitConfig`."""
+        return cls(params, hidden_sizes=model.hidden_sizes, label_mode=model.label_mode, feature=model.feature,
+                   cell=model.cell, ctx=ctx, **kwargs)
 
     @classmethod
     def load(cls, directory: str, ctx: ContextSpec = None, **kwargs: Any) -> "Predictor":
         """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``)."""
         from .checkpoint import load_checkpoint
-        from .params import to_canonical
+        from .config import FitConfig
+        from .trainer import Progress
         saved = load_checkpoint(directory)
-        s = saved.config["settings"]
         try:
-            params = to_canonical(saved.arg_params, s["cell"], s["hidden_sizes"])
-            return cls(params, hidden_sizes=s["hidden_sizes"], label_mode=s["label_mode"], feature=s["feature"],
-                       cell=s["cell"], ctx=ctx, trained_lengths=s["buckets"], **kwargs)
+            model = FitConfig.from_settings(saved.config["settings"]).model
+            params = to_canonical(saved.arg_params, model.cell, model.hidden_sizes)
+            kwargs.setdefault("trained_lengths", Progress.from_json(saved.config["progress"]).trained_lengths)
+            return cls.from_config(params, model, ctx=ctx, **kwargs)
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(f"{saved.path}: parameters do not match the checkpoint's settings ({err})") from None
 
@@ -82,7 +98,7 @@ class Predictor:
             return self._modules[length]
         symbol, data_names, _ = self._sym_gen(length)
         module = mx.mod.Module(symbol, data_names=data_names, label_names=None, context=self.context)
-        module.bind(data_shapes=[mx.io.DataDesc(data_names[0], (self.batch_size, length, 1), layout="NTC")],
+        module.bind(data_shapes=[mx.io.DataDesc(data_names[0], (self.batch_size, length, 1), layout=DATA_LAYOUT)],
                     for_training=False)
         module.set_params(self._arg_params, {}, allow_missing=False, force_init=True)
         self._modules[length] = module
@@ -101,6 +117,10 @@ class Predictor:
         n, length = x.shape[0], x.shape[1]
         check_condition(n >= 1 and length >= 1, f"windows must hold at least one step of one window, got {x.shape}")
         check_condition(bool(np.isfinite(x).all()), "windows must be finite (found NaN or inf)")
+        with self._lock:
+            return self._predict_locked(x, n, length)
+
+    def _predict_locked(self, x: np.ndarray, n: int, length: int) -> np.ndarray:
         module = self._module(length)
         outputs = []
         for start in range(0, n, self.batch_size):
@@ -109,7 +129,7 @@ class Predictor:
             if rows < self.batch_size:
                 chunk = np.concatenate([chunk, np.zeros((self.batch_size - rows, length, 1), np.float32)])
             data = mx.nd.array(chunk, ctx=self.context)
-            batch = mx.io.DataBatch([data], bucket_key=length, provide_data=[mx.io.DataDesc("data", data.shape)])
+            batch = mx.io.DataBatch([data], bucket_key=length, provide_data=[mx.io.DataDesc(DATA_NAME, data.shape)])
             check_batch(batch, _SPEC, f"prediction batch of length {length}")
             module.forward(batch, is_train=False)
             outputs.append(module.get_outputs()[0].asnumpy()[:rows])

@@ -1,19 +1,25 @@
 """``sym_gen`` for ``BucketingModule``: a stacked LSTM unrolled to the bucket's length.
 
 The symbol is a pure function of the bucket key and always has the same parameter
-names and shapes (see :mod:`sinlstm_sym.params`), so every bucket shares one set.
-Outputs, with loss: ``[loss (B,), pred]`` where ``loss`` is the per-window L2 loss
-``0.5 * mean_over_steps((pred - label)^2)`` (as ``gluon.loss.L2Loss``) and ``pred``
-is ``(B, 1)`` (last step) or ``(B, L)`` (every step). Without loss: ``pred`` only.
+names and shapes (see :mod:`sinlstm_sym.params`), so every bucket shares one set. Every
+parameter variable carries its own initializer (:class:`~sinlstm_sym.params.StackInit`),
+so ``module.init_params(<any MXNet initializer>)`` gives the library's seeded weights.
+
+The only output is the prediction, ``pred_output``: ``(B, L)`` (every step) or ``(B, 1)``
+(last step). With a loss it comes from ``LinearRegressionOutput``, whose gradient is
+``(pred - label) / num_outputs_per_window``: the gradient of the per-window L2 loss
+``0.5 * mean_over_steps((pred - label)^2)`` (as ``gluon.loss.L2Loss``). So MXNet's own
+``mod.fit(..., eval_metric='mse')`` works, and reports twice that loss.
 """
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 
 from .bucket_checks import check_key
-from .checks import check_bool, check_choice, check_condition, check_name
-from .data import LABEL_MODES
-from .params import CELLS, DEFAULT_CELL, check_hidden_sizes, layer_prefix
+from .checks import check_bool, check_choice, check_condition, check_float, check_int, check_name
+from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES,
+                        DEFAULT_LABEL_MODE, LABEL_MODES, LABEL_NAME, PRED_NAME)
+from .params import PARTS, StackInit, check_hidden_sizes, layer_prefix
 
 SymGenResult = Tuple[mx.sym.Symbol, Tuple[str, ...], Optional[Tuple[str, ...]]]
 SymGen = Callable[[int], SymGenResult]
@@ -24,37 +30,45 @@ def _zero_state(like: mx.sym.Symbol, axis: int, size: int) -> mx.sym.Symbol:
     return mx.sym.broadcast_axis(mx.sym.zeros_like(like), axis=axis, size=size)
 
 
-def _unrolled_stack(data: mx.sym.Symbol, length: int, hidden_sizes: Sequence[int]) -> mx.sym.Symbol:
+def _unrolled_stack(data: mx.sym.Symbol, length: int, hidden_sizes: Sequence[int],
+                    init: StackInit) -> mx.sym.Symbol:
     """NTC data -> (B, L, h_last) through ``mx.rnn.LSTMCell``s."""
     stack = mx.rnn.SequentialRNNCell()
     for i, h in enumerate(hidden_sizes):
-        stack.add(mx.rnn.LSTMCell(num_hidden=h, prefix=layer_prefix(i)))
+        params = mx.rnn.RNNParams(layer_prefix(i))
+        for part in PARTS:  # created first, so the cell takes these variables (with our initializer)
+            params.get(part, init=init)
+        stack.add(mx.rnn.LSTMCell(num_hidden=h, prefix=layer_prefix(i), params=params))
     first = mx.sym.reshape(mx.sym.slice_axis(data, axis=1, begin=0, end=1), shape=(0, -1))  # (B, 1)
     begin = [_zero_state(first, 1, h) for h in hidden_sizes for _ in ("h", "c")]
     outputs, _ = stack.unroll(length, inputs=data, begin_state=begin, layout="NTC", merge_outputs=True)
     return outputs
 
 
-def _fused_stack(data: mx.sym.Symbol, hidden_sizes: Sequence[int]) -> mx.sym.Symbol:
+def _fused_stack(data: mx.sym.Symbol, hidden_sizes: Sequence[int], init: StackInit) -> mx.sym.Symbol:
     """NTC data -> (L, B, h_last) through one fused ``mx.sym.RNN`` per layer."""
     x = mx.sym.swapaxes(data, dim1=0, dim2=1)  # TNC
     first = mx.sym.slice_axis(x, axis=0, begin=0, end=1)  # (1, B, 1)
     for i, h in enumerate(hidden_sizes):
         p = layer_prefix(i)
-        x = mx.sym.RNN(data=x, parameters=mx.sym.var(p + "parameters"), state=_zero_state(first, 2, h),
+        x = mx.sym.RNN(data=x, parameters=mx.sym.var(p + "parameters", init=init), state=_zero_state(first, 2, h),
                        state_cell=_zero_state(first, 2, h), state_size=h, num_layers=1, mode="lstm",
                        name=p + "rnn")
     return x
 
 
-def make_sym_gen(hidden_sizes: Sequence[int] = (10, 20, 1), label_mode: str = "last", cell: str = DEFAULT_CELL,
-                 with_loss: bool = True, data_name: str = "data", label_name: str = "label") -> SymGen:
+def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode: str = DEFAULT_LABEL_MODE,
+                 cell: str = DEFAULT_CELL, with_loss: bool = True, data_name: str = DATA_NAME,
+                 label_name: str = LABEL_NAME, init_seed: int = 0,
+                 forget_bias: float = DEFAULT_FORGET_BIAS) -> SymGen:
     """Return ``sym_gen(bucket_key) -> (symbol, data_names, label_names)`` for ``BucketingModule``.
 
     ``hidden_sizes``: one LSTM layer per entry; the last layer's hidden state is the
-    prediction, so the last size must be 1. ``cell``: ``'unrolled'``
-    (``mx.rnn.LSTMCell`` per step) or ``'fused'`` (one ``mx.sym.RNN`` per layer).
-    ``with_loss=False`` builds the inference symbol (``pred`` only, no label).
+    prediction, so the last size must be 1. ``label_mode``: ``'sequence'`` (a label at
+    every step, output ``(B, L)``) or ``'last'`` (output ``(B, 1)``). ``cell``:
+    ``'unrolled'`` (``mx.rnn.LSTMCell`` per step) or ``'fused'`` (one ``mx.sym.RNN`` per
+    layer). ``with_loss=False`` builds the inference symbol (no label). ``init_seed`` and
+    ``forget_bias`` set the parameters' initial values (:func:`~sinlstm_sym.params.init_params`).
     """
     hidden_sizes = check_hidden_sizes(hidden_sizes)
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
@@ -65,25 +79,30 @@ def make_sym_gen(hidden_sizes: Sequence[int] = (10, 20, 1), label_mode: str = "l
     check_condition(data_name != label_name, f"data_name and label_name must differ, both are {data_name!r}")
     check_condition(hidden_sizes[-1] == 1, "hidden_sizes must end with 1: the last layer's hidden state is the "
                     f"prediction of one value per step, got {hidden_sizes!r}")
+    init = StackInit(hidden_sizes, check_int("init_seed", init_seed, minimum=0), cell,
+                     check_float("forget_bias", forget_bias))
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")
         data = mx.sym.var(data_name)
         if cell == "unrolled":
-            seq = _unrolled_stack(data, length, hidden_sizes)  # (B, L, h)
+            seq = _unrolled_stack(data, length, hidden_sizes, init)  # (B, L, h)
             steps = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
             pred = mx.sym.reshape(steps, shape=(0, -1))
         else:
-            seq = _fused_stack(data, hidden_sizes)  # (L, B, h)
+            seq = _fused_stack(data, hidden_sizes, init)  # (L, B, h)
             if label_mode == "sequence":
                 pred = mx.sym.reshape(mx.sym.swapaxes(seq, dim1=0, dim2=1), shape=(0, -1))
             else:
                 pred = mx.sym.reshape(mx.sym.slice_axis(seq, axis=0, begin=length - 1, end=length), shape=(-3, -1))
         if not with_loss:
-            return mx.sym.identity(pred, name="pred"), (data_name,), None
-        label = mx.sym.var(label_name)
-        per_window = 0.5 * mx.sym.mean(mx.sym.square(pred - label), axis=1)
-        loss = mx.sym.MakeLoss(per_window, name="loss")
-        return mx.sym.Group([loss, mx.sym.BlockGrad(pred, name="pred")]), (data_name,), (label_name,)
+            return mx.sym.identity(pred, name=PRED_NAME), (data_name,), None
+        head = mx.sym.LinearRegressionOutput(data=pred, label=mx.sym.var(label_name), name=PRED_NAME)
+        return head, (data_name,), (label_name,)
 
     return sym_gen
+
+
+def output_names(sym_gen: SymGen, bucket_key: int) -> List[str]:
+    """The output names of ``sym_gen(bucket_key)``'s symbol (``['pred_output']`` for ours)."""
+    return sym_gen(bucket_key)[0].list_outputs()

@@ -36,8 +36,8 @@ if __name__ == "__main__":
     tic = time.perf_counter()
     result = fit(kvstore=kvstore, seed=11, num_samples=int(60000), log_every=20, logger=log)
     seconds = time.perf_counter() - tic
-    rank = result.settings["rank"]
+    rank = result.rank
     np.savez(f"{out}/params-{rank}.npz", **result.arg_params())
     with open(f"{out}/result-{rank}.json", "w") as handle:
-        json.dump({"rank": rank, "num_workers": result.settings["num_workers"], "losses": result.losses,
+        json.dump({"rank": rank, "num_workers": result.num_workers, "losses": result.losses,
                    "seconds": seconds, "batches": result.loss_history[-1].batch}, handle)

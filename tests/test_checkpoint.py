@@ -16,7 +16,7 @@ from sinlstm_sym import fit, make_sym_gen
 from sinlstm_sym import checkpoint as checkpoint_module
 from sinlstm_sym.checkpoint import load_checkpoint
 from sinlstm_sym.predictor import Predictor
-from sinlstm_sym.training import NonFiniteLossError
+from sinlstm_sym import NonFiniteLossError
 
 RUN = dict(seed=3, num_samples=6000, batch_size=300, log_every=7, buckets=[1, 2, 3, 4, 5])  # 20 batches an epoch
 KILL_RUN = dict(seed=5, num_samples=24000, batch_size=300, log_every=10, num_epoch=2)  # 80 batches an epoch
@@ -56,7 +56,7 @@ def test_checkpoint_files_and_config(tmp_path):
                      "model.buckets", "optimizer.pickle"]
     config = saved.config
     assert config["format"] == "sinlstm-sym-checkpoint" and config["library_version"]
-    assert config["settings"]["buckets"] == [1, 2, 3, 4, 5] and config["settings"]["seed"] == 3
+    assert config["settings"]["data"]["buckets"] == [1, 2, 3, 4, 5] and config["settings"]["run"]["seed"] == 3
     assert config["progress"]["epoch"] == 2 and config["progress"]["global_batch"] == 40
     assert not list(tmp_path.glob(".tmp-*"))
 
@@ -71,7 +71,7 @@ def test_plain_mxnet_bucketing_module_load(tmp_path):
     module.forward(mx.io.DataBatch([mx.nd.array(x)], [mx.nd.zeros((4, 5))], bucket_key=5,
                                    provide_data=[mx.io.DataDesc("data", (4, 5, 1))],
                                    provide_label=[mx.io.DataDesc("label", (4, 5))]), is_train=False)
-    pred = module.get_outputs()[1].asnumpy()
+    pred = module.get_outputs()[0].asnumpy()
     np.testing.assert_allclose(pred, result.predictor().predict(x), atol=1e-6)
 
 

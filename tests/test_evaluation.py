@@ -55,14 +55,14 @@ def test_evaluate_rejects_other_models():
 def test_evaluate_cli(checkpointed, root, python, tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "err.png"
-    proc = subprocess.run([python, "-m", "sinlstm_sym.evaluate", str(checkpointed[1]), "--lengths", "1-4,12",
+    proc = subprocess.run([python, "-m", "sinlstm_sym.cli.evaluate", str(checkpointed[1]), "--lengths", "1-4,12",
                            "--num-samples", "100", "--plot", str(out), "--json", str(tmp_path / "e.json")],
                           capture_output=True, text=True, timeout=300, cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads((tmp_path / "e.json").read_text())) == 5
     for png in (out, tmp_path / "err-steps.png"):
         assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 5000
-    bad = subprocess.run([python, "-m", "sinlstm_sym.evaluate", str(tmp_path / "none")], capture_output=True,
+    bad = subprocess.run([python, "-m", "sinlstm_sym.cli.evaluate", str(tmp_path / "none")], capture_output=True,
                          text=True, timeout=300, cwd=root)
     assert bad.returncode == 2 and "no such checkpoint directory" in bad.stderr and "Traceback" not in bad.stderr
 

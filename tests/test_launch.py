@@ -18,8 +18,8 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from sinlstm_sym import launch as launch_module
-from sinlstm_sym.launch import LAUNCHED_ENV, install_worker_excepthook, launch, main
+from sinlstm_sym.distributed import launch as launch_module
+from sinlstm_sym.distributed.launch import LAUNCHED_ENV, install_worker_excepthook, launch, main
 
 PY = sys.executable
 MARKER_VAR = "SINLSTM_TEST_JOB"
@@ -181,7 +181,7 @@ def test_excepthook_is_not_installed_outside_the_launcher(monkeypatch):
 def test_excepthook_prints_traceback_flushes_and_exits_1():
     code = textwrap.dedent("""
         import sys
-        from sinlstm_sym.launch import install_worker_excepthook
+        from sinlstm_sym.distributed.launch import install_worker_excepthook
         assert install_worker_excepthook() and install_worker_excepthook()
         print("buffered output", end="")
         raise ValueError("worker failure 42")
@@ -197,7 +197,7 @@ def test_excepthook_prints_traceback_flushes_and_exits_1():
 
 WORKER = textwrap.dedent("""
     import json, os, sys
-    from sinlstm_sym.launch import install_worker_excepthook
+    from sinlstm_sym.distributed.launch import install_worker_excepthook
     install_worker_excepthook()
     import mxnet as mx
 

@@ -37,7 +37,7 @@ def test_same_parameters_for_every_key(cell, label_mode):
 @pytest.mark.parametrize("key", [1, 2, 9, 17])
 def test_output_shapes(cell, label_mode, pred_shape, key):
     _, outs, _ = param_shapes(make_sym_gen(HIDDEN, label_mode=label_mode, cell=cell), key, label_mode)
-    assert outs == [(BATCH,), pred_shape(key)]  # per-window loss, prediction
+    assert outs == [pred_shape(key)]  # the prediction is the only output
     symbol, data_names, label_names = make_sym_gen(HIDDEN, label_mode=label_mode, cell=cell, with_loss=False)(key)
     assert label_names is None and data_names == ("data",)
     assert symbol.infer_shape(data=(BATCH, key, 1))[1] == [pred_shape(key)]
@@ -78,16 +78,46 @@ def test_forward_matches_numpy_lstm(cell, length):
     np.testing.assert_allclose(out, numpy_lstm(params, x), atol=1e-6)
 
 
-def test_loss_is_half_mean_squared_error():
+def _gradients(symbol, args):
+    grads = {k: mx.nd.zeros_like(v) for k, v in args.items() if k not in ("data", "label")}
+    executor = symbol.bind(mx.cpu(), args, args_grad=grads)
+    outputs = executor.forward(is_train=True)
+    executor.backward()
+    return outputs[0].asnumpy(), {k: g.asnumpy() for k, g in grads.items()}
+
+
+@pytest.mark.parametrize("label_mode", ["sequence", "last"])
+@pytest.mark.parametrize("cell", ["unrolled", "fused"])
+def test_regression_head_gives_the_gradient_of_half_mean_squared_error(label_mode, cell):
+    """The head's gradient equals that of 0.5 * mean over steps (pred - label)^2 per window, summed."""
     length = 5
-    params = init_params(HIDDEN, seed=1)
+    params = to_layout(init_params(HIDDEN, seed=1), cell, HIDDEN)
     x = np.random.default_rng(0).uniform(0, 1, size=(BATCH, length, 1))
-    label = np.random.default_rng(1).uniform(0, 0.5, size=(BATCH, length))
-    symbol, _, _ = make_sym_gen(HIDDEN, label_mode="sequence", cell="fused")(length)
-    args = {k: mx.nd.array(v) for k, v in to_layout(params, "fused", HIDDEN).items()}
+    label = np.random.default_rng(1).uniform(0, 0.5, size=(BATCH, length if label_mode == "sequence" else 1))
+    args = {k: mx.nd.array(v) for k, v in params.items()}
     args.update(data=mx.nd.array(x), label=mx.nd.array(label))
-    loss, pred = [o.asnumpy() for o in symbol.bind(mx.cpu(), args).forward()]
-    np.testing.assert_allclose(loss, 0.5 * np.mean((pred - label) ** 2, axis=1), rtol=1e-5)
+    ours, ours_grads = _gradients(make_sym_gen(HIDDEN, label_mode=label_mode, cell=cell)(length)[0], dict(args))
+    pred = make_sym_gen(HIDDEN, label_mode=label_mode, cell=cell, with_loss=False)(length)[0]
+    reference = mx.sym.MakeLoss(0.5 * mx.sym.mean(mx.sym.square(pred - mx.sym.var("label")), axis=1))
+    _, reference_grads = _gradients(reference, dict(args))
+    assert ours.shape == label.shape  # the output is the prediction itself
+    for name in reference_grads:
+        np.testing.assert_allclose(ours_grads[name], reference_grads[name], rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("cell", ["unrolled", "fused"])
+@pytest.mark.parametrize("initializer", [mx.init.Xavier(), mx.init.Uniform(0.5),
+                                         mx.init.Mixed([".*"], [mx.init.Normal(3.0)])])
+def test_any_mxnet_initializer_gives_the_library_initial_weights(cell, initializer):
+    sym_gen = make_sym_gen(HIDDEN, label_mode="sequence", cell=cell, init_seed=5, forget_bias=0.5)
+    module = mx.mod.BucketingModule(sym_gen, default_bucket_key=4)
+    module.bind(data_shapes=[("data", (BATCH, 4, 1))], label_shapes=[("label", (BATCH, 4))])
+    module.init_params(initializer)
+    args, _ = module.get_params()
+    expected = to_layout(init_params(HIDDEN, seed=5, forget_bias=0.5), cell, HIDDEN)
+    assert set(args) == set(expected)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(args[name].asnumpy(), value)
 
 
 def test_fused_packing_round_trip():

@@ -23,7 +23,7 @@ def test_default_run_learns(default_run: FitResult):
     assert losses[0] > losses[-1]
     # the last 250 batches average well below what any constant prediction could reach
     assert losses[-1] < CONSTANT_PREDICTOR_LOSS / 20
-    assert default_run.settings["seed"] == 0 and default_run.settings["cell"] == "fused"
+    assert default_run.config.run.seed == 0 and default_run.config.model.cell == "fused"
 
 
 def test_default_run_small_error_at_every_length_and_step(default_run: FitResult):
@@ -69,7 +69,7 @@ def test_fit_leaves_global_rng_alone():
 
 def test_seed_none_is_recorded_and_replayable():
     first = fit(num_samples=1500, log_every=1)
-    again = fit(num_samples=1500, log_every=1, seed=first.settings["seed"])
+    again = fit(num_samples=1500, log_every=1, seed=first.config.run.seed)
     assert first.losses == again.losses
 
 
@@ -110,7 +110,15 @@ def test_multi_epoch_history():
     (dict(optimizer="nope"), ValueError, "optimizer"),
     (dict(optimizer=3), TypeError, "optimizer"),
     (dict(optimizer_params=[("learning_rate", 0.1)]), TypeError, "optimizer_params"),
-    (dict(optimizer_params={"no_such_arg": 1}), TypeError, "optimizer_params"),
+    (dict(optimizer_params={"no_such_arg": 1}), ValueError, "'no_such_arg' is not an argument of optimizer 'adam'"),
+    (dict(optimizer_params={"learning_rate": "fast"}), TypeError, r"optimizer_params\['learning_rate'\]"),
+    (dict(optimizer_params={"learning_rate": -1}), ValueError, r"optimizer_params\['learning_rate'\] must be > 0"),
+    (dict(optimizer_params={"learning_rate": float("nan")}), ValueError, "must be finite"),
+    (dict(optimizer="sgd", optimizer_params={"momentum": 1.5}), ValueError, r"momentum'\] must be >= 0 and < 1"),
+    (dict(optimizer_params={"lr_scheduler": 3}), ValueError, "lr_scheduler"),
+    (dict(no_such_setting=1), TypeError, "unknown setting"),
+    (dict(kvstore="dist_sync"), ValueError, "explicit seed"),
+    (dict(checkpoint_every=5), ValueError, "checkpoint_every needs checkpoint"),
     (dict(optimizer_params={"rescale_grad": 1.0}), ValueError, "rescale_grad"),
     (dict(ctx="tpu"), ValueError, "ctx"),
     (dict(ctx=0), TypeError, "ctx"),
@@ -127,6 +135,6 @@ def test_fit_rejects_bad_arguments(kwargs, error, message):
 
 
 def test_non_finite_loss_stops_training_naming_epoch_batch_and_bucket():
-    from sinlstm_sym.training import NonFiniteLossError
+    from sinlstm_sym import NonFiniteLossError
     with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 0, batch \d+ \(bucket_key \d\)"):
         fit(seed=0, num_samples=3000, log_every=5, optimizer="adam", optimizer_params={"learning_rate": 1e38})

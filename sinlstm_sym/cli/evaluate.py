@@ -1,6 +1,7 @@
 """Command line: error per length of a checkpointed model.
 
-``python -m sinlstm_sym.evaluate DIR [--lengths 1-20] [--plot out.png] [--json out.json] [--csv out.csv]``
+``sinlstm-evaluate DIR`` (or ``python -m sinlstm_sym.cli.evaluate DIR``)
+`` [--lengths 1-20] [--plot out.png] [--json out.json] [--csv out.csv]``
 prints a table of MSE and max absolute error per length on fresh windows (trained
 lengths marked). ``--plot out.png`` saves the error per length there and prediction vs
 label per step (one window per length) beside it as ``out-steps.png``.
@@ -11,13 +12,13 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .cli_args import int_list
-from .evaluation import evaluate
-from .predictor import Predictor
+from .args import int_list
+from ..evaluation import evaluate
+from ..predictor import Predictor
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sinlstm_sym.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="sinlstm-evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", help="checkpoint directory written by fit(checkpoint=DIR)")
     parser.add_argument("--lengths", type=int_list, default=list(range(1, 21)), help="e.g. '1-20' or '1-9,12,16'")
@@ -40,7 +41,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.csv:
         result.write_csv(args.csv)
     if args.plot:
-        from .plotting import plot_error_per_length, plot_predictions
+        from ..plotting import plot_error_per_length, plot_predictions
         out = Path(args.plot)
         steps = out.with_name(out.stem + "-steps" + out.suffix)
         plot_error_per_length(result.rows, str(out))

@@ -29,7 +29,7 @@ def json_dict(text: str) -> Dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"learning_rate\": 0.01}}': {err}")
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"learning_rate\": 0.01}}': {err}") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value

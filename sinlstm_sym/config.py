@@ -1,0 +1,287 @@
+"""One typed configuration for :func:`~sinlstm_sym.training.fit`: frozen dataclasses, validated on creation.
+
+``FitConfig`` has four sections: ``model`` (what is trained), ``data`` (the built-in sine
+windows), ``optimizer`` and ``run`` (epochs, seed, devices, logging, checkpoints). Every
+field is checked when the object is made, so a wrong value fails before anything is bound
+or trained, with a message naming the field (under its flat ``fit`` keyword) and what is
+accepted. Checkpoints store :meth:`FitConfig.to_json`; a resumed run compares
+:meth:`FitConfig.training_json`, which leaves out the settings that change no number.
+"""
+import dataclasses
+import inspect
+import json
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple, Type
+
+import mxnet as mx
+
+from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
+                     check_weights)
+from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
+                        DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES,
+                        DEFAULT_OPTIMIZER, FEATURES, KVSTORES, LABEL_MODES)
+from .context import ContextSpec, resolve_contexts
+from .params import check_hidden_sizes
+
+# Optimizer arguments that must be real numbers, with their accepted range (low, low inclusive, high).
+_NUMERIC_ARGS: Dict[str, Tuple[float, bool, float]] = {
+    "learning_rate": (0.0, False, math.inf), "wd": (0.0, True, math.inf), "momentum": (0.0, True, 1.0),
+    "beta1": (0.0, True, 1.0), "beta2": (0.0, True, 1.0), "epsilon": (0.0, False, math.inf),
+    "clip_gradient": (0.0, False, math.inf), "gamma1": (0.0, True, 1.0), "gamma2": (0.0, True, 1.0),
+}
+# Arguments fit sets itself or that cannot be stored as JSON.
+_RESERVED_ARGS = {"rescale_grad": "fit sets it to 1/batch_size", "param_idx2name": "the module sets it",
+                  "sym": "the module sets it", "lr_scheduler": "a scheduler object cannot be stored in a checkpoint",
+                  "param_dict": "the module sets it"}
+
+def _set(obj: object, name: str, value: Any) -> None:
+    object.__setattr__(obj, name, value)  # normalise a field of a frozen dataclass in __post_init__
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The stacked LSTM: ``hidden_sizes`` (the last is 1: it is the prediction), what it is
+    trained to predict (``label_mode``), its input (``feature``), the cell and the forget-gate bias."""
+
+    hidden_sizes: Tuple[int, ...] = DEFAULT_HIDDEN_SIZES
+    label_mode: str = DEFAULT_LABEL_MODE
+    feature: str = DEFAULT_FEATURE
+    cell: str = DEFAULT_CELL
+    forget_bias: float = DEFAULT_FORGET_BIAS
+
+    def __post_init__(self) -> None:
+        sizes = check_hidden_sizes(self.hidden_sizes)
+        check_condition(sizes[-1] == 1, "hidden_sizes must end with 1: the last layer's hidden state is the "
+                        f"prediction of one value per step, got {list(sizes)}")
+        _set(self, "hidden_sizes", sizes)
+        check_choice("label_mode", self.label_mode, LABEL_MODES)
+        check_choice("feature", self.feature, FEATURES)
+        check_choice("cell", self.cell, CELLS)
+        _set(self, "forget_bias", check_float("forget_bias", self.forget_bias))
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The built-in sine windows (:class:`~sinlstm_sym.data.SinBucketIter`): lengths, batch size,
+    windows per epoch and the relative frequency of each length. Ignored by ``fit(train_iter=...)``
+    except ``batch_size``, which then comes from the iterator."""
+
+    buckets: Tuple[int, ...] = DEFAULT_BUCKETS
+    batch_size: int = DEFAULT_BATCH_SIZE
+    num_samples: int = DEFAULT_NUM_SAMPLES
+    length_weights: Optional[Tuple[float, ...]] = None
+
+    def __post_init__(self) -> None:
+        given = check_int_sequence("buckets", self.buckets, minimum=1)
+        _set(self, "buckets", tuple(sorted(given)))
+        batch_size = check_int("batch_size", self.batch_size, minimum=1)
+        _set(self, "batch_size", batch_size)
+        _set(self, "num_samples", check_int("num_samples", self.num_samples, minimum=batch_size))
+        if self.length_weights is not None:
+            by_key = dict(zip(given, check_weights("length_weights", self.length_weights, len(given))))
+            _set(self, "length_weights", tuple(by_key[k] for k in self.buckets))
+
+    @property
+    def trained_buckets(self) -> Tuple[int, ...]:
+        """The buckets that get batches (weight > 0)."""
+        weights = self.length_weights or (1.0,) * len(self.buckets)
+        return tuple(k for k, w in zip(self.buckets, weights) if w > 0)
+
+
+def _optimizer_class(name: str) -> Type[mx.optimizer.Optimizer]:
+    registry = mx.optimizer.Optimizer.opt_registry
+    check_condition(name.lower() in registry, f"optimizer must be an MXNet optimizer name such as 'adam' or "
+                    f"'sgd' (known: {sorted(registry)}), got {name!r}")
+    return registry[name.lower()]
+
+
+def _accepted_args(klass: Type[mx.optimizer.Optimizer]) -> Tuple[str, ...]:
+    names = set()
+    for cls in klass.__mro__:
+        if cls is object or "__init__" not in vars(cls):
+            continue
+        for param in inspect.signature(vars(cls)["__init__"]).parameters.values():
+            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and param.name != "self":
+                names.add(param.name)
+    return tuple(sorted(names - set(_RESERVED_ARGS)))
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """An MXNet optimizer by ``name`` with keyword arguments ``params`` (JSON values; numbers checked)."""
+
+    name: str = DEFAULT_OPTIMIZER
+    params: Dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_condition(isinstance(self.name, str), f"optimizer must be an MXNet optimizer name such as 'adam' or "
+                        f"'sgd', got {self.name!r}", TypeError)
+        klass = _optimizer_class(self.name)
+        _set(self, "name", self.name.lower())
+        params = {} if self.params is None else self.params
+        check_condition(isinstance(params, Mapping) and all(isinstance(k, str) for k in params),
+                        f"optimizer_params must be a dict of keyword arguments, got {params!r}", TypeError)
+        accepted = _accepted_args(klass)
+        clean: Dict[str, Any] = {}
+        for key, value in params.items():
+            check_condition(key not in _RESERVED_ARGS,
+                            f"optimizer_params must not set {key}: {_RESERVED_ARGS.get(key)}")
+            check_condition(key in accepted, f"optimizer_params: {key!r} is not an argument of optimizer "
+                            f"{self.name!r}; accepted: {list(accepted)}")
+            if key in _NUMERIC_ARGS:
+                low, inclusive, high = _NUMERIC_ARGS[key]
+                if key == "clip_gradient" and value is None:
+                    clean[key] = None
+                    continue
+                number = check_float(f"optimizer_params[{key!r}]", value)
+                ok = (number >= low if inclusive else number > low) and number < high
+                bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and < {high:g}" if math.isfinite(high) else "")
+                check_condition(ok, f"optimizer_params[{key!r}] must be {bound}, got {value!r}")
+                clean[key] = number
+            else:
+                check_condition(value is None or isinstance(value, (bool, numbers.Real, str)),
+                                f"optimizer_params[{key!r}] must be a number, a bool, a string or None, got "
+                                f"{value!r} ({type(value).__name__})", TypeError)
+                clean[key] = value
+        _set(self, "params", clean)
+
+    def create(self, rescale_grad: float) -> mx.optimizer.Optimizer:
+        """A fresh MXNet optimizer; gradients are multiplied by ``rescale_grad`` (1 / windows per update)."""
+        try:
+            return mx.optimizer.create(self.name, rescale_grad=rescale_grad, **self.params)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"optimizer_params {self.params!r} do not fit optimizer {self.name!r}: {err}") from None
+
+
+def _context_strings(ctx: ContextSpec) -> Tuple[str, ...]:
+    return tuple(f"{c.device_type}:{c.device_id}" for c in resolve_contexts(ctx))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How the run goes: epochs, seed (``None``: drawn once and recorded), devices, kvstore,
+    logging, progress bar and checkpoints."""
+
+    num_epoch: int = 1
+    seed: Optional[int] = None
+    ctx: Any = None  # normalised to a tuple of 'cpu:0'-style strings
+    kvstore: str = "local"
+    log_every: int = 100
+    progress_bar: bool = False
+    checkpoint: Optional[str] = None
+    checkpoint_every: Optional[int] = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        _set(self, "num_epoch", check_int("num_epoch", self.num_epoch, minimum=1))
+        if self.seed is not None:
+            _set(self, "seed", check_int("seed", self.seed, minimum=0))
+        _set(self, "ctx", _context_strings(self.ctx))
+        check_choice("kvstore", self.kvstore, KVSTORES)
+        _set(self, "log_every", check_int("log_every", self.log_every, minimum=1))
+        check_bool("progress_bar", self.progress_bar)
+        if self.checkpoint is not None:
+            check_condition(isinstance(self.checkpoint, (str, os.PathLike)) and str(self.checkpoint) != "",
+                            f"checkpoint must be a directory path or None, got {self.checkpoint!r}", TypeError)
+            _set(self, "checkpoint", os.fspath(self.checkpoint))
+        if self.checkpoint_every is not None:
+            _set(self, "checkpoint_every", check_int("checkpoint_every", self.checkpoint_every, minimum=1))
+            check_condition(self.checkpoint is not None, "checkpoint_every needs checkpoint='DIR'")
+        check_bool("resume", self.resume)
+        check_condition(not self.resume or self.checkpoint is not None, "resume=True needs checkpoint='DIR'")
+        check_condition(not (self.resume and self.distributed), f"resume=True is not supported with "
+                        f"kvstore={self.kvstore!r}: the optimizer state lives on the servers")
+
+    @property
+    def distributed(self) -> bool:
+        return self.kvstore.startswith("dist")
+
+
+_SECTIONS: Dict[str, Type[Any]] = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig,
+                                   "run": RunConfig}
+# fit's flat keyword -> (section, field); the optimizer's fields keep their 0.1 keyword names.
+_FLAT: Dict[str, Tuple[str, str]] = {
+    **{f.name: (s, f.name) for s, k in _SECTIONS.items() if s != "optimizer" for f in dataclasses.fields(k)},
+    "optimizer": ("optimizer", "name"), "optimizer_params": ("optimizer", "params")}
+# Settings a resumed run may change: they change no number of the training.
+RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar", "checkpoint", "checkpoint_every",
+                     "resume")
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything :func:`~sinlstm_sym.training.fit` needs, in four validated sections."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        for name, klass in _SECTIONS.items():
+            check_condition(isinstance(getattr(self, name), klass), f"FitConfig.{name} must be a {klass.__name__}, "
+                            f"got {getattr(self, name)!r}", TypeError)
+
+    @staticmethod
+    def flat_names() -> Tuple[str, ...]:
+        """The keywords :func:`fit` and :meth:`replace` accept."""
+        return tuple(_FLAT)
+
+    def replace(self, **flat: Any) -> "FitConfig":
+        """A copy with the given flat settings changed (``buckets=...``, ``optimizer_params=...``)."""
+        unknown = sorted(set(flat) - set(_FLAT))
+        check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError)
+        changes: Dict[str, Dict[str, Any]] = {}
+        for key, value in flat.items():
+            section, name = _FLAT[key]
+            changes.setdefault(section, {})[name] = value
+        return dataclasses.replace(self, **{s: dataclasses.replace(getattr(self, s), **c) for s, c in changes.items()})
+
+    @classmethod
+    def from_flat(cls, **flat: Any) -> "FitConfig":
+        """A configuration from flat settings, the others at their defaults."""
+        return cls().replace(**flat)
+
+    def flat(self) -> Dict[str, Any]:
+        """Every setting under its flat keyword."""
+        return {key: getattr(getattr(self, s), n) for key, (s, n) in _FLAT.items()}
+
+    def to_json(self) -> Dict[str, Any]:
+        """A JSON-ready dict, section by section (tuples as lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_json(cls, payload: Mapping[str, Any]) -> "FitConfig":
+        """The inverse of :meth:`to_json`; raises ``ValueError`` naming what does not fit."""
+        check_condition(isinstance(payload, Mapping) and set(payload) <= set(_SECTIONS),
+                        f"a FitConfig JSON must be an object with sections {list(_SECTIONS)}, got {payload!r}")
+        sections = {}
+        for name, klass in _SECTIONS.items():
+            values = dict(payload.get(name, {}))
+            known = {f.name for f in dataclasses.fields(klass)}
+            check_condition(set(values) <= known, f"FitConfig section {name!r} has unknown fields "
+                            f"{sorted(set(values) - known)}")
+            sections[name] = klass(**values)
+        return cls(**sections)
+
+    def training_json(self) -> Dict[str, Any]:
+        """The flat settings that determine the numbers of a training (compared on resume)."""
+        flat = json.loads(json.dumps(self.flat()))
+        return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
+
+    def describe_differences(self, other: "FitConfig") -> str:
+        """``'name=a there, b now'`` for every training setting that differs ('' if none)."""
+        mine, theirs = self.training_json(), other.training_json()
+        return ", ".join(f"{k}={mine.get(k)!r} there, {theirs.get(k)!r} now" for k in sorted(set(mine) | set(theirs))
+                         if mine.get(k) != theirs.get(k))
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> "FitConfig":
+        """The configuration stored in a checkpoint: sections (this version) or flat settings (version 0.1)."""
+        check_condition(isinstance(settings, Mapping), f"settings must be a JSON object, got {settings!r}")
+        if set(settings) <= set(_SECTIONS):
+            return cls.from_json(settings)
+        return cls.from_flat(**{k: v for k, v in settings.items() if k in _FLAT})

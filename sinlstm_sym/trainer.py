@@ -1,0 +1,199 @@
+"""The training loop of :func:`~sinlstm_sym.training.fit`: batches, loss bookkeeping, log points,
+evaluation passes, checkpoints and the optional progress bar."""
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional
+
+import mxnet as mx
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
+
+
+@dataclass
+class LossRecord:
+    """The mean L2 loss over the windows trained since the previous record."""
+
+    epoch: int
+    batch: int  # batches done in this epoch when the record was taken
+    loss: float
+    samples_per_sec: float
+    bucket_counts: Dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class Progress:
+    """Where training stands; a checkpoint stores it so that a resumed run continues exactly."""
+
+    epoch: int = 0  # current epoch
+    batch: int = 0  # batches done in the current epoch
+    global_batch: int = 0
+    history: List[LossRecord] = field(default_factory=list)
+    epoch_losses: List[float] = field(default_factory=list)
+    eval_losses: List[float] = field(default_factory=list)  # mean L2 loss on eval_iter after each epoch
+    trained_lengths: List[int] = field(default_factory=list)  # bucket keys that had at least one batch
+    window_loss: float = 0.0  # loss summed over windows since the last log point (flushed part)
+    window_windows: int = 0
+    window_keys: List[int] = field(default_factory=list)
+    epoch_loss: float = 0.0  # loss summed over the current epoch's windows (flushed part)
+    epoch_windows: int = 0
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Dict[str, Any]) -> "Progress":
+        payload = dict(payload)
+        payload["history"] = [LossRecord(**{**r, "bucket_counts": {int(k): v for k, v in r["bucket_counts"].items()}})
+                              for r in payload["history"]]
+        if "trained_lengths" not in payload:  # written by version 0.1: every bucket with a logged batch
+            payload["trained_lengths"] = sorted({k for r in payload["history"] for k in r["bucket_counts"]})
+        return cls(**payload)
+
+
+def batch_loss_sum(output: mx.nd.NDArray, label: mx.nd.NDArray, pad: int = 0) -> mx.nd.NDArray:
+    """``sum over windows of 0.5 * mean over steps (pred - label)^2`` on the device, padding rows left out."""
+    rows = output.shape[0] - pad
+    diff = output[:rows] - label[:rows].as_in_context(output.context)
+    return 0.5 * mx.nd.mean(mx.nd.square(diff), axis=1).sum()
+
+
+def _progress_bar(total: int, enabled: bool, description: str) -> Any:
+    """A tqdm bar on a terminal when asked for and tqdm is installed; else ``None`` (log lines only)."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        logger.info("progress_bar=True but tqdm is not installed (pip install tqdm): logging only")
+        return None
+    return tqdm(total=total, desc=description, unit="batch", leave=False, dynamic_ncols=True)
+
+
+class Trainer:
+    """Runs epochs of ``train_iter`` through a bound ``module`` with an initialised optimizer."""
+
+    def __init__(self, module: mx.mod.BucketingModule, train_iter: mx.io.DataIter, progress: Progress,
+                 log: Any, log_every: int, save: Optional[Callable[[], None]] = None,
+                 checkpoint_every: Optional[int] = None, eval_iter: Optional[mx.io.DataIter] = None,
+                 progress_bar: bool = False) -> None:
+        self.module, self.train_iter, self.progress, self.log = module, train_iter, progress, log
+        self.log_every, self.save, self.checkpoint_every = log_every, save, checkpoint_every
+        self.eval_iter, self.progress_bar = eval_iter, progress_bar
+        self.pending: List[mx.nd.NDArray] = []  # per-batch loss sums not yet read from the device
+        self.pending_keys: List[int] = []
+        self.pending_windows: List[int] = []
+        self.bar: Any = None
+
+    def run(self, num_epoch: int) -> None:
+        p = self.progress
+        while p.epoch < num_epoch:
+            self._start_epoch()
+            self._epoch()
+            p.epoch_losses.append(p.epoch_loss / p.epoch_windows if p.epoch_windows else float("nan"))
+            self.log.info("epoch %d done: mean loss %.6f", p.epoch, p.epoch_losses[-1])
+            if self.eval_iter is not None:
+                p.eval_losses.append(self.evaluate(self.eval_iter))
+                self.log.info("epoch %d eval: mean loss %.6f (MSE %.6f)", p.epoch, p.eval_losses[-1],
+                              2 * p.eval_losses[-1])
+            p.epoch, p.batch, p.epoch_loss, p.epoch_windows = p.epoch + 1, 0, 0.0, 0
+            self._save()
+
+    def _start_epoch(self) -> None:
+        """Position the iterator at the progress' batch (a fresh epoch, or the middle of one when resuming)."""
+        p = self.progress
+        if hasattr(self.train_iter, "set_epoch"):
+            self.train_iter.set_epoch(p.epoch, p.batch)
+        elif p.epoch > 0 or p.batch > 0:
+            self.train_iter.reset()
+
+    def _epoch(self) -> None:
+        p = self.progress
+        total = len(self.train_iter) if hasattr(self.train_iter, "__len__") else None
+        self.bar = _progress_bar(total - p.batch if total else 0, self.progress_bar, f"epoch {p.epoch}")
+        self.tic, self.tic_windows = time.perf_counter(), p.window_windows
+        try:
+            for batch in self.train_iter:
+                self.module.forward_backward(batch)
+                self.module.update()
+                self.pending.append(batch_loss_sum(self.module.get_outputs()[0], batch.label[0], batch.pad or 0))
+                self.pending_keys.append(int(batch.bucket_key))
+                self.pending_windows.append(batch.data[0].shape[0] - (batch.pad or 0))
+                p.batch += 1
+                p.global_batch += 1
+                if self.bar is not None:
+                    self.bar.update(1)
+                if p.batch % self.log_every == 0 or p.batch == total:
+                    self._log_point(total)
+                if self.checkpoint_every and p.global_batch % self.checkpoint_every == 0 and p.batch != total:
+                    self._save()
+            if self.pending or p.window_windows:
+                self._log_point(total)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+
+    def _flush(self) -> None:
+        """Read the pending per-batch losses (one device sync), stop on a non-finite one."""
+        if not self.pending:
+            return
+        p = self.progress
+        sums = mx.nd.concat(*[s.reshape((1,)) for s in self.pending], dim=0).asnumpy().astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(sums))
+        if bad.size:
+            i = int(bad[0])
+            raise NonFiniteLossError(
+                f"loss became {sums[i]} at epoch {p.epoch}, batch {p.batch - len(sums) + i + 1} (bucket_key "
+                f"{self.pending_keys[i]}); training stopped, no checkpoint written after it. Lower the learning "
+                "rate (optimizer_params) or check the data")
+        windows, total = sum(self.pending_windows), float(sums.sum())
+        p.window_loss += total
+        p.window_windows += windows
+        p.window_keys += self.pending_keys
+        p.epoch_loss += total
+        p.epoch_windows += windows
+        p.trained_lengths = sorted(set(p.trained_lengths) | set(self.pending_keys))
+        self.pending, self.pending_keys, self.pending_windows = [], [], []
+
+    def _log_point(self, total: Optional[int]) -> None:
+        self._flush()
+        p = self.progress
+        if not p.window_windows:
+            return
+        elapsed = time.perf_counter() - self.tic
+        rate = (p.window_windows - self.tic_windows) / max(elapsed, 1e-9)
+        record = LossRecord(epoch=p.epoch, batch=p.batch, loss=p.window_loss / p.window_windows,
+                            samples_per_sec=rate, bucket_counts=dict(sorted(Counter(p.window_keys).items())))
+        p.history.append(record)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{record.loss:.2e}", windows_per_s=f"{rate:.0f}")
+        else:
+            self.log.info("epoch %d batch %d/%s buckets %s loss %.6f %.0f samples/s", p.epoch, p.batch,
+                          total if total else "?", record.bucket_counts, record.loss, record.samples_per_sec)
+        p.window_loss, p.window_windows, p.window_keys = 0.0, 0, []
+        self.tic, self.tic_windows = time.perf_counter(), 0
+
+    def evaluate(self, data: mx.io.DataIter) -> float:
+        """Mean L2 loss of the current parameters over one pass of ``data`` (reset first)."""
+        data.reset()
+        sums, windows = [], 0
+        for batch in data:
+            self.module.forward(batch, is_train=False)
+            sums.append(batch_loss_sum(self.module.get_outputs()[0], batch.label[0], batch.pad or 0).reshape((1,)))
+            windows += batch.data[0].shape[0] - (batch.pad or 0)
+        if not sums:
+            return float("nan")
+        return float(mx.nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum()) / windows
+
+    def _save(self) -> None:
+        if self.save is None:
+            return
+        self._flush()
+        self.save()

@@ -1,0 +1,80 @@
+"""FitConfig: frozen, validated on creation, JSON round trip, flat settings, resume comparison."""
+import dataclasses
+
+import pytest
+
+from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig
+
+
+def test_defaults_are_the_documented_ones():
+    config = FitConfig()
+    assert config.model == ModelConfig(hidden_sizes=(10, 20, 1), label_mode="sequence", feature="time",
+                                       cell="fused", forget_bias=1.0)
+    assert config.data.buckets == tuple(range(1, 10)) and config.data.batch_size == 300
+    assert config.optimizer == OptimizerConfig("adam", {}) and config.run.ctx == ("cpu:0",)
+
+
+def test_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        FitConfig().model.cell = "unrolled"  # type: ignore[misc]
+
+
+def test_flat_settings_and_normalisation():
+    config = FitConfig.from_flat(buckets=[5, 1, 3], length_weights=[5, 1, 3], hidden_sizes=[4, 1],
+                                 optimizer="SGD", optimizer_params={"learning_rate": 1}, ctx="cpu", seed=7)
+    assert config.data.buckets == (1, 3, 5) and config.data.length_weights == (1.0, 3.0, 5.0)
+    assert config.model.hidden_sizes == (4, 1)
+    assert config.optimizer.name == "sgd" and config.optimizer.params == {"learning_rate": 1.0}
+    assert config.flat()["seed"] == 7 and config.run.ctx == ("cpu:0",)
+    assert set(config.flat()) == set(FitConfig.flat_names())
+
+
+def test_json_round_trip():
+    config = FitConfig.from_flat(buckets=[2, 4], batch_size=10, num_samples=100, optimizer_params={"wd": 0.1},
+                                 checkpoint="run", seed=1, label_mode="last")
+    assert FitConfig.from_json(config.to_json()) == config
+    assert FitConfig.from_settings(config.to_json()) == config
+
+
+def test_version_0_1_flat_settings_are_read():
+    legacy = dict(buckets=[1, 2], hidden_sizes=[10, 20, 1], batch_size=100, num_samples=600, num_epoch=1,
+                  label_mode="sequence", feature="time", cell="fused", optimizer="adam", optimizer_params={},
+                  ctx=["cpu(0)"], seed=0, log_every=100, length_weights=[1.0, 1.0], kvstore="local",
+                  num_workers=1, rank=0)
+    legacy["ctx"] = "cpu"
+    config = FitConfig.from_settings(legacy)
+    assert config.data.buckets == (1, 2) and config.run.seed == 0
+
+
+def test_resume_comparison_ignores_settings_that_change_no_number():
+    a = FitConfig.from_flat(seed=1, log_every=10, num_epoch=1, checkpoint="x")
+    b = a.replace(log_every=50, num_epoch=3, progress_bar=True, checkpoint_every=4)
+    assert a.describe_differences(b) == ""
+    c = a.replace(batch_size=150)
+    assert a.describe_differences(c) == "batch_size=300 there, 150 now"
+
+
+@pytest.mark.parametrize("section, kwargs, error, message", [
+    (ModelConfig, dict(hidden_sizes=(4, 2)), ValueError, "must end with 1"),
+    (ModelConfig, dict(cell="gru"), ValueError, "cell must be one of"),
+    (ModelConfig, dict(forget_bias="1"), TypeError, "forget_bias"),
+    (DataConfig, dict(buckets=[]), ValueError, "buckets must not be empty"),
+    (DataConfig, dict(batch_size=10, num_samples=5), ValueError, "num_samples must be >= 10"),
+    (OptimizerConfig, dict(name="nope"), ValueError, "known:"),
+    (OptimizerConfig, dict(params={"learning_rate": True}), TypeError, "real number"),
+    (OptimizerConfig, dict(params={"clip_gradient": -1}), ValueError, "clip_gradient"),
+    (OptimizerConfig, dict(params={"beta1": 1.0}), ValueError, r"beta1'\] must be >= 0 and < 1"),
+    (RunConfig, dict(num_epoch=0), ValueError, "num_epoch must be >= 1"),
+    (RunConfig, dict(resume=True), ValueError, "resume=True needs checkpoint"),
+    (RunConfig, dict(checkpoint=3), TypeError, "checkpoint must be a directory path"),
+    (RunConfig, dict(kvstore="dist_sync", checkpoint="x", resume=True), ValueError, "not supported"),
+    (RunConfig, dict(progress_bar="yes"), TypeError, "progress_bar"),
+])
+def test_bad_values_are_refused_naming_the_setting(section, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        section(**kwargs)
+
+
+def test_fit_config_sections_must_have_their_types():
+    with pytest.raises(TypeError, match="FitConfig.model must be a ModelConfig"):
+        FitConfig(model=DataConfig())  # type: ignore[arg-type]
