@@ -20,7 +20,7 @@ import pickle
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Union
 
 import mxnet as mx
 import numpy as np
@@ -212,3 +212,27 @@ def load_checkpoint(directory: PathLike) -> Checkpoint:
                     f"{params_file}: not a module parameter file (expected 'arg:'/'aux:' names)")
     arg_params = {k[4:]: v.asnumpy() for k, v in saved.items() if k.startswith("arg:")}
     return Checkpoint(path=path, config=config, arg_params=arg_params)
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    """One complete checkpoint of a run, as :func:`list_checkpoints` reports it."""
+
+    name: str
+    epoch: int
+    batch: int
+    global_batch: int
+    latest: bool
+
+
+def list_checkpoints(directory: PathLike) -> List[CheckpointEntry]:
+    """The complete checkpoints in run directory ``directory``, oldest first."""
+    root = Path(directory)
+    check_condition(root.is_dir(), f"{root}: no such checkpoint directory", FileNotFoundError)
+    latest = _read_json(root / LATEST, "no checkpoint has been completed in this directory").get("checkpoint")
+    entries = []
+    for path in sorted(p for p in root.glob("ckpt-*") if (p / CONFIG).is_file()):
+        progress = _read_json(path / CONFIG, "the checkpoint is incomplete").get("progress", {})
+        entries.append(CheckpointEntry(path.name, int(progress.get("epoch", 0)), int(progress.get("batch", 0)),
+                                       int(progress.get("global_batch", 0)), path.name == latest))
+    return entries

@@ -224,6 +224,8 @@ class FitConfig:
         for name, klass in _SECTIONS.items():
             check_condition(isinstance(getattr(self, name), klass), f"FitConfig.{name} must be a {klass.__name__}, "
                             f"got {getattr(self, name)!r}", TypeError)
+        check_condition(self.data.batch_size >= len(self.run.ctx), f"ctx lists {len(self.run.ctx)} devices but "
+                        f"batch_size is {self.data.batch_size}: every device needs at least one window of a batch")
 
     @staticmethod
     def flat_names() -> Tuple[str, ...]:

@@ -27,3 +27,7 @@ DEFAULT_STEP = 0.01
 KVSTORES = ("local", "device", "dist_sync", "dist_async")
 DISTRIBUTED_KVSTORES = ("dist_sync", "dist_async")
 DEFAULT_OPTIMIZER = "adam"
+# A log window whose mean loss exceeds this many times the first batch's loss, and still rises, is divergence.
+DIVERGENCE_FACTOR = 4.0
+# A parameter larger than this in absolute value means the updates exploded (every gate saturated).
+EXPLODED_PARAMETER = 1e3

@@ -5,7 +5,7 @@ A window of length ``L`` starts at ``t0 ~ U[t_low, t_high)`` and has time stamps
 one step ahead: ``target(t0 + step * L)`` for the last step only, or
 ``target(t_{k+1})`` at every step.
 """
-from collections import Counter
+import os
 from fractions import Fraction
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -43,12 +43,35 @@ def allocate_batches(num_batches: int, weights: Sequence[float]) -> List[int]:
 
 
 def batch_schedule(buckets: Sequence[int], counts: Sequence[int], shuffle: bool,
-                   rng: np.random.Generator) -> List[int]:
-    """The bucket key of every batch of one epoch: ascending, or shuffled with ``rng``."""
-    keys = [key for key, n in sorted(zip(buckets, counts)) for _ in range(n)]
-    if shuffle:
-        keys = [keys[i] for i in rng.permutation(len(keys))]
-    return keys
+                   rng: np.random.Generator) -> np.ndarray:
+    """The bucket key of every batch of one epoch (an int array): ascending, or shuffled with ``rng``."""
+    pairs = sorted(zip(buckets, counts))
+    keys = np.repeat(np.array([k for k, _ in pairs], dtype=np.int64), [n for _, n in pairs])
+    return keys[rng.permutation(len(keys))] if shuffle else keys
+
+
+def shard_positions(schedule: np.ndarray, num_parts: int, part_index: int) -> np.ndarray:
+    """Positions in ``schedule`` that belong to part ``part_index``: the k-th batch of each key goes to
+    part ``k % num_parts``, so the parts are disjoint, cover the schedule and share each key evenly."""
+    if num_parts == 1:
+        return np.arange(len(schedule))
+    order = np.argsort(schedule, kind="stable")
+    ordered = schedule[order]
+    occurrence = np.empty(len(schedule), dtype=np.int64)
+    occurrence[order] = np.arange(len(schedule)) - np.searchsorted(ordered, ordered, side="left")
+    return np.flatnonzero(occurrence % num_parts == part_index)
+
+
+# Bytes an epoch's schedule needs per batch while it is built (keys, permutation, sharding arrays).
+SCHEDULE_BYTES_PER_BATCH = 48
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (physical pages free; 2**62 where unknown)."""
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 2 ** 62
 
 
 def make_windows(t0: np.ndarray, length: int, step: float, label_mode: str, feature: str,
@@ -152,6 +175,10 @@ class SinBucketIter(mx.io.DataIter):
         self.num_batches = self.num_samples // batch_size // self.num_parts
         check_condition(self.num_batches >= 1, f"num_samples={num_samples} gives fewer than one batch of "
                         f"{batch_size} per part for num_parts={self.num_parts}")
+        needed, free = self.num_batches * self.num_parts * SCHEDULE_BYTES_PER_BATCH, available_memory()
+        check_condition(needed <= free // 2, f"num_samples={num_samples} gives {self.num_batches * self.num_parts} "
+                        f"batches of {batch_size} per epoch, whose schedule needs {needed / 2 ** 30:.3g} GiB; "
+                        f"{free / 2 ** 30:.3g} GiB are free: use fewer windows per epoch and more epochs")
         self.batches_per_bucket: Dict[int, int] = dict(
             zip(self.buckets, allocate_batches(self.num_batches, self.length_weights)))
         self.default_bucket_key = max(self.buckets)
@@ -185,13 +212,8 @@ class SinBucketIter(mx.io.DataIter):
     def _start_epoch(self) -> None:
         counts = [self.batches_per_bucket[k] * self.num_parts for k in self.buckets]
         self.global_schedule = batch_schedule(self.buckets, counts, self.shuffle, self._rng(self.epoch))
-        seen: Counter = Counter()
-        self.batch_indices: List[int] = []  # positions in the global schedule that belong to this part
-        for position, key in enumerate(self.global_schedule):
-            if seen[key] % self.num_parts == self.part_index:
-                self.batch_indices.append(position)
-            seen[key] += 1
-        self.schedule = [self.global_schedule[i] for i in self.batch_indices]
+        self.batch_indices = shard_positions(self.global_schedule, self.num_parts, self.part_index)
+        self.schedule = self.global_schedule[self.batch_indices]
         self.cursor = 0
 
     def reset(self) -> None:
@@ -218,8 +240,8 @@ class SinBucketIter(mx.io.DataIter):
     def next(self) -> mx.io.DataBatch:
         if not self.iter_next():
             raise StopIteration
-        length = self.schedule[self.cursor]
-        inputs, labels = make_windows(self.start_times(self.batch_indices[self.cursor]), length, self.step,
+        length = int(self.schedule[self.cursor])
+        inputs, labels = make_windows(self.start_times(int(self.batch_indices[self.cursor])), length, self.step,
                                       self.label_mode,
                                       self.feature, self.target)
         self.cursor += 1

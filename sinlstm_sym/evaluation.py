@@ -1,5 +1,6 @@
 """Error per window length on fresh windows: rows, a plain-text table, CSV and JSON."""
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 
 from .checks import check_int, check_int_sequence
 from .data import half_sine, make_windows
+from .outputs import write_text_atomic
 from .predictor import Predictor
 
 Row = Dict[str, Any]
@@ -64,14 +66,21 @@ class Evaluation:
         return [{**row, "per_step_max_abs_error": ";".join(f"{e:.6g}" for e in row["per_step_max_abs_error"])}
                 for row in self.rows]
 
+    def to_csv(self) -> str:
+        """The rows as CSV text (per-step errors ';'-joined)."""
+        handle = io.StringIO(newline="")
+        writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
+        writer.writeheader()
+        writer.writerows(self.flat_rows())
+        return handle.getvalue()
+
     def write_json(self, path: Union[str, Path]) -> None:
-        Path(path).write_text(json.dumps(self.rows, indent=1))
+        """Write the rows as JSON (atomically)."""
+        write_text_atomic(path, json.dumps(self.rows, indent=1))
 
     def write_csv(self, path: Union[str, Path]) -> None:
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(self.rows[0]))
-            writer.writeheader()
-            writer.writerows(self.flat_rows())
+        """Write the rows as CSV (atomically)."""
+        write_text_atomic(path, self.to_csv())
 
 
 def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = range(1, 21),

@@ -4,6 +4,7 @@ from typing import Sequence
 import numpy as np
 
 from .checks import check_condition, check_int_sequence
+from .outputs import AtomicOutputs
 from .data import half_sine, make_windows
 from .predictor import Predictor
 
@@ -53,8 +54,7 @@ def plot_predictions(predictor: Predictor, lengths: Sequence[int], path: str, se
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("prediction vs label per step, one window per length", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
     return path
 
 
@@ -76,6 +76,14 @@ def plot_error_per_length(rows: Sequence[dict], path: str) -> str:
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in ("tab:blue", "tab:orange")]
     ax_mse.legend(handles, ["trained length", "unseen length"], fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
     return path
+
+
+def _save(plt, fig, path: str) -> None:
+    """Save through a temporary file and a rename: ``path`` is complete or untouched."""
+    try:
+        with AtomicOutputs() as outputs:
+            fig.savefig(outputs.stage(path), dpi=100)
+    finally:
+        plt.close(fig)

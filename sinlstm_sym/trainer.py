@@ -1,20 +1,66 @@
 """The training loop of :func:`~sinlstm_sym.training.fit`: batches, loss bookkeeping, log points,
 evaluation passes, checkpoints and the optional progress bar."""
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import mxnet as mx
 import numpy as np
+
+from .constants import DIVERGENCE_FACTOR, EXPLODED_PARAMETER
 
 logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss stayed far above its starting value for two log windows: the learning rate is too high."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training at a batch boundary.
+
+    ``checkpoint`` is the checkpoint written at that point (``None`` without ``checkpoint=``),
+    ``epoch`` and ``batch`` say where training stopped.
+    """
+
+    def __init__(self, epoch: int, batch: int, checkpoint: Optional[Path]) -> None:
+        where = f"at epoch {epoch}, batch {batch}"
+        saved = f"; checkpoint written to {checkpoint}" if checkpoint else "; no checkpoint was asked for"
+        super().__init__(f"training interrupted {where}{saved}")
+        self.epoch, self.batch, self.checkpoint = epoch, batch, checkpoint
+
+
+@contextlib.contextmanager
+def stop_on_interrupt() -> Iterator[threading.Event]:
+    """While active (main thread only), the first Ctrl-C sets the yielded event instead of raising;
+    a second one raises ``KeyboardInterrupt`` at once."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        logger.warning("Ctrl-C: stopping after this batch (press again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @dataclass
@@ -44,6 +90,7 @@ class Progress:
     window_keys: List[int] = field(default_factory=list)
     epoch_loss: float = 0.0  # loss summed over the current epoch's windows (flushed part)
     epoch_windows: int = 0
+    first_loss: Optional[float] = None  # mean loss of the first batch, the reference for divergence
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)
@@ -81,18 +128,25 @@ class Trainer:
     """Runs epochs of ``train_iter`` through a bound ``module`` with an initialised optimizer."""
 
     def __init__(self, module: mx.mod.BucketingModule, train_iter: mx.io.DataIter, progress: Progress,
-                 log: Any, log_every: int, save: Optional[Callable[[], None]] = None,
+                 log: Any, log_every: int, save: Optional[Callable[[], Path]] = None,
                  checkpoint_every: Optional[int] = None, eval_iter: Optional[mx.io.DataIter] = None,
-                 progress_bar: bool = False) -> None:
+                 progress_bar: bool = False, learning_rate: Optional[float] = None) -> None:
         self.module, self.train_iter, self.progress, self.log = module, train_iter, progress, log
         self.log_every, self.save, self.checkpoint_every = log_every, save, checkpoint_every
-        self.eval_iter, self.progress_bar = eval_iter, progress_bar
+        self.eval_iter, self.progress_bar, self.learning_rate = eval_iter, progress_bar, learning_rate
+        self.stop = threading.Event()
         self.pending: List[mx.nd.NDArray] = []  # per-batch loss sums not yet read from the device
         self.pending_keys: List[int] = []
         self.pending_windows: List[int] = []
         self.bar: Any = None
 
     def run(self, num_epoch: int) -> None:
+        """Train until ``num_epoch`` epochs are done; Ctrl-C stops at the next batch boundary
+        (after a checkpoint, if there are checkpoints) with :class:`TrainingInterrupted`."""
+        with stop_on_interrupt() as self.stop:
+            self._run(num_epoch)
+
+    def _run(self, num_epoch: int) -> None:
         p = self.progress
         while p.epoch < num_epoch:
             self._start_epoch()
@@ -134,11 +188,19 @@ class Trainer:
                     self._log_point(total)
                 if self.checkpoint_every and p.global_batch % self.checkpoint_every == 0 and p.batch != total:
                     self._save()
+                if self.stop.is_set():
+                    self._interrupt()
             if self.pending or p.window_windows:
                 self._log_point(total)
         finally:
             if self.bar is not None:
                 self.bar.close()
+
+    def _interrupt(self) -> None:
+        p = self.progress
+        self._flush()
+        path = self.save() if self.save is not None else None
+        raise TrainingInterrupted(p.epoch, p.batch, path)
 
     def _flush(self) -> None:
         """Read the pending per-batch losses (one device sync), stop on a non-finite one."""
@@ -153,6 +215,8 @@ class Trainer:
                 f"loss became {sums[i]} at epoch {p.epoch}, batch {p.batch - len(sums) + i + 1} (bucket_key "
                 f"{self.pending_keys[i]}); training stopped, no checkpoint written after it. Lower the learning "
                 "rate (optimizer_params) or check the data")
+        if p.first_loss is None:
+            p.first_loss = float(sums[0]) / self.pending_windows[0]
         windows, total = sum(self.pending_windows), float(sums.sum())
         p.window_loss += total
         p.window_windows += windows
@@ -171,6 +235,7 @@ class Trainer:
         rate = (p.window_windows - self.tic_windows) / max(elapsed, 1e-9)
         record = LossRecord(epoch=p.epoch, batch=p.batch, loss=p.window_loss / p.window_windows,
                             samples_per_sec=rate, bucket_counts=dict(sorted(Counter(p.window_keys).items())))
+        self._check_divergence(record)
         p.history.append(record)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{record.loss:.2e}", windows_per_s=f"{rate:.0f}")
@@ -179,6 +244,23 @@ class Trainer:
                           total if total else "?", record.bucket_counts, record.loss, record.samples_per_sec)
         p.window_loss, p.window_windows, p.window_keys = 0.0, 0, []
         self.tic, self.tic_windows = time.perf_counter(), 0
+
+    def _check_divergence(self, record: LossRecord) -> None:
+        """Raise :class:`TrainingDivergedError` if the loss stayed far above its start for two log windows
+        or a parameter exploded."""
+        p = self.progress
+        rate = f"learning_rate={self.learning_rate:g}" if self.learning_rate is not None else "the learning rate"
+        where = f"at epoch {p.epoch}, batch {p.batch}; lower {rate} (optimizer_params)"
+        previous = p.history[-1].loss if p.history else None
+        if p.first_loss is not None and previous is not None and \
+                min(record.loss, previous) > DIVERGENCE_FACTOR * p.first_loss:
+            raise TrainingDivergedError(f"training diverged: the loss rose from {p.first_loss:.4g} (first batch) "
+                                        f"to {record.loss:.4g} {where}")
+        arg_params, _ = self.module.get_params()
+        largest = max(float(mx.nd.abs(v).max().asscalar()) for v in arg_params.values())
+        if largest > EXPLODED_PARAMETER:
+            raise TrainingDivergedError(f"training diverged: a parameter reached {largest:.3g} (every gate "
+                                        f"saturated, loss {record.loss:.4g}) {where}")
 
     def evaluate(self, data: mx.io.DataIter) -> float:
         """Mean L2 loss of the current parameters over one pass of ``data`` (reset first)."""
@@ -192,8 +274,8 @@ class Trainer:
             return float("nan")
         return float(mx.nd.concat(*sums, dim=0).asnumpy().astype(np.float64).sum()) / windows
 
-    def _save(self) -> None:
+    def _save(self) -> Optional[Path]:
         if self.save is None:
-            return
+            return None
         self._flush()
-        self.save()
+        return self.save()

@@ -241,12 +241,13 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         directory = Path(run.checkpoint)
         final_config = config
 
-        def save() -> None:
-            save_checkpoint(directory, module, optimizer,
-                            {"settings": final_config.to_json(), "progress": progress.to_json()},
-                            with_optimizer=not run.distributed)
+        def save() -> Path:
+            return save_checkpoint(directory, module, optimizer,
+                                   {"settings": final_config.to_json(), "progress": progress.to_json()},
+                                   with_optimizer=not run.distributed)
     trainer = Trainer(module, train_iter, progress, log, run.log_every, save=save,
-                      checkpoint_every=run.checkpoint_every, eval_iter=eval_iter, progress_bar=run.progress_bar)
+                      checkpoint_every=run.checkpoint_every, eval_iter=eval_iter, progress_bar=run.progress_bar,
+                      learning_rate=optimizer.learning_rate)
     trainer.run(run.num_epoch)
     if run.kvstore == "dist_async":
         pull_final_params(module, kv)

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sinlstm_sym.data import SinBucketIter, allocate_batches, batch_schedule, half_sine, label_shape, make_windows
+from sinlstm_sym.data import (SinBucketIter, allocate_batches, batch_schedule, half_sine, label_shape, make_windows,
+                              shard_positions)
 
 FAST = settings(max_examples=30, deadline=None)
 
@@ -112,13 +113,39 @@ def test_make_windows_by_hand(label_mode, feature, inputs, labels):
     ((2, 4), (0, 0), []),
 ])
 def test_batch_schedule_unshuffled(buckets, counts, expected):
-    assert batch_schedule(buckets, counts, False, np.random.default_rng(0)) == expected
+    assert batch_schedule(buckets, counts, False, np.random.default_rng(0)).tolist() == expected
 
 
 def test_batch_schedule_shuffled_is_a_permutation():
-    keys = batch_schedule((3, 5, 8), (10, 10, 10), True, np.random.default_rng(0))
+    keys = batch_schedule((3, 5, 8), (10, 10, 10), True, np.random.default_rng(0)).tolist()
     assert sorted(keys) == [3] * 10 + [5] * 10 + [8] * 10
     assert keys != sorted(keys)
+
+
+def _shard_positions_by_counting(schedule, num_parts, part_index):
+    """The sharding rule written as a plain loop: the k-th batch of each key goes to part k % num_parts."""
+    seen, positions = {}, []
+    for position, key in enumerate(schedule):
+        if seen.get(key, 0) % num_parts == part_index:
+            positions.append(position)
+        seen[key] = seen.get(key, 0) + 1
+    return positions
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("num_parts", [1, 2, 3, 7])
+def test_shard_positions_follow_the_rule(seed, num_parts):
+    schedule = batch_schedule((1, 4, 9), (5 * num_parts, 3 * num_parts, 2 * num_parts), True,
+                              np.random.default_rng(seed))
+    for part in range(num_parts):
+        assert shard_positions(schedule, num_parts, part).tolist() == \
+            _shard_positions_by_counting(schedule.tolist(), num_parts, part)
+
+
+def test_an_epoch_too_large_for_memory_is_refused_with_the_figure():
+    with pytest.raises(ValueError, match=r"num_samples=1000000000000000 gives 3333333333333 batches of 300 per "
+                                         r"epoch, whose schedule needs .* GiB; .* GiB are free"):
+        SinBucketIter([1, 2], num_samples=10 ** 15)
 
 
 # --- allocate_batches -------------------------------------------------------------------------------

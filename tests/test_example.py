@@ -36,5 +36,5 @@ def test_fixed_with_gluon_comparison(root, python):
 def test_bad_flag_value_is_a_clear_error(root, python):
     proc = run_example(root, python, "--buckets", "0-3", "--num-samples", "600")
     assert proc.returncode == 2
-    assert "buckets must hold ints >= 1" in proc.stderr
+    assert "argument --buckets: expected ints >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -88,3 +88,23 @@ def test_fit_tiny_budget(kwargs):
     result = accepted_or_clear(lambda: fit(**kwargs))
     if result is not None:
         assert result.loss_history and all(math.isfinite(r.loss) for r in result.loss_history)
+
+
+CONFIG_ARGS = {**{k: v for k, v in FIT_ARGS.items() if k != "logger"},
+               "optimizer_params": st.one_of(st.none(), st.fixed_dictionaries({}, optional={
+                   "learning_rate": st.floats(allow_nan=True, allow_infinity=True),
+                   "wd": st.floats(-1, 1), "momentum": st.floats(-1, 2), "beta1": st.floats(-1, 2)})),
+               "checkpoint_every": st.none(), "resume": st.booleans(), "progress_bar": st.booleans(),
+               "kvstore": st.sampled_from(["local", "device", "dist_sync", "x"]), "forget_bias": st.floats(-5, 5)}
+
+
+@settings(max_examples=200, deadline=None)
+@given(arguments(CONFIG_ARGS))
+def test_fit_config(kwargs):
+    from sinlstm_sym import FitConfig
+    config = accepted_or_clear(lambda: FitConfig.from_flat(**kwargs))
+    if config is not None:
+        assert FitConfig.from_json(config.to_json()) == config
+        lr = config.optimizer.params.get("learning_rate")
+        assert lr is None or (math.isfinite(lr) and lr > 0)
+        assert config.model.hidden_sizes[-1] == 1 and config.data.num_samples >= config.data.batch_size

@@ -1,18 +1,43 @@
-"""argparse value types shared by the command-line tools."""
+"""argparse pieces shared by the command-line tools: a parser whose errors are one line, and value types
+that refuse a bad value while the command line is read, before anything else happens."""
 import argparse
 import json
-from typing import Any, Dict, List
+import sys
+from typing import Any, Callable, Dict, List, NoReturn
+
+from ..outputs import PLOT_SUFFIXES, check_output_file
+
+ERROR_EXIT = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (``prog: error: ...``) and exit with code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(ERROR_EXIT, f"{self.prog}: error: {message} (--help lists the flags)\n")
+
+
+def fail(parser: argparse.ArgumentParser, flag: str, message: str) -> NoReturn:
+    """Refuse ``flag`` with ``message`` (one line, exit code 2)."""
+    parser.error(f"argument {flag}: {' '.join(message.split())}")
+
+
+def flags_named(message: str, flag_settings: Dict[str, str]) -> str:
+    """The flags whose settings a message names (``'--num-samples/--batch-size'``), or ``''``."""
+    return "/".join(flag for flag, setting in flag_settings.items() if setting in message)
 
 
 def int_list(text: str) -> List[int]:
-    """'1-9,12,16' -> [1, 2, ..., 9, 12, 16]."""
+    """'1-9,12,16' -> [1, 2, ..., 9, 12, 16] (every value an int >= 1)."""
     values: List[int] = []
     try:
         for part in text.split(","):
             lo, _, hi = part.partition("-")
             values.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ints and ranges such as '1-9,12', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected ints >= 1 and ranges such as '1-9,12', got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected ints >= 1 and ranges such as '1-9,12', got {text!r}")
     return values
 
 
@@ -29,7 +54,52 @@ def json_dict(text: str) -> Dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"learning_rate\": 0.01}}': {err}") from None
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"learning_rate\": 0.01}}': {err}") \
+            from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an int >= ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}")
+        return value
+    parse.__name__ = f"int >= {minimum}"
+    return parse
+
+
+def _checked(check: Callable[[str], Any]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        try:
+            check(text)
+        except (ValueError, TypeError, FileNotFoundError) as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+    return parse
+
+
+plot_file = _checked(lambda text: check_output_file("the file", text, PLOT_SUFFIXES))
+json_file = _checked(lambda text: check_output_file("the file", text, (".json",)))
+csv_file = _checked(lambda text: check_output_file("the file", text, (".csv",)))
+
+
+def needs_matplotlib(parser: argparse.ArgumentParser, flag: str) -> None:
+    """Refuse ``flag`` now if matplotlib (the ``plot`` extra) is missing, not after the work."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        fail(parser, flag, "needs matplotlib: pip install 'sinlstm-sym[plot]'")
+
+
+def resume_command(argv: List[str]) -> str:
+    """The command line that resumes the run started with ``argv``."""
+    import shlex
+    args = list(argv) + ([] if "--resume" in argv else ["--resume"])
+    return " ".join(shlex.quote(a) for a in [sys.argv[0] if sys.argv and sys.argv[0] else "sinlstm-train", *args])

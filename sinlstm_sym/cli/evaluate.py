@@ -1,52 +1,90 @@
 """Command line: error per length of a checkpointed model.
 
-``sinlstm-evaluate DIR`` (or ``python -m sinlstm_sym.cli.evaluate DIR``)
-`` [--lengths 1-20] [--plot out.png] [--json out.json] [--csv out.csv]``
-prints a table of MSE and max absolute error per length on fresh windows (trained
-lengths marked). ``--plot out.png`` saves the error per length there and prediction vs
-label per step (one window per length) beside it as ``out-steps.png``.
+``sinlstm-evaluate DIR [--lengths 1-20] [--plot out.png] [--json out.json] [--csv out.csv]``
+(or ``python -m sinlstm_sym.cli.evaluate``) prints a table of MSE and max absolute error per
+length on fresh windows (lengths that had a training batch marked). ``--plot out.png`` saves
+the error per length there and prediction vs label per step (one window per length) beside
+it as ``out-steps.png``. Every flag and output path is checked before the model is loaded,
+and the output files are written all or none.
 """
 import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
-from .args import int_list
 from ..evaluation import evaluate
+from ..outputs import AtomicOutputs, check_output_file
 from ..predictor import Predictor
+from .args import Parser, csv_file, fail, int_at_least, int_list, json_file, needs_matplotlib, plot_file
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="sinlstm-evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint", help="checkpoint directory written by fit(checkpoint=DIR)")
+    parser.add_argument("--lengths", type=int_list, default=list(range(1, 21)), help="e.g. '1-20' or '1-9,12,16'")
+    parser.add_argument("--num-samples", type=int_at_least(1), default=3000,
+                        help="fresh windows per length (default 3000)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of the fresh windows (default 0)")
+    parser.add_argument("--plot", metavar="OUT.png", type=plot_file,
+                        help="error per length; per-step picture as OUT-steps.png (.png, .pdf or .svg)")
+    parser.add_argument("--json", metavar="OUT.json", type=json_file, help="write the rows as JSON")
+    parser.add_argument("--csv", metavar="OUT.csv", type=csv_file, help="write the rows as CSV")
+    parser.add_argument("--list", action="store_true", help="list the checkpoints of the run and exit")
+    return parser
+
+
+def _steps_path(plot: str) -> Path:
+    out = Path(plot)
+    return out.with_name(out.stem + "-steps" + out.suffix)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="sinlstm-evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", help="checkpoint directory written by fit(checkpoint=DIR)")
-    parser.add_argument("--lengths", type=int_list, default=list(range(1, 21)), help="e.g. '1-20' or '1-9,12,16'")
-    parser.add_argument("--num-samples", type=int, default=3000, help="fresh windows per length (default 3000)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fresh windows (default 0)")
-    parser.add_argument("--plot", metavar="OUT.png", help="error per length; per-step picture as OUT-steps.png")
-    parser.add_argument("--json", metavar="OUT.json", help="write the rows as JSON")
-    parser.add_argument("--csv", metavar="OUT.csv", help="write the rows as CSV")
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.plot:
+        needs_matplotlib(parser, "--plot")
+        try:
+            check_output_file("the file", _steps_path(args.plot), (Path(args.plot).suffix.lower(),))
+        except (ValueError, FileNotFoundError) as err:
+            fail(parser, "--plot", str(err))
     logging.basicConfig(level=logging.WARNING)
+    if args.list:
+        return _list(parser, args.checkpoint)
     try:
         predictor = Predictor.load(args.checkpoint)
-        result = evaluate(predictor, args.lengths, num_samples=args.num_samples, seed=args.seed)
     except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        fail(parser, "checkpoint", str(err))
+    result = evaluate(predictor, args.lengths, num_samples=args.num_samples, seed=args.seed)
+    written: List[Path] = []
+    with AtomicOutputs() as outputs:
+        if args.json:
+            result.write_json(outputs.stage(args.json))
+            written.append(Path(args.json))
+        if args.csv:
+            result.write_csv(outputs.stage(args.csv))
+            written.append(Path(args.csv))
+        if args.plot:
+            from ..plotting import plot_error_per_length, plot_predictions
+            plot_error_per_length(result.rows, str(outputs.stage(args.plot)))
+            plot_predictions(predictor, args.lengths, str(outputs.stage(_steps_path(args.plot))), seed=args.seed)
+            written += [Path(args.plot), _steps_path(args.plot)]
     print(result)
-    if args.json:
-        result.write_json(args.json)
-    if args.csv:
-        result.write_csv(args.csv)
-    if args.plot:
-        from ..plotting import plot_error_per_length, plot_predictions
-        out = Path(args.plot)
-        steps = out.with_name(out.stem + "-steps" + out.suffix)
-        plot_error_per_length(result.rows, str(out))
-        plot_predictions(predictor, args.lengths, str(steps), seed=args.seed)
-        print(f"saved {out} and {steps}")
+    if written:
+        print("saved " + ", ".join(map(str, written)))
+    return 0
+
+
+def _list(parser: argparse.ArgumentParser, directory: str) -> int:
+    from ..checkpoint import list_checkpoints
+    try:
+        entries = list_checkpoints(directory)
+    except (FileNotFoundError, ValueError) as err:
+        fail(parser, "checkpoint", str(err))
+    print(f"{'checkpoint':<16} {'epoch':>5} {'batch':>6} {'updates':>8}  latest")
+    for entry in entries:
+        print(f"{entry.name:<16} {entry.epoch:>5} {entry.batch:>6} {entry.global_batch:>8}  "
+              f"{'yes' if entry.latest else ''}")
     return 0
 
 

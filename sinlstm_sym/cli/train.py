@@ -7,85 +7,152 @@ Prints progress, then the error per length on fresh windows, trained and unseen 
 import argparse
 import logging
 import sys
+from typing import Any, Dict, List, NoReturn, Optional
 
-from typing import List, Optional
-
+from ..config import FitConfig
 from ..constants import CELLS, DEFAULT_CELL, FEATURES, KVSTORES, LABEL_MODES
 from ..evaluation import format_error_table, per_length_error
+from ..outputs import check_output_dir
+from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
 from ..training import fit
-from .args import float_list, int_list, json_dict
+from .args import (Parser, fail, flags_named, float_list, int_at_least, int_list, json_dict, needs_matplotlib,
+                   plot_file, resume_command)
+
+# flag -> fit setting; each flag's value is checked on its own (with the settings it needs) before training
+FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "--hidden-sizes": "hidden_sizes",
+                 "--batch-size": "batch_size", "--num-samples": "num_samples", "--num-epoch": "num_epoch",
+                 "--label-mode": "label_mode", "--feature": "feature", "--cell": "cell", "--optimizer": "optimizer",
+                 "--optimizer-params": "optimizer_params", "--ctx": "ctx", "--kvstore": "kvstore", "--seed": "seed",
+                 "--log-every": "log_every", "--checkpoint": "checkpoint", "--checkpoint-every": "checkpoint_every",
+                 "--resume": "resume"}
+_NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "resume": ("checkpoint",),
+          "optimizer_params": ("optimizer",), "num_samples": ("batch_size",),
+          "ctx": ("batch_size", "num_samples")}
+INTERRUPTED_EXIT = 130
 
 
-def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="sinlstm-train", description=__doc__,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="sinlstm-train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--buckets", type=int_list, default=list(range(1, 10)),
                    help="window lengths to train on, one bucket each, e.g. '1-9' or '3,6,9'")
     p.add_argument("--length-weights", type=float_list, default=None,
                    help="relative frequency of each bucket, in the order of --buckets (default: equal)")
     p.add_argument("--hidden-sizes", type=int_list, default=[10, 20, 1],
                    help="one stacked LSTM layer per size; the last must be 1 (it is the prediction)")
-    p.add_argument("--batch-size", type=int, default=300, help="windows per batch")
-    p.add_argument("--num-samples", type=int, default=300000, help="windows per epoch")
-    p.add_argument("--num-epoch", type=int, default=1, help="passes over fresh windows")
+    p.add_argument("--batch-size", type=int_at_least(1), default=300, help="windows per batch")
+    p.add_argument("--num-samples", type=int_at_least(1), default=300000, help="windows per epoch")
+    p.add_argument("--num-epoch", type=int_at_least(1), default=1, help="passes over fresh windows")
     p.add_argument("--label-mode", choices=list(LABEL_MODES), default="sequence",
                    help="'sequence': a label at every step; 'last': the step after the window only")
     p.add_argument("--feature", choices=list(FEATURES), default="time",
                    help="input at each step: the time stamp t (as the original) or sin(t)/2")
     p.add_argument("--cell", choices=list(CELLS), default=DEFAULT_CELL,
                    help="'fused': one mx.sym.RNN per layer; 'unrolled': mx.rnn.LSTMCell per step (same numbers)")
-    p.add_argument("--optimizer", default="adam", help="any MXNet optimizer name, e.g. adam or sgd")
+    p.add_argument("--optimizer", default="adam", help="an MXNet optimizer name, e.g. adam or sgd")
     p.add_argument("--optimizer-params", type=json_dict, default=None,
                    help="JSON object of optimizer arguments, e.g. '{\"learning_rate\": 0.01}' (default: MXNet's)")
-    p.add_argument("--ctx", default="cpu", help="'cpu', 'gpu', 'gpu:0,1' (the GPU build must be installed)")
+    p.add_argument("--ctx", default="cpu", help="'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1' (GPUs need the GPU build)")
     p.add_argument("--kvstore", choices=list(KVSTORES), default="local",
                    help="gradient aggregation: local/device for several --ctx devices, dist_* for workers started "
                         "by python -m sinlstm_sym.launch (then only rank 0 prints the report)")
-    p.add_argument("--seed", type=int, default=0, help="seed of windows and initial weights")
-    p.add_argument("--log-every", type=int, default=100, help="log the mean loss every N batches")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of windows and initial weights")
+    p.add_argument("--log-every", type=int_at_least(1), default=100, help="log the mean loss every N batches")
     p.add_argument("--checkpoint", metavar="DIR", default=None,
-                   help="write an atomic checkpoint to DIR after every epoch (see python -m sinlstm_sym.evaluate)")
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                   help="write an atomic checkpoint to DIR after every epoch (see sinlstm-evaluate)")
+    p.add_argument("--checkpoint-every", type=int_at_least(1), default=None, metavar="N",
                    help="also checkpoint every N batches (needs --checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint")
     p.add_argument("--eval-lengths", type=int_list, default=list(range(1, 10)) + [12, 16, 20],
-                   help="lengths of the error table (fresh windows; unseen lengths are marked)")
-    p.add_argument("--eval-samples", type=int, default=3000, help="fresh windows per length in the error table")
-    p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="save prediction vs label per step for one window per evaluated length (needs matplotlib)")
+                   help="lengths of the error table (fresh windows; lengths that had no batch are marked)")
+    p.add_argument("--eval-samples", type=int_at_least(1), default=3000,
+                   help="fresh windows per length in the error table")
+    p.add_argument("--plot", metavar="FILE.png", type=plot_file, default=None,
+                   help="save prediction vs label per step for one window per evaluated length (.png, .pdf or "
+                        ".svg; needs matplotlib)")
     p.add_argument("--fixed", action="store_true",
                    help="the original's fixed task: buckets [9], label-mode last (overrides those flags)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="progress bar (needs tqdm): 'auto' shows it on a terminal")
     p.add_argument("--compare-gluon", action="store_true",
                    help="also train the original's Gluon loop on the same data and print both loss histories")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def _settings(args: argparse.Namespace) -> Dict[str, Any]:
+    return {setting: getattr(args, flag[2:].replace("-", "_")) for flag, setting in FLAG_SETTINGS.items()}
+
+
+def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> FitConfig:
+    """Every flag checked (naming the flag) before anything is trained; the whole configuration."""
+    settings = _settings(args)
+    for flag, setting in FLAG_SETTINGS.items():
+        needed = {k: settings[k] for k in _NEEDS.get(setting, ())}
+        try:
+            FitConfig.from_flat(**{setting: settings[setting]}, **needed)
+        except (ValueError, TypeError) as err:
+            fail(parser, flag, str(err))
+    try:
+        config = FitConfig.from_flat(**settings)
+    except (ValueError, TypeError) as err:
+        refuse(parser, err)
+    if args.checkpoint is not None and not args.resume:
+        try:
+            check_output_dir("the directory", args.checkpoint)
+        except (ValueError, TypeError) as err:
+            fail(parser, "--checkpoint", str(err))
+    if args.plot:
+        needs_matplotlib(parser, "--plot")
+    return config
+
+
+def refuse(parser: argparse.ArgumentParser, err: BaseException) -> NoReturn:
+    """A one-line error naming the flags whose settings ``err`` names."""
+    flags = flags_named(str(err), FLAG_SETTINGS)
+    if flags:
+        fail(parser, flags, str(err))
+    parser.error(str(err))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.fixed:
         args.buckets, args.label_mode = [9], "last"
-    common = dict(buckets=args.buckets, hidden_sizes=args.hidden_sizes, batch_size=args.batch_size,
-                  num_samples=args.num_samples, num_epoch=args.num_epoch, label_mode=args.label_mode,
-                  optimizer=args.optimizer, optimizer_params=args.optimizer_params, ctx=args.ctx, seed=args.seed,
-                  log_every=args.log_every)
+    config = check_settings(parser, args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     progress_bar = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
-    saving = dict(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
-                  kvstore=args.kvstore)
     try:
-        result = fit(feature=args.feature, cell=args.cell, length_weights=args.length_weights,
-                     progress_bar=progress_bar, **common, **saving)
+        result = fit(config, progress_bar=progress_bar)
+    except TrainingInterrupted as stop:
+        where = f"interrupted at epoch {stop.epoch}, batch {stop.batch}"
+        if stop.checkpoint is not None:
+            print(f"{where}; checkpoint written to {stop.checkpoint}\nresume with: {resume_command(argv)}",
+                  file=sys.stderr)
+        else:
+            print(f"{where}; nothing was saved (pass --checkpoint DIR to be able to resume)", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
     except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        refuse(parser, err)
+    except (NonFiniteLossError, TrainingDivergedError) as err:
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        return 1
     if result.rank != 0:
         return 0
     if args.compare_gluon:
         from ..gluon_reference import train_gluon_reference
         if args.feature != "time" or args.length_weights is not None:
             print("note: the Gluon reference uses feature='time' and equal bucket weights", file=sys.stderr)
+        common = {k: v for k, v in _settings(args).items() if k in (
+            "buckets", "hidden_sizes", "batch_size", "num_samples", "num_epoch", "label_mode", "optimizer",
+            "optimizer_params", "ctx", "seed", "log_every")}
         reference = train_gluon_reference(**common)
         print("\nloss at each log point (same windows, same initial weights)")
         print(f"{'epoch':>5} {'batch':>6} {'BucketingModule':>16} {'Gluon reference':>16}")
@@ -94,7 +161,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     predictor = result.predictor()
     rows = per_length_error(predictor, args.eval_lengths, num_samples=args.eval_samples, seed=args.seed + 1)
     target = "last step" if args.label_mode == "last" else "every step"
-    print(f"\nerror per length on {args.eval_samples} fresh windows each ({target})")
+    print(f"\nerror per length on {args.eval_samples} fresh windows each ({target}); trained = had a batch")
     print(format_error_table(rows))
     if args.plot:
         from ..plotting import plot_predictions

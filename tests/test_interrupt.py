@@ -1,0 +1,85 @@
+"""Ctrl-C stops training at a batch boundary, writes a checkpoint if asked, and the run resumes exactly;
+the command line exits 130 with the resume command and no traceback. Divergence is reported, naming the rate."""
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sinlstm_sym import fit, load_checkpoint
+from sinlstm_sym.trainer import TrainingDivergedError, TrainingInterrupted
+
+RUN = dict(buckets=[1, 2, 3], batch_size=50, num_samples=50 * 60, seed=5, log_every=10)
+
+
+class InterruptAt(logging.Handler):
+    """Send this process SIGINT when a log message contains ``text`` (as a user's Ctrl-C would)."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.text = text
+
+    def emit(self, record):
+        if self.text in record.getMessage():
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint_and_resume_equals_a_straight_run(tmp_path):
+    straight = fit(**RUN)
+    log = logging.getLogger("test_interrupt")
+    log.setLevel(logging.INFO)
+    log.addHandler(InterruptAt("batch 20/60"))
+    with pytest.raises(TrainingInterrupted) as stop:
+        fit(checkpoint=tmp_path, logger=log, **RUN)
+    assert (stop.value.epoch, stop.value.batch) == (0, 20)
+    assert stop.value.checkpoint is not None and stop.value.checkpoint.is_dir()
+    assert load_checkpoint(tmp_path).config["progress"]["batch"] == 20
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is restored
+    resumed = fit(checkpoint=tmp_path, resume=True, **RUN)
+    np.testing.assert_allclose(resumed.losses, straight.losses, rtol=0, atol=1e-6)
+    for name, value in straight.arg_params().items():
+        np.testing.assert_allclose(resumed.arg_params()[name], value, atol=1e-6)
+
+
+def test_sigint_without_checkpoint_says_nothing_was_saved():
+    log = logging.getLogger("test_interrupt_nockpt")
+    log.setLevel(logging.INFO)
+    log.addHandler(InterruptAt("batch 10/60"))
+    with pytest.raises(TrainingInterrupted, match="no checkpoint was asked for") as stop:
+        fit(logger=log, **RUN)
+    assert stop.value.checkpoint is None and stop.value.batch == 10
+
+
+def test_a_diverging_learning_rate_is_reported_naming_it():
+    with pytest.raises(TrainingDivergedError, match=r"training diverged: .* lower learning_rate=1e\+06"):
+        fit(optimizer="sgd", optimizer_params={"learning_rate": 1e6}, **RUN)
+
+
+@pytest.mark.slow
+def test_cli_ctrl_c_exits_130_with_the_resume_command(tmp_path):
+    script = Path(sys.executable).parent / "sinlstm-train"
+    run = tmp_path / "run"
+    argv = ["--buckets", "1-3", "--num-samples", "300000", "--batch-size", "100", "--log-every", "20",
+            "--checkpoint", str(run), "--eval-lengths", "1-3", "--eval-samples", "10", "--progress", "off"]
+    proc = subprocess.Popen([str(script), *argv], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if "batch 100/" in line or time.monotonic() > deadline:
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "checkpoint written to" in err and "resume with:" in err
+    resume = err.split("resume with: ", 1)[1].strip().splitlines()[0]
+    assert resume.endswith("--resume") and str(run) in resume
+    stopped_at = load_checkpoint(run).config["progress"]["global_batch"]
+    assert 100 <= stopped_at < 3000
+    again = subprocess.run([str(script), *argv, "--resume"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert load_checkpoint(run).config["progress"]["global_batch"] == 3000
