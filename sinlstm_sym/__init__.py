@@ -13,6 +13,10 @@ except ImportError as err:  # pragma: no cover - depends on the environment
         f"({err}). Install the CPU build with pip install 'sinlstm-sym[cpu]' (or '.[cpu]' from a checkout), "
         "or the CUDA 11.2 build with '[cu112]' -- never both.") from err
 
+from .distributed import install_exit_hooks  # noqa: E402
+
+install_exit_hooks()  # under the launcher only: a failing worker ends the job instead of hanging in MXNet's barrier
+
 from .data import SinBucketIter  # noqa: E402
 from .symbol import make_sym_gen  # noqa: E402
 from .training import FitResult, fit  # noqa: E402

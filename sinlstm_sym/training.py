@@ -15,8 +15,8 @@ from .bucket_checks import SafeBucketingModule, check_sym_gen
 from .checkpoint import load_checkpoint, save_checkpoint
 from .checks import check_bool, check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .launch import install_worker_excepthook
 from .data import FEATURES, LABEL_MODES, SinBucketIter, label_shape
+from .distributed import RankLogAdapter, create_kvstore, pull_final_params
 from .params import CELLS, DEFAULT_CELL, ParamDict, check_hidden_sizes, init_params, to_canonical, to_layout
 from .symbol import SymGen, make_sym_gen
 
@@ -84,13 +84,6 @@ def create_optimizer(optimizer: str, optimizer_params: Optional[Mapping[str, Any
             from None
 
 
-class _WorkerLog(logging.LoggerAdapter):
-    """Prefix every message with the worker's rank in distributed training."""
-
-    def process(self, msg: Any, kwargs: Any) -> Any:
-        return f"[worker {self.extra['rank']}/{self.extra['num_workers']}] {msg}", kwargs
-
-
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
 
@@ -128,15 +121,6 @@ def _json_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
 # Settings a resumed run may change: they do not alter the numbers of the training.
 _RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore")
 KVSTORES = ("local", "device", "dist_sync", "dist_async")
-
-
-def _pull_final_params(module: mx.mod.BucketingModule, kv: mx.kv.KVStore) -> None:
-    """After ``dist_async`` training: wait for every worker's last push, then pull the servers' weights."""
-    kv._barrier()  # noqa: SLF001 - MXNet 1.9.1 has no public barrier
-    arg_params, aux_params = module.get_params()
-    for name, value in arg_params.items():
-        kv.pull(name, out=value)
-    module.set_params(arg_params, aux_params)
 
 
 class _Trainer:
@@ -286,11 +270,10 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     kv = kvstore
     rank, num_workers = 0, 1
     if distributed:
-        install_worker_excepthook()  # under the launcher, an uncaught error ends this worker instead of hanging
-        kv = mx.kv.create(kvstore)
+        kv = create_kvstore(kvstore)  # ValueError naming the launcher if its variables are missing
         rank, num_workers = kv.rank, kv.num_workers
     if num_workers > 1:
-        log = _WorkerLog(log, {"rank": rank, "num_workers": num_workers})  # type: ignore[assignment]
+        log = RankLogAdapter(log, rank, num_workers)  # type: ignore[assignment]
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples,
                                length_weights=length_weights, label_mode=label_mode, feature=feature, seed=seed,
                                num_parts=num_workers, part_index=rank)
@@ -330,7 +313,7 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
                        checkpoint_every)
     trainer.run(num_epoch)
     if kvstore == "dist_async":
-        _pull_final_params(module, kv)
+        pull_final_params(module, kv)
     return FitResult(module=module, sym_gen=sym_gen, loss_history=progress.history,
                      epoch_losses=progress.epoch_losses, settings=settings)
 
