@@ -33,6 +33,7 @@ TRAIN_CASES = [
     ("--ctx", ["--ctx", "gpu"]),
     ("--ctx", ["--ctx", "cpu:0,1", "--batch-size", "1", "--num-samples", "10"]),
     ("--kvstore", ["--kvstore", "nccl"]),
+    ("--kvstore", ["--kvstore", "dist_sync"]),  # without the launcher's variables
     ("--seed", ["--seed", "-1"]),
     ("--log-every", ["--log-every", "0"]),
     ("--checkpoint", ["--checkpoint", "{file}"]),

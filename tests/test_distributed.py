@@ -1,5 +1,6 @@
 """fit under MXNet's parameter server, started by sinlstm_sym.launch on 127.0.0.1; each run bounded."""
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import fit
+from sinlstm_sym.constants import KVSTORES
+from sinlstm_sym.distributed import RankLogAdapter, create_kvstore
 
 WORKER = Path(__file__).with_name("dist_worker.py")
 
@@ -100,3 +103,74 @@ def test_example_under_the_launcher_reports_once(root):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("error per length") == 1  # rank 0 only
     assert "[worker 0/2]" in proc.stderr and "[worker 1/2]" in proc.stderr
+
+
+DMLC_WORKER = dict(DMLC_ROLE="worker", DMLC_PS_ROOT_URI="127.0.0.1", DMLC_PS_ROOT_PORT="9091",
+                   DMLC_NUM_SERVER="1", DMLC_NUM_WORKER="2")
+
+
+@pytest.fixture
+def no_mxnet_kvstore(monkeypatch):
+    """Remove the launcher's variables; fail the test if MXNet is asked for a kvstore."""
+    for key in list(os.environ):
+        if key.startswith("DMLC_"):
+            monkeypatch.delenv(key)
+    asked = []
+    monkeypatch.setattr(mx.kv, "create", lambda *args, **kwargs: asked.append(args) or pytest.fail("MXNet asked"))
+    return asked
+
+
+@pytest.mark.parametrize("name", ["dist_sync", "dist_async"])
+def test_create_kvstore_without_the_launcher_names_it(no_mxnet_kvstore, name):
+    with pytest.raises(ValueError) as info:
+        create_kvstore(name)
+    message = str(info.value)
+    assert f"kvstore={name!r}" in message and "python -m sinlstm_sym.launch" in message
+    for key in DMLC_WORKER:
+        assert key in message
+    assert "missing here: DMLC_ROLE, DMLC_PS_ROOT_URI, DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, DMLC_NUM_WORKER" in message
+    assert not no_mxnet_kvstore
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("DMLC_ROLE", "server", "DMLC_ROLE must be 'worker', got 'server'"),
+    ("DMLC_NUM_WORKER", "two", "DMLC_NUM_WORKER must be an integer >= 1, got 'two'"),
+    ("DMLC_NUM_SERVER", "0", "DMLC_NUM_SERVER must be an integer >= 1, got '0'"),
+    ("DMLC_PS_ROOT_PORT", "70000", "DMLC_PS_ROOT_PORT must be an integer >= 1 and <= 65535, got '70000'"),
+    ("DMLC_PS_ROOT_URI", " ", "missing here: DMLC_PS_ROOT_URI"),
+])
+def test_create_kvstore_rejects_bad_launcher_variables(no_mxnet_kvstore, monkeypatch, key, value, expected):
+    for name, default in DMLC_WORKER.items():
+        monkeypatch.setenv(name, default)
+    monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="python -m sinlstm_sym.launch") as info:
+        create_kvstore("dist_sync")
+    assert expected in str(info.value)
+    assert not no_mxnet_kvstore
+
+
+@pytest.mark.parametrize("name, error", [("dist", ValueError), ("nccl", ValueError), (None, TypeError)])
+def test_create_kvstore_rejects_unknown_names(name, error):
+    with pytest.raises(error, match=r"kvstore must be one of \['local', 'device', 'dist_sync', 'dist_async'\]"):
+        create_kvstore(name)
+
+
+@pytest.mark.parametrize("name", [n for n in KVSTORES if not n.startswith("dist")])
+def test_create_kvstore_local_kinds(name):
+    kv = create_kvstore(name)
+    assert isinstance(kv, mx.kv.KVStore) and kv.type == name and (kv.rank, kv.num_workers) == (0, 1)
+
+
+def test_fit_dist_without_the_launcher_fails_before_training(no_mxnet_kvstore, caplog):
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ValueError, match=r"kvstore='dist_sync' runs under MXNet's parameter server: start every "
+                                         r"worker with `python -m sinlstm_sym.launch"):
+        fit(kvstore="dist_sync", seed=0, num_samples=600)
+    assert not no_mxnet_kvstore
+    assert not [r for r in caplog.records if r.name.startswith("sinlstm_sym")]  # no "training ..." line
+
+
+def test_rank_log_adapter_prefixes_messages(caplog):
+    caplog.set_level(logging.INFO, logger="rank-test")
+    RankLogAdapter(logging.getLogger("rank-test"), 1, 3).info("epoch %d done", 4)
+    assert [r.getMessage() for r in caplog.records] == ["[worker 1/3] epoch 4 done"]

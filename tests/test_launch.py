@@ -1,6 +1,6 @@
-"""The single-machine ps-lite launcher ``sinlstm_sym.launch``: argument checks and CLI, a real 2-worker
-``dist_sync`` job, and teardown when a worker fails, a server dies, the job times out or the launcher itself
-is killed. Everything runs on 127.0.0.1; after each job no process carrying the job's marker may be left."""
+"""The single-machine ps-lite launcher ``sinlstm_sym.distributed.launch``: argument checks and CLI, the
+worker exit hooks, a real 2-worker ``dist_sync`` job, and teardown when a worker fails (exception in any
+thread, ``sys.exit(3)``), a server dies, the job times out or the launcher itself is killed. Everything runs on 127.0.0.1; after each job no process carrying the job's marker may be left."""
 import json
 import logging
 import os
@@ -18,8 +18,9 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
+from sinlstm_sym.distributed import install_exit_hooks
 from sinlstm_sym.distributed import launch as launch_module
-from sinlstm_sym.distributed.launch import LAUNCHED_ENV, install_worker_excepthook, launch, main
+from sinlstm_sym.distributed.launch import LAUNCHED_ENV, launch, main
 
 PY = sys.executable
 MARKER_VAR = "SINLSTM_TEST_JOB"
@@ -145,11 +146,13 @@ def test_launch_rejects_a_port_in_use():
             launch(**OK, port=sock.getsockname()[1])
 
 
-def test_cli_help_explains_every_flag():
-    out = subprocess.run([PY, "-m", "sinlstm_sym.launch", "--help"], capture_output=True, text=True, timeout=60)
+@pytest.mark.parametrize("module", ["sinlstm_sym.launch", "sinlstm_sym.distributed"])
+def test_cli_help_explains_every_flag_without_runpy_warning(module):
+    out = subprocess.run([PY, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     for flag in ("--num-workers", "--num-servers", "--host", "--port", "--timeout", "-- COMMAND", "124"):
         assert flag in out.stdout
+    assert "RuntimeWarning" not in out.stderr and "Warning" not in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("argv", [["-n", "2"], ["-n", "2", "--"], ["-n", "2", "python"]])
@@ -169,53 +172,137 @@ def test_cli_bad_value_prints_error_and_exits_2(argv, name, capsys):
     assert err.startswith("error: ") and name in err
 
 
-# --- the worker excepthook ---------------------------------------------------------------------------
+# --- the worker exit hooks ---------------------------------------------------------------------------
 
-def test_excepthook_is_not_installed_outside_the_launcher(monkeypatch):
+def test_exit_hooks_are_not_installed_outside_the_launcher(monkeypatch):
     monkeypatch.delenv(LAUNCHED_ENV, raising=False)
-    before = sys.excepthook
-    assert install_worker_excepthook() is False
-    assert sys.excepthook is before
+    before = sys.excepthook, threading.excepthook, sys.exit
+    assert install_exit_hooks() is False
+    assert (sys.excepthook, threading.excepthook, sys.exit) == before
 
 
-def test_excepthook_prints_traceback_flushes_and_exits_1():
-    code = textwrap.dedent("""
-        import sys
-        from sinlstm_sym.distributed.launch import install_worker_excepthook
-        assert install_worker_excepthook() and install_worker_excepthook()
-        print("buffered output", end="")
-        raise ValueError("worker failure 42")
-    """)
-    env = dict(os.environ, **{LAUNCHED_ENV: "1"})
+def test_importing_the_package_outside_the_launcher_changes_no_hook():
+    code = ("import sys, threading; before = (sys.excepthook, threading.excepthook, sys.exit); import sinlstm_sym; "
+            "assert (sys.excepthook, threading.excepthook, sys.exit) == before")
+    env = {k: v for k, v in os.environ.items() if k != LAUNCHED_ENV}
     out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, env=env)
-    assert out.returncode == 1
-    assert out.stdout == "buffered output"
-    assert "Traceback" in out.stderr and "ValueError: worker failure 42" in out.stderr
+    assert out.returncode == 0, out.stderr
+
+
+# A stand-in for a dist kvstore: freeing it blocks, like MXNet's shutdown barrier when a peer never comes.
+HOOK_SCRIPT = textwrap.dedent("""
+    import atexit, sys, threading, time
+    import sinlstm_sym
+
+    class Barrier:
+        def __del__(self):
+            print("barrier entered", flush=True)
+            time.sleep(1000)
+
+    def main(mode):
+        kv = Barrier()
+        print("buffered output", end="")
+        try:
+            if mode == "raise":
+                raise ValueError("worker failure 42")
+            if mode == "exit3":
+                sys.exit(3)
+            if mode == "exit-message":
+                sys.exit("fatal: bad shard")
+            if mode == "thread":
+                def fail():
+                    raise RuntimeError("thread failure 7")
+                threading.Thread(target=fail, name="loader").start()
+                time.sleep(1000)
+            if mode == "thread-exit":
+                threading.Thread(target=sys.exit, args=(5,)).start()
+            if mode == "caught":
+                try:
+                    sys.exit(3)
+                except SystemExit as exc:
+                    print(" caught", exc.code, end="")
+        finally:
+            print(" finally ran", end="")
+        del kv.__class__.__del__  # a normal end does not wait (the real barrier would complete)
+
+    atexit.register(print, " atexit ran")
+    main(sys.argv[1])
+    if sys.argv[1] == "exit0":
+        sys.exit(0)
+""")
+
+
+@pytest.mark.parametrize("mode, status, stdout, stderr", [
+    ("raise", 1, "buffered output finally ran", "ValueError: worker failure 42"),
+    ("exit3", 3, "buffered output finally ran", "exit status 3; exiting with code 3"),
+    ("exit-message", 1, "buffered output finally ran", "fatal: bad shard\n"),
+    ("thread", 1, "buffered output", "RuntimeError: thread failure 7"),
+])
+def test_exit_hooks_end_a_failing_worker_before_the_barrier(tmp_path, mode, status, stdout, stderr):
+    script = tmp_path / "hook.py"
+    script.write_text(HOOK_SCRIPT)
+    env = dict(os.environ, **{LAUNCHED_ENV: "1"})
+    start = time.monotonic()
+    out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=60, env=env)
+    assert time.monotonic() - start < 30  # importing MXNet takes seconds on a loaded machine; the barrier 1000 s
+    assert out.returncode == status, out.stderr
+    assert out.stdout == stdout  # flushed; no barrier entered, no atexit handler run
+    assert stderr in out.stderr
+    assert f"{LAUNCHED_ENV}=1: " in out.stderr and f"exiting with code {status} without waiting" in out.stderr
+    if mode == "thread":
+        assert "Exception in thread loader" in out.stderr and "Traceback" in out.stderr
+
+
+@pytest.mark.parametrize("mode, stdout", [
+    ("caught", "buffered output caught 3 finally ran atexit ran\n"),  # a caught sys.exit(3) changes nothing
+    ("thread-exit", "buffered output finally ran atexit ran\n"),  # sys.exit in a thread ends only that thread
+    ("exit0", "buffered output finally ran atexit ran\n"),  # a normal exit: atexit (and MXNet's barrier) as usual
+])
+def test_exit_hooks_leave_normal_exits_alone(tmp_path, mode, stdout):
+    script = tmp_path / "hook.py"
+    script.write_text(HOOK_SCRIPT)
+    env = dict(os.environ, **{LAUNCHED_ENV: "1"})
+    out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == stdout
+    assert "without waiting" not in out.stderr
 
 
 # --- real jobs -------------------------------------------------------------------------------------------
 
 WORKER = textwrap.dedent("""
-    import json, os, sys
-    from sinlstm_sym.distributed.launch import install_worker_excepthook
-    install_worker_excepthook()
+    import json, os, sys, threading, time
+    import sinlstm_sym  # under the launcher this installs the exit hooks
     import mxnet as mx
 
-    out_dir, mode = sys.argv[1], sys.argv[2]
-    kv = mx.kv.create("dist_sync")
-    assert kv.num_workers == 2 and kv.rank in (0, 1), (kv.num_workers, kv.rank)
-    kv.init(7, mx.nd.zeros((3,)))
-    pulled = []
-    for step in range(2):
-        if mode == "raise" and kv.rank == 1 and step == 1:
+    def fail(mode):
+        if mode == "raise":
             raise RuntimeError("worker rank 1 fails mid-job")
-        kv.push(7, mx.nd.ones((3,)) * (kv.rank + 1) * (step + 1))
-        out = mx.nd.zeros((3,))
-        kv.pull(7, out=out)
-        pulled.append(out.asnumpy().tolist())
-    env = {k: os.environ.get(k) for k in ("DMLC_NODE_HOST", "DMLC_PS_ROOT_URI", "SINLSTM_LAUNCHED")}
-    with open(os.path.join(out_dir, "rank%d.json" % kv.rank), "w") as f:
-        json.dump({"rank": kv.rank, "pulled": pulled, "env": env}, f)
+        if mode == "exit3":
+            sys.exit(3)
+        if mode == "thread":
+            def crash():
+                raise RuntimeError("worker rank 1 thread fails mid-job")
+            threading.Thread(target=crash).start()
+            time.sleep(1000)
+
+    def main(out_dir, mode):
+        kv = mx.kv.create("dist_sync")  # a local: freed (barrier) while Python unwinds
+        assert kv.num_workers == 2 and kv.rank in (0, 1), (kv.num_workers, kv.rank)
+        kv.init(7, mx.nd.zeros((3,)))
+        pulled = []
+        for step in range(2):
+            if kv.rank == 1 and step == 1:
+                fail(mode)
+            kv.push(7, mx.nd.ones((3,)) * (kv.rank + 1) * (step + 1))
+            out = mx.nd.zeros((3,))
+            kv.pull(7, out=out)
+            pulled.append(out.asnumpy().tolist())
+        env = {k: os.environ.get(k) for k in ("DMLC_NODE_HOST", "DMLC_PS_ROOT_URI", "SINLSTM_LAUNCHED")}
+        with open(os.path.join(out_dir, "rank%d.json" % kv.rank), "w") as f:
+            json.dump({"rank": kv.rank, "pulled": pulled, "env": env}, f)
+
+    main(sys.argv[1], sys.argv[2])
 """)
 
 
@@ -240,11 +327,14 @@ def test_two_worker_dist_sync_job(worker_script, tmp_path, marker, caplog):
 
 
 @pytest.mark.slow
-def test_worker_exception_ends_the_job(worker_script, tmp_path, marker, caplog):
-    status, seconds = run_job([PY, str(worker_script), str(tmp_path), "raise"], marker, num_workers=2)
-    assert status == 1
+@pytest.mark.parametrize("mode, code", [("raise", 1), ("exit3", 3), ("thread", 1)])
+def test_failing_worker_ends_the_job(worker_script, tmp_path, marker, caplog, mode, code):
+    # rank 1 fails while rank 0 waits for its push: without the exit hooks both would wait forever
+    status, seconds = run_job([PY, str(worker_script), str(tmp_path), mode], marker, num_workers=2)
+    assert status == code, caplog.text
     assert seconds < 10.0
-    assert re.search(r"worker \d \(pid \d+\) exited with code 1", caplog.text)
+    assert re.search(rf"worker \d \(pid \d+\) exited with code {code}", caplog.text)
+    assert not list(tmp_path.glob("rank*.json"))
     assert_nothing_left(marker)
 
 

@@ -19,11 +19,12 @@ job (SIGTERM to every process group, SIGKILL 2 s later) as soon as any process e
 and returns that exit code (``128 + N`` for signal ``N``); on ``timeout`` it returns 124; on SIGINT, SIGTERM
 or SIGHUP it returns ``128 + N``. If the launcher itself is killed, the kernel kills its children (Linux).
 
-A Python exception in a worker would leave it waiting in MXNet's shutdown barrier for the other workers,
-which may be waiting for it: worker scripts call :func:`install_worker_excepthook` first thing (and the
-library's ``fit`` will), so that an uncaught exception ends the process with exit code 1 under the launcher.
-``sys.exit(nonzero)`` is not an exception the hook sees: a worker that may stop early should ``os._exit``.
-Without the hook, only ``timeout`` ends such a job.
+A worker that fails would leave the others waiting in MXNet's shutdown barrier, and wait there itself.
+``import sinlstm_sym`` under the launcher (``SINLSTM_LAUNCHED=1``) installs exit hooks
+(:func:`sinlstm_sym.distributed.install_exit_hooks`): an uncaught exception in any thread ends the worker
+with code 1, ``sys.exit(n)`` with ``n`` non-zero with code ``n``, without entering that barrier. Python
+exposes no hook for a bare ``raise SystemExit(n)`` or ``exit(n)``: such a worker still waits, and only
+``timeout`` ends the job. A worker script that does not import sinlstm_sym calls ``install_exit_hooks()``.
 
 Several machines (documented, not tested here): start the same processes on each host by hand, through
 ssh or a cluster scheduler, with ``DMLC_PS_ROOT_URI`` = the scheduler host's address as the other hosts
@@ -65,34 +66,6 @@ _MANAGED_ENV = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_
 _NODE_CODE = "import sys, mxnet; sys.exit('sinlstm_sym.launch: importing mxnet did not run a ps-lite node')"
 _PR_SET_PDEATHSIG = 1
 _HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-def install_worker_excepthook() -> bool:
-    """Under the launcher (``SINLSTM_LAUNCHED=1``), make an uncaught exception end this process at once.
-
-    The traceback is printed to stderr as usual, stdout and stderr are flushed, then ``os._exit(1)``
-    skips MXNet's shutdown barrier, where the process would otherwise wait forever for workers that
-    wait for it. Worker scripts call this before creating the kvstore. Returns whether it was installed.
-    """
-    if os.environ.get(LAUNCHED_ENV) != "1":
-        return False
-    if getattr(sys.excepthook, "_sinlstm_worker_hook", False):
-        return True
-    previous = sys.excepthook
-
-    def hook(exc_type, exc, tb) -> None:
-        try:
-            previous(exc_type, exc, tb)
-            sys.stderr.write(f"{LAUNCHED_ENV}=1: exiting with code 1 without waiting in MXNet's shutdown barrier\n")
-            for stream in (sys.stdout, sys.stderr):
-                if stream is not None:
-                    stream.flush()
-        finally:
-            os._exit(1)
-
-    hook._sinlstm_worker_hook = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
-    return True
 
 
 # --- argument checks -----------------------------------------------------------------------------------
@@ -298,9 +271,9 @@ class _Job:
             logger.error("received %s: stopping the job", signal.Signals(self.received).name)
             return 128 + self.received
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            logger.error("timeout: the job ran for %g s; killing it. (A worker that raised without calling "
-                         "install_worker_excepthook(), or called sys.exit() early, waits forever in MXNet's "
-                         "shutdown barrier.)", self.timeout)
+            logger.error("timeout: the job ran for %g s; killing it. (A worker that failed without the exit hooks "
+                         "of sinlstm_sym.distributed, or ended by a bare raise SystemExit(n), waits forever in "
+                         "MXNet's shutdown barrier.)", self.timeout)
             return TIMEOUT_EXIT_CODE
         workers_started = any(c.role == "worker" for c in self.children)
         for child in self.children:
@@ -420,8 +393,9 @@ def _parser() -> argparse.ArgumentParser:
                     "as soon as one fails.",
         epilog="Exit status: 0 when every worker exited 0; else the exit code of the first process that failed "
                "(128+N if killed by signal N), 124 on --timeout, 128+N if the launcher got signal N, "
-               "2 for bad arguments. Worker scripts should call "
-               "sinlstm_sym.launch.install_worker_excepthook() first.")
+               "2 for bad arguments. Importing sinlstm_sym in a worker installs exit hooks, so that a failing "
+               "worker ends the job at once; a script that does not import it calls "
+               "sinlstm_sym.distributed.install_exit_hooks().")
     p.add_argument("-n", "--num-workers", type=int, required=True, metavar="WORKERS",
                    help="number of worker processes, each running COMMAND (ranks come from kv.rank)")
     p.add_argument("-s", "--num-servers", type=int, default=1, metavar="SERVERS",
