@@ -12,7 +12,7 @@ import mxnet as mx
 import numpy as np
 
 from .bucket_checks import SafeBucketingModule, check_sym_gen
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import check_checkpointable_optimizer, load_checkpoint, save_checkpoint
 from .checks import check_bool, check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
 from .launch import install_worker_excepthook
@@ -121,8 +121,14 @@ class Progress:
         return cls(**payload)
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, mx.lr_scheduler.LRScheduler):  # its settings (and state: call before training moves it)
+        return {"lr_scheduler": type(value).__name__, **vars(value)}
+    return repr(value)
+
+
 def _json_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
-    return json.loads(json.dumps(settings, default=repr))
+    return json.loads(json.dumps(settings, default=_json_default))
 
 
 # Settings a resumed run may change: they do not alter the numbers of the training.
@@ -147,6 +153,7 @@ class _Trainer:
                  checkpoint: Optional[Path], checkpoint_every: Optional[int]) -> None:
         self.module, self.train_iter, self.optimizer = module, train_iter, optimizer
         self.settings, self.progress, self.log = settings, progress, log
+        self.settings_json = _json_settings(settings)  # now, before training moves the lr scheduler's state
         self.checkpoint, self.checkpoint_every = checkpoint, checkpoint_every
         self.pending: List[mx.nd.NDArray] = []  # per-batch loss sums not yet read from the device
         self.pending_keys: List[int] = []
@@ -216,7 +223,7 @@ class _Trainer:
             return
         self._flush()
         save_checkpoint(self.checkpoint, self.module, self.optimizer,
-                        {"settings": _json_settings(self.settings), "progress": self.progress.to_json()},
+                        {"settings": self.settings_json, "progress": self.progress.to_json()},
                         with_optimizer=self.settings["kvstore"] in ("local", "device"))
 
 
@@ -226,7 +233,7 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
         ctx: ContextSpec = None, seed: Optional[int] = None, log_every: int = 100,
         logger: Optional[logging.Logger] = None, length_weights: Optional[Sequence[float]] = None,
         checkpoint: Union[None, str, "os.PathLike[str]"] = None, checkpoint_every: Optional[int] = None,
-        resume: bool = False, kvstore: str = "local") -> FitResult:
+        resume: bool = False, kvstore: str = "local", allow_pickle: bool = False) -> FitResult:
     """Train a stacked LSTM on sine windows of the lengths ``buckets`` with a ``BucketingModule``.
 
     Each epoch is ``num_samples // batch_size`` batches from a :class:`SinBucketIter`;
@@ -242,7 +249,8 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     continues from the latest checkpoint in ``DIR`` with the same settings (only
     ``num_epoch`` and ``ctx`` may change); the result equals an uninterrupted run. A
     NaN or infinite loss raises :class:`NonFiniteLossError` naming epoch, batch and
-    bucket, and no checkpoint is written after it.
+    bucket, and no checkpoint is written after it. Checkpoints hold no pickle; one written
+    by sinlstm-sym 0.1 (pickled optimizer state) resumes only with ``allow_pickle=True``.
 
     Several devices: ``ctx=[...]`` splits each batch among them (data parallel);
     ``kvstore`` ('local' or 'device') aggregates their gradients. Several processes or
@@ -263,6 +271,7 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
     feature = check_choice("feature", feature, FEATURES)
     cell = check_choice("cell", cell, CELLS)
     resume = check_bool("resume", resume)
+    allow_pickle = check_bool("allow_pickle", allow_pickle)
     kvstore = check_choice("kvstore", kvstore, KVSTORES)
     distributed = kvstore.startswith("dist")
     check_condition(not (resume and distributed),
@@ -275,7 +284,9 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
         checkpoint_every = check_int("checkpoint_every", checkpoint_every, minimum=1)
         check_condition(checkpoint is not None, "checkpoint_every needs checkpoint='DIR'")
     check_condition(not resume or checkpoint is not None, "resume=True needs checkpoint='DIR'")
-    saved = load_checkpoint(checkpoint) if resume else None
+    if checkpoint is not None and not distributed:
+        check_checkpointable_optimizer(optimizer)
+    saved = load_checkpoint(checkpoint, allow_pickle=allow_pickle) if resume else None
     if saved is not None and seed is None:
         seed = saved.config["settings"]["seed"]
     check_condition(not distributed or seed is not None,
@@ -315,13 +326,13 @@ def fit(buckets: Sequence[int] = range(1, 10), hidden_sizes: Sequence[int] = (10
         params = to_layout(init_params(hidden_sizes, seed), cell, hidden_sizes)
         progress = Progress()
     else:
-        params, opt, progress = saved.arg_params, saved.optimizer(), Progress.from_json(saved.config["progress"])
+        params, progress = saved.arg_params, Progress.from_json(saved.config["progress"])
         log.info("resuming from %s at epoch %d, batch %d", saved.path, progress.epoch, progress.batch)
     module.init_params(arg_params={k: mx.nd.array(v) for k, v in params.items()}, aux_params={},
                        allow_missing=False, force_init=True)
     module.init_optimizer(kvstore=kv, optimizer=opt)
     if saved is not None:
-        module.load_optimizer_states(str(saved.states_file))
+        saved.restore_optimizer(module, opt)
 
     log.info("training %s stacked LSTM %s on buckets %s (%d batches of %d per epoch, %s), %d epoch(s), seed %d",
              cell, list(hidden_sizes), list(train_iter.buckets), train_iter.num_batches, batch_size,
