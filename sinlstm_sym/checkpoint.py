@@ -11,9 +11,9 @@ Layout of a run directory ``DIR`` (format version 2)::
                       config.json               settings, progress, versions, manifest, checksum
 
 ``config.json``'s ``manifest`` gives the SHA-256 and size of every other file of the
-checkpoint; it and ``latest.json`` carry a SHA-256 of their own content (``checksum``).
-Every load verifies them before any byte reaches MXNet and raises ``ValueError`` naming
-the file on a mismatch. Files in a checkpoint directory that the manifest does not list
+checkpoint; it and ``latest.json`` carry the SHA-256 of their own bytes (``checksum``, its
+hex digits read as zeros). Every load verifies them before any byte reaches MXNet and
+raises ``ValueError`` naming the file on a mismatch. Files in a checkpoint directory that the manifest does not list
 are never read (a warning names them). The optimizer itself is not stored: training
 rebuilds it from ``config['settings']`` and :meth:`Checkpoint.restore_optimizer` gives it
 back its update counters and state arrays, validated against the bound parameters. No
@@ -66,9 +66,10 @@ CHECKSUM = "checksum"
 
 # Optimizers whose whole state is their update counters and per-parameter NDArrays (or
 # tuples of them, or None); the others keep state in attributes (Nadam's m_schedule,
-# LBSGD, LARS) or draw random numbers (SGLD), so a resume could not continue exactly.
+# LBSGD, LARS), hold None inside a tuple (DCASGD) or draw random numbers (SGLD): a resume could not
+# continue exactly.
 CHECKPOINTABLE_OPTIMIZERS = ("adam", "sgd", "nag", "adamax", "adagrad", "adadelta", "rmsprop", "ftrl", "signum",
-                             "ftml", "dcasgd", "lamb")
+                             "ftml", "lamb")
 
 PathLike = Union[str, "os.PathLike[str]"]
 _CKPT_NAME = re.compile(r"ckpt-\d{8}")
@@ -101,21 +102,29 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _content_checksum(payload: Dict[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of ``payload`` without its ``checksum`` key."""
-    body = {k: v for k, v in payload.items() if k != CHECKSUM}
-    return "sha256:" + _sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+# The top-level checksum entry of a JSON file written with indent=1 (a newline inside a string is escaped).
+_CHECKSUM_ENTRY = re.compile(rb'\n "checksum": "sha256:([0-9a-f]{64})"')
 
 
-def _checksummed(payload: Dict[str, Any]) -> Dict[str, Any]:
-    """``payload`` as it reads back from JSON, with its content checksum added."""
-    plain = json.loads(json.dumps(payload, default=repr))
-    return dict(plain, **{CHECKSUM: _content_checksum(plain)})
+def _checksummed_json(payload: Dict[str, Any]) -> bytes:
+    """``payload`` as JSON holding the SHA-256 of the file's own bytes, its 64 hex digits read as zeros."""
+    body = json.dumps(dict(payload, **{CHECKSUM: "sha256:" + "0" * 64}), indent=1, sort_keys=True,
+                      default=repr).encode()
+    digest = _sha256(body).encode()
+    return _CHECKSUM_ENTRY.sub(lambda m: m.group(0).replace(m.group(1), digest), body, count=1)
 
 
-def _write_json(path: Path, payload: Dict[str, Any]) -> None:
-    with open(path, "w") as handle:
-        json.dump(payload, handle, indent=1, sort_keys=True)
+def _checksum_matches(data: bytes) -> bool:
+    entries = list(_CHECKSUM_ENTRY.finditer(data))
+    if len(entries) != 1:
+        return False
+    start, end = entries[0].span(1)
+    return _sha256(data[:start] + b"0" * 64 + data[end:]) == entries[0].group(1).decode()
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -123,7 +132,7 @@ def _write_json(path: Path, payload: Dict[str, Any]) -> None:
 def write_json_atomic(path: Path, payload: Dict[str, Any]) -> None:
     """Write ``payload`` (with its checksum) as JSON to ``path`` through a temporary file and a rename."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    _write_json(tmp, _checksummed(payload))
+    _write_bytes(tmp, _checksummed_json(payload))
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -172,7 +181,7 @@ def _counters(optimizer: mx.optimizer.Optimizer) -> Dict[str, Any]:
 def _write_optimizer_state(directory: Path, counters: Dict[str, Any], layout: Dict[str, Dict[str, Any]],
                            arrays: Dict[str, mx.nd.NDArray]) -> None:
     mx.nd.save(str(directory / OPTIMIZER_ARRAYS), arrays)
-    _write_json(directory / OPTIMIZER_JSON, dict(counters, states=layout))
+    _write_bytes(directory / OPTIMIZER_JSON, json.dumps(dict(counters, states=layout), indent=1).encode())
 
 
 def _commit(root: Path, tmp: Path, name: str, config: Dict[str, Any]) -> Path:
@@ -183,7 +192,7 @@ def _commit(root: Path, tmp: Path, name: str, config: Dict[str, Any]) -> Path:
         manifest[path.name] = {"sha256": _sha256(data), "size": len(data)}
     full = dict(config, format=FORMAT, format_version=FORMAT_VERSION, library_version=__version__,
                 mxnet_version=mx.__version__, checkpoint=name, manifest=manifest)
-    _write_json(tmp / CONFIG, _checksummed(full))
+    _write_bytes(tmp / CONFIG, _checksummed_json(full))
     for path in tmp.iterdir():
         _fsync_file(path)
     _fsync_dir(tmp)
@@ -249,13 +258,14 @@ def _read_json_bytes(data: bytes, path: Path) -> Dict[str, Any]:
     return payload
 
 
-def _read_json(path: Path, what: str) -> Dict[str, Any]:
+def _read_json(path: Path, what: str) -> Tuple[Dict[str, Any], bytes]:
     check_condition(path.is_file(), f"{path}: missing; {what}", FileNotFoundError)
-    return _read_json_bytes(path.read_bytes(), path)
+    data = path.read_bytes()
+    return _read_json_bytes(data, path), data
 
 
-def _check_format(payload: Dict[str, Any], path: Path) -> int:
-    """The payload's format version, after checking its format name, version and (from version 2) checksum."""
+def _check_format(payload: Dict[str, Any], data: bytes, path: Path) -> int:
+    """The file's format version, after checking its format name, version and (from version 2) checksum."""
     check_condition(payload.get("format") == FORMAT,
                     f"{path}: not a sinlstm-sym checkpoint (format {payload.get('format')!r}, expected {FORMAT!r})")
     version = payload.get("format_version")
@@ -266,8 +276,7 @@ def _check_format(payload: Dict[str, Any], path: Path) -> int:
                     f"{path}: checkpoint format version {version} is newer than this library (sinlstm-sym "
                     f"{__version__}) reads (versions {READABLE_VERSIONS[0]} to {FORMAT_VERSION}); upgrade sinlstm-sym")
     if version >= 2:
-        check_condition(payload.get(CHECKSUM) == _content_checksum(payload),
-                        f"{path}: checksum mismatch (stored {str(payload.get(CHECKSUM))[:20]!r}...); the file is "
+        check_condition(_checksum_matches(data), f"{path}: its checksum does not match its bytes; the file is "
                         "damaged or was edited")
     return version
 
@@ -457,8 +466,8 @@ def _checkpoint_dir(root: Path) -> Tuple[Path, int]:
     check_condition(root.is_dir(), f"{root}: no such checkpoint directory", FileNotFoundError)
     if _CKPT_NAME.fullmatch(root.name) and (root / CONFIG).is_file() and not (root / LATEST).exists():
         return root, 0
-    latest = _read_json(root / LATEST, "no checkpoint has been completed in this directory")
-    version = _check_format(latest, root / LATEST)
+    latest, data = _read_json(root / LATEST, "no checkpoint has been completed in this directory")
+    version = _check_format(latest, data, root / LATEST)
     name = latest.get("checkpoint")
     check_condition(isinstance(name, str) and _CKPT_NAME.fullmatch(name) is not None,
                     f"{root / LATEST}: names no valid checkpoint ({name!r})")
@@ -479,8 +488,8 @@ def load_checkpoint(directory: PathLike, allow_pickle: bool = False) -> Checkpoi
     check_condition(isinstance(allow_pickle, bool), f"allow_pickle must be True or False, got {allow_pickle!r}",
                     TypeError)
     path, latest_version = _checkpoint_dir(Path(directory))
-    config = _read_json(path / CONFIG, "the checkpoint is incomplete")
-    version = _check_format(config, path / CONFIG)
+    config, data = _read_json(path / CONFIG, "the checkpoint is incomplete")
+    version = _check_format(config, data, path / CONFIG)
     check_condition(latest_version in (0, version), f"{path / CONFIG}: format version {version}, but "
                     f"{path.parent / LATEST} has version {latest_version}; the directory is damaged")
     for key in ("settings", "progress", "mxnet_epoch"):
