@@ -2,6 +2,7 @@
 import json
 import logging
 import pickle
+import re
 import shutil
 import subprocess
 import sys
@@ -209,6 +210,16 @@ def test_every_flipped_byte_is_a_value_error_naming_its_file_before_mxnet_reads(
         for error in r["errors"]:
             assert error is not None and error[0] == "ValueError" and f"{r['file']}:" in error[1], r
         assert r["mxnet_reads"] == 0, r
+
+
+def test_evaluate_cli_names_the_damaged_file(small_run, tmp_path, capsys):
+    from sinlstm_sym.evaluate import main
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    symbol = load_checkpoint(run).path / "model-3-symbol.json"
+    symbol.write_text(symbol.read_text().replace('"op"', '"Op"', 1))
+    assert main([str(run), "--lengths", "1-2", "--num-samples", "10"]) == 2
+    assert re.search(r"error: .*model-3-symbol\.json: SHA-256 mismatch with the manifest", capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("name", ["latest.json", "config.json", "model-0001.params", "model-2-symbol.json",
