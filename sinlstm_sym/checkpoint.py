@@ -6,8 +6,8 @@ Layout of a run directory ``DIR`` (format version 2)::
     DIR/ckpt-00001000/model-0001.params         parameters (MXNet's array file, BucketingModule.save_checkpoint)
                       model-<key>-symbol.json   one symbol per bucket (MXNet's)
                       model.buckets             the bucket keys (MXNet's array file)
-                      optimizer-state.nd        optimizer state arrays by name "<index>:<slot>" (MXNet's array file)
-                      optimizer-state.json      optimizer class, update counters, which parameter each index is
+                      optimizer-state.nd        optimizer state arrays named "<param>:<slot>" (MXNet's array file)
+                      optimizer-state.json      optimizer class, update counters, the state's kind per parameter
                       config.json               settings, progress, versions, manifest, checksum
 
 ``config.json``'s ``manifest`` gives the SHA-256 and size of every other file of the
@@ -73,7 +73,6 @@ CHECKPOINTABLE_OPTIMIZERS = ("adam", "sgd", "nag", "adamax", "adagrad", "adadelt
 
 PathLike = Union[str, "os.PathLike[str]"]
 _CKPT_NAME = re.compile(r"ckpt-\d{8}")
-_ARRAY_NAME = re.compile(r"(\d+):(\d+)")
 
 
 def check_checkpointable_optimizer(name: str) -> None:
@@ -146,14 +145,39 @@ def _params_name(epoch: int) -> str:
     return f"{PREFIX}-{epoch:04d}.params"
 
 
-def _state_arrays(states: Dict[Any, Any], idx2name: Dict[int, str],
-                  source: str) -> Tuple[Dict[str, Dict[str, Any]], Dict[str, mx.nd.NDArray]]:
-    """Split an updater's ``{index: state}`` into a JSON layout and named arrays ``"<index>:<slot>"``."""
-    layout: Dict[str, Dict[str, Any]] = {}
+def _param_of(key: Any, idx2name: Dict[int, str], source: str) -> str:
+    """The parameter an updater key stands for: an index of ``idx2name``, or (kvstore updates) the name itself."""
+    if isinstance(key, str):
+        return key
+    check_condition(isinstance(key, int) and key in idx2name,
+                    f"{source}: optimizer state for index {key!r}, which names no parameter")
+    return idx2name[key]
+
+
+def _optimizer_state(optimizer: mx.optimizer.Optimizer, states: Dict[Any, Any], idx2name: Dict[int, str],
+                     source: str) -> Tuple[Dict[str, Any], Dict[str, mx.nd.NDArray]]:
+    """An updater's ``{key: state}`` and ``optimizer``'s counters as JSON and arrays named ``"<param>:<slot>"``.
+
+    Keyed by parameter name, so the state fits a module whose updater keys by index (one
+    device) or by name (several devices, updates on the kvstore). Of several keys for one
+    parameter (a copy per device, or the unused scheme's copy left by a restore) the most
+    updated one is kept; equal counts mean equal states.
+    """
+    # MXNet 1.9.1 keeps the per-device update counts (Adam's bias correction) only in this private attribute.
+    per_device = optimizer._all_index_update_counts  # noqa: SLF001
+    updates: Dict[Any, int] = {}
+    for per in per_device.values():
+        for key, value in per.items():
+            updates[key] = max(int(value), updates.get(key, 0))
+    entries: Dict[str, Dict[str, Any]] = {}
     arrays: Dict[str, mx.nd.NDArray] = {}
-    for index, state in sorted(states.items()):
-        check_condition(isinstance(index, int) and index in idx2name,
-                        f"{source}: optimizer state for index {index!r}, which names no parameter")
+    chosen: Dict[str, Any] = {}
+    for key in sorted(states, key=lambda k: (isinstance(k, str), k)):
+        param = _param_of(key, idx2name, source)
+        if param not in chosen or updates.get(key, -1) > updates.get(chosen[param], -1):
+            chosen[param] = key
+    for param, key in sorted(chosen.items()):
+        state = states[key]
         if state is None:
             parts, kind = [], "none"
         elif isinstance(state, mx.nd.NDArray):
@@ -161,27 +185,26 @@ def _state_arrays(states: Dict[Any, Any], idx2name: Dict[int, str],
         elif isinstance(state, tuple) and all(isinstance(s, mx.nd.NDArray) for s in state):
             parts, kind = list(state), "tuple"
         else:
-            raise ValueError(f"{source}: the optimizer state of parameter {idx2name[index]!r} is a "
-                             f"{type(state).__name__}, not an NDArray, a tuple of NDArrays or None; this optimizer "
-                             f"cannot be checkpointed (use one of {', '.join(CHECKPOINTABLE_OPTIMIZERS)})")
-        layout[str(index)] = {"param": idx2name[index], "kind": kind, "arrays": len(parts)}
+            raise ValueError(f"{source}: the optimizer state of parameter {param!r} is a {type(state).__name__}, "
+                             "not an NDArray, a tuple of NDArrays or None; this optimizer cannot be checkpointed "
+                             f"(use one of {', '.join(CHECKPOINTABLE_OPTIMIZERS)})")
+        entries[param] = {"param": param, "kind": kind, "arrays": len(parts)}
         for slot, array in enumerate(parts):
-            arrays[f"{index}:{slot}"] = array
-    return layout, arrays
+            arrays[f"{param}:{slot}"] = array
+    counts: Dict[Tuple[int, str], int] = {}
+    for device, per in per_device.items():
+        for key, value in per.items():
+            where = (int(device), _param_of(key, idx2name, source))
+            counts[where] = max(int(value), counts.get(where, 0))
+    meta = {"optimizer": type(optimizer).__name__, "num_update": int(optimizer.num_update),
+            "update_counts": [{"device": d, "param": p, "count": c} for (d, p), c in sorted(counts.items())],
+            "states": [entries[p] for p in sorted(entries)]}
+    return meta, arrays
 
 
-def _counters(optimizer: mx.optimizer.Optimizer) -> Dict[str, Any]:
-    # MXNet 1.9.1 keeps the per-device update counts (Adam's bias correction) only in this private attribute.
-    counts = optimizer._all_index_update_counts  # noqa: SLF001
-    return {"optimizer": type(optimizer).__name__, "num_update": int(optimizer.num_update),
-            "update_counts": {str(d): {str(i): int(c) for i, c in sorted(per.items())}
-                              for d, per in sorted(counts.items())}}
-
-
-def _write_optimizer_state(directory: Path, counters: Dict[str, Any], layout: Dict[str, Dict[str, Any]],
-                           arrays: Dict[str, mx.nd.NDArray]) -> None:
+def _write_optimizer_state(directory: Path, meta: Dict[str, Any], arrays: Dict[str, mx.nd.NDArray]) -> None:
     mx.nd.save(str(directory / OPTIMIZER_ARRAYS), arrays)
-    _write_bytes(directory / OPTIMIZER_JSON, json.dumps(dict(counters, states=layout), indent=1).encode())
+    _write_bytes(directory / OPTIMIZER_JSON, json.dumps(meta, indent=1).encode())
 
 
 def _commit(root: Path, tmp: Path, name: str, config: Dict[str, Any]) -> Path:
@@ -241,8 +264,8 @@ def save_checkpoint(directory: PathLike, module: mx.mod.BucketingModule, optimiz
         module.save_optimizer_states(str(own))
         states = pickle.loads(own.read_bytes())
         own.unlink()
-        layout, arrays = _state_arrays(states, optimizer.idx2name, f"optimizer {type(optimizer).__name__}")
-        _write_optimizer_state(tmp, _counters(optimizer), layout, arrays)
+        _write_optimizer_state(tmp, *_optimizer_state(optimizer, states, optimizer.idx2name,
+                                                       f"optimizer {type(optimizer).__name__}"))
     final = _commit(root, tmp, name, dict(config, optimizer_state=with_optimizer, mxnet_epoch=epoch))
     logger.info("checkpoint %s written (epoch %d, batch %d)", final, config["progress"]["epoch"],
                 config["progress"]["batch"])
@@ -342,21 +365,24 @@ class Checkpoint:
         check_condition(self.config.get("optimizer_state", True), f"{self.path}: written by distributed training, "
                         "it holds no optimizer state and cannot be resumed (it can be loaded for prediction)")
         if self.format_version == 1:
-            counters, layout, arrays, source = self._pickled_state()
+            meta, arrays, source = self._pickled_state()
         else:
             manifest = self.config["manifest"]
             source = self.path / OPTIMIZER_ARRAYS
             meta_path = self.path / OPTIMIZER_JSON
             meta = _read_json_bytes(_verified_bytes(meta_path, manifest[OPTIMIZER_JSON]), meta_path)
-            counters = {k: meta.get(k) for k in ("optimizer", "num_update", "update_counts")}
-            layout = meta.get("states")
             arrays = _load_arrays(_verified_bytes(source, manifest[OPTIMIZER_ARRAYS]), source)
-        check_condition(counters["optimizer"] == type(optimizer).__name__,
-                        f"{source}: optimizer state of {counters['optimizer']!r}, but the optimizer to resume is "
+        check_condition(meta.get("optimizer") == type(optimizer).__name__,
+                        f"{source}: optimizer state of {meta.get('optimizer')!r}, but the optimizer to resume is "
                         f"{type(optimizer).__name__!r}")
-        states = _validated_states(source, module, optimizer, layout, arrays)
-        counts = _validated_counts(source, optimizer, counters)
-        optimizer.num_update = counters["num_update"]
+        weights, _ = module.get_params()
+        keys: Dict[str, List[Any]] = {name: [name] for name in weights}  # every key the updater may use for it
+        for index, name in sorted(optimizer.idx2name.items()):
+            if name in keys:
+                keys[name].insert(-1, index)
+        states = _validated_states(source, optimizer, weights, keys, meta.get("states"), arrays)
+        counts = _validated_counts(source, keys, meta)
+        optimizer.num_update = meta["num_update"]
         # No public setter for the update counts in MXNet 1.9.1: set the private per-device dicts directly.
         optimizer._all_index_update_counts = counts  # noqa: SLF001
         optimizer._index_update_count = counts.setdefault(0, {})  # noqa: SLF001
@@ -366,8 +392,8 @@ class Checkpoint:
             blob.write_bytes(pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL))
             module.load_optimizer_states(str(blob))
 
-    def _pickled_state(self) -> Tuple[Dict[str, Any], Any, Dict[str, mx.nd.NDArray], Path]:
-        """Format 1: counters, layout and arrays from its two pickles (only with ``allow_pickle=True``)."""
+    def _pickled_state(self) -> Tuple[Dict[str, Any], Dict[str, mx.nd.NDArray], Path]:
+        """Format 1: the optimizer state as format 2 holds it, from its two pickles (only with ``allow_pickle``)."""
         pickled = self.path / PICKLED_OPTIMIZER
         states_file = self.path / f"{PREFIX}-{self.epoch:04d}.states"
         check_condition(self.allow_pickle, f"{self.path}: checkpoint format version 1 (sinlstm-sym 0.1) keeps its "
@@ -388,8 +414,7 @@ class Checkpoint:
         check_condition(isinstance(optimizer, mx.optimizer.Optimizer),
                         f"{pickled}: holds a {type(optimizer).__name__}, not an MXNet optimizer")
         check_condition(isinstance(states, dict), f"{states_file}: holds a {type(states).__name__}, not a dict")
-        layout, arrays = _state_arrays(states, optimizer.idx2name, str(states_file))
-        return _counters(optimizer), layout, arrays, states_file
+        return (*_optimizer_state(optimizer, states, optimizer.idx2name, str(states_file)), states_file)
 
 
 def _load_arrays(data: bytes, path: Path) -> Dict[str, mx.nd.NDArray]:
@@ -403,21 +428,17 @@ def _load_arrays(data: bytes, path: Path) -> Dict[str, mx.nd.NDArray]:
     return loaded
 
 
-def _validated_states(source: Path, module: mx.mod.BaseModule, optimizer: mx.optimizer.Optimizer, layout: Any,
-                      arrays: Dict[str, mx.nd.NDArray]) -> Dict[int, Any]:
-    """``{index: state}`` for the updater, each state checked against a fresh one for the bound parameter."""
-    check_condition(isinstance(layout, dict), f"{source}: the state layout is not a JSON object")
-    weights, _ = module.get_params()
+def _validated_states(source: Path, optimizer: mx.optimizer.Optimizer, weights: Dict[str, mx.nd.NDArray],
+                      keys: Dict[str, List[Any]], entries: Any, arrays: Dict[str, mx.nd.NDArray]) -> Dict[Any, Any]:
+    """``{key: state}`` for the updater, each state checked against a fresh one for the bound parameter."""
+    check_condition(isinstance(entries, list), f"{source}: the list of parameter states is missing")
     expected_names = set()
-    states: Dict[int, Any] = {}
-    for key, entry in layout.items():
-        check_condition(key.isdigit() and int(key) in optimizer.idx2name,
-                        f"{source}: state index {key!r} names no parameter of the bound module")
-        index, param = int(key), optimizer.idx2name[int(key)]
-        check_condition(isinstance(entry, dict) and entry.get("param") == param and param in weights,
-                        f"{source}: state {key} is for parameter {entry.get('param') if isinstance(entry, dict) else entry!r}"
-                        f", the bound module has {param!r} at that index")
-        template = optimizer.create_state_multi_precision(index, weights[param])
+    states: Dict[Any, Any] = {}
+    for entry in entries:
+        param = entry.get("param") if isinstance(entry, dict) else None
+        check_condition(param in weights and keys[param][0] not in states,
+                        f"{source}: a state for {param!r}, which is no parameter of the bound module or is repeated")
+        template = optimizer.create_state_multi_precision(keys[param][0], weights[param])
         kind, parts = ("none", []) if template is None else ("array", [template]) \
             if isinstance(template, mx.nd.NDArray) else ("tuple", list(template))
         check_condition(entry.get("kind") == kind and entry.get("arrays") == len(parts),
@@ -425,39 +446,38 @@ def _validated_states(source: Path, module: mx.mod.BaseModule, optimizer: mx.opt
                         f"{type(optimizer).__name__} keeps a {kind} of {len(parts)}")
         loaded = []
         for slot, like in enumerate(parts):
-            name = f"{index}:{slot}"
+            name = f"{param}:{slot}"
             expected_names.add(name)
-            check_condition(name in arrays, f"{source}: lacks array {name!r} (state of {param!r})")
+            check_condition(name in arrays, f"{source}: lacks array {name!r}")
             value = arrays[name]
             check_condition(value.shape == like.shape and value.dtype == like.dtype,
-                            f"{source}: array {name!r} (state of {param!r}) is {value.dtype.__name__}{value.shape}, "
-                            f"expected {np.dtype(like.dtype).name}{like.shape}")
-            check_condition(bool(np.isfinite(value.asnumpy()).all()),
-                            f"{source}: array {name!r} (state of {param!r}) is not finite")
+                            f"{source}: array {name!r} is {np.dtype(value.dtype).name}{value.shape}, expected "
+                            f"{np.dtype(like.dtype).name}{like.shape}")
+            check_condition(bool(np.isfinite(value.asnumpy()).all()), f"{source}: array {name!r} is not finite")
             loaded.append(value)
-        states[index] = None if kind == "none" else loaded[0] if kind == "array" else tuple(loaded)
+        for key in keys[param]:  # a copy each: a state shared by two keys would be updated twice
+            copies = [value.copy() for value in loaded]
+            states[key] = None if kind == "none" else copies[0] if kind == "array" else tuple(copies)
     unknown = sorted(set(arrays) - expected_names)
     check_condition(not unknown, f"{source}: arrays {unknown} belong to no parameter state")
     return states
 
 
-def _validated_counts(source: Path, optimizer: mx.optimizer.Optimizer,
-                      counters: Dict[str, Any]) -> Dict[int, Dict[int, int]]:
+def _validated_counts(source: Path, keys: Dict[str, List[Any]], meta: Dict[str, Any]) -> Dict[int, Dict[Any, int]]:
+    """Per-device update counts for every key the updater may use, from the saved per-parameter counts."""
     def count(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
-    num_update, per_device = counters.get("num_update"), counters.get("update_counts")
+    num_update, entries = meta.get("num_update"), meta.get("update_counts")
     check_condition(count(num_update), f"{source}: num_update {num_update!r} is not a count")
-    check_condition(isinstance(per_device, dict), f"{source}: update_counts is not a JSON object")
-    counts: Dict[int, Dict[int, int]] = {}
-    for device, per in per_device.items():
-        check_condition(device.isdigit() and isinstance(per, dict), f"{source}: update_counts[{device!r}] is foreign")
-        for index, value in per.items():
-            check_condition(index.isdigit() and int(index) in optimizer.idx2name and count(value)
-                            and value <= num_update,
-                            f"{source}: update count {index!r}: {value!r} does not fit the bound module "
-                            f"(num_update {num_update})")
-        counts[int(device)] = {int(i): v for i, v in per.items()}
+    check_condition(isinstance(entries, list), f"{source}: update_counts is not a list")
+    counts: Dict[int, Dict[Any, int]] = {}
+    for entry in entries:
+        ok = isinstance(entry, dict) and count(entry.get("device")) and entry.get("param") in keys \
+            and count(entry.get("count")) and entry["count"] <= num_update
+        check_condition(ok, f"{source}: update count {entry!r} does not fit the bound module (num_update "
+                        f"{num_update})")
+        counts.setdefault(entry["device"], {}).update({key: entry["count"] for key in keys[entry["param"]]})
     return counts
 
 
@@ -539,12 +559,12 @@ def convert_checkpoint(source: PathLike, destination: PathLike, allow_pickle: bo
         check_condition(path.is_file(), f"{path}: missing; the checkpoint is incomplete", FileNotFoundError)
     with_optimizer = bool(old.config.get("optimizer_state", True))
     if with_optimizer:
-        counters, layout, arrays, _ = old._pickled_state()
+        meta, arrays, _ = old._pickled_state()
     tmp = _fresh_tmp(root, name)
     for path in files:
         shutil.copyfile(path, tmp / path.name)
     if with_optimizer:
-        _write_optimizer_state(tmp, counters, layout, arrays)
+        _write_optimizer_state(tmp, meta, arrays)
     config = {k: v for k, v in old.config.items() if k not in _FORMAT_KEYS}
     final = _commit(root, tmp, name, dict(config, optimizer_state=with_optimizer))
     logger.info("converted %s (format 1) to %s (format %d)", old.path, final, FORMAT_VERSION)
