@@ -2,8 +2,9 @@
 
 ``python flip_bytes.py RUN_DIR OUT.json``: every byte of this library's JSON files, the first,
 last and eight evenly spaced bytes of MXNet's files; after each flip, ``load_checkpoint`` and
-``Predictor.load``. Writes one record per flip: the file, the position, the errors (type and
-message) and how many times MXNet's array reader was called; the byte is restored after.
+(every seventh byte of the JSON files, every flip of the others) ``Predictor.load``. Writes
+one record per flip: the file, the position, the errors (type and message) and how many
+times MXNet's array reader was called; the byte is restored after.
 """
 import json
 import sys
@@ -50,7 +51,9 @@ if __name__ == "__main__":
             flipped[pos] ^= 0x01
             path.write_bytes(bytes(flipped))
             del calls[:]
-            errors = [outcome(load_checkpoint, run), outcome(Predictor.load, run)]
+            errors = [outcome(load_checkpoint, run)]
+            if pos % 7 == 0 or path.name not in OURS:  # Predictor.load goes through load_checkpoint too
+                errors.append(outcome(Predictor.load, run))
             records.append({"file": path.name, "pos": pos, "errors": errors, "mxnet_reads": len(calls)})
             path.write_bytes(original)
     with open(out, "w") as handle:
