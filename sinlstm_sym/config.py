@@ -23,6 +23,7 @@ from .checks import (check_bool, check_choice, check_condition, check_float, che
 from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
                         DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES,
                         DEFAULT_OPTIMIZER, FEATURES, KVSTORES, LABEL_MODES)
+from .checkpoint import check_checkpointable_optimizer
 from .context import ContextSpec, resolve_contexts
 from .params import check_hidden_sizes
 
@@ -34,7 +35,7 @@ _NUMERIC_ARGS: Dict[str, Tuple[float, bool, float]] = {
 }
 # Arguments fit sets itself or that cannot be stored as JSON.
 _RESERVED_ARGS = {"rescale_grad": "fit sets it to 1/batch_size", "param_idx2name": "the module sets it",
-                  "sym": "the module sets it", "lr_scheduler": "a scheduler object cannot be stored in a checkpoint",
+                  "sym": "the module sets it", "lr_scheduler": "give lr_schedule={'name': 'cosine', ...} instead",
                   "param_dict": "the module sets it"}
 
 def _set(obj: object, name: str, value: Any) -> None:
@@ -82,13 +83,62 @@ class DataConfig:
         _set(self, "num_samples", check_int("num_samples", self.num_samples, minimum=batch_size))
         if self.length_weights is not None:
             by_key = dict(zip(given, check_weights("length_weights", self.length_weights, len(given))))
-            _set(self, "length_weights", tuple(by_key[k] for k in self.buckets))
+            weights = tuple(by_key[k] for k in self.buckets)
+            _set(self, "length_weights", None if len(set(weights)) == 1 else weights)  # equal weights: the default
 
     @property
     def trained_buckets(self) -> Tuple[int, ...]:
         """The buckets that get batches (weight > 0)."""
         weights = self.length_weights or (1.0,) * len(self.buckets)
         return tuple(k for k, w in zip(self.buckets, weights) if w > 0)
+
+
+# Learning-rate schedules (MXNet's own ``mx.lr_scheduler`` classes) by name, and the checks of their arguments:
+# name -> (class, {argument: kind}); kinds: 'int>=1', 'int>=0', 'ints>=1' (increasing), 'rate' (0 < x <= 1),
+# 'float>=0', 'float>0', 'mode'. ``base_lr`` is the optimizer's learning_rate.
+_SCHEDULES: Dict[str, Tuple[Any, Dict[str, str]]] = {
+    "cosine": (mx.lr_scheduler.CosineScheduler, {"max_update": "int>=1", "final_lr": "float>=0"}),
+    "poly": (mx.lr_scheduler.PolyScheduler, {"max_update": "int>=1", "final_lr": "float>=0", "pwr": "float>0"}),
+    "factor": (mx.lr_scheduler.FactorScheduler, {"step": "int>=1", "factor": "rate", "stop_factor_lr": "float>=0"}),
+    "multifactor": (mx.lr_scheduler.MultiFactorScheduler, {"step": "ints>=1", "factor": "rate"}),
+}
+_WARMUP_ARGS = {"warmup_steps": "int>=0", "warmup_begin_lr": "float>=0", "warmup_mode": "mode"}
+_REQUIRED = {"factor": ("step",), "multifactor": ("step",)}  # max_update defaults to the run's total updates
+
+
+def _check_schedule_value(name: str, kind: str, value: Any) -> Any:
+    if kind.startswith("int"):
+        return check_int(name, value, minimum=1 if kind == "int>=1" else 0)
+    if kind == "ints>=1":
+        steps = check_int_sequence(name, value, minimum=1)
+        check_condition(list(steps) == sorted(steps), f"{name} must be increasing, got {list(steps)}")
+        return list(steps)
+    if kind == "mode":
+        return check_choice(name, value, ("linear", "constant"))
+    number = check_float(name, value, minimum=0.0, strict_minimum=kind in ("float>0", "rate"))
+    check_condition(kind != "rate" or number <= 1.0, f"{name} must be in (0, 1], got {value!r}")
+    return number
+
+
+def check_lr_schedule(spec: Any) -> Optional[Dict[str, Any]]:
+    """A learning-rate schedule as JSON: ``{'name': 'cosine'|'poly'|'factor'|'multifactor', **arguments}``."""
+    if spec is None:
+        return None
+    check_condition(isinstance(spec, Mapping) and isinstance(spec.get("name"), str),
+                    f"lr_schedule must be None or a dict with a 'name' among {sorted(_SCHEDULES)}, got {spec!r}",
+                    TypeError)
+    name = spec["name"]
+    check_condition(name in _SCHEDULES, f"lr_schedule name must be one of {sorted(_SCHEDULES)}, got {name!r}")
+    kinds = {**_SCHEDULES[name][1], **_WARMUP_ARGS}
+    clean: Dict[str, Any] = {"name": name}
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        check_condition(key in kinds, f"lr_schedule {name!r} takes {sorted(kinds)}, got {key!r}")
+        clean[key] = _check_schedule_value(f"lr_schedule[{key!r}]", kinds[key], value)
+    missing = [k for k in _REQUIRED.get(name, ()) if k not in clean]
+    check_condition(not missing, f"lr_schedule {name!r} needs {missing}")
+    return clean
 
 
 def _optimizer_class(name: str) -> Type[mx.optimizer.Optimizer]:
@@ -115,6 +165,7 @@ class OptimizerConfig:
 
     name: str = DEFAULT_OPTIMIZER
     params: Dict[str, Any] = field(default_factory=dict)
+    lr_schedule: Optional[Dict[str, Any]] = None  # see check_lr_schedule; None: a constant rate
 
     def __post_init__(self) -> None:
         check_condition(isinstance(self.name, str), f"optimizer must be an MXNet optimizer name such as 'adam' or "
@@ -147,11 +198,23 @@ class OptimizerConfig:
                                 f"{value!r} ({type(value).__name__})", TypeError)
                 clean[key] = value
         _set(self, "params", clean)
+        _set(self, "lr_schedule", check_lr_schedule(self.lr_schedule))
+
+    @property
+    def schedule_needs_length(self) -> bool:
+        """Whether the schedule still needs ``max_update`` (``fit`` fills in the run's number of updates)."""
+        return self.lr_schedule is not None and "max_update" in _SCHEDULES[self.lr_schedule["name"]][1] and \
+            "max_update" not in self.lr_schedule
 
     def create(self, rescale_grad: float) -> mx.optimizer.Optimizer:
         """A fresh MXNet optimizer; gradients are multiplied by ``rescale_grad`` (1 / windows per update)."""
+        check_condition(not self.schedule_needs_length, "lr_schedule needs max_update (the number of updates)")
+        params = dict(self.params)
+        if self.lr_schedule is not None:
+            schedule = dict(self.lr_schedule)
+            params["lr_scheduler"] = _SCHEDULES[schedule.pop("name")][0](**schedule)
         try:
-            return mx.optimizer.create(self.name, rescale_grad=rescale_grad, **self.params)
+            return mx.optimizer.create(self.name, rescale_grad=rescale_grad, **params)
         except (TypeError, ValueError) as err:
             raise ValueError(f"optimizer_params {self.params!r} do not fit optimizer {self.name!r}: {err}") from None
 
@@ -174,6 +237,7 @@ class RunConfig:
     checkpoint: Optional[str] = None
     checkpoint_every: Optional[int] = None
     resume: bool = False
+    allow_pickle: bool = False  # resume a version 0.1 checkpoint, whose optimizer state is a pickle
 
     def __post_init__(self) -> None:
         _set(self, "num_epoch", check_int("num_epoch", self.num_epoch, minimum=1))
@@ -191,6 +255,7 @@ class RunConfig:
             _set(self, "checkpoint_every", check_int("checkpoint_every", self.checkpoint_every, minimum=1))
             check_condition(self.checkpoint is not None, "checkpoint_every needs checkpoint='DIR'")
         check_bool("resume", self.resume)
+        check_bool("allow_pickle", self.allow_pickle)
         check_condition(not self.resume or self.checkpoint is not None, "resume=True needs checkpoint='DIR'")
         check_condition(not (self.resume and self.distributed), f"resume=True is not supported with "
                         f"kvstore={self.kvstore!r}: the optimizer state lives on the servers")
@@ -205,10 +270,11 @@ _SECTIONS: Dict[str, Type[Any]] = {"model": ModelConfig, "data": DataConfig, "op
 # fit's flat keyword -> (section, field); the optimizer's fields keep their 0.1 keyword names.
 _FLAT: Dict[str, Tuple[str, str]] = {
     **{f.name: (s, f.name) for s, k in _SECTIONS.items() if s != "optimizer" for f in dataclasses.fields(k)},
-    "optimizer": ("optimizer", "name"), "optimizer_params": ("optimizer", "params")}
+    "optimizer": ("optimizer", "name"), "optimizer_params": ("optimizer", "params"),
+    "lr_schedule": ("optimizer", "lr_schedule")}
 # Settings a resumed run may change: they change no number of the training.
 RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar", "checkpoint", "checkpoint_every",
-                     "resume")
+                     "resume", "allow_pickle")
 
 
 @dataclass(frozen=True)
@@ -224,6 +290,8 @@ class FitConfig:
         for name, klass in _SECTIONS.items():
             check_condition(isinstance(getattr(self, name), klass), f"FitConfig.{name} must be a {klass.__name__}, "
                             f"got {getattr(self, name)!r}", TypeError)
+        if self.run.checkpoint is not None and not self.run.distributed:
+            check_checkpointable_optimizer(self.optimizer.name)
         check_condition(self.data.batch_size >= len(self.run.ctx), f"ctx lists {len(self.run.ctx)} devices but "
                         f"batch_size is {self.data.batch_size}: every device needs at least one window of a batch")
 

@@ -29,5 +29,6 @@ DISTRIBUTED_KVSTORES = ("dist_sync", "dist_async")
 DEFAULT_OPTIMIZER = "adam"
 # A log window whose mean loss exceeds this many times the first batch's loss, and still rises, is divergence.
 DIVERGENCE_FACTOR = 4.0
+DIVERGENCE_MIN_WINDOWS = 100  # log windows holding fewer training windows are too noisy to judge
 # A parameter larger than this in absolute value means the updates exploded (every gate saturated).
 EXPLODED_PARAMETER = 1e3

@@ -10,7 +10,10 @@ _ACCEPTED = "None, 'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1', an mx.Context or a list o
 
 
 def _parse_string(spec: str) -> List[mx.Context]:
-    kind, _, ids = spec.strip().lower().partition(":")
+    text = spec.strip().lower()
+    if text.endswith(")") and "(" in text:  # str(mx.Context), e.g. 'cpu(0)', as version 0.1 stored it
+        text = text[:-1].replace("(", ":", 1)
+    kind, _, ids = text.partition(":")
     check_condition(kind in ("cpu", "gpu"), f"ctx must be {_ACCEPTED}, got {spec!r}")
     if not ids:
         return [mx.Context(kind, 0)]

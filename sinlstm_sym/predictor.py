@@ -74,7 +74,8 @@ class Predictor:
 
     @classmethod
     def load(cls, directory: str, ctx: ContextSpec = None, **kwargs: Any) -> "Predictor":
-        """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``)."""
+        """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``), or on the
+        ``ckpt-N`` directory given; its files are checked against the checkpoint's manifest first."""
         from .checkpoint import load_checkpoint
         from .config import FitConfig
         from .trainer import Progress

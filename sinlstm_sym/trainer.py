@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import mxnet as mx
 import numpy as np
 
-from .constants import DIVERGENCE_FACTOR, EXPLODED_PARAMETER
+from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Progress:
     window_keys: List[int] = field(default_factory=list)
     epoch_loss: float = 0.0  # loss summed over the current epoch's windows (flushed part)
     epoch_windows: int = 0
-    first_loss: Optional[float] = None  # mean loss of the first batch, the reference for divergence
+    first_loss: Optional[float] = None  # mean loss of the first log window, the reference for divergence
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)
@@ -101,7 +101,7 @@ class Progress:
         payload["history"] = [LossRecord(**{**r, "bucket_counts": {int(k): v for k, v in r["bucket_counts"].items()}})
                               for r in payload["history"]]
         if "trained_lengths" not in payload:  # written by version 0.1: every bucket with a logged batch
-            payload["trained_lengths"] = sorted({k for r in payload["history"] for k in r["bucket_counts"]})
+            payload["trained_lengths"] = sorted({k for r in payload["history"] for k in r.bucket_counts})
         return cls(**payload)
 
 
@@ -135,6 +135,7 @@ class Trainer:
         self.log_every, self.save, self.checkpoint_every = log_every, save, checkpoint_every
         self.eval_iter, self.progress_bar, self.learning_rate = eval_iter, progress_bar, learning_rate
         self.stop = threading.Event()
+        self.rising = 0  # consecutive log windows far above the first one
         self.pending: List[mx.nd.NDArray] = []  # per-batch loss sums not yet read from the device
         self.pending_keys: List[int] = []
         self.pending_windows: List[int] = []
@@ -215,8 +216,6 @@ class Trainer:
                 f"loss became {sums[i]} at epoch {p.epoch}, batch {p.batch - len(sums) + i + 1} (bucket_key "
                 f"{self.pending_keys[i]}); training stopped, no checkpoint written after it. Lower the learning "
                 "rate (optimizer_params) or check the data")
-        if p.first_loss is None:
-            p.first_loss = float(sums[0]) / self.pending_windows[0]
         windows, total = sum(self.pending_windows), float(sums.sum())
         p.window_loss += total
         p.window_windows += windows
@@ -235,7 +234,7 @@ class Trainer:
         rate = (p.window_windows - self.tic_windows) / max(elapsed, 1e-9)
         record = LossRecord(epoch=p.epoch, batch=p.batch, loss=p.window_loss / p.window_windows,
                             samples_per_sec=rate, bucket_counts=dict(sorted(Counter(p.window_keys).items())))
-        self._check_divergence(record)
+        self._check_divergence(record, p.window_windows)
         p.history.append(record)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{record.loss:.2e}", windows_per_s=f"{rate:.0f}")
@@ -245,17 +244,24 @@ class Trainer:
         p.window_loss, p.window_windows, p.window_keys = 0.0, 0, []
         self.tic, self.tic_windows = time.perf_counter(), 0
 
-    def _check_divergence(self, record: LossRecord) -> None:
-        """Raise :class:`TrainingDivergedError` if the loss stayed far above its start for two log windows
-        or a parameter exploded."""
+    def _check_divergence(self, record: LossRecord, windows: int) -> None:
+        """Raise :class:`TrainingDivergedError` if the loss stayed far above the first log window's for two
+        log windows (windows of at least ``DIVERGENCE_MIN_WINDOWS`` windows, so not noise) or a parameter
+        exploded."""
         p = self.progress
         rate = f"learning_rate={self.learning_rate:g}" if self.learning_rate is not None else "the learning rate"
         where = f"at epoch {p.epoch}, batch {p.batch}; lower {rate} (optimizer_params)"
-        previous = p.history[-1].loss if p.history else None
-        if p.first_loss is not None and previous is not None and \
-                min(record.loss, previous) > DIVERGENCE_FACTOR * p.first_loss:
-            raise TrainingDivergedError(f"training diverged: the loss rose from {p.first_loss:.4g} (first batch) "
-                                        f"to {record.loss:.4g} {where}")
+        if windows < DIVERGENCE_MIN_WINDOWS:
+            self.rising = 0
+        elif p.first_loss is None:
+            p.first_loss = record.loss
+        elif record.loss > DIVERGENCE_FACTOR * p.first_loss:
+            self.rising += 1
+            if self.rising >= 2:
+                raise TrainingDivergedError(f"training diverged: the loss rose from {p.first_loss:.4g} (first log "
+                                            f"window) to {record.loss:.4g} {where}")
+        else:
+            self.rising = 0
         arg_params, _ = self.module.get_params()
         largest = max(float(mx.nd.abs(v).max().asscalar()) for v in arg_params.values())
         if largest > EXPLODED_PARAMETER:

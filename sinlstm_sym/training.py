@@ -119,7 +119,7 @@ def _load_resume(config: FitConfig) -> Optional[Checkpoint]:
     if not config.run.resume:
         return None
     assert config.run.checkpoint is not None  # RunConfig guarantees it
-    return load_checkpoint(config.run.checkpoint)
+    return load_checkpoint(config.run.checkpoint, allow_pickle=config.run.allow_pickle)
 
 
 def _saved_config(saved: Checkpoint) -> FitConfig:
@@ -127,6 +127,12 @@ def _saved_config(saved: Checkpoint) -> FitConfig:
         return FitConfig.from_settings(saved.config["settings"])
     except (TypeError, ValueError) as err:
         raise ValueError(f"{saved.path}: its configuration cannot be read ({err})") from None
+
+
+def _batches_per_epoch(train_iter: Any) -> int:
+    check_condition(hasattr(train_iter, "__len__"), "lr_schedule without max_update needs a train_iter with "
+                    "__len__ (its batches per epoch); give max_update")
+    return len(train_iter)
 
 
 def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIter] = None,
@@ -202,6 +208,10 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         config = config.replace(batch_size=batch_size)
     seed = config.run.seed
     assert seed is not None
+    if config.optimizer.schedule_needs_length:  # fixed now and stored, so a resume keeps the same schedule
+        total = _saved_config(saved).optimizer.lr_schedule if saved is not None else None
+        max_update = (total or {}).get("max_update") or run.num_epoch * _batches_per_epoch(train_iter)
+        config = config.replace(lr_schedule={**config.optimizer.lr_schedule, "max_update": max_update})
     if saved is not None:
         differ = _saved_config(saved).describe_differences(config)
         check_condition(not differ, f"resume=True: the checkpoint {saved.path} was trained with other settings: "
@@ -238,7 +248,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
              batch_size, model.label_mode, run.num_epoch, seed)
     save = None
     if run.checkpoint is not None and rank == 0:
-        directory = Path(run.checkpoint)
+        directory = saved.path.parent if saved is not None else Path(run.checkpoint)  # the run, for a ckpt-N too
         final_config = config
 
         def save() -> Path:

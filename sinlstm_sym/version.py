@@ -1,2 +1,2 @@
 """Single source of the package version."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

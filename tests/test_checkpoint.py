@@ -51,9 +51,10 @@ def test_checkpoint_files_and_config(tmp_path):
     assert latest["checkpoint"] == saved.path.name == "ckpt-00000040"
     assert sorted(p.name for p in tmp_path.glob("ckpt-*")) == ["ckpt-00000036", "ckpt-00000040"]  # keeps 2
     names = sorted(p.name for p in saved.path.iterdir())
-    assert names == ["config.json", "model-0002.params", "model-0002.states", "model-1-symbol.json",
-                     "model-2-symbol.json", "model-3-symbol.json", "model-4-symbol.json", "model-5-symbol.json",
-                     "model.buckets", "optimizer.pickle"]
+    assert names == ["config.json", "model-0002.params", "model-1-symbol.json", "model-2-symbol.json",
+                     "model-3-symbol.json", "model-4-symbol.json", "model-5-symbol.json", "model.buckets",
+                     "optimizer-state.json", "optimizer-state.nd"]
+    assert sorted(saved.config["manifest"]) == names[1:]  # every file but config.json, with its sha256 and size
     config = saved.config
     assert config["format"] == "sinlstm-sym-checkpoint" and config["library_version"]
     assert config["settings"]["data"]["buckets"] == [1, 2, 3, 4, 5] and config["settings"]["run"]["seed"] == 3
@@ -176,10 +177,10 @@ def corrupt(tmp_path, how):
     ("truncated latest", ValueError, r"latest\.json: not valid JSON"),
     ("foreign latest", ValueError, r"latest\.json: not a sinlstm-sym checkpoint"),
     ("missing dir", FileNotFoundError, r"ckpt-00000020: missing"),
-    ("truncated params", ValueError, r"model-0001\.params: not a readable MXNet parameter file"),
+    ("truncated params", ValueError, r"model-0001\.params: 100 bytes, the manifest says \d+"),
     ("missing params", FileNotFoundError, r"model-0001\.params: missing"),
     ("truncated config", ValueError, r"config\.json: not valid JSON"),
-    ("foreign params", ValueError, r"model-0001\.params: not a module parameter file"),
+    ("foreign params", ValueError, r"model-0001\.params: \d+ bytes, the manifest says \d+"),
 ])
 def test_broken_checkpoints_give_clear_errors(tmp_path, how, error, message):
     directory = corrupt(tmp_path, how)

@@ -90,3 +90,34 @@ def test_forecast_needs_a_value_model():
         Predictor(init_params((10, 20, 1), 0), feature="time").forecast(np.zeros(5), 3)
     with pytest.raises(ValueError, match="steps"):
         Predictor(init_params((10, 20, 1), 0), feature="value").forecast(np.zeros(5), 0)
+
+
+def test_evaluate_cli_lists_and_accepts_a_ckpt_directory(tmp_path, capsys):
+    from sinlstm_sym.cli.evaluate import main
+    run = tmp_path / "run"
+    fit(buckets=[1, 2], batch_size=50, num_samples=500, num_epoch=2, seed=0, checkpoint=run, checkpoint_every=4,
+        log_every=5)
+    assert main([str(run), "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["checkpoint", "epoch", "batch", "updates", "latest"]
+    assert [line.split()[0] for line in lines[1:]] == ["ckpt-00000016", "ckpt-00000020"]
+    assert lines[-1].split() == ["ckpt-00000020", "2", "0", "20", "yes"]
+    older = run / "ckpt-00000016"
+    assert main([str(older), "--lengths", "1-2", "--num-samples", "20", "--json", str(tmp_path / "old.json")]) == 0
+    assert main([str(run), "--lengths", "1-2", "--num-samples", "20", "--json", str(tmp_path / "new.json")]) == 0
+    old, new = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("old", "new"))
+    assert [r["length"] for r in old] == [1, 2] and old != new  # another model: other errors
+
+
+def test_evaluate_cli_writes_all_outputs_or_none(tmp_path, monkeypatch, checkpointed):
+    pytest.importorskip("matplotlib")
+    from sinlstm_sym import plotting
+    from sinlstm_sym.cli.evaluate import main
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("plot failed")
+    monkeypatch.setattr(plotting, "plot_predictions", broken)
+    with pytest.raises(RuntimeError, match="plot failed"):
+        main([str(checkpointed[1]), "--lengths", "1", "--num-samples", "5", "--json", str(tmp_path / "e.json"),
+              "--plot", str(tmp_path / "e.png")])
+    assert list(tmp_path.iterdir()) == []  # neither the JSON nor the first plot, nor a temporary file

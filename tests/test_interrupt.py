@@ -83,3 +83,29 @@ def test_cli_ctrl_c_exits_130_with_the_resume_command(tmp_path):
     again = subprocess.run([str(script), *argv, "--resume"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert load_checkpoint(run).config["progress"]["global_batch"] == 3000
+
+
+class _SmallParams:
+    def get_params(self):
+        import mxnet as mx
+        return {"w": mx.nd.ones((3,))}, {}
+
+
+@pytest.mark.parametrize("losses, windows, diverged", [
+    ([0.03, 0.2, 0.01, 0.2], 300, False),  # one window above 4x, then back: noise, not divergence
+    ([0.03, 0.2, 0.25], 300, True),         # two windows in a row above 4x the first: divergence
+    ([0.03, 0.2, 0.25], 50, False),         # windows of 50 windows are too noisy to judge
+    ([0.03, 0.1, 0.11], 300, False),        # under 4x
+])
+def test_divergence_rule_on_log_windows(losses, windows, diverged):
+    from sinlstm_sym.trainer import LossRecord, Progress, Trainer
+    trainer = Trainer(_SmallParams(), None, Progress(), logging.getLogger("t"), 10, learning_rate=0.5)
+
+    def feed():
+        for i, loss in enumerate(losses):
+            trainer._check_divergence(LossRecord(0, 10 * (i + 1), loss, 1.0), windows)
+    if diverged:
+        with pytest.raises(TrainingDivergedError, match=r"rose from 0.03 \(first log window\) .* learning_rate=0.5"):
+            feed()
+    else:
+        feed()
