@@ -15,6 +15,7 @@ from .bucket_checks import BatchSpec, check_batch
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
 from .data import FEATURES, LABEL_MODES, half_sine, make_windows
+from .native import resolve_cell
 from .params import CELLS, DEFAULT_CELL, check_hidden_sizes, to_layout, unpacked_shapes
 from .symbol import make_sym_gen
 
@@ -44,6 +45,7 @@ class Predictor:
         contexts = resolve_contexts(ctx)
         check_condition(len(contexts) == 1, f"ctx for prediction must be one device, got {contexts}")
         self.context = contexts[0]
+        self.cell = resolve_cell(self.cell, contexts)  # 'native' needs a CPU context and a built operator
         expected = unpacked_shapes(self.hidden_sizes)
         check_condition(isinstance(params, Mapping), f"params must be a dict of arrays, got {type(params).__name__}",
                         TypeError)

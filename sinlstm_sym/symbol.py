@@ -13,7 +13,8 @@ import mxnet as mx
 from .bucket_checks import check_key
 from .checks import check_bool, check_choice, check_condition, check_name
 from .data import LABEL_MODES
-from .params import CELLS, DEFAULT_CELL, check_hidden_sizes, layer_prefix
+from .native import lstm_stack, resolve_cell
+from .params import CELLS, DEFAULT_CELL, INPUT_SIZE, check_hidden_sizes, fused_shapes, layer_prefix
 
 SymGenResult = Tuple[mx.sym.Symbol, Tuple[str, ...], Optional[Tuple[str, ...]]]
 SymGen = Callable[[int], SymGenResult]
@@ -53,7 +54,9 @@ def make_sym_gen(hidden_sizes: Sequence[int] = (10, 20, 1), label_mode: str = "l
 
     ``hidden_sizes``: one LSTM layer per entry; the last layer's hidden state is the
     prediction, so the last size must be 1. ``cell``: ``'unrolled'``
-    (``mx.rnn.LSTMCell`` per step) or ``'fused'`` (one ``mx.sym.RNN`` per layer).
+    (``mx.rnn.LSTMCell`` per step), ``'fused'`` (one ``mx.sym.RNN`` per layer),
+    ``'native'`` (one C++ operator for the stack, :mod:`sinlstm_sym.native`; ``'fused'``
+    where it cannot load) or ``'auto'`` (``'native'`` where it loads, else ``'fused'``).
     ``with_loss=False`` builds the inference symbol (``pred`` only, no label).
     """
     hidden_sizes = check_hidden_sizes(hidden_sizes)
@@ -65,6 +68,7 @@ def make_sym_gen(hidden_sizes: Sequence[int] = (10, 20, 1), label_mode: str = "l
     check_condition(data_name != label_name, f"data_name and label_name must differ, both are {data_name!r}")
     check_condition(hidden_sizes[-1] == 1, "hidden_sizes must end with 1: the last layer's hidden state is the "
                     f"prediction of one value per step, got {hidden_sizes!r}")
+    cell = resolve_cell(cell)  # 'native' / 'auto' -> 'native' or 'fused' (same parameters)
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")
@@ -73,6 +77,12 @@ def make_sym_gen(hidden_sizes: Sequence[int] = (10, 20, 1), label_mode: str = "l
             seq = _unrolled_stack(data, length, hidden_sizes)  # (B, L, h)
             steps = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
             pred = mx.sym.reshape(steps, shape=(0, -1))
+        elif cell == "native":
+            # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
+            data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
+            params = [mx.sym.var(name, shape=shape) for name, shape in fused_shapes(hidden_sizes).items()]
+            seq = lstm_stack(data, params, hidden_sizes)  # (B, L)
+            pred = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
         else:
             seq = _fused_stack(data, hidden_sizes)  # (L, B, h)
             if label_mode == "sequence":
