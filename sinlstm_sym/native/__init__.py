@@ -103,10 +103,11 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
                input_size: int = INPUT_SIZE, name: str = "lstm_stack") -> mx.sym.Symbol:
     """The stacked LSTM over NTC ``data`` ``(B, L, input_size)``: the last layer's hidden state, ``(B, L)``.
 
-    ``params``: one symbol per layer holding the fused layout (``lstm{i}_parameters``);
-    variables must be declared with their shape (``fused_shapes``), because MXNet 1.9
-    corrupts memory when an external operator's input shape is unknown during shape
-    inference. ``hidden_sizes`` must end with 1. Gradients honour every ``grad_req``
+    ``params``: one symbol per layer holding the fused layout (``lstm{i}_parameters``).
+    Variables must be declared with their shape (``data``: at least its number of
+    dimensions, ``mx.sym.var('data', shape=(0, L, 1))``; parameters: ``fused_shapes``),
+    because MXNet 1.9 corrupts memory when an external operator's input has an unknown
+    number of dimensions during shape inference. ``hidden_sizes`` must end with 1. Gradients honour every ``grad_req``
     (``write``, ``add``, ``null``). Raises :class:`NativeUnavailableError` if the
     operator cannot load (call :func:`resolve_cell` first to fall back instead).
     """
@@ -115,6 +116,11 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
     check_condition(hidden_sizes[-1] == 1, f"hidden_sizes must end with 1, got {hidden_sizes!r}")
     check_condition(isinstance(data, mx.sym.Symbol), f"data must be an mx.sym.Symbol, got {type(data).__name__}",
                     TypeError)
+    if data.get_children() is None:
+        declared = _declared_shape(data)
+        check_condition(declared is not None and len(declared) == 3 and declared[2] in (0, input_size),
+                        f"data ({data.name!r}) must be declared with its shape, e.g. "
+                        f"mx.sym.var({data.name!r}, shape=(0, length, {input_size})) (0 = any size), got {declared}")
     params = list(params)
     check_condition(len(params) == len(hidden_sizes),
                     f"params must hold one symbol per layer ({len(hidden_sizes)}), got {len(params)}")
@@ -129,6 +135,6 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
     load_native()
     op = getattr(mx.sym, OP_NAME)
     # The operator cannot see grad_req (MXNet's external-op API does not pass it) and always writes
-    # its gradients; an identity in front of each parameter applies 'add' / 'null' for it.
-    inputs = [mx.sym.identity(p, name=f"{name}_param{i}") for i, p in enumerate(params)]
-    return op(data, *inputs, hidden_sizes=",".join(str(h) for h in hidden_sizes), name=name)
+    # its gradients; an identity in front of each input applies 'add' / 'null' for that input.
+    inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate([data] + params)]
+    return op(*inputs, hidden_sizes=",".join(str(h) for h in hidden_sizes), name=name)
