@@ -70,6 +70,15 @@ def mxnet_epoch(config: Dict[str, Any]) -> int:
     return int(config["progress"]["epoch"])
 
 
+def _write_portable_symbols(tmp: Path, settings: Dict[str, Any]) -> None:
+    """Replace the bucket symbols by the fused cell's (same parameters), so plain MXNet, without
+    the native operator's library, can load the checkpoint."""
+    from .symbol import make_sym_gen
+    sym_gen = make_sym_gen(settings["hidden_sizes"], label_mode=settings["label_mode"], cell="fused")
+    for path in tmp.glob(f"{PREFIX}-*-symbol.json"):
+        sym_gen(int(path.name[len(PREFIX) + 1:-len("-symbol.json")]))[0].save(str(path))
+
+
 def save_checkpoint(directory: PathLike, module: mx.mod.BucketingModule, optimizer: mx.optimizer.Optimizer,
                     config: Dict[str, Any], with_optimizer: bool = True) -> Path:
     """Write one checkpoint of ``module`` and ``optimizer`` with ``config``; return its directory.
@@ -92,6 +101,8 @@ def save_checkpoint(directory: PathLike, module: mx.mod.BucketingModule, optimiz
     tmp.mkdir()
     epoch = mxnet_epoch(config)
     module.save_checkpoint(str(tmp / PREFIX), epoch)
+    if config["settings"].get("cell") in ("native", "auto"):
+        _write_portable_symbols(tmp, config["settings"])
     if with_optimizer:
         module.save_optimizer_states(str(tmp / f"{PREFIX}-{epoch:04d}.states"))
         with open(tmp / OPTIMIZER, "wb") as handle:

@@ -412,3 +412,43 @@ def test_unavailable_operator_raises_from_lstm_stack(monkeypatch):
         lstm_stack(mx.sym.var("data", shape=(0, 3, 1)), [mx.sym.var(k, shape=s) for k, s in fused_shapes((1,)).items()],
                    (1,))
     assert native_available() is False and resolve_cell("native") == "fused"
+
+
+PLAIN_LOAD = textwrap.dedent("""
+    import json, sys
+    import mxnet as mx
+    import numpy as np
+    from sinlstm_sym import make_sym_gen
+    from sinlstm_sym.checkpoint import load_checkpoint
+    from sinlstm_sym.predictor import Predictor
+    directory, x_path = sys.argv[1], sys.argv[2]
+    x = np.load(x_path)
+    saved = load_checkpoint(directory)
+    module = mx.mod.BucketingModule.load(saved.prefix, saved.epoch, default_bucket_key=5,
+                                         sym_gen=make_sym_gen((10, 20, 1), label_mode="sequence", cell="fused"))
+    module.bind(data_shapes=[("data", x.shape)], label_shapes=[("label", x.shape[:2])], for_training=False)
+    module.forward(mx.io.DataBatch([mx.nd.array(x)], [mx.nd.zeros(x.shape[:2])], bucket_key=5,
+                                   provide_data=[mx.io.DataDesc("data", x.shape)],
+                                   provide_label=[mx.io.DataDesc("label", x.shape[:2])]), is_train=False)
+    loaded = Predictor.load(directory)
+    print(json.dumps({"module": module.get_outputs()[1].asnumpy().tolist(), "predictor": loaded.predict(x).tolist(),
+                      "cell": loaded.cell, "op_registered": hasattr(mx.sym, "sinlstm_stack")}))
+""")
+
+
+@needs_native
+def test_native_checkpoint_loads_in_plain_mxnet_without_the_operator(tmp_path):
+    result = fit(cell="native", num_epoch=1, checkpoint=tmp_path / "ckpt", seed=3, buckets=range(1, 6),
+                 num_samples=300 * 10, label_mode="sequence", log_every=5)
+    x = np.random.default_rng(0).uniform(0, 1, size=(4, 5, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    expected = result.predictor().predict(x)
+    env = dict(os.environ, PATH=str(tmp_path), CXX=str(tmp_path / "no-such-g++"),
+               SINLSTM_NATIVE_CACHE=str(tmp_path / "empty-cache"))
+    out = subprocess.run([sys.executable, "-c", PLAIN_LOAD, str(tmp_path / "ckpt"), str(tmp_path / "x.npy")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["op_registered"] is False and report["cell"] == "fused"
+    np.testing.assert_allclose(report["module"], expected, atol=1e-5)
+    np.testing.assert_allclose(report["predictor"], expected, atol=1e-5)
