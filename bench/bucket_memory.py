@@ -1,6 +1,6 @@
 """Process memory with one bucket vs nine, and how it grows with each new bucket length.
 
-Usage: python bench/bucket_memory.py [--cell fused|unrolled]   (each measurement in its own subprocess)
+Usage: python bench/bucket_memory.py [--cell fused|unrolled|native]   (each measurement in its own subprocess)
 """
 import argparse
 import subprocess
@@ -43,7 +43,7 @@ else:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cell", choices=["fused", "unrolled"], default="fused")
+    parser.add_argument("--cell", choices=["fused", "unrolled", "native"], default="fused")
     args = parser.parse_args()
     for mode in ("one", "nine", "growth"):
         out = subprocess.run([sys.executable, "-c", CHILD, mode, args.cell], capture_output=True, text=True, check=True)

@@ -20,7 +20,7 @@ warm-up ``fit`` (imports, first binds, OpenMP pool start):
 5. mx.profiler  MXNet's aggregate statistics: C-API calls and operators by total time, and the
              operator time per batch vs the wall time per batch.
 
-Usage: ``python bench/profile_fit.py [--batches 300] [--cell fused|unrolled] [--fixed]
+Usage: ``python bench/profile_fit.py [--batches 300] [--cell fused|unrolled|native] [--fixed]
 [--threads 1] [--top 25] [--sync-phases] [--no-mx-profiler] [--trace out.json]``.
 """
 import argparse
@@ -39,7 +39,7 @@ def parse_args(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, default=300, help="batches per profiled fit (default 300)")
     ap.add_argument("--batch-size", type=int, default=300)
-    ap.add_argument("--cell", choices=("fused", "unrolled"), default="fused")
+    ap.add_argument("--cell", choices=("fused", "unrolled", "native"), default="fused")
     ap.add_argument("--fixed", action="store_true", help="buckets=[9], label_mode='last' instead of 1..9 sequence")
     ap.add_argument("--threads", type=int, default=1,
                     help="OMP_NUM_THREADS / MXNET_OMP_MAX_THREADS, set before MXNet is imported (default 1, as "

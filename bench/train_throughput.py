@@ -10,6 +10,12 @@ Rows (``--rows`` takes numbers or names, comma-separated; default all):
   5 gluon-ref-fixed     ``train_gluon_reference`` (non-hybridized LSTMCells, L2Loss on the last step)
   6 torch-fixed         three ``torch.nn.LSTM`` (10, 20, 1), L=9, last-step 0.5*MSE, Adam lr 1e-3
   7 torch-mixed         the same on lengths 1..9, 0.5*MSE over every step
+  8 fit-native-fixed    library ``fit``, cell='native', buckets=[9],    label_mode='last'
+  9 fit-native-mixed    library ``fit``, cell='native', buckets=1..9,   label_mode='sequence'
+
+The native rows need the C++ operator (``python -m sinlstm_sym.native --build`` is run
+once before the rounds, so no row pays the compile); without a compiler they are skipped
+with a note. Their children check that the operator really ran (no silent fallback).
 
 How it measures (read this before quoting a number):
 
@@ -78,6 +84,8 @@ ROWS = [
     ("gluon-ref-fixed", "gluon", None, "fixed", "Gluon reference, L=9, last"),
     ("torch-fixed", "torch", None, "fixed", "PyTorch nn.LSTM, L=9, last"),
     ("torch-mixed", "torch", None, "mixed", "PyTorch nn.LSTM, L=1..9, sequence"),
+    ("fit-native-fixed", "fit", "native", "fixed", "fit, native, L=9, last"),
+    ("fit-native-mixed", "fit", "native", "mixed", "fit, native, L=1..9, sequence"),
 ]
 ROW_BY_NAME = {r[0]: r for r in ROWS}
 TASKS = {
@@ -246,6 +254,10 @@ def child_mxnet(spec):
     common = dict(buckets=task["buckets"], label_mode=task["label_mode"], hidden_sizes=HIDDEN,
                   batch_size=spec["batch_size"], num_samples=spec["num_samples"], num_epoch=1,
                   seed=spec["seed"], log_every=spec["log_every"])
+    if spec.get("cell") == "native":
+        from sinlstm_sym.native import native_available
+        if not native_available():
+            raise RuntimeError("the native operator did not load in this child: the row would measure 'fused'")
     t0 = time.perf_counter()
     if spec["kind"] == "fit":
         res = fit(cell=spec["cell"], **common)
@@ -474,7 +486,7 @@ def main(argv=None):
     ap.add_argument("--data", choices=("pregen", "live"), default="pregen",
                     help="pregen: data generation excluded from every row; live: included in every row")
     ap.add_argument("--seed", type=int, default=0, help="seed of windows and initial weights (default 0)")
-    ap.add_argument("--rows", help="comma-separated rows, numbers 1-7 or names (default: all)")
+    ap.add_argument("--rows", help="comma-separated rows, numbers 1-9 or names (default: all)")
     ap.add_argument("--json", help="write all measurements and the summary to this file")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per child (default 600)")
     ap.add_argument("--max-other-load", type=float, default=0.3,
@@ -515,6 +527,14 @@ def main(argv=None):
         if torch_version is None:
             notes.append(f"torch rows skipped: torch is not importable ({err[0]})")
             rows = [r for r in rows if ROW_BY_NAME[r][1] != "torch"]
+    if any(ROW_BY_NAME[r][2] == "native" for r in rows):
+        build = subprocess.run([sys.executable, "-m", "sinlstm_sym.native", "--build"], env=env, capture_output=True,
+                               text=True, timeout=args.timeout)
+        if build.returncode != 0:
+            notes.append(f"native rows skipped: the operator did not build ({build.stderr.strip()[-300:]})")
+            rows = [r for r in rows if ROW_BY_NAME[r][2] != "native"]
+        else:
+            print(f"# native operator: {build.stdout.strip()}")
     for note in notes:
         print(f"# NOTE: {note}")
 

@@ -42,7 +42,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
@@ -240,7 +240,8 @@ def _fresh_tmp(root: Path, name: str) -> Path:
 
 
 def save_checkpoint(directory: PathLike, module: mx.mod.BucketingModule, optimizer: mx.optimizer.Optimizer,
-                    config: Dict[str, Any], with_optimizer: bool = True) -> Path:
+                    config: Dict[str, Any], with_optimizer: bool = True,
+                    symbols: Optional[Callable[[int], Any]] = None) -> Path:
     """Write one checkpoint of ``module`` and ``optimizer`` with ``config``; return its directory.
 
     ``config`` must hold ``settings`` (JSON; training rebuilds the optimizer from it) and
@@ -258,6 +259,9 @@ def save_checkpoint(directory: PathLike, module: mx.mod.BucketingModule, optimiz
     tmp = _fresh_tmp(root, name)
     epoch = mxnet_epoch(config)
     module.save_checkpoint(str(tmp / PREFIX), epoch)
+    if symbols is not None:  # another sym_gen with the same parameters (e.g. fused for a native-cell module)
+        for path in tmp.glob(f"{PREFIX}-*-symbol.json"):
+            symbols(int(path.name[len(PREFIX) + 1:-len("-symbol.json")]))[0].save(str(path))
     if with_optimizer:
         # MXNet's only way out of a module is a pickle of {index: state}; these bytes are made here, in this process.
         own = tmp / ".mxnet-states.tmp"

@@ -22,7 +22,7 @@ from .checks import (check_bool, check_choice, check_condition, check_float, che
                      check_weights)
 from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
                         DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES,
-                        DEFAULT_OPTIMIZER, FEATURES, KVSTORES, LABEL_MODES)
+                        DEFAULT_OPTIMIZER, FEATURES, FUSED_LAYOUT_CELLS, KVSTORES, LABEL_MODES)
 from .checkpoint import check_checkpointable_optimizer
 from .context import ContextSpec, resolve_contexts
 from .params import check_hidden_sizes
@@ -338,8 +338,11 @@ class FitConfig:
         return cls(**sections)
 
     def training_json(self) -> Dict[str, Any]:
-        """The flat settings that determine the numbers of a training (compared on resume)."""
+        """The flat settings that determine the numbers of a training (compared on resume). The cells of
+        the fused layout ('fused', 'native', 'auto') share parameters and numbers, so they compare equal."""
         flat = json.loads(json.dumps(self.flat()))
+        if flat["cell"] in FUSED_LAYOUT_CELLS:
+            flat["cell"] = "fused layout"
         return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
 
     def describe_differences(self, other: "FitConfig") -> str:

@@ -4,8 +4,11 @@ from typing import Tuple
 # --- model -------------------------------------------------------------------
 DEFAULT_HIDDEN_SIZES: Tuple[int, ...] = (10, 20, 1)  # the original's three LSTMCells; the last is the prediction
 INPUT_SIZE = 1  # one feature per step
-CELLS = ("unrolled", "fused")
-DEFAULT_CELL = "fused"  # same numbers as "unrolled" (tested), about twice as fast
+CELLS = ("unrolled", "fused", "native", "auto")
+FUSED_LAYOUT_CELLS = ("fused", "native", "auto")  # one flat parameter vector per layer
+# 'auto': the native C++ operator where it builds and loads (CPU), else 'fused' (one mx.sym.RNN per layer);
+# all three give the same numbers as 'unrolled' (mx.rnn.LSTMCell per step), tested.
+DEFAULT_CELL = "auto"
 DEFAULT_FORGET_BIAS = 1.0
 
 # --- data --------------------------------------------------------------------

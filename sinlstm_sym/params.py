@@ -5,7 +5,8 @@ The canonical ("unpacked") layout is the one of ``mx.rnn.LSTMCell`` and
 ``lstm{i}_i2h_bias (4h,)``, ``lstm{i}_h2h_weight (4h, h)``, ``lstm{i}_h2h_bias (4h,)``,
 gates in the order input, forget, cell, output. The fused ``mx.sym.RNN`` op holds
 the same numbers as one flat vector ``lstm{i}_parameters``: both weights, then both
-biases.
+biases. The native operator (``cell='native'``, :mod:`sinlstm_sym.native`) uses the fused
+layout, and so does ``'auto'`` (native where it loads, else fused).
 """
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
@@ -13,7 +14,7 @@ import mxnet as mx
 import numpy as np
 
 from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
-from .constants import CELLS, DEFAULT_FORGET_BIAS, INPUT_SIZE
+from .constants import CELLS, DEFAULT_FORGET_BIAS, FUSED_LAYOUT_CELLS, INPUT_SIZE
 
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
@@ -102,9 +103,9 @@ def unpack_fused(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int],
 
 
 def to_layout(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
-    """Canonical-layout ``params`` in the layout of ``cell`` (``'unrolled'`` or ``'fused'``)."""
+    """Canonical-layout ``params`` in the layout of ``cell`` (one of ``CELLS``)."""
     check_choice("cell", cell, CELLS)
-    if cell == "fused":
+    if cell in FUSED_LAYOUT_CELLS:
         return pack_fused(params, hidden_sizes)
     return {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
 
@@ -112,7 +113,7 @@ def to_layout(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequenc
 def to_canonical(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
     """``params`` of ``cell``'s layout in the canonical layout."""
     check_choice("cell", cell, CELLS)
-    if cell == "fused":
+    if cell in FUSED_LAYOUT_CELLS:
         return unpack_fused(params, hidden_sizes)
     return {k: np.asarray(v) for k, v in params.items()}
 

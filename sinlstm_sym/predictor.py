@@ -20,6 +20,7 @@ from .constants import (CELLS, DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEA
                         DEFAULT_LABEL_MODE, DEFAULT_STEP, FEATURES, LABEL_MODES)
 from .data import half_sine, make_windows
 from .params import check_hidden_sizes, to_canonical, to_layout, unpacked_shapes
+from .native import resolve_cell
 from .symbol import make_sym_gen
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class Predictor:
         contexts = resolve_contexts(ctx)
         check_condition(len(contexts) == 1, f"ctx for prediction must be one device, got {contexts}")
         self.context = contexts[0]
+        self.cell = resolve_cell(self.cell, contexts)  # 'native' needs a CPU context and a built operator
         expected = unpacked_shapes(self.hidden_sizes)
         check_condition(isinstance(params, Mapping), f"params must be a dict of arrays, got {type(params).__name__}",
                         TypeError)

@@ -17,9 +17,10 @@ import mxnet as mx
 
 from .bucket_checks import check_key
 from .checks import check_bool, check_choice, check_condition, check_float, check_int, check_name
-from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES,
+from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, INPUT_SIZE,
                         DEFAULT_LABEL_MODE, LABEL_MODES, LABEL_NAME, PRED_NAME)
-from .params import PARTS, StackInit, check_hidden_sizes, layer_prefix
+from .native import lstm_stack, resolve_cell
+from .params import PARTS, StackInit, check_hidden_sizes, fused_shapes, layer_prefix
 
 SymGenResult = Tuple[mx.sym.Symbol, Tuple[str, ...], Optional[Tuple[str, ...]]]
 SymGen = Callable[[int], SymGenResult]
@@ -66,9 +67,11 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
     ``hidden_sizes``: one LSTM layer per entry; the last layer's hidden state is the
     prediction, so the last size must be 1. ``label_mode``: ``'sequence'`` (a label at
     every step, output ``(B, L)``) or ``'last'`` (output ``(B, 1)``). ``cell``:
-    ``'unrolled'`` (``mx.rnn.LSTMCell`` per step) or ``'fused'`` (one ``mx.sym.RNN`` per
-    layer). ``with_loss=False`` builds the inference symbol (no label). ``init_seed`` and
-    ``forget_bias`` set the parameters' initial values (:func:`~sinlstm_sym.params.init_params`).
+    ``'unrolled'`` (``mx.rnn.LSTMCell`` per step), ``'fused'`` (one ``mx.sym.RNN`` per
+    layer), ``'native'`` (one C++ operator for the stack, :mod:`sinlstm_sym.native`;
+    ``'fused'`` where it cannot load) or ``'auto'`` (``'native'`` where it loads, else
+    ``'fused'``). ``with_loss=False`` builds the inference symbol (no label). ``init_seed``
+    and ``forget_bias`` set the parameters' initial values (:func:`~sinlstm_sym.params.init_params`).
     """
     hidden_sizes = check_hidden_sizes(hidden_sizes)
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
@@ -81,6 +84,7 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
                     f"prediction of one value per step, got {hidden_sizes!r}")
     init = StackInit(hidden_sizes, check_int("init_seed", init_seed, minimum=0), cell,
                      check_float("forget_bias", forget_bias))
+    cell = resolve_cell(cell)  # 'native' / 'auto' -> 'native' or 'fused' (same parameters)
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")
@@ -89,6 +93,12 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
             seq = _unrolled_stack(data, length, hidden_sizes, init)  # (B, L, h)
             steps = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
             pred = mx.sym.reshape(steps, shape=(0, -1))
+        elif cell == "native":
+            # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
+            data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
+            params = [mx.sym.var(name, shape=shape, init=init) for name, shape in fused_shapes(hidden_sizes).items()]
+            seq = lstm_stack(data, params, hidden_sizes)  # (B, L)
+            pred = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
         else:
             seq = _fused_stack(data, hidden_sizes, init)  # (L, B, h)
             if label_mode == "sequence":

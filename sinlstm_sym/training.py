@@ -14,6 +14,7 @@ from .config import FitConfig
 from .context import resolve_contexts
 from .data import SinBucketIter, label_shape
 from .distributed import RankLogAdapter, create_kvstore, pull_final_params
+from .native import resolve_cell
 from .params import ParamDict, to_canonical
 from .symbol import SymGen, make_sym_gen
 from .trainer import LossRecord, Progress, Trainer
@@ -219,13 +220,17 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     if eval_iter is not None:
         default_key = max(default_key, check_key(eval_iter.default_bucket_key, "eval_iter.default_bucket_key"))
 
+    contexts = resolve_contexts(list(run.ctx))
+    if model.cell != resolve_cell(model.cell, contexts):  # 'auto' (or 'native' without its library or on a GPU)
+        config = config.replace(cell=resolve_cell(model.cell, contexts))
+        model = config.model
     sym_gen = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell=model.cell, data_name=data_name,
                            label_name=label_name, init_seed=seed, forget_bias=model.forget_bias)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                               label_name: label_shape(batch_size, key, model.label_mode)})
     module = SafeBucketingModule(sym_gen, default_bucket_key=default_key, label_mode=model.label_mode,
-                                 context=resolve_contexts(list(run.ctx)))
+                                 context=contexts)
     module.bind(data_shapes=[(data_name, (batch_size, default_key, 1))],
                 label_shapes=[(label_name, label_shape(batch_size, default_key, model.label_mode))],
                 for_training=True)
@@ -251,10 +256,14 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         directory = saved.path.parent if saved is not None else Path(run.checkpoint)  # the run, for a ckpt-N too
         final_config = config
 
+        # plain MXNet must load a checkpoint without the native operator's library: fused symbols, same parameters
+        portable = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell="fused", data_name=data_name,
+                                label_name=label_name) if model.cell == "native" else None
+
         def save() -> Path:
             return save_checkpoint(directory, module, optimizer,
                                    {"settings": final_config.to_json(), "progress": progress.to_json()},
-                                   with_optimizer=not run.distributed)
+                                   with_optimizer=not run.distributed, symbols=portable)
     trainer = Trainer(module, train_iter, progress, log, run.log_every, save=save,
                       checkpoint_every=run.checkpoint_every, eval_iter=eval_iter, progress_bar=run.progress_bar,
                       learning_rate=optimizer.learning_rate)

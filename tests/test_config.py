@@ -9,7 +9,7 @@ from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, Run
 def test_defaults_are_the_documented_ones():
     config = FitConfig()
     assert config.model == ModelConfig(hidden_sizes=(10, 20, 1), label_mode="sequence", feature="time",
-                                       cell="fused", forget_bias=1.0)
+                                       cell="auto", forget_bias=1.0)
     assert config.data.buckets == tuple(range(1, 10)) and config.data.batch_size == 300
     assert config.optimizer == OptimizerConfig("adam", {}) and config.run.ctx == ("cpu:0",)
 

@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 
-from sinlstm_sym import FitResult, fit
+from sinlstm_sym import FitResult, SinBucketIter, fit
 from sinlstm_sym.evaluation import per_length_error
 
 # Loss of the best constant prediction: 0.5 * Var(sin(t)/2) for t ~ U[0, 1) is about 0.0077.
@@ -23,7 +23,7 @@ def test_default_run_learns(default_run: FitResult):
     assert losses[0] > losses[-1]
     # the last 250 batches average well below what any constant prediction could reach
     assert losses[-1] < CONSTANT_PREDICTOR_LOSS / 20
-    assert default_run.config.run.seed == 0 and default_run.config.model.cell == "fused"
+    assert default_run.config.run.seed == 0 and default_run.config.model.cell == "native"  # what "auto" chose
 
 
 def test_default_run_small_error_at_every_length_and_step(default_run: FitResult):
@@ -134,7 +134,24 @@ def test_fit_rejects_bad_arguments(kwargs, error, message):
         fit(**{"num_samples": 600, **kwargs})
 
 
+class _NaNAtBatch(SinBucketIter):
+    """Sine windows whose batch ``bad`` (1-based) holds a NaN input."""
+
+    def __init__(self, bad, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bad, self.count = bad, 0
+
+    def next(self):
+        batch = super().next()
+        self.count += 1
+        if self.count == self.bad:
+            batch.data[0][0, 0, 0] = float("nan")
+        return batch
+
+
 def test_non_finite_loss_stops_training_naming_epoch_batch_and_bucket():
     from sinlstm_sym import NonFiniteLossError
-    with pytest.raises(NonFiniteLossError, match=r"loss became nan at epoch 0, batch \d+ \(bucket_key \d\)"):
-        fit(seed=0, num_samples=3000, log_every=5, optimizer="adam", optimizer_params={"learning_rate": 1e38})
+    data = _NaNAtBatch(4, range(1, 10), num_samples=3000, seed=0)
+    key = int(data.schedule[3])
+    with pytest.raises(NonFiniteLossError, match=rf"loss became nan at epoch 0, batch 4 \(bucket_key {key}\)"):
+        fit(train_iter=data, seed=0, log_every=5)

@@ -1,0 +1,141 @@
+"""``cell='native'``: the whole LSTM stack as one C++ MXNet operator, built on first use.
+
+The operator (``lstm_stack.cc``, MXNet's external-operator API) takes the data
+``(B, L, n_in)`` and one flat parameter vector per layer in exactly the layout of
+``cell='fused'`` (``lstm{i}_parameters``), and returns the last layer's hidden state at
+every step, ``(B, L)``. Checkpoints, the Predictor and the Gluon weight exchange therefore
+work across the two cells unchanged.
+
+The library is compiled once per machine setup into a per-user cache (see
+:mod:`sinlstm_sym.native.build`) and loaded once per process. Without a compiler, or
+when the build fails, :func:`native_available` logs one warning and returns ``False``,
+and :func:`resolve_cell` chooses ``'fused'``.
+"""
+import logging
+import threading
+from typing import Optional, Sequence, Tuple, Union
+
+import mxnet as mx
+
+from ..checks import check_choice, check_condition, check_int
+from ..constants import CELLS, INPUT_SIZE
+from ..params import check_hidden_sizes, fused_shapes
+from .build import OP_NAME, BuildError, BuildResult, build_library
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["native_available", "load_native", "lstm_stack", "resolve_cell", "NativeUnavailableError"]
+
+_LOCK = threading.Lock()
+_LOADED: Optional[Union[BuildResult, str]] = None  # BuildResult once loaded, the reason once failed
+
+
+class NativeUnavailableError(RuntimeError):
+    """The native operator cannot be used in this process (see the logged warning)."""
+
+
+def load_native() -> BuildResult:
+    """Build (if needed) and load the operator library; once per process.
+
+    Raises :class:`NativeUnavailableError` with the reason when it cannot; the first
+    failure is logged as one warning, later calls only raise.
+    """
+    global _LOADED
+    with _LOCK:
+        if _LOADED is None:
+            try:
+                result = build_library()
+                mx.library.load(str(result.path), verbose=False)
+                _LOADED = result
+            except (BuildError, OSError, mx.base.MXNetError) as err:
+                _LOADED = f"{type(err).__name__}: {err}"
+                logger.warning("native LSTM operator unavailable, using cell='fused' instead: %s", _LOADED)
+        loaded = _LOADED
+    if isinstance(loaded, str):
+        raise NativeUnavailableError(loaded)
+    return loaded
+
+
+def native_available() -> bool:
+    """Whether the native operator is loaded (tries to build and load it the first time)."""
+    try:
+        load_native()
+    except NativeUnavailableError:
+        return False
+    return True
+
+
+def _is_cpu(context: mx.Context) -> bool:
+    return context.device_type.startswith("cpu")
+
+
+def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> str:
+    """The cell to build for ``cell`` on ``contexts`` (default: the current context).
+
+    ``'auto'`` is ``'native'`` where the operator loads and every context is a CPU, else
+    ``'fused'``; ``'native'`` falls back to ``'fused'`` on a GPU context or when the
+    operator cannot load. Other cells are returned unchanged. The choice is logged.
+    """
+    cell = check_choice("cell", cell, CELLS)
+    if cell not in ("native", "auto"):
+        return cell
+    devices = list(contexts) if contexts is not None else [mx.current_context()]
+    check_condition(all(isinstance(c, mx.Context) for c in devices),
+                    f"contexts must be mx.Context objects, got {devices!r}", TypeError)
+    if not all(_is_cpu(c) for c in devices):
+        logger.info("cell=%r on %s: using cell='fused' (the native operator runs on CPU only)",
+                    cell, [str(c) for c in devices])
+        return "fused"
+    chosen = "native" if native_available() else "fused"
+    logger.log(logging.INFO if (cell, chosen) != ("native", "native") else logging.DEBUG,
+               "cell=%r: using cell=%r", cell, chosen)
+    return chosen
+
+
+def _declared_shape(symbol: mx.sym.Symbol) -> Optional[Tuple[int, ...]]:
+    """The ``shape=`` a variable was declared with, None for a variable without one or an expression."""
+    if symbol.get_children() is not None:
+        return None
+    text = symbol.attr("__shape__")
+    return tuple(int(d) for d in text.strip("()[] ").split(",") if d.strip()) if text else None
+
+
+def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_sizes: Sequence[int],
+               input_size: int = INPUT_SIZE, name: str = "lstm_stack") -> mx.sym.Symbol:
+    """The stacked LSTM over NTC ``data`` ``(B, L, input_size)``: the last layer's hidden state, ``(B, L)``.
+
+    ``params``: one symbol per layer holding the fused layout (``lstm{i}_parameters``).
+    Variables must be declared with their shape (``data``: at least its number of
+    dimensions, ``mx.sym.var('data', shape=(0, L, 1))``; parameters: ``fused_shapes``),
+    because MXNet 1.9 corrupts memory when an external operator's input has an unknown
+    number of dimensions during shape inference. ``hidden_sizes`` must end with 1. Gradients honour every ``grad_req``
+    (``write``, ``add``, ``null``). Raises :class:`NativeUnavailableError` if the
+    operator cannot load (call :func:`resolve_cell` first to fall back instead).
+    """
+    hidden_sizes = check_hidden_sizes(hidden_sizes)
+    input_size = check_int("input_size", input_size, minimum=1)
+    check_condition(hidden_sizes[-1] == 1, f"hidden_sizes must end with 1, got {hidden_sizes!r}")
+    check_condition(isinstance(data, mx.sym.Symbol), f"data must be an mx.sym.Symbol, got {type(data).__name__}",
+                    TypeError)
+    if data.get_children() is None:
+        declared = _declared_shape(data)
+        check_condition(declared is not None and len(declared) == 3 and declared[2] in (0, input_size),
+                        f"data ({data.name!r}) must be declared with its shape, e.g. "
+                        f"mx.sym.var({data.name!r}, shape=(0, length, {input_size})) (0 = any size), got {declared}")
+    params = list(params)
+    check_condition(len(params) == len(hidden_sizes),
+                    f"params must hold one symbol per layer ({len(hidden_sizes)}), got {len(params)}")
+    check_condition(all(isinstance(p, mx.sym.Symbol) for p in params), "params must be mx.sym.Symbol objects",
+                    TypeError)
+    expected = list(fused_shapes(hidden_sizes, input_size).values())
+    for i, (param, shape) in enumerate(zip(params, expected)):
+        if param.get_children() is None:  # a variable: its shape must be declared and right
+            declared = _declared_shape(param)
+            check_condition(declared == shape, f"params[{i}] ({param.name!r}) must be declared with "
+                            f"shape={shape} (mx.sym.var(name, shape=...)), got {declared}")
+    load_native()
+    op = getattr(mx.sym, OP_NAME)
+    # The operator cannot see grad_req (MXNet's external-op API does not pass it) and always writes
+    # its gradients; an identity in front of each input applies 'add' / 'null' for that input.
+    inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate([data] + params)]
+    return op(*inputs, hidden_sizes=",".join(str(h) for h in hidden_sizes), name=name)

@@ -1,0 +1,182 @@
+"""Compile the native operator into a per-user cache, once per source, MXNet, compiler and CPU.
+
+The library is built from ``lstm_stack.cc`` (in this package) and MXNet's own
+``lib_api.cc`` (shipped in the wheel) into ``cache_dir()/sinlstm_native-<key>.so``, where
+``<key>`` hashes the sources, the MXNet version, the compiler and its version, the flags
+and the CPU's features (``-march=native`` code only runs on the CPU it was built for).
+A build writes to a temporary name in the same directory and is renamed into place, so a
+half-built library never has the final name; a per-key file lock makes concurrent
+builds in several processes wait for one another instead of compiling twice.
+"""
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+try:  # POSIX only; elsewhere concurrent builds still never load a partial file (atomic rename)
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("lstm_stack.cc")
+OP_NAME = "sinlstm_stack"
+BUILD_TIMEOUT_S = 600
+_BUILD_FORMAT = "1"  # bump when the way the library is built changes
+
+
+class BuildError(RuntimeError):
+    """The native library could not be built (no compiler, compile error, unwritable cache)."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Where the library is, whether this call compiled it, and how long that took."""
+
+    path: Path
+    built: bool
+    seconds: float
+    command: List[str]
+
+
+def cache_dir() -> Path:
+    """``$SINLSTM_NATIVE_CACHE``, else ``$XDG_CACHE_HOME/sinlstm_sym``, else ``~/.cache/sinlstm_sym``."""
+    explicit = os.environ.get("SINLSTM_NATIVE_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "sinlstm_sym"
+
+
+def find_compiler() -> str:
+    """``$CXX`` if set (it must exist), else ``g++`` or ``c++`` on ``PATH``."""
+    explicit = os.environ.get("CXX")
+    if explicit:
+        found = shutil.which(explicit)
+        if found is None:
+            raise BuildError(f"CXX={explicit!r} is not an executable compiler")
+        return found
+    for name in ("g++", "c++"):
+        found = shutil.which(name)
+        if found is not None:
+            return found
+    raise BuildError("no C++ compiler found: neither g++ nor c++ is on PATH and CXX is not set")
+
+
+def _compiler_version(cxx: str) -> str:
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as err:
+        raise BuildError(f"the compiler {cxx} does not run ({err})") from None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else cxx
+
+
+def _cpu_features() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return " ".join(sorted(line.split(":", 1)[1].split()))
+    except OSError:
+        pass
+    return f"{platform.machine()} {platform.processor()}"
+
+
+def _mxnet_files() -> Dict[str, Path]:
+    import mxnet as mx
+    root = Path(mx.__file__).resolve().parent
+    files = {"include": root / "include", "header": root / "include" / "mxnet" / "lib_api.h",
+             "lib_api": root / "src" / "lib_api.cc"}
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        raise BuildError(f"this MXNet ({mx.__version__}) lacks the external-operator API files {missing}")
+    return files
+
+
+def compile_flags() -> List[str]:
+    """Flags of the build (``-march=native`` on x86: the cache key includes the CPU's features)."""
+    flags = ["-shared", "-fPIC", "-std=c++11", "-O3", "-fno-math-errno", "-Wno-psabi"]
+    if platform.machine().lower() in ("x86_64", "amd64", "i686", "i386"):
+        flags.append("-march=native")
+    return flags
+
+
+def build_key(cxx: str, flags: List[str]) -> str:
+    """Hash of everything the built library depends on."""
+    import mxnet as mx
+    files = _mxnet_files()
+    digest = hashlib.sha256()
+    for part in (_BUILD_FORMAT, mx.__version__, cxx, _compiler_version(cxx), " ".join(flags), _cpu_features()):
+        digest.update(part.encode() + b"\0")
+    for path in (SOURCE, files["header"], files["lib_api"]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:20]
+
+
+def build_library(force: bool = False) -> BuildResult:
+    """Return the cached library for this setup, compiling it first if needed.
+
+    Raises :class:`BuildError` when there is no compiler, the compile fails or the cache
+    directory cannot be written.
+    """
+    cxx = find_compiler()
+    flags = compile_flags()
+    files = _mxnet_files()
+    key = build_key(cxx, flags)
+    directory = cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise BuildError(f"cannot create the cache directory {directory} ({err})") from None
+    target = directory / f"sinlstm_native-{key}.so"
+    command = [cxx, *flags, "-I", str(files["include"]), str(SOURCE), str(files["lib_api"]), "-o"]
+    if target.exists() and not force:
+        return BuildResult(target, False, 0.0, command + [str(target)])
+    try:
+        lock = open(directory / f"sinlstm_native-{key}.lock", "w")
+    except OSError as err:
+        raise BuildError(f"cannot write to the cache directory {directory} ({err})") from None
+    with lock:
+        if fcntl is not None:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        if target.exists() and not force:  # another process built it while we waited
+            return BuildResult(target, False, 0.0, command + [str(target)])
+        fd, tmp_name = tempfile.mkstemp(prefix=f".sinlstm_native-{key}.", suffix=".tmp", dir=directory)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        full = command + [str(tmp)]
+        logger.info("compiling the native LSTM operator: %s", " ".join(full))
+        start = time.perf_counter()
+        try:
+            try:
+                proc = subprocess.run(full, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+            except (OSError, subprocess.SubprocessError) as err:
+                raise BuildError(f"running {cxx} failed ({err})") from None
+            if proc.returncode != 0:
+                tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+                raise BuildError(f"{cxx} exited with {proc.returncode}:\n{tail}")
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        seconds = time.perf_counter() - start
+        logger.info("built %s in %.1f s", target, seconds)
+        return BuildResult(target, True, seconds, full[:-1] + [str(target)])
+
+
+def describe(result: Optional[BuildResult]) -> str:
+    """One line for the command-line report."""
+    if result is None:
+        return "not built"
+    if result.built:
+        return f"built {result.path} in {result.seconds:.1f} s"
+    return f"up to date: {result.path} (cached)"

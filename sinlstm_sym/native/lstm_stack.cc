@@ -1,0 +1,651 @@
+// Stacked LSTM as one stateful MXNet external operator (MXNet >= 1.9, lib_api.h version 11).
+//
+// Operator `sinlstm_stack`, attribute `hidden_sizes` ("10,20,1").
+//   inputs:  data (B, L, n0) in NTC layout, then one flat parameter vector per layer
+//            in the layout of mx.sym.RNN (mode='lstm', one layer):
+//            i2h_weight (4h, n), h2h_weight (4h, h), i2h_bias (4h), h2h_bias (4h);
+//            gates in the order input, forget, cell (g), output.
+//   output:  the last layer's hidden state at every step, (B, L) (last hidden size is 1).
+// Initial states are zero. Forward keeps the activations backward needs in the operator's
+// state; backward gives the gradients of data and of every parameter vector.
+//
+// Layout inside: the batch is cut into blocks of BB windows; every per-step quantity of a
+// block is stored feature-major, (features, BB), so each feature row is one SIMD vector
+// (GCC/Clang vector extensions: AVX-512, AVX2 or SSE, whatever the target has). Blocks
+// are independent, so a step's gate matrix is a (4h x K) by (K x BB) product held in
+// registers, and the weight gradient is one long reduction over (blocks, steps, lanes).
+// Padded lanes of the last block carry zero inputs and zero output gradients, so they
+// add nothing to the parameter gradients.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mxnet/lib_api.h"
+
+using namespace mxnet::ext;
+
+namespace {
+
+constexpr int BB = 16;  // windows per block = lanes of one vector
+constexpr const char* kOpName = "sinlstm_stack";
+
+typedef float vf32 __attribute__((vector_size(BB * sizeof(float))));
+typedef int32_t vi32 __attribute__((vector_size(BB * sizeof(int32_t))));
+typedef double vf64 __attribute__((vector_size(BB * sizeof(double))));
+
+template <class T> struct VecOf;
+template <> struct VecOf<float> { typedef vf32 type; };
+template <> struct VecOf<double> { typedef vf64 type; };
+
+template <class V, class T>
+inline V load(const T* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(V));
+  return v;
+}
+template <class V, class T>
+inline void store(T* p, const V& v) { std::memcpy(p, &v, sizeof(V)); }
+template <class V, class T>
+inline V splat(T s) { return V{} + s; }
+
+// exp for float vectors: Cody-Waite range reduction and a degree-6 polynomial
+// (relative error about 2 ulp on the clamped range), all lanes in SIMD registers.
+inline vf32 vexp(vf32 x) {
+  const vf32 hi = splat<vf32>(88.0f), lo = splat<vf32>(-87.0f);
+  x = x > hi ? hi : x;
+  x = x < lo ? lo : x;
+  const vf32 shifter = splat<vf32>(12582912.0f);  // 1.5 * 2^23: adding it rounds to an integer
+  vf32 n = (x * 1.44269504088896341f + shifter) - shifter;
+  vf32 r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  vf32 p = splat<vf32>(1.9875691500e-4f);
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  vi32 bits = (__builtin_convertvector(n, vi32) + 127) << 23;
+  vf32 scale;
+  std::memcpy(&scale, &bits, sizeof(scale));
+  return p * scale;
+}
+inline vf64 vexp(vf64 x) {
+  for (int i = 0; i < BB; ++i) x[i] = std::exp(x[i]);
+  return x;
+}
+template <class V>
+inline V vsigmoid(V x) { return 1.0f / (1.0f + vexp(-x)); }
+template <class V>
+inline V vtanh(V x) { return 1.0f - 2.0f / (1.0f + vexp(x + x)); }
+
+template <class V>
+inline double hsum(const V& v) {
+  double s = 0;
+  for (int i = 0; i < BB; ++i) s += v[i];
+  return s;
+}
+
+bool parse_hidden(const std::unordered_map<std::string, std::string>& attrs, std::vector<int>* sizes,
+                  std::string* err) {
+  auto it = attrs.find("hidden_sizes");
+  if (it == attrs.end()) {
+    *err = std::string(kOpName) + ": attribute hidden_sizes is required, e.g. hidden_sizes='10,20,1'";
+    return false;
+  }
+  sizes->clear();
+  std::stringstream ss(it->second);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v < 1 || v > 100000) {
+      *err = std::string(kOpName) + ": hidden_sizes must be positive integers separated by commas, got '" +
+             it->second + "'";
+      return false;
+    }
+    sizes->push_back(static_cast<int>(v));
+  }
+  if (sizes->empty() || sizes->back() != 1) {
+    *err = std::string(kOpName) + ": hidden_sizes must end with 1 (the output is the last layer's hidden "
+           "state), got '" + it->second + "'";
+    return false;
+  }
+  return true;
+}
+
+int64_t param_size(int n, int h) { return 4LL * h * (n + h) + 8LL * h; }
+
+// Memory blocks handed from forward to backward. Training runs one bucket's forward and
+// backward after the other, so one block serves every bucket length: memory stays flat
+// however many lengths are bound. Never freed (process lifetime).
+class Pool {
+ public:
+  struct Block {
+    void* ptr = nullptr;
+    size_t bytes = 0;
+  };
+  Block acquire(size_t bytes) {
+    Block b;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!free_.empty()) {
+        auto best = std::max_element(free_.begin(), free_.end(),
+                                     [](const Block& a, const Block& c) { return a.bytes < c.bytes; });
+        b = *best;
+        free_.erase(best);
+      }
+    }
+    if (b.bytes < bytes) {
+      std::free(b.ptr);
+      b.bytes = (bytes + 4095) / 4096 * 4096;
+      b.ptr = nullptr;
+      if (posix_memalign(&b.ptr, 128, b.bytes) != 0) {
+        b.ptr = nullptr;
+        b.bytes = 0;
+      }
+    }
+    return b;
+  }
+  void release(Block* b) {
+    if (b->ptr == nullptr) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(*b);
+    *b = Block();
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<Block> free_;
+};
+Pool& pool() {
+  static Pool* p = new Pool();
+  return *p;
+}
+
+// Where each per-block, per-step array lives inside the saved-activation block.
+struct Layout {
+  int B = 0, L = 0, n0 = 0, nblk = 0;
+  std::vector<int> h, n;
+  std::vector<size_t> hoff, coff, goff;  // per layer, in elements
+  size_t xoff = 0, total = 0;
+
+  void plan(const std::vector<int>& hidden, int B_, int L_, int n0_) {
+    B = B_;
+    L = L_;
+    n0 = n0_;
+    nblk = (B + BB - 1) / BB;
+    h = hidden;
+    n.assign(h.size(), 0);
+    hoff.assign(h.size(), 0);
+    coff.assign(h.size(), 0);
+    goff.assign(h.size(), 0);
+    size_t off = 0;
+    xoff = off;
+    off += size_t(nblk) * L * n0 * BB;
+    for (size_t l = 0; l < h.size(); ++l) {
+      n[l] = l == 0 ? n0 : h[l - 1];
+      hoff[l] = off;
+      off += size_t(nblk) * (L + 1) * h[l] * BB;
+      coff[l] = off;
+      off += size_t(nblk) * (L + 1) * h[l] * BB;
+      goff[l] = off;
+      off += size_t(nblk) * L * 4 * h[l] * BB;
+    }
+    total = off;
+  }
+  size_t X(int blk, int t) const { return xoff + (size_t(blk) * L + t) * n0 * BB; }
+  size_t H(int l, int blk, int t) const { return hoff[l] + (size_t(blk) * (L + 1) + t) * h[l] * BB; }
+  size_t C(int l, int blk, int t) const { return coff[l] + (size_t(blk) * (L + 1) + t) * h[l] * BB; }
+  size_t G(int l, int blk, int t) const { return goff[l] + (size_t(blk) * L + t) * 4 * h[l] * BB; }
+};
+
+// out rows j0..j0+JC-1 of (4h x BB) = bias + WT^T [x; hp] with WT stored (K x 4h).
+template <class T, int JC>
+inline void gate_tile(const T* WT, int G4, const T* bias, const T* x, int n, const T* hp, int h, T* out,
+                      int j0) {
+  typedef typename VecOf<T>::type V;
+  V acc[JC];
+  for (int jj = 0; jj < JC; ++jj) acc[jj] = splat<V>(bias[j0 + jj]);
+  for (int k = 0; k < n; ++k) {
+    const V v = load<V>(x + size_t(k) * BB);
+    const T* w = WT + size_t(k) * G4 + j0;
+    for (int jj = 0; jj < JC; ++jj) acc[jj] += w[jj] * v;
+  }
+  for (int k = 0; k < h; ++k) {
+    const V v = load<V>(hp + size_t(k) * BB);
+    const T* w = WT + size_t(n + k) * G4 + j0;
+    for (int jj = 0; jj < JC; ++jj) acc[jj] += w[jj] * v;
+  }
+  for (int jj = 0; jj < JC; ++jj) store(out + size_t(j0 + jj) * BB, acc[jj]);
+}
+
+// dIn rows k0..k0+KC-1 of (K x BB) = W^T dpre, W stored (4h x K).
+template <class T, int KC>
+inline void input_grad_tile(const T* W, int G4, int K, const T* dpre, T* din, int k0) {
+  typedef typename VecOf<T>::type V;
+  V acc[KC];
+  for (int kk = 0; kk < KC; ++kk) acc[kk] = V{};
+  for (int j = 0; j < G4; ++j) {
+    const V d = load<V>(dpre + size_t(j) * BB);
+    const T* w = W + size_t(j) * K + k0;
+    for (int kk = 0; kk < KC; ++kk) acc[kk] += w[kk] * d;
+  }
+  for (int kk = 0; kk < KC; ++kk) store(din + size_t(k0 + kk) * BB, acc[kk]);
+}
+
+// Chunk (blk, t) of a per-step array: base + blk * bs + t * ts.
+template <class T>
+struct Chunks {
+  const T* base;
+  size_t bs, ts;
+  const T* at(int blk, int t) const { return base + blk * bs + t * ts; }
+};
+
+// dW[j][k] (row stride ldw) = sum over blocks, steps and lanes of A[j] * Bm[k], for a JT x KT tile.
+template <class T, int JT, int KT>
+inline void outer_tile(const Chunks<T>& A, const Chunks<T>& Bm, int nblk, int L, int j0, int k0, T* dW,
+                       int ldw) {
+  typedef typename VecOf<T>::type V;
+  V acc[JT][KT];
+  for (int jj = 0; jj < JT; ++jj)
+    for (int kk = 0; kk < KT; ++kk) acc[jj][kk] = V{};
+  for (int blk = 0; blk < nblk; ++blk) {
+    for (int t = 0; t < L; ++t) {
+      const T* a = A.at(blk, t) + size_t(j0) * BB;
+      const T* b = Bm.at(blk, t) + size_t(k0) * BB;
+      V av[JT], bv[KT];
+      for (int jj = 0; jj < JT; ++jj) av[jj] = load<V>(a + size_t(jj) * BB);
+      for (int kk = 0; kk < KT; ++kk) bv[kk] = load<V>(b + size_t(kk) * BB);
+      for (int jj = 0; jj < JT; ++jj)
+        for (int kk = 0; kk < KT; ++kk) acc[jj][kk] += av[jj] * bv[kk];
+    }
+  }
+  for (int jj = 0; jj < JT; ++jj)
+    for (int kk = 0; kk < KT; ++kk) dW[size_t(j0 + jj) * ldw + k0 + kk] = static_cast<T>(hsum(acc[jj][kk]));
+}
+
+#if defined(__AVX512F__)
+constexpr int kJT = 4, kKT = 4;
+#else
+constexpr int kJT = 2, kKT = 4;
+#endif
+
+template <class T>
+void outer_product(const Chunks<T>& A, const Chunks<T>& Bm, int nblk, int L, int G4, int K, T* dW) {
+  for (int j0 = 0; j0 < G4; j0 += kJT) {  // G4 = 4h is a multiple of kJT
+    int k0 = 0;
+    for (; k0 + kKT <= K; k0 += kKT) outer_tile<T, kJT, kKT>(A, Bm, nblk, L, j0, k0, dW, K);
+    for (; k0 < K; ++k0) outer_tile<T, kJT, 1>(A, Bm, nblk, L, j0, k0, dW, K);
+  }
+}
+
+template <class T>
+struct Weights {
+  std::vector<T> WT, W, bias;  // per layer, concatenated: (K x 4h), (4h x K), (4h)
+  std::vector<size_t> off, boff;
+  void prepare(const Layout& lay, const std::vector<const T*>& params) {
+    size_t wsize = 0, bsize = 0;
+    off.clear();
+    boff.clear();
+    for (size_t l = 0; l < lay.h.size(); ++l) {
+      off.push_back(wsize);
+      boff.push_back(bsize);
+      wsize += size_t(4) * lay.h[l] * (lay.n[l] + lay.h[l]);
+      bsize += size_t(4) * lay.h[l];
+    }
+    WT.resize(wsize);
+    W.resize(wsize);
+    bias.resize(bsize);
+    for (size_t l = 0; l < lay.h.size(); ++l) {
+      const int h = lay.h[l], n = lay.n[l], G4 = 4 * h, K = n + h;
+      const T* p = params[l];
+      const T* wih = p;
+      const T* whh = p + size_t(G4) * n;
+      const T* bih = whh + size_t(G4) * h;
+      const T* bhh = bih + G4;
+      T* wt = WT.data() + off[l];
+      T* w = W.data() + off[l];
+      for (int j = 0; j < G4; ++j) {
+        for (int k = 0; k < K; ++k) {
+          const T v = k < n ? wih[size_t(j) * n + k] : whh[size_t(j) * h + (k - n)];
+          w[size_t(j) * K + k] = v;
+          wt[size_t(k) * G4 + j] = v;
+        }
+        bias[boff[l] + j] = bih[j] + bhh[j];
+      }
+    }
+  }
+};
+
+template <class T>
+void forward_block(const Layout& lay, const Weights<T>& wts, T* save, int blk) {
+  typedef typename VecOf<T>::type V;
+  const int L = lay.L;
+  for (size_t l = 0; l < lay.h.size(); ++l) {
+    const int h = lay.h[l], n = lay.n[l], G4 = 4 * h;
+    const T* WT = wts.WT.data() + wts.off[l];
+    const T* bias = wts.bias.data() + wts.boff[l];
+    std::memset(save + lay.H(l, blk, 0), 0, sizeof(T) * h * BB);
+    std::memset(save + lay.C(l, blk, 0), 0, sizeof(T) * h * BB);
+    for (int t = 0; t < L; ++t) {
+      const T* x = l == 0 ? save + lay.X(blk, t) : save + lay.H(l - 1, blk, t + 1);
+      const T* hp = save + lay.H(l, blk, t);
+      const T* cp = save + lay.C(l, blk, t);
+      T* g = save + lay.G(l, blk, t);
+      T* c = save + lay.C(l, blk, t + 1);
+      T* hn = save + lay.H(l, blk, t + 1);
+      int j0 = 0;
+      for (; j0 + 8 <= G4; j0 += 8) gate_tile<T, 8>(WT, G4, bias, x, n, hp, h, g, j0);
+      for (; j0 < G4; j0 += 4) gate_tile<T, 4>(WT, G4, bias, x, n, hp, h, g, j0);
+      for (int u = 0; u < h; ++u) {
+        T* gi = g + size_t(u) * BB;
+        T* gf = g + size_t(h + u) * BB;
+        T* gg = g + size_t(2 * h + u) * BB;
+        T* go = g + size_t(3 * h + u) * BB;
+        const V i = vsigmoid(load<V>(gi)), f = vsigmoid(load<V>(gf));
+        const V gv = vtanh(load<V>(gg)), o = vsigmoid(load<V>(go));
+        const V cv = f * load<V>(cp + size_t(u) * BB) + i * gv;
+        store(gi, i);
+        store(gf, f);
+        store(gg, gv);
+        store(go, o);
+        store(c + size_t(u) * BB, cv);
+        store(hn + size_t(u) * BB, o * vtanh(cv));
+      }
+    }
+  }
+}
+
+// Backward through layer l of one block. dy: gradient w.r.t. this layer's output at every
+// step, (L, h, BB); dx (nullable): gradient w.r.t. its input, (L, n, BB). The activated
+// gates in `save` are overwritten with the gradients of the gate pre-activations.
+template <class T>
+void backward_block(const Layout& lay, const Weights<T>& wts, T* save, int l, int blk, const T* dy, T* dx,
+                    T* scratch) {
+  typedef typename VecOf<T>::type V;
+  const int L = lay.L, h = lay.h[l], n = lay.n[l], G4 = 4 * h, K = n + h;
+  const T* W = wts.W.data() + wts.off[l];
+  T* din = scratch;                       // (K, BB): [dx_t; dh_{t-1}]
+  T* dc = scratch + size_t(K) * BB;       // (h, BB)
+  std::memset(scratch, 0, sizeof(T) * (K + h) * BB);
+  const T* dhrec = din + size_t(n) * BB;  // recurrent part of the previous (later) step
+  for (int t = L - 1; t >= 0; --t) {
+    T* g = save + lay.G(l, blk, t);
+    const T* c = save + lay.C(l, blk, t + 1);
+    const T* cp = save + lay.C(l, blk, t);
+    const T* dyt = dy + (size_t(t) * h) * BB;
+    for (int u = 0; u < h; ++u) {
+      T* gi = g + size_t(u) * BB;
+      T* gf = g + size_t(h + u) * BB;
+      T* gg = g + size_t(2 * h + u) * BB;
+      T* go = g + size_t(3 * h + u) * BB;
+      const V i = load<V>(gi), f = load<V>(gf), gv = load<V>(gg), o = load<V>(go);
+      const V dh = load<V>(dyt + size_t(u) * BB) + load<V>(dhrec + size_t(u) * BB);
+      const V tc = vtanh(load<V>(c + size_t(u) * BB));
+      const V dcv = load<V>(dc + size_t(u) * BB) + dh * o * (1.0f - tc * tc);
+      store(dc + size_t(u) * BB, dcv * f);
+      store(gi, dcv * gv * i * (1.0f - i));
+      store(gf, dcv * load<V>(cp + size_t(u) * BB) * f * (1.0f - f));
+      store(gg, dcv * i * (1.0f - gv * gv));
+      store(go, dh * tc * o * (1.0f - o));
+    }
+    int k0 = 0;
+    for (; k0 + 8 <= K; k0 += 8) input_grad_tile<T, 8>(W, G4, K, g, din, k0);
+    for (; k0 + 4 <= K; k0 += 4) input_grad_tile<T, 4>(W, G4, K, g, din, k0);
+    for (; k0 < K; ++k0) input_grad_tile<T, 1>(W, G4, K, g, din, k0);
+    if (dx != nullptr) std::memcpy(dx + size_t(t) * n * BB, din, sizeof(T) * n * BB);
+  }
+}
+
+class LstmStackOp : public CustomStatefulOp {
+ public:
+  explicit LstmStackOp(std::vector<int> hidden) : hidden_(std::move(hidden)) {}
+  ~LstmStackOp() override { pool().release(&saved_); }
+
+  MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                        const OpResource& res) override {
+    if ((*inputs)[0].dtype == kFloat64) return forward<double>(inputs, outputs);
+    return forward<float>(inputs, outputs);
+  }
+
+  MXReturnValue Backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                         const OpResource& res) override {
+    if ((*inputs)[1].dtype == kFloat64) return backward<double>(inputs, outputs);
+    return backward<float>(inputs, outputs);
+  }
+
+ private:
+  Weights<float>& weights(float) { return wf_; }
+  Weights<double>& weights(double) { return wd_; }
+
+  template <class T>
+  MXReturnValue forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs) {
+    MXTensor& data = (*inputs)[0];
+    const int B = static_cast<int>(data.shape[0]), L = static_cast<int>(data.shape[1]);
+    const int n0 = static_cast<int>(data.shape[2]);
+    lay_.plan(hidden_, B, L, n0);
+    if (saved_.bytes < lay_.total * sizeof(T)) {
+      pool().release(&saved_);
+      saved_ = pool().acquire(lay_.total * sizeof(T));
+      if (saved_.ptr == nullptr) {
+        MX_ERROR_MSG << kOpName << ": out of memory for " << lay_.total * sizeof(T) << " bytes of activations";
+        return MX_FAIL;
+      }
+    }
+    dtype_ = data.dtype;
+    std::vector<const T*> params;
+    for (size_t l = 0; l < hidden_.size(); ++l) params.push_back((*inputs)[1 + l].data<T>());
+    Weights<T>& wts = weights(T());
+    wts.prepare(lay_, params);
+    T* save = static_cast<T*>(saved_.ptr);
+    const T* x = data.data<T>();
+    T* y = (*outputs)[0].data<T>();
+    const int top = static_cast<int>(hidden_.size()) - 1;
+    for (int blk = 0; blk < lay_.nblk; ++blk) {
+      T* xb = save + lay_.X(blk, 0);
+      std::memset(xb, 0, sizeof(T) * size_t(L) * n0 * BB);
+      for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb) {
+        const T* xs = x + size_t(blk * BB + bb) * L * n0;
+        for (int t = 0; t < L; ++t)
+          for (int k = 0; k < n0; ++k) xb[(size_t(t) * n0 + k) * BB + bb] = xs[size_t(t) * n0 + k];
+      }
+      forward_block<T>(lay_, wts, save, blk);
+      for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb)
+        for (int t = 0; t < L; ++t) y[size_t(blk * BB + bb) * L + t] = save[lay_.H(top, blk, t + 1) + bb];
+    }
+    return MX_SUCCESS;
+  }
+
+  template <class T>
+  MXReturnValue backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs) {
+    const size_t nl = hidden_.size();
+    MXTensor& data = (*inputs)[1];
+    const int B = static_cast<int>(data.shape[0]), L = static_cast<int>(data.shape[1]);
+    if (saved_.ptr == nullptr || lay_.B != B || lay_.L != L || dtype_ != data.dtype) {
+      MX_ERROR_MSG << kOpName << ": backward without a matching forward (batch " << B << ", length " << L << ")";
+      return MX_FAIL;
+    }
+    const T* ograd = (*inputs)[0].data<T>();
+    T* save = static_cast<T*>(saved_.ptr);
+    Weights<T>& wts = weights(T());
+    int maxw = 0, maxk = 0;
+    for (size_t l = 0; l < nl; ++l) {
+      maxw = std::max(maxw, std::max(lay_.h[l], lay_.n[l]));
+      maxk = std::max(maxk, lay_.n[l] + 2 * lay_.h[l]);
+    }
+    const size_t dsize = size_t(lay_.nblk) * L * maxw * BB;
+    Pool::Block work = pool().acquire(sizeof(T) * (2 * dsize + size_t(maxk) * BB));
+    if (work.ptr == nullptr) {
+      MX_ERROR_MSG << kOpName << ": out of memory for the backward pass";
+      return MX_FAIL;
+    }
+    T* dy = static_cast<T*>(work.ptr);
+    T* dx = dy + dsize;
+    T* scratch = dx + dsize;
+    // gradient w.r.t. the top layer's output (h = 1), block-major like the saved arrays
+    std::memset(dy, 0, sizeof(T) * size_t(lay_.nblk) * L * BB);
+    for (int b = 0; b < B; ++b)
+      for (int t = 0; t < L; ++t) dy[(size_t(b / BB) * L + t) * BB + b % BB] = ograd[size_t(b) * L + t];
+    T* ddata = (*outputs)[0].data<T>();
+    for (int l = static_cast<int>(nl) - 1; l >= 0; --l) {
+      const int h = lay_.h[l], n = lay_.n[l], G4 = 4 * h;
+      const bool want_dx = l > 0 || ddata != nullptr;
+      for (int blk = 0; blk < lay_.nblk; ++blk)
+        backward_block<T>(lay_, wts, save, l, blk, dy + size_t(blk) * L * h * BB,
+                          want_dx ? dx + size_t(blk) * L * n * BB : nullptr, scratch);
+      T* grad = (*outputs)[1 + l].data<T>();
+      if (grad != nullptr) {
+        const Chunks<T> dpre{save + lay_.G(l, 0, 0), size_t(L) * G4 * BB, size_t(G4) * BB};
+        const Chunks<T> xin = l == 0 ? Chunks<T>{save + lay_.X(0, 0), size_t(L) * n * BB, size_t(n) * BB}
+                                     : Chunks<T>{save + lay_.H(l - 1, 0, 1), size_t(L + 1) * n * BB,
+                                                 size_t(n) * BB};
+        const Chunks<T> hin{save + lay_.H(l, 0, 0), size_t(L + 1) * h * BB, size_t(h) * BB};
+        T* dwih = grad;
+        T* dwhh = grad + size_t(G4) * n;
+        T* dbih = dwhh + size_t(G4) * h;
+        T* dbhh = dbih + G4;
+        outer_product<T>(dpre, xin, lay_.nblk, L, G4, n, dwih);
+        outer_product<T>(dpre, hin, lay_.nblk, L, G4, h, dwhh);
+        bias_grad<T>(dpre, lay_.nblk, L, G4, dbih);
+        std::memcpy(dbhh, dbih, sizeof(T) * G4);
+      }
+      if (l == 0 && ddata != nullptr) {
+        const int n0 = n;
+        for (int b = 0; b < B; ++b)
+          for (int t = 0; t < L; ++t)
+            for (int k = 0; k < n0; ++k)
+              ddata[(size_t(b) * L + t) * n0 + k] = dx[((size_t(b / BB) * L + t) * n0 + k) * BB + b % BB];
+      }
+      std::swap(dy, dx);
+    }
+    pool().release(&work);
+    // the activations are consumed: hand the block to the next bucket's forward
+    pool().release(&saved_);
+    lay_.B = 0;
+    return MX_SUCCESS;
+  }
+
+  template <class T>
+  static void bias_grad(const Chunks<T>& dpre, int nblk, int L, int G4, T* db) {
+    typedef typename VecOf<T>::type V;
+    for (int j = 0; j < G4; ++j) {
+      V acc = V{};
+      for (int blk = 0; blk < nblk; ++blk)
+        for (int t = 0; t < L; ++t) acc += load<V>(dpre.at(blk, t) + size_t(j) * BB);
+      db[j] = static_cast<T>(hsum(acc));
+    }
+  }
+
+  std::vector<int> hidden_;
+  Layout lay_;
+  Pool::Block saved_;
+  MXDType dtype_ = kFloat32;
+  Weights<float> wf_;
+  Weights<double> wd_;
+};
+
+MXReturnValue parseAttrs(const std::unordered_map<std::string, std::string>& attrs, int* num_in,
+                         int* num_out) {
+  std::vector<int> sizes;
+  std::string err;
+  if (!parse_hidden(attrs, &sizes, &err)) {
+    MX_ERROR_MSG << err;
+    return MX_FAIL;
+  }
+  *num_in = 1 + static_cast<int>(sizes.size());
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+MXReturnValue inferType(const std::unordered_map<std::string, std::string>& attrs, std::vector<int>* in_types,
+                        std::vector<int>* out_types) {
+  int dtype = -1;
+  for (int t : *in_types)
+    if (t != -1) {
+      dtype = t;
+      break;
+    }
+  if (dtype == -1) dtype = kFloat32;
+  for (int t : *in_types) {
+    if (t != -1 && t != dtype) {
+      MX_ERROR_MSG << kOpName << ": data and parameters must have one dtype, got " << dtype << " and " << t;
+      return MX_FAIL;
+    }
+  }
+  if (dtype != kFloat32 && dtype != kFloat64) {
+    MX_ERROR_MSG << kOpName << ": supports float32 and float64 only, got dtype code " << dtype;
+    return MX_FAIL;
+  }
+  for (auto& t : *in_types) t = dtype;
+  (*out_types)[0] = dtype;
+  return MX_SUCCESS;
+}
+
+MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& attrs,
+                         std::vector<std::vector<unsigned int>>* in_shapes,
+                         std::vector<std::vector<unsigned int>>* out_shapes) {
+  std::vector<int> sizes;
+  std::string err;
+  if (!parse_hidden(attrs, &sizes, &err)) {
+    MX_ERROR_MSG << err;
+    return MX_FAIL;
+  }
+  // MXNet marks an unknown size as -1 (seen here as 0xFFFFFFFF); an unknown shape reaches us empty.
+  const auto& ds = (*in_shapes)[0];
+  const auto known = [](unsigned d) { return d != 0 && d != 0xFFFFFFFFu; };
+  if (ds.size() != 3 || !known(ds[0]) || !known(ds[1]) || !known(ds[2])) {
+    std::stringstream got;
+    for (size_t i = 0; i < ds.size(); ++i) got << (i ? "," : "") << (known(ds[i]) ? long(ds[i]) : -1L);
+    MX_ERROR_MSG << kOpName << ": needs the full data shape (batch, length, features), got (" << got.str()
+                 << ")";
+    return MX_FAIL;
+  }
+  int n = static_cast<int>(ds[2]);
+  for (size_t l = 0; l < sizes.size(); ++l) {
+    const unsigned expected = static_cast<unsigned>(param_size(n, sizes[l]));
+    auto& ps = (*in_shapes)[1 + l];
+    if (!ps.empty() && !(ps.size() == 1 && ps[0] == expected)) {
+      MX_ERROR_MSG << kOpName << ": parameters of layer " << l << " must have shape (" << expected << ",)";
+      return MX_FAIL;
+    }
+    ps = {expected};
+    n = sizes[l];
+  }
+  (*out_shapes)[0] = {ds[0], ds[1]};
+  return MX_SUCCESS;
+}
+
+MXReturnValue createOpState(const std::unordered_map<std::string, std::string>& attrs, const MXContext& ctx,
+                            const std::vector<std::vector<unsigned int>>& in_shapes,
+                            const std::vector<int> in_types, CustomStatefulOp** op_inst) {
+  std::vector<int> sizes;
+  std::string err;
+  if (!parse_hidden(attrs, &sizes, &err)) {
+    MX_ERROR_MSG << err;
+    return MX_FAIL;
+  }
+  *op_inst = CustomStatefulOp::create<LstmStackOp>(sizes);
+  return MX_SUCCESS;
+}
+
+}  // namespace
+
+REGISTER_OP(sinlstm_stack)
+    .setParseAttrs(parseAttrs)
+    .setInferType(inferType)
+    .setInferShape(inferShape)
+    .setCreateOpState(createOpState, "cpu");
+
+MXReturnValue initialize(int version) {
+  if (version >= 10900) return MX_SUCCESS;
+  MX_ERROR_MSG << kOpName << ": needs MXNet 1.9 or newer, loaded into version " << version;
+  return MX_FAIL;
+}
