@@ -83,7 +83,7 @@ def model_forecaster(predictor: Any, window: Optional[int] = None) -> Forecaster
         for i, h in enumerate(cut):
             by_length.setdefault(len(h), []).append(i)
         for length, rows in by_length.items():
-            out[rows] = predictor.forecast(np.stack([cut[i] for i in rows]), steps, window=length)
+            out[rows] = predictor.forecast(np.stack([cut[i] for i in rows]), steps, window=longest)
         return out
     return forecast
 
