@@ -316,3 +316,21 @@ def test_sunspots_demo_beats_naive_at_horizon_one(tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["horizon"] == list(range(1, 12))
     assert metrics["mase"][0] < metrics["naive_mase"][0]
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--column", "nope"], "argument --csv/--column: column 'nope' is not a column of"),
+    (["--column", "v", "--test", "1.5"], "argument --test: expected a number of points (int >= 0) or a fraction"),
+    (["--column", "v", "--buckets", "90"], "argument --buckets: no series has at least 91 points"),
+    (["--column", "v", "--json", "out.txt"], "argument --json: the file must be a file name ending in .json"),
+    (["--column", "v", "--horizon", "60"], "argument --horizon/--season/--test: no series has a test part with"),
+])
+def test_own_series_refuses_bad_flags_before_training(tmp_path, capsys, flags, message):
+    from sinlstm_sym.cli.series import main
+    path = tmp_path / "d.csv"
+    path.write_text("t,v\n" + "".join(f"{i},{np.sin(i / 3):.4f}\n" for i in range(100)))
+    with pytest.raises(SystemExit) as stop:
+        main(["--csv", str(path), *flags])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "training fused" not in err

@@ -31,7 +31,7 @@ _NEEDS = {"optimizer_params": ("optimizer",), "num_samples": ("batch_size",)}
 # The recipe tuned on the sunspots demo (see README, "Your own series").
 DEFAULTS: Dict[str, Any] = {"buckets": [5, 10, 15, 20], "hidden_sizes": [32, 32, 1], "batch_size": 100,
                             "num_samples": 60000, "num_epoch": 5, "label_mode": "last",
-                            "optimizer_params": {"learning_rate": 0.01}}
+                            "optimizer_params": {"learning_rate": 0.01, "wd": 0.0001}}
 
 
 def holdout(text: str) -> Any:

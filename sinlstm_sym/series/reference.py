@@ -51,7 +51,10 @@ def ets_forecaster(split: TimeSplit, season: Optional[int] = None) -> Forecaster
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
     spec: Dict[str, Any] = {"error": "add", "trend": "add", "damped_trend": True}
     if season is not None and season > 1:
-        spec.update(seasonal="add", seasonal_periods=check_int("season", season, minimum=2))
+        if min(len(t) for t in split.train) >= 2 * check_int("season", season, minimum=2):
+            spec.update(seasonal="add", seasonal_periods=season)
+        else:
+            logger.warning("ETS: a training part is shorter than two seasons (%d): no seasonal component", 2 * season)
     params: Dict[int, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
