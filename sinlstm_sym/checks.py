@@ -90,3 +90,13 @@ def check_weights(name: str, value: Any, count: int) -> Tuple[float, ...]:
     weights = tuple(check_float(f"{name}[{i}]", w, minimum=0.0) for i, w in enumerate(items))
     check_condition(sum(weights) > 0, f"{name} must have a positive sum, got {items!r}")
     return weights
+
+
+def check_scaling(value: Any) -> Tuple[float, float]:
+    """Return ``(center, scale)`` (finite, ``scale > 0``): values are modelled as ``(x - center) / scale``."""
+    check_condition(not isinstance(value, (str, bytes)) and isinstance(value, Iterable),
+                    f"scaling must be (center, scale) or None, got {value!r}", TypeError)
+    items = tuple(value)
+    check_condition(len(items) == 2, f"scaling must be (center, scale) or None, got {value!r}")
+    return (check_float("scaling center", items[0]),
+            check_float("scaling scale", items[1], minimum=0.0, strict_minimum=True))

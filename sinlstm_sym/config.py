@@ -19,7 +19,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type
 import mxnet as mx
 
 from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
-                     check_weights)
+                     check_scaling, check_weights)
 from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
                         DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES,
                         DEFAULT_OPTIMIZER, FEATURES, FUSED_LAYOUT_CELLS, KVSTORES, LABEL_MODES)
@@ -45,13 +45,16 @@ def _set(obj: object, name: str, value: Any) -> None:
 @dataclass(frozen=True)
 class ModelConfig:
     """The stacked LSTM: ``hidden_sizes`` (the last is 1: it is the prediction), what it is
-    trained to predict (``label_mode``), its input (``feature``), the cell and the forget-gate bias."""
+    trained to predict (``label_mode``), its input (``feature``), the cell and the forget-gate bias.
+    ``scaling=(center, scale)`` (``feature='value'`` only): the model sees ``(x - center) / scale``;
+    a :class:`~sinlstm_sym.predictor.Predictor` takes and returns values in the series' own units."""
 
     hidden_sizes: Tuple[int, ...] = DEFAULT_HIDDEN_SIZES
     label_mode: str = DEFAULT_LABEL_MODE
     feature: str = DEFAULT_FEATURE
     cell: str = DEFAULT_CELL
     forget_bias: float = DEFAULT_FORGET_BIAS
+    scaling: Optional[Tuple[float, float]] = None
 
     def __post_init__(self) -> None:
         sizes = check_hidden_sizes(self.hidden_sizes)
@@ -62,6 +65,10 @@ class ModelConfig:
         check_choice("feature", self.feature, FEATURES)
         check_choice("cell", self.cell, CELLS)
         _set(self, "forget_bias", check_float("forget_bias", self.forget_bias))
+        if self.scaling is not None:
+            _set(self, "scaling", check_scaling(self.scaling))
+            check_condition(self.feature == "value", "scaling applies to past values: it needs feature='value', "
+                            f"got feature={self.feature!r}")
 
 
 @dataclass(frozen=True)

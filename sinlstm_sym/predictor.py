@@ -14,7 +14,7 @@ import mxnet as mx
 import numpy as np
 
 from .bucket_checks import BatchSpec, check_batch
-from .checks import check_choice, check_condition, check_int
+from .checks import check_choice, check_condition, check_int, check_scaling
 from .context import ContextSpec, resolve_contexts
 from .constants import (CELLS, DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
                         DEFAULT_LABEL_MODE, DEFAULT_STEP, FEATURES, LABEL_MODES)
@@ -34,13 +34,15 @@ class Predictor:
 
     ``params`` are in the canonical layout (as ``FitResult.arg_params()``). ``predict``
     returns per-step outputs ``(N, L)`` for ``label_mode='sequence'`` models and the last
-    step ``(N,)`` for ``'last'`` models.
+    step ``(N,)`` for ``'last'`` models. ``scaling=(center, scale)`` (a series model): windows and
+    outputs are in the series' own units; the model sees ``(x - center) / scale``.
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
                  label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, cell: str = DEFAULT_CELL,
                  ctx: ContextSpec = None, batch_size: int = 1024, max_cached_lengths: int = 16,
-                 step: float = DEFAULT_STEP, trained_lengths: Optional[Sequence[int]] = None) -> None:
+                 step: float = DEFAULT_STEP, trained_lengths: Optional[Sequence[int]] = None,
+                 scaling: Optional[Sequence[float]] = None) -> None:
         self.hidden_sizes = check_hidden_sizes(hidden_sizes)
         self.label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
         self.feature = check_choice("feature", feature, FEATURES)
@@ -49,6 +51,7 @@ class Predictor:
         self.max_cached_lengths = check_int("max_cached_lengths", max_cached_lengths, minimum=1)
         self.step = float(step)
         self.trained_lengths = tuple(trained_lengths) if trained_lengths is not None else None
+        self.scaling = check_scaling(scaling) if scaling is not None else None
         contexts = resolve_contexts(ctx)
         check_condition(len(contexts) == 1, f"ctx for prediction must be one device, got {contexts}")
         self.context = contexts[0]
@@ -72,7 +75,7 @@ class Predictor:
                     **kwargs: Any) -> "Predictor":
         """A predictor for the model section of a :class:`~sinlstm_sym.config.FitConfig`."""
         return cls(params, hidden_sizes=model.hidden_sizes, label_mode=model.label_mode, feature=model.feature,
-                   cell=model.cell, ctx=ctx, **kwargs)
+                   cell=model.cell, ctx=ctx, scaling=model.scaling, **kwargs)
 
     @classmethod
     def load(cls, directory: str, ctx: ContextSpec = None, **kwargs: Any) -> "Predictor":
@@ -120,8 +123,12 @@ class Predictor:
         n, length = x.shape[0], x.shape[1]
         check_condition(n >= 1 and length >= 1, f"windows must hold at least one step of one window, got {x.shape}")
         check_condition(bool(np.isfinite(x).all()), "windows must be finite (found NaN or inf)")
+        if self.scaling is not None:
+            center, scale = self.scaling
+            x = (x - center) / scale
         with self._lock:
-            return self._predict_locked(x, n, length)
+            out = self._predict_locked(x, n, length)
+        return out if self.scaling is None else out.astype(np.float64) * self.scaling[1] + self.scaling[0]
 
     def _predict_locked(self, x: np.ndarray, n: int, length: int) -> np.ndarray:
         module = self._module(length)

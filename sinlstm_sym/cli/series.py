@@ -1,0 +1,183 @@
+"""``python examples/own_series.py``: train on your own series (a CSV column) and score the forecasts.
+
+The last --test points of every series are held out (and --valid before them, the validation
+loss); the model trains on the rest, scaled on it. Prints MASE/MAE per horizon on the held-out
+part beside the naive and seasonal-naive baselines (and statsmodels' ARIMA/ETS when installed),
+and writes JSON and a plot on request. Every flag is checked before training.
+"""
+import argparse
+import json
+import logging
+import sys
+from typing import Any, Dict, List, Optional
+
+from ..config import FitConfig
+from ..constants import LABEL_MODES
+from ..outputs import check_output_dir
+from ..series.data import SCALINGS, read_csv_series, split_by_time
+from ..series.evaluation import model_forecaster, rolling_origin_evaluation
+from ..series.iterator import SeriesBucketIter
+from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
+from ..series.training import fit_series
+from ..trainer import NonFiniteLossError, TrainingDivergedError
+from .args import (Parser, fail, flags_named, int_at_least, int_list, json_dict, json_file, needs_matplotlib,
+                   plot_file)
+
+FLAG_SETTINGS = {"--buckets": "buckets", "--hidden-sizes": "hidden_sizes", "--batch-size": "batch_size",
+                 "--num-samples": "num_samples", "--num-epoch": "num_epoch", "--label-mode": "label_mode",
+                 "--optimizer": "optimizer", "--optimizer-params": "optimizer_params", "--seed": "seed",
+                 "--log-every": "log_every", "--checkpoint": "checkpoint"}
+_NEEDS = {"optimizer_params": ("optimizer",), "num_samples": ("batch_size",)}
+# The recipe tuned on the sunspots demo (see README, "Your own series").
+DEFAULTS: Dict[str, Any] = {"buckets": [5, 10, 15, 20], "hidden_sizes": [32, 32, 1], "batch_size": 100,
+                            "num_samples": 60000, "num_epoch": 5, "label_mode": "last",
+                            "optimizer_params": {"learning_rate": 0.01, "wd": 0.0001}}
+
+
+def holdout(text: str) -> Any:
+    """'30' -> 30 points; '0.1' -> a fraction in [0, 1)."""
+    try:
+        value: Any = int(text)
+        if value < 0:
+            raise ValueError
+        return value
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number of points (int >= 0) or a fraction in [0, 1), "
+                                         f"got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="own_series.py", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--csv", required=True, metavar="FILE", help="a CSV file with a header row")
+    p.add_argument("--column", required=True, metavar="NAME", help="the column of values (in time order)")
+    p.add_argument("--group", metavar="NAME", default=None,
+                   help="a column naming the series of each row (several series in one file)")
+    p.add_argument("--season", type=int_at_least(1), default=None,
+                   help="season length of the seasonal-naive baseline (e.g. 12 for monthly data)")
+    p.add_argument("--horizon", type=int_at_least(1), default=10, help="forecast steps scored: 1..H")
+    p.add_argument("--test", type=holdout, default=0.1, help="held-out test part of every series: points or fraction")
+    p.add_argument("--valid", type=holdout, default=0.1,
+                   help="validation part before the test part (its loss is logged after each epoch)")
+    p.add_argument("--scaling", choices=list(SCALINGS), default="standard",
+                   help="'standard': (x - mean) / (3 std) of the training part; 'range': training part to "
+                        "[-0.5, 0.5]; the model's output lies in (-1, 1)")
+    p.add_argument("--buckets", type=int_list, default=DEFAULTS["buckets"], help="window lengths, e.g. '5,10,20'")
+    p.add_argument("--hidden-sizes", type=int_list, default=DEFAULTS["hidden_sizes"],
+                   help="one stacked LSTM layer per size; the last must be 1 (it is the prediction)")
+    p.add_argument("--label-mode", choices=list(LABEL_MODES), default=DEFAULTS["label_mode"],
+                   help="'last': train on the next value after each window; 'sequence': after every step")
+    p.add_argument("--batch-size", type=int_at_least(1), default=DEFAULTS["batch_size"], help="windows per batch")
+    p.add_argument("--num-samples", type=int_at_least(1), default=DEFAULTS["num_samples"], help="windows per epoch")
+    p.add_argument("--num-epoch", type=int_at_least(1), default=DEFAULTS["num_epoch"], help="epochs")
+    p.add_argument("--optimizer", default="adam", help="an MXNet optimizer name")
+    p.add_argument("--optimizer-params", type=json_dict, default=DEFAULTS["optimizer_params"],
+                   help="JSON object of optimizer arguments")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of windows and initial weights")
+    p.add_argument("--log-every", type=int_at_least(1), default=200, help="log the mean loss every N batches")
+    p.add_argument("--checkpoint", metavar="DIR", default=None, help="write checkpoints to DIR")
+    p.add_argument("--references", choices=["auto", "off"], default="auto",
+                   help="'auto': also score statsmodels' ARIMA and ETS when statsmodels is installed")
+    p.add_argument("--plot", metavar="FILE.png", type=plot_file, default=None,
+                   help="history, held-out truth and forecasts (.png, .pdf or .svg; needs matplotlib)")
+    p.add_argument("--json", metavar="FILE.json", type=json_file, default=None, help="write the metrics as JSON")
+    return p
+
+
+def _settings(args: argparse.Namespace) -> Dict[str, Any]:
+    return {setting: getattr(args, flag[2:].replace("-", "_")) for flag, setting in FLAG_SETTINGS.items()}
+
+
+def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+    """Every flag and the data checked before training; returns (config, series, names)."""
+    settings = _settings(args)
+    for flag, setting in FLAG_SETTINGS.items():
+        try:
+            FitConfig.from_flat(**{setting: settings[setting]}, **{k: settings[k] for k in _NEEDS.get(setting, ())})
+        except (ValueError, TypeError) as err:
+            fail(parser, flag, str(err))
+    try:
+        config = FitConfig.from_flat(feature="value", **settings)
+    except (ValueError, TypeError) as err:
+        flags = flags_named(str(err), FLAG_SETTINGS)
+        fail(parser, flags or "--buckets", str(err))
+    try:
+        series, names = read_csv_series(args.csv, args.column, args.group)
+    except FileNotFoundError as err:
+        fail(parser, "--csv", str(err))
+    except (ValueError, TypeError) as err:
+        fail(parser, "--group" if "group" in str(err).split(" ")[0] else "--csv/--column", str(err))
+    try:
+        split = split_by_time(series, test=args.test, valid=args.valid, names=names)
+    except (ValueError, TypeError) as err:
+        fail(parser, "--test/--valid", str(err))
+    try:
+        SeriesBucketIter(split.train, config.data.buckets, batch_size=config.data.batch_size,
+                         num_samples=config.data.num_samples, label_mode=config.model.label_mode, seed=0,
+                         names=split.names)
+    except (ValueError, TypeError) as err:
+        fail(parser, "--buckets", f"{err} (the training part is what is left after --test and --valid)")
+    needed = args.horizon - 1 + max(args.horizon, args.season or 1)
+    if not any(split.test_start[i] < len(s) and split.test_start[i] >= needed for i, s in enumerate(split.series)):
+        fail(parser, "--horizon/--season/--test", f"no series has a test part with at least {needed} points before "
+             f"it (horizon - 1 + max(horizon, season)) to score every horizon")
+    if args.checkpoint is not None:
+        try:
+            check_output_dir("the directory", args.checkpoint)
+        except (ValueError, TypeError) as err:
+            fail(parser, "--checkpoint", str(err))
+    if args.plot:
+        needs_matplotlib(parser, "--plot")
+    return config, series, names
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    config, series, names = check_all(parser, args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        fitted = fit_series(series, config, test=args.test, valid=args.valid, scaling=args.scaling, names=names)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (NonFiniteLossError, TrainingDivergedError) as err:
+        print(f"{parser.prog}: {err}", file=sys.stderr)
+        return 1
+    split, predictor = fitted.split, fitted.predictor()
+    forecasters: Dict[str, Any] = {"model": model_forecaster(predictor)}
+    if args.references == "auto":
+        if statsmodels_available():
+            forecasters["arima"] = arima_forecaster(split)
+            forecasters["ets"] = ets_forecaster(split, args.season)
+        else:
+            print("note: statsmodels is not installed (pip install 'sinlstm-sym[data]'): no ARIMA/ETS reference",
+                  file=sys.stderr)
+    evaluation = rolling_origin_evaluation(split, forecasters, args.horizon, season=args.season)
+    held = sum(len(t) for t in split.test)
+    print(f"\nheld-out test part: {held} points in {len(split.series)} series, every point forecast at horizons "
+          f"1..{args.horizon} (rolling origins); MASE = MAE / in-sample naive one-step MAE of the training part")
+    print(evaluation.table(("mase",)))
+    print("\n" + evaluation.table(("mae",)))
+    if args.json:
+        payload = {**evaluation.to_json(), "scaling": list(fitted.scaling.as_tuple()),
+                   "config": fitted.config.to_json(), "test_points": held}
+        from ..outputs import write_text_atomic
+        write_text_atomic(args.json, json.dumps(payload, indent=1))
+        print(f"\nsaved {args.json}")
+    if args.plot:
+        from ..series.plotting import plot_series_forecast
+        shown = {k: v for k, v in forecasters.items() if k in ("model", "arima")}
+        print(f"saved {plot_series_forecast(split, shown, args.horizon, args.plot)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

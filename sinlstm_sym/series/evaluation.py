@@ -1,0 +1,184 @@
+"""Forecast accuracy on the held-out part of series, per horizon, beside naive baselines.
+
+Rolling origins: every held-out (test) value ``x[t]`` is forecast at every horizon
+``h = 1..H`` from the history ``x[:t - h + 1]`` (observed values only; the origin may lie
+before the test part). So each horizon is scored on the same targets. Metrics per horizon:
+MAE, RMSE, MASE (absolute error divided by the series' in-sample naive one-step MAE on its
+training part, then averaged) and sMAPE (percent, ``200 |f - y| / (|f| + |y|)``, 0 where
+both are 0).
+
+A forecaster is ``fn(series_index, histories, steps) -> array (len(histories), steps)``;
+``histories`` are 1-D arrays (observed values, original units) of one series.
+"""
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from ..checks import check_condition, check_int
+from ..outputs import write_text_atomic
+from .data import TimeSplit
+
+logger = logging.getLogger(__name__)
+
+Forecaster = Callable[[int, Sequence[np.ndarray], int], np.ndarray]
+METRICS = ("mae", "rmse", "mase", "smape")
+
+
+# --- metrics on flat arrays -----------------------------------------------------------------------
+def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
+    return float(np.mean(np.abs(np.asarray(forecast, float) - np.asarray(actual, float))))
+
+
+def rmse(actual: np.ndarray, forecast: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(forecast, float) - np.asarray(actual, float)) ** 2)))
+
+
+def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
+    """Symmetric MAPE in percent: mean of ``200 |f - y| / (|f| + |y|)``, a term being 0 where ``f = y = 0``."""
+    y, f = np.asarray(actual, float), np.asarray(forecast, float)
+    denominator = np.abs(y) + np.abs(f)
+    terms = np.divide(200.0 * np.abs(f - y), denominator, out=np.zeros_like(y), where=denominator > 0)
+    return float(np.mean(terms))
+
+
+def naive_scale(train: np.ndarray) -> float:
+    """The in-sample naive one-step MAE of a training part: ``mean |x[t] - x[t-1]|`` (MASE's denominator)."""
+    x = np.asarray(train, float)
+    check_condition(x.size >= 2, f"MASE needs a training part of at least 2 points, got {x.size}")
+    return float(np.mean(np.abs(np.diff(x))))
+
+
+# --- baselines ------------------------------------------------------------------------------------
+def naive_forecaster(series_index: int, histories: Sequence[np.ndarray], steps: int) -> np.ndarray:
+    """The last observed value, at every horizon."""
+    return np.repeat(np.array([h[-1] for h in histories], float)[:, None], steps, axis=1)
+
+
+def seasonal_naive_forecaster(season: int) -> Forecaster:
+    """The value one season before the target (``x[T + h - m * ceil(h / m)]`` from the last index ``T``)."""
+    season = check_int("season", season, minimum=1)
+
+    def forecast(series_index: int, histories: Sequence[np.ndarray], steps: int) -> np.ndarray:
+        out = np.empty((len(histories), steps))
+        for i, h in enumerate(histories):
+            check_condition(len(h) >= season, f"seasonal naive needs at least one season ({season}) of history, "
+                            f"got {len(h)} points")
+            last_season = h[-season:]
+            out[i] = last_season[np.arange(steps) % season]
+        return out
+    return forecast
+
+
+def model_forecaster(predictor: Any, window: Optional[int] = None) -> Forecaster:
+    """Forecasts of a trained series model (``Predictor.forecast``), histories batched by length."""
+    def forecast(series_index: int, histories: Sequence[np.ndarray], steps: int) -> np.ndarray:
+        longest = window or (max(predictor.trained_lengths) if predictor.trained_lengths else None)
+        out = np.empty((len(histories), steps))
+        cut = [h if longest is None else h[-longest:] for h in histories]
+        by_length: Dict[int, List[int]] = {}
+        for i, h in enumerate(cut):
+            by_length.setdefault(len(h), []).append(i)
+        for length, rows in by_length.items():
+            out[rows] = predictor.forecast(np.stack([cut[i] for i in rows]), steps, window=longest)
+        return out
+    return forecast
+
+
+# --- rolling-origin evaluation --------------------------------------------------------------------
+@dataclass
+class SeriesEvaluation:
+    """Metrics per method and horizon: ``metrics[method][metric]`` is a list over horizons 1..H."""
+
+    horizon: int
+    metrics: Dict[str, Dict[str, List[float]]]
+    count: List[int]  # forecasts scored per horizon
+    season: Optional[int] = None
+    forecasts: Dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_json(self) -> Dict[str, Any]:
+        """``{"horizon": [1..H], "mase": [...], "mae": ..., "naive_mae": ..., "seasonal_naive_mae": ...}``:
+        the model's metrics unprefixed, every other method's prefixed by its name."""
+        out: Dict[str, Any] = {"horizon": list(range(1, self.horizon + 1)), "count": self.count,
+                               "season": self.season}
+        for method, values in self.metrics.items():
+            for metric, per_horizon in values.items():
+                out[metric if method == "model" else f"{method}_{metric}"] = per_horizon
+        return out
+
+    def write_json(self, path: Union[str, Path]) -> Path:
+        return write_text_atomic(path, json.dumps(self.to_json(), indent=1))
+
+    def table(self, metrics: Sequence[str] = ("mase", "mae")) -> str:
+        """One row per horizon, one column per method and metric."""
+        methods = list(self.metrics)
+        head = f"{'h':>3}  " + "  ".join(f"{(m + ' ' + k)[:22]:>22}" for k in metrics for m in methods)
+        lines = [head]
+        for h in range(self.horizon):
+            lines.append(f"{h + 1:>3}  " + "  ".join(f"{self.metrics[m][k][h]:>22.4f}" for k in metrics
+                                                      for m in methods))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Forecaster], horizon: int,
+                              season: Optional[int] = None) -> SeriesEvaluation:
+    """Score each forecaster on every test value of every series at horizons 1..``horizon``.
+
+    ``forecasters`` maps a method name to a forecaster; ``naive`` and (with ``season``)
+    ``seasonal_naive`` are added when absent. MASE divides by each series' naive one-step MAE
+    on its training part (series where that is 0 are left out of MASE, with a warning).
+    """
+    horizon = check_int("horizon", horizon, minimum=1)
+    methods: Dict[str, Forecaster] = dict(forecasters)
+    methods.setdefault("naive", naive_forecaster)
+    if season is not None:
+        methods.setdefault("seasonal_naive", seasonal_naive_forecaster(season))
+    errors: Dict[str, List[List[np.ndarray]]] = {m: [[] for _ in range(horizon)] for m in methods}
+    actuals: List[List[np.ndarray]] = [[] for _ in range(horizon)]
+    scales: List[List[np.ndarray]] = [[] for _ in range(horizon)]
+    kept: Dict[str, Any] = {}
+    needed = max(horizon, season or 1)
+    for i, x in enumerate(split.series):
+        start = split.test_start[i]
+        if start == len(x):
+            continue
+        if start - horizon + 1 < needed:
+            logger.warning("series %d: %d points before its test part, fewer than horizon + season needs (%d): "
+                           "not evaluated", i, start, needed + horizon - 1)
+            continue
+        scale = naive_scale(x[:split.train_end[i]])
+        if scale == 0:
+            logger.warning("series %d is constant on its training part: MASE leaves it out", i)
+        origins = np.arange(start - horizon + 1, len(x))  # forecast from history x[:o]
+        histories = [x[:o] for o in origins]
+        for name, fn in methods.items():
+            preds = np.asarray(fn(i, histories, horizon), float)
+            check_condition(preds.shape == (len(origins), horizon), f"forecaster {name!r} returned shape "
+                            f"{preds.shape}, expected {(len(origins), horizon)}")
+            kept.setdefault(name, []).append((origins, preds))
+            for h in range(1, horizon + 1):
+                rows = np.flatnonzero((origins + h - 1 >= start) & (origins + h - 1 < len(x)))
+                errors[name][h - 1].append(preds[rows, h - 1] - x[origins[rows] + h - 1])
+                if name == next(iter(methods)):
+                    actuals[h - 1].append(x[origins[rows] + h - 1])
+                    scales[h - 1].append(np.full(rows.size, scale))
+    check_condition(any(len(a) for a in actuals), "no series has a test part to evaluate")
+    actual = [np.concatenate(a) for a in actuals]
+    scale = [np.concatenate(s) for s in scales]
+    metrics: Dict[str, Dict[str, List[float]]] = {}
+    for name in methods:
+        err = [np.concatenate(e) for e in errors[name]]
+        metrics[name] = {
+            "mae": [float(np.mean(np.abs(e))) for e in err],
+            "rmse": [float(np.sqrt(np.mean(e ** 2))) for e in err],
+            "mase": [float(np.mean(np.abs(e[s > 0]) / s[s > 0])) if np.any(s > 0) else float("nan")
+                     for e, s in zip(err, scale)],
+            "smape": [smape(a, a + e) for a, e in zip(actual, err)],
+        }
+    return SeriesEvaluation(horizon, metrics, [int(a.size) for a in actual], season, kept)

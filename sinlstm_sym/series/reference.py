@@ -1,0 +1,69 @@
+"""Classical references from statsmodels (optional, ``pip install 'sinlstm-sym[data]'``): ARIMA and ETS
+fitted on each series' training part, then applied with those parameters to every forecast origin's history."""
+import logging
+import warnings
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+from ..checks import check_int
+from .data import TimeSplit
+from .evaluation import Forecaster
+
+logger = logging.getLogger(__name__)
+
+
+def statsmodels_available() -> bool:
+    try:
+        import statsmodels  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def arima_forecaster(split: TimeSplit, max_ar: int = 12) -> Forecaster:
+    """ARIMA(p, 0, 0) with a constant per series, ``p <= max_ar`` chosen by AIC on the training part."""
+    from statsmodels.tsa.arima.model import ARIMA
+    max_ar = check_int("max_ar", max_ar, minimum=1)
+    fitted: Dict[int, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter of statsmodels' optimizers
+        for i, train in enumerate(split.train):
+            best = None
+            for p in range(1, min(max_ar, len(train) // 3) + 1):
+                res = ARIMA(train, order=(p, 0, 0), trend="c").fit()
+                if best is None or res.aic < best.aic:
+                    best = res
+            fitted[i] = best
+            logger.info("series %d: ARIMA(%d,0,0) by AIC", i, best.model.order[0])
+
+    def forecast(series_index: int, histories: Any, steps: int) -> np.ndarray:
+        res = fitted[series_index]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.stack([np.asarray(res.apply(np.asarray(h)).forecast(steps)) for h in histories])
+    forecast.order = {i: r.model.order for i, r in fitted.items()}  # type: ignore[attr-defined]
+    return forecast
+
+
+def ets_forecaster(split: TimeSplit, season: Optional[int] = None) -> Forecaster:
+    """ETS(A, Ad, A) (additive error, damped additive trend, additive season of ``season`` when given)."""
+    from statsmodels.tsa.exponential_smoothing.ets import ETSModel
+    spec: Dict[str, Any] = {"error": "add", "trend": "add", "damped_trend": True}
+    if season is not None and season > 1:
+        if min(len(t) for t in split.train) >= 2 * check_int("season", season, minimum=2):
+            spec.update(seasonal="add", seasonal_periods=season)
+        else:
+            logger.warning("ETS: a training part is shorter than two seasons (%d): no seasonal component", 2 * season)
+    params: Dict[int, Any] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i, train in enumerate(split.train):
+            params[i] = ETSModel(np.asarray(train), **spec).fit(disp=False).params
+
+    def forecast(series_index: int, histories: Any, steps: int) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.stack([np.asarray(ETSModel(np.asarray(h), **spec).smooth(params[series_index])
+                                        .forecast(steps)) for h in histories])
+    return forecast

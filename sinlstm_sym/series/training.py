@@ -1,0 +1,75 @@
+"""``fit_series``: split real series by time, scale on the training part, train through ``fit(train_iter=...)``."""
+import logging
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..checks import check_condition
+from ..config import FitConfig
+from ..predictor import Predictor
+from ..training import FitResult, fit
+from .data import DEFAULT_SCALING, Holdout, Scaling, TimeSplit, split_by_time
+from .iterator import SeriesBucketIter
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SeriesFitResult:
+    """What :func:`fit_series` returns: the training result, the split and the scaling (also in the config)."""
+
+    result: FitResult
+    split: TimeSplit
+    scaling: Scaling
+    train_iter: SeriesBucketIter
+
+    @property
+    def config(self) -> FitConfig:
+        return self.result.config
+
+    def predictor(self, **kwargs: Any) -> Predictor:
+        """A :class:`Predictor` whose inputs and outputs are in the series' own units."""
+        return self.result.predictor(**kwargs)
+
+
+def fit_series(series: Any, config: Optional[FitConfig] = None, *, test: Holdout = 0.2, valid: Holdout = 0.0,
+               scaling: str = DEFAULT_SCALING, names: Optional[Sequence[str]] = None,
+               logger: Optional[logging.Logger] = None, **settings: Any) -> SeriesFitResult:
+    """Train a next-value model on ``series`` (a list of 1-D arrays, or one array).
+
+    The last ``test`` and, before it, ``valid`` points of every series (fractions or numbers
+    of points) are held out: training windows come from the rest only
+    (:class:`SeriesBucketIter` on ``split.train``), and so does the ``scaling``, which is
+    stored in ``config.model.scaling``. ``config.data`` gives the window lengths (``buckets``),
+    ``batch_size``, ``num_samples`` (windows per epoch) and ``length_weights``; the model's
+    ``feature`` is ``'value'``. The validation part, when long enough, is ``fit``'s ``eval_iter``.
+    """
+    check_condition(config is None or isinstance(config, FitConfig),
+                    f"config must be a FitConfig or None, got {type(config).__name__}", TypeError)
+    config = (config or FitConfig()).replace(feature="value", **settings)
+    seed = config.run.seed if config.run.seed is not None else int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    split = split_by_time(series, test=test, valid=valid, names=names)
+    data = config.data
+    train_iter = SeriesBucketIter(split.train, data.buckets, batch_size=data.batch_size, num_samples=data.num_samples,
+                                  length_weights=data.length_weights, label_mode=config.model.label_mode,
+                                  scaling=scaling, seed=seed, names=split.names)
+    config = config.replace(scaling=train_iter.scaling.as_tuple(), seed=seed)
+    eval_iter = _valid_iter(split, config, train_iter.scaling, seed)
+    result = fit(config, train_iter=train_iter, eval_iter=eval_iter, logger=logger)
+    return SeriesFitResult(result, split, train_iter.scaling, train_iter)
+
+
+def _valid_iter(split: TimeSplit, config: FitConfig, scaling: Scaling, seed: int) -> Optional[SeriesBucketIter]:
+    """Windows of the validation parts (a fixed set), or ``None`` if they are too short for every bucket."""
+    parts = [v for v in split.valid if len(v) > 0]
+    longest = max((len(v) for v in parts), default=0)
+    buckets = [k for k in config.data.buckets if k < longest]
+    if not buckets:
+        if parts:
+            logger.info("validation parts (longest %d points) are too short for every bucket: no eval_iter", longest)
+        return None
+    usable = [v for v in parts if len(v) > min(buckets)]
+    return SeriesBucketIter(usable, buckets, batch_size=config.data.batch_size, label_mode=config.model.label_mode,
+                            scaling=scaling, seed=seed + 1, refresh=False,
+                            num_samples=max(config.data.batch_size, 2 * sum(len(v) for v in usable)))
