@@ -245,6 +245,11 @@ class RunConfig:
     checkpoint_every: Optional[int] = None
     resume: bool = False
     allow_pickle: bool = False  # resume a version 0.1 checkpoint, whose optimizer state is a pickle
+    validation_lengths: Optional[Tuple[int, ...]] = None  # held-out windows of these lengths (None: no validation)
+    validation_samples: int = 500  # held-out windows per length
+    validate_every: Optional[int] = None  # also validate every N batches (always at each epoch end)
+    target_max_error: Optional[float] = None  # stop once the max abs error on the held-out set is this small
+    patience: Optional[int] = None  # stop after this many validations without improvement
 
     def __post_init__(self) -> None:
         _set(self, "num_epoch", check_int("num_epoch", self.num_epoch, minimum=1))
@@ -263,6 +268,20 @@ class RunConfig:
             check_condition(self.checkpoint is not None, "checkpoint_every needs checkpoint='DIR'")
         check_bool("resume", self.resume)
         check_bool("allow_pickle", self.allow_pickle)
+        if self.validation_lengths is not None:
+            _set(self, "validation_lengths", tuple(sorted(check_int_sequence("validation_lengths",
+                                                                             self.validation_lengths, minimum=1))))
+        _set(self, "validation_samples", check_int("validation_samples", self.validation_samples, minimum=1))
+        if self.validate_every is not None:
+            _set(self, "validate_every", check_int("validate_every", self.validate_every, minimum=1))
+        if self.target_max_error is not None:
+            _set(self, "target_max_error", check_float("target_max_error", self.target_max_error, minimum=0.0,
+                                                       strict_minimum=True))
+        if self.patience is not None:
+            _set(self, "patience", check_int("patience", self.patience, minimum=1))
+        for name in ("validate_every", "target_max_error", "patience"):
+            check_condition(getattr(self, name) is None or self.validation_lengths is not None,
+                            f"{name} needs validation_lengths (the held-out lengths to score)")
         check_condition(not self.resume or self.checkpoint is not None, "resume=True needs checkpoint='DIR'")
         check_condition(not (self.resume and self.distributed), f"resume=True is not supported with "
                         f"kvstore={self.kvstore!r}: the optimizer state lives on the servers")
@@ -281,7 +300,8 @@ _FLAT: Dict[str, Tuple[str, str]] = {
     "lr_schedule": ("optimizer", "lr_schedule")}
 # Settings a resumed run may change: they change no number of the training.
 RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar", "checkpoint", "checkpoint_every",
-                     "resume", "allow_pickle")
+                     "resume", "allow_pickle", "validation_lengths", "validation_samples", "validate_every",
+                     "target_max_error", "patience")
 
 
 @dataclass(frozen=True)

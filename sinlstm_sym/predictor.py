@@ -6,7 +6,9 @@ prediction symbol only). Bound modules are kept in an LRU cache of at most
 without bound; an evicted length is simply bound again when asked for. A lock
 serialises the use of the bound modules, so one predictor may serve several threads.
 """
+import logging
 import threading
+from pathlib import Path
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
@@ -26,6 +28,7 @@ from .symbol import make_sym_gen
 if TYPE_CHECKING:
     from .config import ModelConfig
 
+logger = logging.getLogger(__name__)
 _SPEC = BatchSpec(label_name=None)
 
 
@@ -78,12 +81,17 @@ class Predictor:
                    cell=model.cell, ctx=ctx, scaling=model.scaling, **kwargs)
 
     @classmethod
-    def load(cls, directory: str, ctx: ContextSpec = None, **kwargs: Any) -> "Predictor":
+    def load(cls, directory: str, ctx: ContextSpec = None, best: bool = True, **kwargs: Any) -> "Predictor":
         """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``), or on the
         ``ckpt-N`` directory given; its files are checked against the checkpoint's manifest first."""
         from .checkpoint import load_checkpoint
         from .config import FitConfig
         from .trainer import Progress
+        best_dir = Path(directory) / "best"
+        if best and (best_dir / "latest.json").is_file():
+            logger.info("%s: loading the best checkpoint by validation, %s (best=False loads the latest)",
+                        directory, best_dir)
+            directory = str(best_dir)
         saved = load_checkpoint(directory)
         try:
             model = FitConfig.from_settings(saved.config["settings"]).model

@@ -15,6 +15,7 @@ import mxnet as mx
 import numpy as np
 
 from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER
+from .validation import StopTraining, ValidationRecord, Validator
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,9 @@ class Progress:
     epoch_loss: float = 0.0  # loss summed over the current epoch's windows (flushed part)
     epoch_windows: int = 0
     first_loss: Optional[float] = None  # mean loss of the first log window, the reference for divergence
+    validation: List[ValidationRecord] = field(default_factory=list)  # scores on the held-out set
+    train_seconds: float = 0.0  # time spent training (validation passes excluded)
+    stopped: Optional[str] = None  # why training stopped early
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)
@@ -100,6 +104,7 @@ class Progress:
         payload = dict(payload)
         payload["history"] = [LossRecord(**{**r, "bucket_counts": {int(k): v for k, v in r["bucket_counts"].items()}})
                               for r in payload["history"]]
+        payload["validation"] = [ValidationRecord.from_json(r) for r in payload.get("validation", [])]
         if "trained_lengths" not in payload:  # written by version 0.1: every bucket with a logged batch
             payload["trained_lengths"] = sorted({k for r in payload["history"] for k in r.bucket_counts})
         return cls(**payload)
@@ -130,12 +135,15 @@ class Trainer:
     def __init__(self, module: mx.mod.BucketingModule, train_iter: mx.io.DataIter, progress: Progress,
                  log: Any, log_every: int, save: Optional[Callable[[], Path]] = None,
                  checkpoint_every: Optional[int] = None, eval_iter: Optional[mx.io.DataIter] = None,
-                 progress_bar: bool = False, learning_rate: Optional[float] = None) -> None:
+                 progress_bar: bool = False, learning_rate: Optional[float] = None,
+                 validator: Optional[Validator] = None) -> None:
         self.module, self.train_iter, self.progress, self.log = module, train_iter, progress, log
         self.log_every, self.save, self.checkpoint_every = log_every, save, checkpoint_every
         self.eval_iter, self.progress_bar, self.learning_rate = eval_iter, progress_bar, learning_rate
         self.stop = threading.Event()
         self.rising = 0  # consecutive log windows far above the first one
+        self.validator = validator
+        self.mark = time.perf_counter()  # start of the training time not yet added to progress.train_seconds
         self.pending: List[mx.nd.NDArray] = []  # per-batch loss sums not yet read from the device
         self.pending_keys: List[int] = []
         self.pending_windows: List[int] = []
@@ -144,8 +152,34 @@ class Trainer:
     def run(self, num_epoch: int) -> None:
         """Train until ``num_epoch`` epochs are done; Ctrl-C stops at the next batch boundary
         (after a checkpoint, if there are checkpoints) with :class:`TrainingInterrupted`."""
+        self.mark = time.perf_counter()
         with stop_on_interrupt() as self.stop:
-            self._run(num_epoch)
+            try:
+                self._run(num_epoch)
+            except StopTraining as stop:
+                self.progress.stopped = str(stop)
+                self.log.info("stopping early: %s", stop)
+                self._save()
+            finally:
+                self._clock()
+
+    def _clock(self) -> float:
+        """Add the training time since the last mark to the progress; return the total."""
+        now = time.perf_counter()
+        self.progress.train_seconds += now - self.mark
+        self.mark = now
+        return self.progress.train_seconds
+
+    def _validate(self) -> None:
+        if self.validator is None:
+            return
+        p = self.progress
+        self._flush()
+        seconds = self._clock()
+        try:
+            self.validator.validate(p.epoch, p.batch, p.global_batch, seconds)
+        finally:
+            self.mark = time.perf_counter()  # validation time is not training time
 
     def _run(self, num_epoch: int) -> None:
         p = self.progress
@@ -158,7 +192,11 @@ class Trainer:
                 p.eval_losses.append(self.evaluate(self.eval_iter))
                 self.log.info("epoch %d eval: mean loss %.6f (MSE %.6f)", p.epoch, p.eval_losses[-1],
                               2 * p.eval_losses[-1])
-            p.epoch, p.batch, p.epoch_loss, p.epoch_windows = p.epoch + 1, 0, 0.0, 0
+            try:
+                if not (p.validation and p.validation[-1].global_batch == p.global_batch):
+                    self._validate()  # at every epoch end (unless validate_every just did)
+            finally:  # an early stop here still ends the epoch
+                p.epoch, p.batch, p.epoch_loss, p.epoch_windows = p.epoch + 1, 0, 0.0, 0
             self._save()
 
     def _start_epoch(self) -> None:
@@ -187,6 +225,8 @@ class Trainer:
                     self.bar.update(1)
                 if p.batch % self.log_every == 0 or p.batch == total:
                     self._log_point(total)
+                if self.validator is not None and self.validator.due(p.global_batch) and p.batch != total:
+                    self._validate()
                 if self.checkpoint_every and p.global_batch % self.checkpoint_every == 0 and p.batch != total:
                     self._save()
                 if self.stop.is_set():
@@ -284,4 +324,5 @@ class Trainer:
         if self.save is None:
             return None
         self._flush()
+        self._clock()
         return self.save()

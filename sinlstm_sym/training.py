@@ -18,6 +18,9 @@ from .native import resolve_cell
 from .params import ParamDict, to_canonical
 from .symbol import SymGen, make_sym_gen
 from .trainer import LossRecord, Progress, Trainer
+from .validation import ValidationRecord, ValidationSet, Validator, best_record
+
+BEST = "best"  # the run directory's sub-directory holding the best checkpoint by validation
 
 if TYPE_CHECKING:
     from .predictor import Predictor
@@ -35,6 +38,17 @@ class FitResult:
     progress: Progress
     rank: int = 0
     num_workers: int = 1
+    best_params: Optional[ParamDict] = None  # by validation, in the trained cell's layout
+
+    @property
+    def validation_history(self) -> List[ValidationRecord]:
+        """The held-out scores, one record per validation."""
+        return self.progress.validation
+
+    @property
+    def best(self) -> Optional[ValidationRecord]:
+        """The validation with the smallest max absolute error (``None`` without validation)."""
+        return best_record(self.progress.validation)
 
     @property
     def loss_history(self) -> List[LossRecord]:
@@ -61,17 +75,24 @@ class FitResult:
         """The window lengths that had at least one training batch."""
         return tuple(self.progress.trained_lengths)
 
-    def arg_params(self) -> ParamDict:
-        """Trained parameters as numpy arrays in the canonical (per-gate-matrix) layout."""
-        args, _ = self.module.get_params()
+    def arg_params(self, best: bool = False) -> ParamDict:
+        """Parameters as numpy arrays in the canonical (per-gate-matrix) layout: the last ones, or with
+        ``best=True`` the best by validation."""
         model = self.config.model
+        if best:
+            check_condition(self.best_params is not None, "best=True needs validation (validation_lengths=...)")
+            assert self.best_params is not None
+            return to_canonical(self.best_params, model.cell, model.hidden_sizes)
+        args, _ = self.module.get_params()
         return to_canonical({k: v.asnumpy() for k, v in args.items()}, model.cell, model.hidden_sizes)
 
-    def predictor(self, ctx: Any = None, **kwargs: Any) -> "Predictor":
-        """A :class:`~sinlstm_sym.predictor.Predictor` on the trained parameters."""
+    def predictor(self, ctx: Any = None, best: Optional[bool] = None, **kwargs: Any) -> "Predictor":
+        """A :class:`~sinlstm_sym.predictor.Predictor` on the best parameters by validation (when there was
+        validation; ``best=False``: the last parameters)."""
         from .predictor import Predictor
         kwargs.setdefault("trained_lengths", self.trained_lengths)
-        return Predictor.from_config(self.arg_params(), self.config.model, ctx=ctx, **kwargs)
+        use_best = self.best_params is not None if best is None else best
+        return Predictor.from_config(self.arg_params(best=use_best), self.config.model, ctx=ctx, **kwargs)
 
 
 def _resolve_config(config: Optional[FitConfig], overrides: Dict[str, Any]) -> FitConfig:
@@ -176,6 +197,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     check_condition(not run.distributed or config.run.seed is not None,
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
                     "shard it")
+    custom_data = train_iter is not None
     if train_iter is None:  # validate the data settings before connecting to anything
         SinBucketIter(config.data.buckets, batch_size=config.data.batch_size, num_samples=config.data.num_samples,
                       length_weights=config.data.length_weights, label_mode=model.label_mode, feature=model.feature,
@@ -219,6 +241,13 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
                         f"{differ}")
     if eval_iter is not None:
         default_key = max(default_key, check_key(eval_iter.default_bucket_key, "eval_iter.default_bucket_key"))
+    validation_set = None
+    if run.validation_lengths is not None:
+        check_condition(not custom_data, "validation_lengths scores held-out sine windows: it needs the built-in "
+                        "data; with train_iter, pass eval_iter")
+        validation_set = ValidationSet(run.validation_lengths, run.validation_samples, seed, model.label_mode,
+                                       model.feature)
+        default_key = max(default_key, max(run.validation_lengths))
 
     contexts = resolve_contexts(list(run.ctx))
     if model.cell != resolve_cell(model.cell, contexts):  # 'auto' (or 'native' without its library or on a GPU)
@@ -264,11 +293,24 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
             return save_checkpoint(directory, module, optimizer,
                                    {"settings": final_config.to_json(), "progress": progress.to_json()},
                                    with_optimizer=not run.distributed, symbols=portable)
+    validator = None
+    if validation_set is not None:
+        save_best = None
+        if save is not None:
+            def save_best() -> Path:
+                return save_checkpoint(directory / BEST, module, optimizer,
+                                       {"settings": final_config.to_json(), "progress": progress.to_json()},
+                                       with_optimizer=False, symbols=portable)
+        validator = Validator(validation_set, module, batch_size, log, progress.validation, every=run.validate_every,
+                              target_max_error=run.target_max_error, patience=run.patience, save_best=save_best,
+                              data_name=data_name, label_name=label_name)
+        if saved is not None and (saved.path.parent / BEST / "latest.json").is_file():
+            validator.best_params = load_checkpoint(saved.path.parent / BEST).arg_params
     trainer = Trainer(module, train_iter, progress, log, run.log_every, save=save,
                       checkpoint_every=run.checkpoint_every, eval_iter=eval_iter, progress_bar=run.progress_bar,
-                      learning_rate=optimizer.learning_rate)
+                      learning_rate=optimizer.learning_rate, validator=validator)
     trainer.run(run.num_epoch)
     if run.kvstore == "dist_async":
         pull_final_params(module, kv)
     return FitResult(module=module, sym_gen=sym_gen, config=replace(config), progress=progress, rank=rank,
-                     num_workers=num_workers)
+                     num_workers=num_workers, best_params=validator.best_params if validator is not None else None)

@@ -94,3 +94,51 @@ class ValidationSet:
 def best_record(history: List[ValidationRecord]) -> Optional[ValidationRecord]:
     """The record with the smallest max absolute error (the earliest on ties)."""
     return min(history, key=lambda r: r.max_abs_error) if history else None
+
+
+class StopTraining(Exception):
+    """Early stopping: raised by :meth:`Validator.validate` with the reason."""
+
+
+class Validator:
+    """Scores the held-out set every ``every`` batches and at each epoch end, keeps the best parameters
+    (smallest max absolute error) and stops training when ``target_max_error`` is reached or after
+    ``patience`` evaluations without improvement."""
+
+    def __init__(self, validation_set: ValidationSet, module: mx.mod.BaseModule, batch_size: int, log: Any,
+                 history: List[ValidationRecord], every: Optional[int] = None,
+                 target_max_error: Optional[float] = None, patience: Optional[int] = None,
+                 save_best: Optional[Callable[[], Any]] = None, data_name: str = DATA_NAME,
+                 label_name: str = LABEL_NAME) -> None:
+        self.set, self.module, self.batch_size, self.log, self.history = validation_set, module, batch_size, log, \
+            history
+        self.every, self.target, self.patience, self.save_best = every, target_max_error, patience, save_best
+        self.names = (data_name, label_name)
+        self.best = best_record(history)
+        self.best_params: Optional[Dict[str, np.ndarray]] = None
+
+    def due(self, global_batch: int) -> bool:
+        return bool(self.every) and global_batch % self.every == 0
+
+    def validate(self, epoch: int, batch: int, global_batch: int, seconds: float) -> ValidationRecord:
+        """Score now; record, log, keep the best; raise :class:`StopTraining` when it is time to stop."""
+        record = ValidationRecord(epoch, batch, global_batch, seconds,
+                                  self.set.score(self.module, self.batch_size, *self.names))
+        self.history.append(record)
+        improved = self.best is None or record.max_abs_error < self.best.max_abs_error
+        self.log.info("validation at epoch %d batch %d: max abs error %.5f (length %d), mean MSE %.3e%s", epoch,
+                      batch, record.max_abs_error, max(record.per_length, key=lambda k: record.per_length[k][1]),
+                      record.mse, " (best so far)" if improved else "")
+        if improved:
+            self.best = record
+            args, _ = self.module.get_params()
+            self.best_params = {k: v.asnumpy() for k, v in args.items()}
+            if self.save_best is not None:
+                self.save_best()
+        if self.target is not None and record.max_abs_error <= self.target:
+            raise StopTraining(f"max abs error {record.max_abs_error:.5f} <= target_max_error {self.target:g}")
+        since = len(self.history) - 1 - self.history.index(self.best) if self.best is not None else 0
+        if self.patience is not None and since >= self.patience:
+            raise StopTraining(f"no improvement in {since} validations (patience {self.patience}); best max abs "
+                               f"error {self.best.max_abs_error:.5f} at epoch {self.best.epoch} batch {self.best.batch}")
+        return record
