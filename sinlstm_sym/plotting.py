@@ -101,9 +101,12 @@ def _prediction_figure(predictor: Predictor, lengths: Sequence[int], seed: int =
     trained = predictor.trained_lengths
     cols = min(len(lengths), 6 if len(lengths) > 12 else 4)
     pairs = (len(lengths) + cols - 1) // cols
-    fig = plt.figure(figsize=(3.3 * cols, 1.0 + 4.0 * pairs), layout="constrained")
+    inches = max(3.3 * cols, 6.0)
+    fig = plt.figure(figsize=(inches, 1.0 + 4.0 * pairs), layout="constrained")
     outer = fig.add_gridspec(pairs, cols, hspace=0.08)
-    error_limits = _log_limits(np.concatenate([w.error.ravel() for w in data]))
+    # Decades around the drawn curves (max and median), not around the best window's luckiest step.
+    error_limits = _log_limits(np.concatenate([np.concatenate([w.error.max(axis=0), np.median(w.error, axis=0)])
+                                               for w in data]))
     for pair in range(pairs):
         row = data[pair * cols:(pair + 1) * cols]
         shown = [(w.labels[w.worst], w.pred[w.worst]) for w in row]
@@ -137,7 +140,7 @@ def _prediction_figure(predictor: Predictor, lengths: Sequence[int], seed: int =
             else:
                 ax_val.xaxis.get_major_locator().set_params(integer=True)
             for ax in (ax_val, ax_err):
-                ax.tick_params(labelsize=7)
+                ax.tick_params(which="both", labelsize=7)
                 if untrained:
                     ax.set_facecolor("#fff4e6")
                     for spine in ax.spines.values():
@@ -148,7 +151,7 @@ def _prediction_figure(predictor: Predictor, lengths: Sequence[int], seed: int =
             if pair == 0 and col == 0:
                 ax_val.legend(fontsize=7)
                 ax_err.legend(fontsize=6.5, title=f"over {count} windows", title_fontsize=6.5)
-    width = max(50, int(16 * 3.3 * cols))  # characters per line at these font sizes
+    width = int(16 * inches)  # characters per line at these font sizes
     title = [f"prediction vs label per step (the worst of {count} windows per length, one y-scale per row)",
              f"|prediction - label| per step (log scale, one scale for all; max and median over {count} windows); "
              f"t0 ~ U[{t_low:g}, {t_high:g}), seed {seed}"]

@@ -143,6 +143,7 @@ def test_error_panels_are_log_scaled_and_equal_the_closed_form_error(model, requ
     errors, values = axes_by_label(fig, "error"), axes_by_label(fig, "values")
     assert sorted(errors) == sorted(values) == lengths
     assert len({ax.get_ylim() for ax in errors.values()}) == 1  # one error scale for the whole figure
+    drawn = []
     for length, (t0, labels, pred) in closed_form(predictor, lengths, seed, count).items():
         error = np.abs(pred - labels)
         ax = errors[length]
@@ -152,12 +153,16 @@ def test_error_panels_are_log_scaled_and_equal_the_closed_form_error(model, requ
         np.testing.assert_allclose(lines["max"].get_ydata(), error.max(axis=0), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(lines["median"].get_ydata(), np.median(error, axis=0), rtol=1e-6, atol=1e-9)
         low, high = ax.get_ylim()
-        assert low <= error.min() and error.max() <= high
+        assert low <= np.median(error, axis=0).min() and error.max() <= high
+        drawn += [error.max(axis=0), np.median(error, axis=0)]
         worst = int(np.argmax(error.max(axis=1)))
         shown = {line.get_label(): line.get_ydata() for line in values[length].get_lines()}
         np.testing.assert_allclose(shown["label sin(t)/2"], labels[worst], rtol=1e-12)
         np.testing.assert_allclose(shown["prediction"], pred[worst], rtol=1e-6, atol=1e-9)
         assert f"t0={t0[worst]:.3f}" in values[length].get_title()
+    drawn = np.concatenate(drawn)
+    low, high = errors[lengths[0]].get_ylim()
+    assert drawn.min() / 10 < low and high < drawn.max() * 10  # whole decades around the drawn curves
 
 
 def test_the_fixed_task_says_only_the_last_step_was_trained(sequence_model, last_model, figure):
