@@ -1,7 +1,7 @@
 """Pictures of predictions per step (needs the optional ``plot`` extra: matplotlib)."""
 import textwrap
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 import numpy as np
 
@@ -54,30 +54,30 @@ def _windows(predictor: Predictor, lengths: Sequence[int], seed: int, count: int
     """``count`` windows per length, ``t0 ~ U[t_low, t_high)`` drawn in the order of ``lengths``."""
     rng = np.random.default_rng(seed)
     starts = [rng.uniform(t_low, t_high, size=count) for _ in lengths]
-    out = []
-    for length, t0 in zip(lengths, starts):
-        _, labels = make_windows(t0, length, predictor.step, "sequence", predictor.feature, half_sine)
-        pred = predictor.predict_function(t0, length) if predictor.label_mode == "sequence" else None
-        out.append(_LengthWindows(length, t0, labels, pred))
-    if predictor.label_mode == "last":
+    if predictor.label_mode == "sequence":
+        preds = [predictor.predict_function(t0, length) for length, t0 in zip(lengths, starts)]
+    else:
         # One call per cut length k over every window that has a step k: one bound module per k.
-        preds = [np.empty((count, w.length)) for w in out]
+        preds = [np.empty((count, length)) for length in lengths]
         for k in range(1, max(lengths) + 1):
-            users = [i for i, w in enumerate(out) if w.length >= k]
-            answer = predictor.predict_function(np.concatenate([out[i].t0 for i in users]), k)
+            users = [i for i, length in enumerate(lengths) if length >= k]
+            answer = predictor.predict_function(np.concatenate([starts[i] for i in users]), k)
             for j, i in enumerate(users):
                 preds[i][:, k - 1] = answer[j * count:(j + 1) * count]
-        for w, pred in zip(out, preds):
-            w.pred = pred
+    out = []
+    for length, t0, pred in zip(lengths, starts, preds):
+        _, labels = make_windows(t0, length, predictor.step, "sequence", predictor.feature, half_sine)
+        out.append(_LengthWindows(length, t0, labels, pred))
     return out
 
 
-def _log_limits(values: np.ndarray) -> tuple:
+def _log_limits(values: np.ndarray) -> Tuple[float, float]:
     """Whole decades around the positive ``values`` (``(1e-8, 1)`` if there are none)."""
     positive = values[values > 0]
     if positive.size == 0:
         return 1e-8, 1.0
-    return 10.0 ** np.floor(np.log10(positive.min())), 10.0 ** np.ceil(np.log10(positive.max()) + 1e-9)
+    return (float(10.0 ** np.floor(np.log10(positive.min()))),
+            float(10.0 ** np.ceil(np.log10(positive.max()) + 1e-9)))
 
 
 def _wrap(lines: Sequence[str], width: int) -> str:
