@@ -1,12 +1,23 @@
 """Pictures of predictions per step (needs the optional ``plot`` extra: matplotlib)."""
-from typing import Sequence
+import textwrap
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, List, Sequence, Tuple
 
 import numpy as np
 
-from .checks import check_condition, check_int_sequence
-from .outputs import AtomicOutputs
+from .checks import check_condition, check_float, check_int, check_int_sequence
 from .data import half_sine, make_windows
+from .outputs import PLOT_SUFFIXES, AtomicOutputs, check_output_file
 from .predictor import Predictor
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+UNTRAINED_NOTE = "not trained: extrapolated"
+LAST_MODE_NOTE = ("label_mode='last' (sinlstm-train --fixed): only the LAST step of windows of the trained "
+                  "length(s) {trained} was trained; the prediction at step k is the last-step output of the "
+                  "window cut to its first k steps")
+COLOR_LABEL, COLOR_PRED, COLOR_UNTRAINED = "black", "tab:red", "tab:orange"
 
 
 def _pyplot():
@@ -19,42 +30,165 @@ def _pyplot():
     return plt
 
 
-def plot_predictions(predictor: Predictor, lengths: Sequence[int], path: str, seed: int = 0) -> str:
-    """Save prediction vs label at every step of one window per length to ``path`` (PNG); return ``path``.
+@dataclass
+class _LengthWindows:
+    """Labels and predictions of the windows of one length: ``t0 (N,)``, ``labels``/``pred`` ``(N, L)``."""
 
-    For ``label_mode='last'`` models the prediction at step k is the last-step output of
-    the window cut to its first k steps, which is what the model answers for length k.
+    length: int
+    t0: np.ndarray
+    labels: np.ndarray
+    pred: np.ndarray
+
+    @property
+    def error(self) -> np.ndarray:
+        return np.abs(self.pred - self.labels)
+
+    @property
+    def worst(self) -> int:
+        """Index of the window with the largest absolute error at any step."""
+        return int(np.argmax(self.error.max(axis=1)))
+
+
+def _windows(predictor: Predictor, lengths: Sequence[int], seed: int, count: int, t_low: float,
+             t_high: float) -> List[_LengthWindows]:
+    """``count`` windows per length, ``t0 ~ U[t_low, t_high)`` drawn in the order of ``lengths``."""
+    rng = np.random.default_rng(seed)
+    starts = [rng.uniform(t_low, t_high, size=count) for _ in lengths]
+    if predictor.label_mode == "sequence":
+        preds = [predictor.predict_function(t0, length) for length, t0 in zip(lengths, starts)]
+    else:
+        # One call per cut length k over every window that has a step k: one bound module per k.
+        preds = [np.empty((count, length)) for length in lengths]
+        for k in range(1, max(lengths) + 1):
+            users = [i for i, length in enumerate(lengths) if length >= k]
+            answer = predictor.predict_function(np.concatenate([starts[i] for i in users]), k)
+            for j, i in enumerate(users):
+                preds[i][:, k - 1] = answer[j * count:(j + 1) * count]
+    out = []
+    for length, t0, pred in zip(lengths, starts, preds):
+        _, labels = make_windows(t0, length, predictor.step, "sequence", predictor.feature, half_sine)
+        out.append(_LengthWindows(length, t0, labels, pred))
+    return out
+
+
+def _log_limits(values: np.ndarray) -> Tuple[float, float]:
+    """Whole decades around the positive ``values`` (``(1e-8, 1)`` if there are none)."""
+    positive = values[values > 0]
+    if positive.size == 0:
+        return 1e-8, 1.0
+    return (float(10.0 ** np.floor(np.log10(positive.min()))),
+            float(10.0 ** np.ceil(np.log10(positive.max()) + 1e-9)))
+
+
+def _wrap(lines: Sequence[str], width: int) -> str:
+    return "\n".join(textwrap.fill(line, width) for line in lines)
+
+
+def _prediction_figure(predictor: Predictor, lengths: Sequence[int], seed: int = 0, windows_per_length: int = 32,
+                       t_low: float = 0.0, t_high: float = 1.0) -> "Figure":
+    """The figure of :func:`plot_predictions` (not saved; the caller closes it).
+
+    Axes carry labels ``"values L=<n>"`` and ``"error L=<n>"``; the error axes hold the lines
+    labelled ``"max"`` and ``"median"`` (over windows, per step).
     """
     lengths = check_int_sequence("lengths", lengths, minimum=1)
-    check_condition(isinstance(path, str) and path != "", f"path must be a file name, got {path!r}", TypeError)
+    seed = check_int("seed", seed, minimum=0)
+    count = check_int("windows_per_length", windows_per_length, minimum=1)
+    t_low, t_high = check_float("t_low", t_low), check_float("t_high", t_high)
+    check_condition(t_low < t_high, f"t_low must be < t_high, got t_low={t_low}, t_high={t_high}")
     plt = _pyplot()
-    rng = np.random.default_rng(seed)
-    cols = min(4, len(lengths))
-    rows = (len(lengths) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
-    for ax, length in zip(axes.ravel(), lengths):
-        t0 = rng.uniform(0.0, 1.0, size=1)
-        _, labels = make_windows(t0, length, predictor.step, "sequence", predictor.feature, half_sine)
-        if predictor.label_mode == "sequence":
-            pred = predictor.predict_function(t0, length)[0]
-        else:
-            pred = np.array([predictor.predict_function(t0, k)[0] for k in range(1, length + 1)])
-        steps = np.arange(1, length + 1)
-        ax.plot(steps, labels[0], "o-", label="label sin(t)/2", color="black", markersize=3)
-        ax.plot(steps, pred, "s--", label="prediction", color="tab:red", markersize=3)
-        ax.set_title(f"L={length}, t0={t0[0]:.3f}", fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-        if length <= 12:
-            ax.set_xticks(steps)
-        else:
-            ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in axes.ravel()[len(lengths):]:
-        ax.axis("off")
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("prediction vs label per step, one window per length", fontsize=10)
-    fig.tight_layout()
-    _save(plt, fig, path)
+    data = _windows(predictor, lengths, seed, count, t_low, t_high)
+    trained = predictor.trained_lengths
+    cols = min(len(lengths), 6 if len(lengths) > 12 else 4)
+    pairs = (len(lengths) + cols - 1) // cols
+    inches = max(3.3 * cols, 6.0)
+    fig = plt.figure(figsize=(inches, 1.0 + 4.0 * pairs), layout="constrained")
+    outer = fig.add_gridspec(pairs, cols, hspace=0.08)
+    # Decades around the drawn curves (max and median), not around the best window's luckiest step.
+    error_limits = _log_limits(np.concatenate([np.concatenate([w.error.max(axis=0), np.median(w.error, axis=0)])
+                                               for w in data]))
+    for pair in range(pairs):
+        row = data[pair * cols:(pair + 1) * cols]
+        shown = [(w.labels[w.worst], w.pred[w.worst]) for w in row]
+        low = min(min(lab.min(), pred.min()) for lab, pred in shown)
+        high = max(max(lab.max(), pred.max()) for lab, pred in shown)
+        pad = 0.06 * (high - low) if high > low else 0.05
+        for col, (w, (lab, pred)) in enumerate(zip(row, shown)):
+            untrained = trained is not None and w.length not in trained
+            steps = np.arange(1, w.length + 1)
+            inner = outer[pair, col].subgridspec(2, 1, height_ratios=[3, 2], hspace=0.0)
+            ax_val = fig.add_subplot(inner[0], label=f"values L={w.length}")
+            ax_err = fig.add_subplot(inner[1], sharex=ax_val, label=f"error L={w.length}")
+            ax_val.plot(steps, lab, "o-", color=COLOR_LABEL, markersize=3, label="label sin(t)/2")
+            ax_val.plot(steps, pred, "s--", color=COLOR_PRED, markersize=3, label="prediction")
+            ax_val.set_ylim(low - pad, high + pad)
+            ax_val.tick_params(labelbottom=False)
+            title = f"L={w.length}: worst of {count}, t0={w.t0[w.worst]:.3f}"
+            if untrained:
+                title += f"\n{UNTRAINED_NOTE}"
+            ax_val.set_title(title, fontsize=8, color=COLOR_UNTRAINED if untrained else "black")
+            error = w.error
+            ax_err.plot(steps, error.max(axis=0), "v-", color=COLOR_PRED, markersize=3, label="max")
+            ax_err.plot(steps, np.median(error, axis=0), ".-", color="tab:blue", markersize=3, label="median")
+            ax_err.set_yscale("log")
+            ax_err.set_ylim(*error_limits)
+            ax_err.grid(True, which="major", axis="y", linewidth=0.4, alpha=0.6)
+            ax_err.set_xlabel("step", fontsize=8)
+            ax_val.set_xlim(0.5, w.length + 0.5)
+            if w.length <= 12:
+                ax_val.set_xticks(steps)
+            else:
+                ax_val.xaxis.get_major_locator().set_params(integer=True)
+            for ax in (ax_val, ax_err):
+                ax.tick_params(which="both", labelsize=7)
+                if untrained:
+                    ax.set_facecolor("#fff4e6")
+                    for spine in ax.spines.values():
+                        spine.set_edgecolor(COLOR_UNTRAINED)
+            if col == 0:
+                ax_val.set_ylabel("value", fontsize=8)
+                ax_err.set_ylabel("|prediction - label|", fontsize=8)
+            if pair == 0 and col == 0:
+                ax_val.legend(fontsize=7)
+                ax_err.legend(fontsize=6.5, title=f"over {count} windows", title_fontsize=6.5)
+    width = int(16 * inches)  # characters per line at these font sizes
+    title = [f"prediction vs label per step (the worst of {count} windows per length, one y-scale per row)",
+             f"|prediction - label| per step (log scale, one scale for all; max and median over {count} windows); "
+             f"t0 ~ U[{t_low:g}, {t_high:g}), seed {seed}"]
+    fig.suptitle(_wrap(title, width), fontsize=9)
+    notes = []
+    if trained is None:
+        notes.append("trained lengths unknown")
+    elif any(n not in trained for n in lengths):
+        notes.append(f"trained lengths {list(trained)}; the others (orange) are {UNTRAINED_NOTE}")
+    if predictor.label_mode == "last":
+        notes.append(LAST_MODE_NOTE.format(trained=list(trained) if trained is not None else "(unknown)"))
+    if notes:
+        last = predictor.label_mode == "last"
+        box = {"boxstyle": "round", "facecolor": "#fdecea", "edgecolor": "darkred"} if last else None
+        fig.supxlabel(_wrap(notes, width), fontsize=8.5, color="darkred" if last else "black", bbox=box)
+    return fig
+
+
+def plot_predictions(predictor: Predictor, lengths: Sequence[int], path: str, seed: int = 0, *,
+                     windows_per_length: int = 32, t_low: float = 0.0, t_high: float = 1.0) -> str:
+    """Save prediction vs label and the error per step for every length to ``path``; return ``path``.
+
+    For each length, ``windows_per_length`` windows start at ``t0 ~ U[t_low, t_high)``, drawn by
+    ``np.random.default_rng(seed).uniform(t_low, t_high, windows_per_length)``, once per length in
+    the order of ``lengths``. A values panel shows prediction and label of the worst window (largest
+    absolute error at any step), on one y-scale for the whole row of panels; beneath it an error
+    panel shows the max and the median over the windows of ``|prediction - label|`` per step, on a
+    log scale shared by every error panel. Lengths outside ``predictor.trained_lengths`` are marked
+    "not trained: extrapolated". For ``label_mode='last'`` models the prediction at step k is the
+    last-step output of the window cut to its first k steps, and the figure says that only the last
+    step was trained. ``path`` ends in .png, .pdf or .svg and is written atomically.
+    """
+    check_condition(isinstance(path, str) and path != "", f"path must be a file name, got {path!r}", TypeError)
+    check_output_file("path", path, PLOT_SUFFIXES)
+    fig = _prediction_figure(predictor, lengths, seed=seed, windows_per_length=windows_per_length, t_low=t_low,
+                             t_high=t_high)
+    _save(_pyplot(), fig, path)
     return path
 
 
