@@ -168,9 +168,9 @@ def child_datagen(spec):
                        label_mode=task["label_mode"], seed=spec["seed"])
     pairs = [(b.data[0].asnumpy(), b.label[0].asnumpy()) for b in it]
     arrays = {}
-    for i, (d, l) in enumerate(pairs):
+    for i, (d, lab) in enumerate(pairs):
         arrays[f"data_{i}"] = d
-        arrays[f"label_{i}"] = l
+        arrays[f"label_{i}"] = lab
     for k, v in init_params(HIDDEN, spec["seed"]).items():
         arrays[f"param_{k}"] = v
     np.savez(spec["out"], **arrays)
@@ -309,7 +309,7 @@ def child_torch(spec):
         pairs = [(npz[f"data_{i}"], npz[f"label_{i}"]) for i in range(n)]
         checksum = _windows_checksum(pairs)
         params = {k[len("param_"):]: npz[k] for k in npz.files if k.startswith("param_")}
-        batches = [(torch.from_numpy(d), torch.from_numpy(l)) for d, l in pairs]
+        batches = [(torch.from_numpy(d), torch.from_numpy(lab)) for d, lab in pairs]
         source = batches
     else:
         from sinlstm_sym.data import SinBucketIter
@@ -327,7 +327,7 @@ def child_torch(spec):
             layer.bias_ih_l0.copy_(torch.from_numpy(params[f"lstm{i}_i2h_bias"]))
             layer.bias_hh_l0.copy_(torch.from_numpy(params[f"lstm{i}_h2h_bias"]))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    log_every, total, bs = spec["log_every"], spec["total_batches"], spec["batch_size"]
+    log_every, total = spec["log_every"], spec["total_batches"]
     records = []
     window_sum, windows, mix = None, 0, {}
     t0 = tic = time.perf_counter()
@@ -589,7 +589,8 @@ def main(argv=None):
             results[name].append(m)
             print(f"# round {rnd} {name:20s} {m['samples_per_sec']:>10,.0f} samples/s  loss {m['final_loss']:.3e}  "
                   f"peak {m['peak_rss_mib']:.0f} MiB  (child {m['child_wall']:.1f} s, other load "
-                  f"{m['foreign_load'] if m['foreign_load'] is not None else float('nan'):.2f} cores)", file=sys.stderr, flush=True)
+                  f"{m['foreign_load'] if m['foreign_load'] is not None else float('nan'):.2f} cores)",
+                  file=sys.stderr, flush=True)
     total_wall = time.perf_counter() - t_all
 
     summary = {}
@@ -609,7 +610,7 @@ def main(argv=None):
             foreign_load_median=(statistics.median(m["foreign_load"] for m in ms)
                                  if all(m["foreign_load"] is not None for m in ms) else None))
     gluon = summary.get("gluon-ref-fixed", {}).get("median")
-    for name, s in summary.items():
+    for s in summary.values():
         s["steps_per_sec_median"] = s["median"] * s["mean_length"]
         s["ratio_to_gluon"] = s["median"] / gluon if gluon else None
         torch_row = summary.get(f"torch-{s['task']}", {}).get("median")

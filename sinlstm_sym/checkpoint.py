@@ -295,7 +295,7 @@ def _check_format(payload: Dict[str, Any], data: bytes, path: Path) -> int:
     """The file's format version, after checking its format name, version and (from version 2) checksum."""
     check_condition(payload.get("format") == FORMAT,
                     f"{path}: not a sinlstm-sym checkpoint (format {payload.get('format')!r}, expected {FORMAT!r})")
-    version = payload.get("format_version")
+    version: Any = payload.get("format_version")
     check_condition(isinstance(version, int) and not isinstance(version, bool) and version >= 1,
                     f"{path}: format_version {version!r} is not a checkpoint format version; the file is damaged "
                     "or foreign")
@@ -321,7 +321,7 @@ def _verified_bytes(path: Path, entry: Any) -> bytes:
 
 
 def _check_manifest(path: Path, config: Dict[str, Any], required: Sequence[str]) -> Dict[str, Dict[str, Any]]:
-    manifest = config.get("manifest")
+    manifest: Any = config.get("manifest")
     where = path / CONFIG
     check_condition(isinstance(manifest, dict), f"{where}: lacks a manifest; the file is foreign or damaged")
     for name, entry in manifest.items():
@@ -439,7 +439,7 @@ def _validated_states(source: Path, optimizer: mx.optimizer.Optimizer, weights: 
     expected_names = set()
     states: Dict[Any, Any] = {}
     for entry in entries:
-        param = entry.get("param") if isinstance(entry, dict) else None
+        param: Any = entry.get("param") if isinstance(entry, dict) else None
         check_condition(param in weights and keys[param][0] not in states,
                         f"{source}: a state for {param!r}, which is no parameter of the bound module or is repeated")
         template = optimizer.create_state_multi_precision(keys[param][0], weights[param])
@@ -472,7 +472,8 @@ def _validated_counts(source: Path, keys: Dict[str, List[Any]], meta: Dict[str, 
     def count(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
-    num_update, entries = meta.get("num_update"), meta.get("update_counts")
+    num_update: Any = meta.get("num_update")
+    entries: Any = meta.get("update_counts")
     check_condition(count(num_update), f"{source}: num_update {num_update!r} is not a count")
     check_condition(isinstance(entries, list), f"{source}: update_counts is not a list")
     counts: Dict[int, Dict[Any, int]] = {}
@@ -492,7 +493,7 @@ def _checkpoint_dir(root: Path) -> Tuple[Path, int]:
         return root, 0
     latest, data = _read_json(root / LATEST, "no checkpoint has been completed in this directory")
     version = _check_format(latest, data, root / LATEST)
-    name = latest.get("checkpoint")
+    name: Any = latest.get("checkpoint")
     check_condition(isinstance(name, str) and _CKPT_NAME.fullmatch(name) is not None,
                     f"{root / LATEST}: names no valid checkpoint ({name!r})")
     path = root / name

@@ -168,6 +168,10 @@ class SinBucketIter(mx.io.DataIter):
         check_condition(self.data_name != self.label_name,
                         f"data_name and label_name must differ, both are {data_name!r}")
         self.dtype = check_choice("dtype", dtype, DTYPES)
+        largest = float(np.finfo(self.dtype).max)
+        check_condition(max(abs(self.t_low), abs(self.t_high) + self.step * (max(self.buckets) + 1)) < largest,
+                        f"t_low and t_high must keep every time stamp within {self.dtype} (|t| < {largest:.3g}), "
+                        f"got t_low={t_low!r}, t_high={t_high!r}")
         self.num_parts = check_int("num_parts", num_parts, minimum=1)
         self.part_index = check_int("part_index", part_index, minimum=0)
         check_condition(self.part_index < self.num_parts,

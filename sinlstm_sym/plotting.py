@@ -152,10 +152,10 @@ def _prediction_figure(predictor: Predictor, lengths: Sequence[int], seed: int =
                 ax_val.legend(fontsize=7)
                 ax_err.legend(fontsize=6.5, title=f"over {count} windows", title_fontsize=6.5)
     width = int(16 * inches)  # characters per line at these font sizes
-    title = [f"prediction vs label per step (the worst of {count} windows per length, one y-scale per row)",
+    headline = [f"prediction vs label per step (the worst of {count} windows per length, one y-scale per row)",
              f"|prediction - label| per step (log scale, one scale for all; max and median over {count} windows); "
              f"t0 ~ U[{t_low:g}, {t_high:g}), seed {seed}"]
-    fig.suptitle(_wrap(title, width), fontsize=9)
+    fig.suptitle(_wrap(headline, width), fontsize=9)
     notes = []
     if trained is None:
         notes.append("trained lengths unknown")

@@ -234,7 +234,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     if config.optimizer.schedule_needs_length:  # fixed now and stored, so a resume keeps the same schedule
         total = _saved_config(saved).optimizer.lr_schedule if saved is not None else None
         max_update = (total or {}).get("max_update") or run.num_epoch * _batches_per_epoch(train_iter)
-        config = config.replace(lr_schedule={**config.optimizer.lr_schedule, "max_update": max_update})
+        config = config.replace(lr_schedule={**(config.optimizer.lr_schedule or {}), "max_update": max_update})
     if saved is not None:
         differ = _saved_config(saved).describe_differences(config)
         check_condition(not differ, f"resume=True: the checkpoint {saved.path} was trained with other settings: "

@@ -118,7 +118,7 @@ class Validator:
         self.best_params: Optional[Dict[str, np.ndarray]] = None
 
     def due(self, global_batch: int) -> bool:
-        return bool(self.every) and global_batch % self.every == 0
+        return self.every is not None and global_batch % self.every == 0
 
     def validate(self, epoch: int, batch: int, global_batch: int, seconds: float) -> ValidationRecord:
         """Score now; record, log, keep the best; raise :class:`StopTraining` when it is time to stop."""
@@ -139,6 +139,7 @@ class Validator:
             raise StopTraining(f"max abs error {record.max_abs_error:.5f} <= target_max_error {self.target:g}")
         since = len(self.history) - 1 - self.history.index(self.best) if self.best is not None else 0
         if self.patience is not None and since >= self.patience:
+            best: Any = self.best
             raise StopTraining(f"no improvement in {since} validations (patience {self.patience}); best max abs "
-                               f"error {self.best.max_abs_error:.5f} at epoch {self.best.epoch} batch {self.best.batch}")
+                               f"error {best.max_abs_error:.5f} at epoch {best.epoch} batch {best.batch}")
         return record

@@ -1,6 +1,5 @@
 """Checkpoints: atomic, resumable to the same numbers, loadable by plain MXNet, clear errors."""
 import json
-import os
 import shutil
 import signal
 import subprocess

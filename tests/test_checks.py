@@ -152,7 +152,8 @@ def test_check_int_sequence_rejects(value, kwargs, error):
 # --- check_weights ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("value, count, expected", [
-    ([1, 2], 2, (1.0, 2.0)), ((0, 1), 2, (0.0, 1.0)), ([0.5], 1, (0.5,)), (np.array([1.0, 0.0, 3.0]), 3, (1.0, 0.0, 3.0)),
+    ([1, 2], 2, (1.0, 2.0)), ((0, 1), 2, (0.0, 1.0)), ([0.5], 1, (0.5,)),
+    (np.array([1.0, 0.0, 3.0]), 3, (1.0, 0.0, 3.0)),
 ])
 def test_check_weights_accepts(value, count, expected):
     out = check_weights(NAME, value, count)

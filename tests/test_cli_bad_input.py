@@ -48,6 +48,14 @@ TRAIN_CASES = [
     ("--plot", ["--plot", "{tmp}/noext"]),
     ("--plot", ["--plot", "{tmp}"]),
     ("--progress", ["--progress", "maybe"]),
+    ("--lr-schedule", ["--lr-schedule", '{"name": "sawtooth"}']),
+    ("--lr-schedule", ["--lr-schedule", '{"name": "factor"}']),
+    ("--validation-lengths", ["--validation-lengths", "0"]),
+    ("--validation-samples", ["--validation-samples", "0"]),
+    ("--validate-every", ["--validate-every", "5"]),
+    ("--target-max-error", ["--validation-lengths", "1-3", "--target-max-error", "-1"]),
+    ("--target-max-error", ["--target-max-error", "x"]),
+    ("--patience", ["--patience", "0"]),
 ]
 # Flags without a value cannot be bad on their own: --fixed (sets buckets and label mode), --compare-gluon.
 NO_BAD_VALUE = {"-h", "--help", "--fixed", "--compare-gluon"}

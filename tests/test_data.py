@@ -595,3 +595,10 @@ def test_t_range_overflow_is_rejected_up_front():
         assert "t_" in str(err)
         return
     next(it)
+
+
+def test_time_stamps_beyond_the_dtype_are_refused():
+    with pytest.raises(ValueError, match=r"within float32"):
+        SinBucketIter([1], batch_size=1, num_samples=16, t_low=-3.5e38, t_high=1.0)
+    it = SinBucketIter([1], batch_size=1, num_samples=16, t_low=-3.5e38, t_high=1.0, dtype="float64")
+    assert np.isfinite(next(it).data[0].asnumpy()).all()

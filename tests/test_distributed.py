@@ -32,7 +32,6 @@ def job_processes(marker):
 
 
 def launch(out, kvstore, *extra, timeout=180):
-    tic = time.time()
     proc = subprocess.run([sys.executable, "-m", "sinlstm_sym.launch", "-n", "2", "-s", "1", "--timeout", "150",
                            "--", sys.executable, str(WORKER), str(out), kvstore, *extra],
                           capture_output=True, text=True, timeout=timeout)

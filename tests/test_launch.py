@@ -1,6 +1,7 @@
 """The single-machine ps-lite launcher ``sinlstm_sym.distributed.launch``: argument checks and CLI, the
 worker exit hooks, a real 2-worker ``dist_sync`` job, and teardown when a worker fails (exception in any
-thread, ``sys.exit(3)``), a server dies, the job times out or the launcher itself is killed. Everything runs on 127.0.0.1; after each job no process carrying the job's marker may be left."""
+thread, ``sys.exit(3)``), a server dies, the job times out or the launcher itself is killed. Everything runs
+on 127.0.0.1; after each job no process carrying the job's marker may be left."""
 import json
 import logging
 import os

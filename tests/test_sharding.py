@@ -21,7 +21,7 @@ def parts_of(num_parts, **kwargs):
 def test_parts_are_disjoint_cover_the_epoch_and_match(num_parts, buckets, batch_size, num_samples, weights):
     parts = parts_of(num_parts, buckets=buckets, batch_size=batch_size, num_samples=num_samples,
                      length_weights=weights)
-    for epoch in range(2):
+    for _epoch in range(2):
         global_schedule = parts[0].global_schedule
         assert all(np.array_equal(p.global_schedule, global_schedule) for p in parts)
         positions = [p.batch_indices for p in parts]

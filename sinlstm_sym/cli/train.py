@@ -24,9 +24,13 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "
                  "--label-mode": "label_mode", "--feature": "feature", "--cell": "cell", "--optimizer": "optimizer",
                  "--optimizer-params": "optimizer_params", "--ctx": "ctx", "--kvstore": "kvstore", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint", "--checkpoint-every": "checkpoint_every",
-                 "--resume": "resume"}
+                 "--resume": "resume", "--lr-schedule": "lr_schedule", "--validation-lengths": "validation_lengths",
+                 "--validation-samples": "validation_samples", "--validate-every": "validate_every",
+                 "--target-max-error": "target_max_error", "--patience": "patience"}
 _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "resume": ("checkpoint",),
           "optimizer_params": ("optimizer",), "num_samples": ("batch_size",),
+          "validate_every": ("validation_lengths",), "target_max_error": ("validation_lengths",),
+          "patience": ("validation_lengths",),
           "ctx": ("batch_size", "num_samples")}
 INTERRUPTED_EXIT = 130
 
@@ -51,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="adam", help="an MXNet optimizer name, e.g. adam or sgd")
     p.add_argument("--optimizer-params", type=json_dict, default=None,
                    help="JSON object of optimizer arguments, e.g. '{\"learning_rate\": 0.01}' (default: MXNet's)")
+    p.add_argument("--lr-schedule", type=json_dict, default=None,
+                   help="JSON learning-rate schedule, e.g. '{\"name\": \"cosine\", \"warmup_steps\": 100}' "
+                        "(names: cosine, poly, factor, multifactor; max_update defaults to the run's updates)")
     p.add_argument("--ctx", default="cpu", help="'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1' (GPUs need the GPU build)")
     p.add_argument("--kvstore", choices=list(KVSTORES), default="local",
                    help="gradient aggregation: local/device for several --ctx devices, dist_* for workers started "
@@ -62,6 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int_at_least(1), default=None, metavar="N",
                    help="also checkpoint every N batches (needs --checkpoint)")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint")
+    p.add_argument("--validation-lengths", type=int_list, default=None,
+                   help="score held-out windows of these lengths while training (e.g. '1-20'); keeps the best "
+                        "parameters (and DIR/best with --checkpoint)")
+    p.add_argument("--validation-samples", type=int_at_least(1), default=500, help="held-out windows per length")
+    p.add_argument("--validate-every", type=int_at_least(1), default=None, metavar="N",
+                   help="also validate every N batches (always at each epoch end)")
+    p.add_argument("--target-max-error", type=float, default=None,
+                   help="stop once the held-out max abs error is this small")
+    p.add_argument("--patience", type=int_at_least(1), default=None,
+                   help="stop after this many validations without improvement")
     p.add_argument("--eval-lengths", type=int_list, default=list(range(1, 10)) + [12, 16, 20],
                    help="lengths of the error table (fresh windows; lengths that had no batch are marked)")
     p.add_argument("--eval-samples", type=int_at_least(1), default=3000,

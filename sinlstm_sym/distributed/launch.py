@@ -95,7 +95,7 @@ def _check_host(host: Any) -> str:
     except (OSError, UnicodeError) as err:
         raise ValueError(f"host must be an IPv4 address or a name that resolves to one, got {host!r} ({err})") from None
     check_condition(address != "0.0.0.0", f"host must be one address of this machine, not every one ({host!r})")
-    return address
+    return str(address)
 
 
 def _bind_port(address: str, port: int, host: str) -> int:
@@ -277,11 +277,14 @@ class _Job:
             return TIMEOUT_EXIT_CODE
         workers_started = any(c.role == "worker" for c in self.children)
         for child in self.children:
-            if child.code is not None or child.peek() is None:
+            if child.code is not None:
                 continue
-            if child.code != 0 or not workers_started:
-                logger.error("%s %s: stopping the job", child.name, _describe(child.code))
-                return _exit_status(child.code) or 1
+            code = child.peek()
+            if code is None:
+                continue
+            if code != 0 or not workers_started:
+                logger.error("%s %s: stopping the job", child.name, _describe(code))
+                return _exit_status(code) or 1
             if child.role == "worker":
                 logger.debug("%s exited with code 0", child.name)
             else:  # it passed ps-lite's final barrier: every worker has closed its kvstore

@@ -126,7 +126,7 @@ def install_exit_hooks() -> bool:
 
     sys.excepthook = excepthook
     threading.excepthook = thread_excepthook
-    sys.exit = _sys_exit
+    sys.exit = _sys_exit  # type: ignore[assignment]
     _installed = True
     return True
 

@@ -82,7 +82,7 @@ def model_forecaster(predictor: Any, window: Optional[int] = None) -> Forecaster
         by_length: Dict[int, List[int]] = {}
         for i, h in enumerate(cut):
             by_length.setdefault(len(h), []).append(i)
-        for length, rows in by_length.items():
+        for rows in by_length.values():
             out[rows] = predictor.forecast(np.stack([cut[i] for i in rows]), steps, window=longest)
         return out
     return forecast
@@ -170,7 +170,7 @@ def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Foreca
                     scales[h - 1].append(np.full(rows.size, scale))
     check_condition(any(len(a) for a in actuals), "no series has a test part to evaluate")
     actual = [np.concatenate(a) for a in actuals]
-    scale = [np.concatenate(s) for s in scales]
+    scale_per_horizon = [np.concatenate(s) for s in scales]
     metrics: Dict[str, Dict[str, List[float]]] = {}
     for name in methods:
         err = [np.concatenate(e) for e in errors[name]]
@@ -178,7 +178,7 @@ def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Foreca
             "mae": [float(np.mean(np.abs(e))) for e in err],
             "rmse": [float(np.sqrt(np.mean(e ** 2))) for e in err],
             "mase": [float(np.mean(np.abs(e[s > 0]) / s[s > 0])) if np.any(s > 0) else float("nan")
-                     for e, s in zip(err, scale)],
+                     for e, s in zip(err, scale_per_horizon)],
             "smape": [smape(a, a + e) for a, e in zip(actual, err)],
         }
     return SeriesEvaluation(horizon, metrics, [int(a.size) for a in actual], season, kept)

@@ -35,7 +35,7 @@ def arima_forecaster(split: TimeSplit, max_ar: int = 12) -> Forecaster:
                 if best is None or res.aic < best.aic:
                     best = res
             fitted[i] = best
-            logger.info("series %d: ARIMA(%d,0,0) by AIC", i, best.model.order[0])
+            logger.info("series %d: ARIMA(%d,0,0) by AIC", i, best.model.order[0] if best is not None else -1)
 
     def forecast(series_index: int, histories: Any, steps: int) -> np.ndarray:
         res = fitted[series_index]
