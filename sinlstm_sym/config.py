@@ -21,8 +21,11 @@ import mxnet as mx
 from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
                      check_scaling, check_weights)
 from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
-                        DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES,
-                        DEFAULT_OPTIMIZER, FEATURES, FUSED_LAYOUT_CELLS, KVSTORES, LABEL_MODES)
+                        DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE, DEFAULT_LR_SCHEDULE,
+                        DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER, DEFAULT_OPTIMIZER_PARAMS,
+                        DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES, FUSED_LAYOUT_CELLS,
+                        KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS, ORIGINAL_FORGET_BIAS,
+                        ORIGINAL_NUM_SAMPLES)
 from .checkpoint import check_checkpointable_optimizer
 from .context import ContextSpec, resolve_contexts
 from .params import check_hidden_sizes
@@ -54,6 +57,8 @@ class ModelConfig:
     feature: str = DEFAULT_FEATURE
     cell: str = DEFAULT_CELL
     forget_bias: float = DEFAULT_FORGET_BIAS
+    step_weight: float = DEFAULT_STEP_WEIGHT  # loss weight of step k: 1 + step_weight * exp(-(k - 1) / step_tau)
+    step_tau: float = DEFAULT_STEP_TAU
     scaling: Optional[Tuple[float, float]] = None
 
     def __post_init__(self) -> None:
@@ -65,6 +70,8 @@ class ModelConfig:
         check_choice("feature", self.feature, FEATURES)
         check_choice("cell", self.cell, CELLS)
         _set(self, "forget_bias", check_float("forget_bias", self.forget_bias))
+        _set(self, "step_weight", check_float("step_weight", self.step_weight, minimum=0.0))
+        _set(self, "step_tau", check_float("step_tau", self.step_tau, minimum=0.0, strict_minimum=True))
         if self.scaling is not None:
             _set(self, "scaling", check_scaling(self.scaling))
             check_condition(self.feature == "value", "scaling applies to past values: it needs feature='value', "
@@ -81,6 +88,8 @@ class DataConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     num_samples: int = DEFAULT_NUM_SAMPLES
     length_weights: Optional[Tuple[float, ...]] = None
+    t_low: float = DEFAULT_T_RANGE[0]  # start times of training windows: t0 ~ U[t_low, t_high)
+    t_high: float = DEFAULT_T_RANGE[1]
 
     def __post_init__(self) -> None:
         given = check_int_sequence("buckets", self.buckets, minimum=1)
@@ -92,6 +101,10 @@ class DataConfig:
             by_key = dict(zip(given, check_weights("length_weights", self.length_weights, len(given))))
             weights = tuple(by_key[k] for k in self.buckets)
             _set(self, "length_weights", None if len(set(weights)) == 1 else weights)  # equal weights: the default
+        _set(self, "t_low", check_float("t_low", self.t_low))
+        _set(self, "t_high", check_float("t_high", self.t_high))
+        check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={self.t_low!r}, "
+                        f"t_high={self.t_high!r}")
 
     @property
     def trained_buckets(self) -> Tuple[int, ...]:
@@ -155,6 +168,16 @@ def _optimizer_class(name: str) -> Type[mx.optimizer.Optimizer]:
     return registry[name.lower()]
 
 
+def _default_learning_rate(name: str) -> float:
+    """The optimizer's own default learning rate (Adam 0.001, SGD 0.01, ...)."""
+    for cls in _optimizer_class(name).__mro__:
+        if "__init__" in vars(cls):
+            param = inspect.signature(vars(cls)["__init__"]).parameters.get("learning_rate")
+            if param is not None and isinstance(param.default, (int, float)):
+                return float(param.default)
+    return 0.01
+
+
 def _accepted_args(klass: Type[mx.optimizer.Optimizer]) -> Tuple[str, ...]:
     names = set()
     for cls in klass.__mro__:
@@ -171,8 +194,8 @@ class OptimizerConfig:
     """An MXNet optimizer by ``name`` with keyword arguments ``params`` (JSON values; numbers checked)."""
 
     name: str = DEFAULT_OPTIMIZER
-    params: Dict[str, Any] = field(default_factory=dict)
-    lr_schedule: Optional[Dict[str, Any]] = None  # see check_lr_schedule; None: a constant rate
+    params: Dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER_PARAMS))
+    lr_schedule: Optional[Dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_LR_SCHEDULE))  # None: constant
 
     def __post_init__(self) -> None:
         check_condition(isinstance(self.name, str), f"optimizer must be an MXNet optimizer name such as 'adam' or "
@@ -208,6 +231,11 @@ class OptimizerConfig:
         _set(self, "lr_schedule", check_lr_schedule(self.lr_schedule))
 
     @property
+    def learning_rate(self) -> float:
+        """The configured (peak) learning rate: ``params['learning_rate']`` or the optimizer's default."""
+        return float(self.params.get("learning_rate", _default_learning_rate(self.name)))
+
+    @property
     def schedule_needs_length(self) -> bool:
         """Whether the schedule still needs ``max_update`` (``fit`` fills in the run's number of updates)."""
         return self.lr_schedule is not None and "max_update" in _SCHEDULES[self.lr_schedule["name"]][1] and \
@@ -219,6 +247,8 @@ class OptimizerConfig:
         params = dict(self.params)
         if self.lr_schedule is not None:
             schedule = dict(self.lr_schedule)
+            # the schedule starts from the optimizer's rate (MXNet's schedulers keep their own base_lr otherwise)
+            schedule["base_lr"] = params.get("learning_rate", _default_learning_rate(self.name))
             params["lr_scheduler"] = _SCHEDULES[schedule.pop("name")][0](**schedule)
         try:
             return mx.optimizer.create(self.name, rescale_grad=rescale_grad, **params)
@@ -235,7 +265,7 @@ class RunConfig:
     """How the run goes: epochs, seed (``None``: drawn once and recorded), devices, kvstore,
     logging, progress bar and checkpoints."""
 
-    num_epoch: int = 1
+    num_epoch: int = DEFAULT_NUM_EPOCH
     seed: Optional[int] = None
     ctx: Any = None  # normalised to a tuple of 'cpu:0'-style strings
     kvstore: str = "local"
@@ -331,6 +361,9 @@ class FitConfig:
         """A copy with the given flat settings changed (``buckets=...``, ``optimizer_params=...``)."""
         unknown = sorted(set(flat) - set(_FLAT))
         check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError)
+        if "optimizer" in flat and "optimizer_params" not in flat and \
+                str(flat["optimizer"]).lower() != self.optimizer.name:
+            flat = dict(flat, optimizer_params={})  # another optimizer starts from MXNet's own arguments
         changes: Dict[str, Dict[str, Any]] = {}
         for key, value in flat.items():
             section, name = _FLAT[key]
@@ -380,8 +413,21 @@ class FitConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "FitConfig":
-        """The configuration stored in a checkpoint: sections (this version) or flat settings (version 0.1)."""
+        """The configuration stored in a checkpoint: sections (this version) or flat settings (version 0.1,
+        whose defaults were the original's)."""
         check_condition(isinstance(settings, Mapping), f"settings must be a JSON object, got {settings!r}")
         if set(settings) <= set(_SECTIONS):
             return cls.from_json(settings)
-        return cls.from_flat(**{k: v for k, v in settings.items() if k in _FLAT})
+        return cls.original(**{k: v for k, v in settings.items() if k in _FLAT})
+
+    @classmethod
+    def original(cls, **flat: Any) -> "FitConfig":
+        """The original 2018 setup (9 steps, last-step label, batch 300, 300000 windows, one epoch, Adam
+        at MXNet's default rate, forget bias 1, t0 ~ U[0, 1)), with ``flat`` settings changed."""
+        return cls.from_flat(**{**ORIGINAL_SETTINGS, **flat})
+
+
+ORIGINAL_SETTINGS: Dict[str, Any] = dict(
+    buckets=ORIGINAL_BUCKETS, label_mode="last", batch_size=ORIGINAL_BATCH_SIZE, num_samples=ORIGINAL_NUM_SAMPLES,
+    num_epoch=1, optimizer_params={}, lr_schedule=None, forget_bias=ORIGINAL_FORGET_BIAS, step_weight=0.0,
+    t_low=0.0, t_high=1.0)

@@ -18,7 +18,7 @@ from mxnet import autograd, gluon
 
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .constants import LABEL_MODES
+from .constants import LABEL_MODES, ORIGINAL_FORGET_BIAS
 from .data import SinBucketIter
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
 from .trainer import LossRecord
@@ -94,11 +94,13 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
                           label_mode: str = "last", optimizer: str = "adam",
                           optimizer_params: Optional[Mapping[str, Any]] = None, ctx: ContextSpec = None,
                           seed: Optional[int] = None, log_every: int = 20,
-                          logger: Optional[logging.Logger] = None) -> GluonFitResult:
+                          logger: Optional[logging.Logger] = None,
+                          forget_bias: float = ORIGINAL_FORGET_BIAS) -> GluonFitResult:
     """Train the original Gluon model on :class:`SinBucketIter` windows (default: fixed 9 steps, last label).
 
     With the same ``seed`` it sees the same batches and starts from the same weights as
-    :func:`sinlstm_sym.fit`, so the two loss traces can be set side by side.
+    :func:`sinlstm_sym.fit` on :meth:`FitConfig.original` settings (constant rate, t0 ~ U[0, 1),
+    no step weights), so the two loss traces can be set side by side.
     """
     log = logger if logger is not None else globals()["logger"]
     hidden_sizes = check_hidden_sizes(hidden_sizes)
@@ -112,7 +114,7 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
     check_condition(len(contexts) == 1, f"ctx for the Gluon reference must be one device, got {contexts}")
     context = contexts[0]
     net = build_gluon_model(hidden_sizes)
-    copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed), net, ctx=context)
+    copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias), net, ctx=context)
     trainer = gluon.Trainer(net.collect_params(), optimizer, dict(optimizer_params or {}))
     loss_fn = gluon.loss.L2Loss()
     history: List[LossRecord] = []

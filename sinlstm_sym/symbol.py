@@ -17,7 +17,8 @@ import mxnet as mx
 
 from .bucket_checks import check_key
 from .checks import check_bool, check_choice, check_condition, check_float, check_int, check_name
-from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, INPUT_SIZE,
+from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_STEP_TAU,
+                        INPUT_SIZE,
                         DEFAULT_LABEL_MODE, LABEL_MODES, LABEL_NAME, PRED_NAME)
 from .native import lstm_stack, resolve_cell
 from .params import PARTS, StackInit, check_hidden_sizes, fused_shapes, layer_prefix
@@ -58,10 +59,19 @@ def _fused_stack(data: mx.sym.Symbol, hidden_sizes: Sequence[int], init: StackIn
     return x
 
 
+def _weigh_steps(pred: mx.sym.Symbol, length: int, step_weight: float, step_tau: float) -> mx.sym.Symbol:
+    """``pred`` (B, L) unchanged forward, its gradient multiplied by ``w_k`` per step:
+    ``BlockGrad(pred * (1 - w)) + pred * w``."""
+    k = mx.sym.arange(start=0, stop=length, dtype="float32")  # a constant of the bucket, no new argument
+    w = mx.sym.reshape(1.0 + step_weight * mx.sym.exp(k * (-1.0 / step_tau)), shape=(1, length))
+    return mx.sym.BlockGrad(mx.sym.broadcast_mul(pred, 1.0 - w)) + mx.sym.broadcast_mul(pred, w)
+
+
 def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode: str = DEFAULT_LABEL_MODE,
                  cell: str = DEFAULT_CELL, with_loss: bool = True, data_name: str = DATA_NAME,
                  label_name: str = LABEL_NAME, init_seed: int = 0,
-                 forget_bias: float = DEFAULT_FORGET_BIAS) -> SymGen:
+                 forget_bias: float = DEFAULT_FORGET_BIAS, step_weight: float = 0.0,
+                 step_tau: float = DEFAULT_STEP_TAU) -> SymGen:
     """Return ``sym_gen(bucket_key) -> (symbol, data_names, label_names)`` for ``BucketingModule``.
 
     ``hidden_sizes``: one LSTM layer per entry; the last layer's hidden state is the
@@ -72,6 +82,8 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
     ``'fused'`` where it cannot load) or ``'auto'`` (``'native'`` where it loads, else
     ``'fused'``). ``with_loss=False`` builds the inference symbol (no label). ``init_seed``
     and ``forget_bias`` set the parameters' initial values (:func:`~sinlstm_sym.params.init_params`).
+    ``step_weight`` > 0 (``'sequence'`` only) weighs the loss of step ``k`` by
+    ``1 + step_weight * exp(-(k - 1) / step_tau)``; the output stays the prediction.
     """
     hidden_sizes = check_hidden_sizes(hidden_sizes)
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
@@ -84,6 +96,8 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
                     f"prediction of one value per step, got {hidden_sizes!r}")
     init = StackInit(hidden_sizes, check_int("init_seed", init_seed, minimum=0), cell,
                      check_float("forget_bias", forget_bias))
+    step_weight = check_float("step_weight", step_weight, minimum=0.0)
+    step_tau = check_float("step_tau", step_tau, minimum=0.0, strict_minimum=True)
     cell = resolve_cell(cell)  # 'native' / 'auto' -> 'native' or 'fused' (same parameters)
 
     def sym_gen(bucket_key: int) -> SymGenResult:
@@ -107,6 +121,8 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
                 pred = mx.sym.reshape(mx.sym.slice_axis(seq, axis=0, begin=length - 1, end=length), shape=(-3, -1))
         if not with_loss:
             return mx.sym.identity(pred, name=PRED_NAME), (data_name,), None
+        if step_weight and label_mode == "sequence":
+            pred = _weigh_steps(pred, length, step_weight, step_tau)
         head = mx.sym.LinearRegressionOutput(data=pred, label=mx.sym.var(label_name), name=PRED_NAME)
         return head, (data_name,), (label_name,)
 

@@ -201,7 +201,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     if train_iter is None:  # validate the data settings before connecting to anything
         SinBucketIter(config.data.buckets, batch_size=config.data.batch_size, num_samples=config.data.num_samples,
                       length_weights=config.data.length_weights, label_mode=model.label_mode, feature=model.feature,
-                      seed=0)
+                      t_low=config.data.t_low, t_high=config.data.t_high, seed=0)
     else:
         check_condition(not run.distributed, "train_iter cannot be combined with a distributed kvstore: each worker "
                         "needs its own shard; use the built-in iterator (config.data)")
@@ -222,7 +222,8 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         train_iter = SinBucketIter(config.data.buckets, batch_size=config.data.batch_size,
                                    num_samples=config.data.num_samples, length_weights=config.data.length_weights,
                                    label_mode=model.label_mode, feature=model.feature, seed=config.run.seed,
-                                   num_parts=num_workers, part_index=rank)
+                                   t_low=config.data.t_low, t_high=config.data.t_high, num_parts=num_workers,
+                                   part_index=rank)
         config = config.replace(seed=train_iter.seed)
     elif config.run.seed is None:
         config = config.replace(seed=int(np.random.SeedSequence().generate_state(1)[0] >> 1))
@@ -254,7 +255,8 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         config = config.replace(cell=resolve_cell(model.cell, contexts))
         model = config.model
     sym_gen = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell=model.cell, data_name=data_name,
-                           label_name=label_name, init_seed=seed, forget_bias=model.forget_bias)
+                           label_name=label_name, init_seed=seed, forget_bias=model.forget_bias,
+                           step_weight=model.step_weight, step_tau=model.step_tau)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                               label_name: label_shape(batch_size, key, model.label_mode)})
@@ -308,7 +310,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
             validator.best_params = load_checkpoint(saved.path.parent / BEST).arg_params
     trainer = Trainer(module, train_iter, progress, log, run.log_every, save=save,
                       checkpoint_every=run.checkpoint_every, eval_iter=eval_iter, progress_bar=run.progress_bar,
-                      learning_rate=optimizer.learning_rate, validator=validator)
+                      learning_rate=config.optimizer.learning_rate, validator=validator)
     trainer.run(run.num_epoch)
     if run.kvstore == "dist_async":
         pull_final_params(module, kv)

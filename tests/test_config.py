@@ -9,9 +9,27 @@ from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, Run
 def test_defaults_are_the_documented_ones():
     config = FitConfig()
     assert config.model == ModelConfig(hidden_sizes=(10, 20, 1), label_mode="sequence", feature="time",
-                                       cell="auto", forget_bias=1.0)
-    assert config.data.buckets == tuple(range(1, 10)) and config.data.batch_size == 300
-    assert config.optimizer == OptimizerConfig("adam", {}) and config.run.ctx == ("cpu:0",)
+                                       cell="auto", forget_bias=0.0, step_weight=4.0, step_tau=1.0)
+    assert config.data.buckets == tuple(range(1, 10)) + (12, 16, 20) and config.data.batch_size == 100
+    assert (config.data.num_samples, config.run.num_epoch, config.data.t_low, config.data.t_high) == \
+        (100000, 2, -0.1, 1.12)
+    assert config.optimizer == OptimizerConfig("adam", {"learning_rate": 0.03, "beta2": 0.99},
+                                               {"name": "cosine", "warmup_steps": 100})
+    assert config.run.ctx == ("cpu:0",)
+
+
+def test_the_original_setup():
+    config = FitConfig.original()
+    assert (config.data.buckets, config.model.label_mode, config.data.batch_size, config.data.num_samples) == \
+        ((9,), "last", 300, 300000)
+    assert config.optimizer == OptimizerConfig("adam", {}, None) and config.model.forget_bias == 1.0
+    assert (config.model.step_weight, config.data.t_low, config.data.t_high, config.run.num_epoch) == (0, 0, 1, 1)
+
+
+def test_another_optimizer_starts_from_its_own_arguments():
+    assert FitConfig.from_flat(optimizer="sgd").optimizer.params == {}
+    assert FitConfig.from_flat(optimizer="sgd", optimizer_params={"momentum": 0.9}).optimizer.params == \
+        {"momentum": 0.9}
 
 
 def test_frozen():
@@ -51,7 +69,7 @@ def test_resume_comparison_ignores_settings_that_change_no_number():
     b = a.replace(log_every=50, num_epoch=3, progress_bar=True, checkpoint_every=4)
     assert a.describe_differences(b) == ""
     c = a.replace(batch_size=150)
-    assert a.describe_differences(c) == "batch_size=300 there, 150 now"
+    assert a.describe_differences(c) == "batch_size=100 there, 150 now"
 
 
 @pytest.mark.parametrize("section, kwargs, error, message", [

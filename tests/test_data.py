@@ -145,7 +145,7 @@ def test_shard_positions_follow_the_rule(seed, num_parts):
 def test_an_epoch_too_large_for_memory_is_refused_with_the_figure():
     with pytest.raises(ValueError, match=r"num_samples=1000000000000000 gives 3333333333333 batches of 300 per "
                                          r"epoch, whose schedule needs .* GiB; .* GiB are free"):
-        SinBucketIter([1, 2], num_samples=10 ** 15)
+        SinBucketIter([1, 2], num_samples=10 ** 15, batch_size=300)
 
 
 # --- allocate_batches -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def test_evaluate_rows(checkpointed):
     result, directory = checkpointed
     report = evaluate(directory, lengths=range(1, 21), num_samples=500, seed=4)
     assert [r["length"] for r in report.rows] == list(range(1, 21))
-    assert [r["trained"] for r in report.rows] == [n <= 9 for n in range(1, 21)]
+    assert [r["trained"] for r in report.rows] == [n <= 9 or n in (12, 16, 20) for n in range(1, 21)]
     for row in report.rows:
         assert len(row["per_step_max_abs_error"]) == row["length"]
         assert row["max_abs_error"] == pytest.approx(max(row["per_step_max_abs_error"]))
@@ -32,7 +32,7 @@ def test_evaluate_rows(checkpointed):
     assert same.rows == report.rows  # a FitResult and its checkpoint give the same figures
     table = str(report).splitlines()
     assert table[0].split() == ["length", "trained", "mse", "max|err|", "worst", "step"]
-    assert len(table) == 21 and table[1].split()[:2] == ["1", "yes"] and table[20].split()[:2] == ["20", "no"]
+    assert len(table) == 21 and table[1].split()[:2] == ["1", "yes"] and table[19].split()[:2] == ["19", "no"]
 
 
 def test_evaluation_writes_json_and_csv(checkpointed, tmp_path):

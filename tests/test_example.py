@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-SMALL = ["--num-samples", "6000", "--log-every", "10", "--eval-samples", "200", "--eval-lengths", "1-3,12"]
+SMALL = ["--num-samples", "6000", "--log-every", "10", "--eval-samples", "200", "--eval-lengths", "1-3,12,13"]
 
 
 def run_example(root, python, *args, timeout=300):
@@ -16,10 +16,11 @@ def test_default_flags_train_evaluate_and_plot(root, python, tmp_path):
     png = tmp_path / "pred.png"
     proc = run_example(root, python, *SMALL, "--plot", str(png))
     assert proc.returncode == 0, proc.stderr
-    assert "epoch 0 batch 20/20" in proc.stderr  # logging goes to stderr
+    assert "epoch 1 batch 60/60" in proc.stderr  # logging goes to stderr; 2 epochs of 60 batches of 100
     assert "error per length" in proc.stdout
     table = [line.split() for line in proc.stdout.splitlines() if line.strip()[:1].isdigit()]
-    assert [(row[0], row[1]) for row in table] == [("1", "yes"), ("2", "yes"), ("3", "yes"), ("12", "no")]
+    assert [(row[0], row[1]) for row in table] == [("1", "yes"), ("2", "yes"), ("3", "yes"), ("12", "yes"),
+                                                   ("13", "no")]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
     assert "Subgraph backend" not in proc.stderr
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sinlstm_sym import fit
+from sinlstm_sym import FitConfig, fit
 from sinlstm_sym.gluon_reference import (build_gluon_model, copy_params_to_gluon, gluon_predict, params_from_gluon,
                                          train_gluon_reference)
 from sinlstm_sym.params import init_params
@@ -42,7 +42,7 @@ def test_weights_round_trip_through_gluon():
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_gluon_and_bucketing_module_train_alike(optimizer):
     reference = train_gluon_reference(optimizer=optimizer, **FIXED)
-    ours = fit(optimizer=optimizer, **FIXED)
+    ours = fit(FitConfig.original(optimizer=optimizer, **FIXED))
     assert len(reference.losses) == len(ours.losses) == 4
     np.testing.assert_allclose(reference.losses, ours.losses, rtol=1e-4)
     theirs, mine = params_from_gluon(reference.net), ours.arg_params()

@@ -191,7 +191,7 @@ def test_grad_req_add_and_null_are_honoured():
 @needs_native
 @pytest.mark.parametrize("label_mode", ["sequence", "last"])
 def test_training_trace_equals_fused(label_mode):
-    common = dict(seed=5, num_samples=300 * 40, batch_size=300, log_every=1, label_mode=label_mode,
+    common = dict(seed=5, num_samples=300 * 40, batch_size=300, num_epoch=1, log_every=1, label_mode=label_mode,
                   buckets=range(1, 10) if label_mode == "sequence" else [9])
     native, fused = fit(cell="native", **common), fit(cell="fused", **common)
     assert native.config.model.cell == "native" and len(native.losses) == 40
@@ -364,7 +364,7 @@ FALLBACK = textwrap.dedent("""
     logging.getLogger().setLevel(logging.INFO)
     from sinlstm_sym import fit
     from sinlstm_sym.native import native_available, resolve_cell
-    common = dict(seed=1, num_samples=300 * 12, log_every=3)
+    common = dict(seed=1, num_samples=300 * 12, batch_size=300, num_epoch=1, log_every=3)
     chosen = resolve_cell("auto")
     auto = fit(cell="auto", **common)
     native = fit(cell="native", **common)

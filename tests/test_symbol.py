@@ -132,7 +132,7 @@ def test_fused_packing_round_trip():
 
 def test_init_params_seeded_and_private():
     state = np.random.get_state()
-    a, b, c = init_params(HIDDEN, 5), init_params(HIDDEN, 5), init_params(HIDDEN, 6)
+    a, b, c = init_params(HIDDEN, 5, forget_bias=1.0), init_params(HIDDEN, 5, forget_bias=1.0), init_params(HIDDEN, 6)
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not all(np.array_equal(a[k], c[k]) for k in a)
     np.testing.assert_array_equal(np.random.get_state()[1], state[1])

@@ -4,7 +4,7 @@ import logging
 import numpy as np
 import pytest
 
-from sinlstm_sym import FitResult, SinBucketIter, fit
+from sinlstm_sym import FitConfig, FitResult, SinBucketIter, fit
 from sinlstm_sym.evaluation import per_length_error
 
 # Loss of the best constant prediction: 0.5 * Var(sin(t)/2) for t ~ U[0, 1) is about 0.0077.
@@ -19,7 +19,7 @@ def test_constant_predictor_loss_figure():
 
 def test_default_run_learns(default_run: FitResult):
     losses = default_run.losses
-    assert len(losses) == 4 and default_run.loss_history[-1].batch == 1000
+    assert len(losses) == 8 and default_run.loss_history[-1].batch == 1000  # 2 epochs of 1000 batches
     assert losses[0] > losses[-1]
     # the last 250 batches average well below what any constant prediction could reach
     assert losses[-1] < CONSTANT_PREDICTOR_LOSS / 20
@@ -55,8 +55,8 @@ def test_cells_give_the_same_training():
 
 
 def test_adam_beats_sgd_on_the_fixed_task():
-    budget = dict(buckets=[9], label_mode="last", num_samples=30000, log_every=20, seed=0)
-    adam, sgd = fit(optimizer="adam", **budget), fit(optimizer="sgd", **budget)
+    budget = dict(num_samples=30000, log_every=20, seed=0)  # the original's setup: Adam and SGD at their default rates
+    adam, sgd = fit(FitConfig.original(optimizer="adam", **budget)), fit(FitConfig.original(optimizer="sgd", **budget))
     assert len(adam.losses) == len(sgd.losses) == 5
     assert adam.losses[-1] < 0.5 * sgd.losses[-1]
 
@@ -75,7 +75,7 @@ def test_seed_none_is_recorded_and_replayable():
 
 def test_logs_progress_without_printing(caplog, capsys):
     with caplog.at_level(logging.INFO, logger="sinlstm_sym"):
-        result = fit(seed=0, num_samples=3000, log_every=5, buckets=[2, 4])
+        result = fit(seed=0, num_samples=3000, batch_size=300, num_epoch=1, log_every=5, buckets=[2, 4])
     lines = [r.getMessage() for r in caplog.records if "samples/s" in r.getMessage()]
     assert len(lines) == 2 and "batch 5/10" in lines[0] and "samples/s" in lines[0]
     assert sum(result.loss_history[0].bucket_counts.values()) == 5
@@ -91,7 +91,7 @@ def test_custom_logger_receives_progress(caplog):
 
 
 def test_multi_epoch_history():
-    result = fit(seed=0, num_samples=1200, num_epoch=3, log_every=2)
+    result = fit(seed=0, num_samples=1200, batch_size=300, num_epoch=3, log_every=2)
     assert [(r.epoch, r.batch) for r in result.loss_history] == [(e, b) for e in range(3) for b in (2, 4)]
     assert len(result.epoch_losses) == 3
 

@@ -3,7 +3,7 @@ that refuse a bad value while the command line is read, before anything else hap
 import argparse
 import json
 import sys
-from typing import Any, Callable, Dict, List, NoReturn
+from typing import Any, Callable, Dict, List, NoReturn, Optional
 
 from ..outputs import PLOT_SUFFIXES, check_output_file
 
@@ -59,6 +59,11 @@ def json_dict(text: str) -> Dict[str, Any]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
     return value
+
+
+def json_dict_or_null(text: str) -> Optional[Dict[str, Any]]:
+    """A JSON object, or ``null`` (None)."""
+    return None if text.strip() == "null" else json_dict(text)
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

@@ -1,10 +1,13 @@
 """``sinlstm-train`` (and ``python examples/bucket_train.py``):
 train the stacked-LSTM sine predictor on variable-length windows with a BucketingModule.
 
-Defaults: buckets 1..9, per-step ("sequence") labels, Adam, one epoch of 300000 windows.
-Prints progress, then the error per length on fresh windows, trained and unseen lengths.
+Defaults: the library's recipe (FitConfig's defaults): lengths 1..9, 12, 16, 20 with per-step labels, Adam
+at 0.03 with 100 warm-up updates and a cosine decay, two epochs of 100000 windows in batches of 100.
+``--fixed`` is the original 2018 setup. Prints progress, then the error per length on fresh windows
+(lengths 1..20 by default; lengths that had no training batch are marked).
 """
 import argparse
+import json
 import logging
 import sys
 from typing import Any, Dict, List, NoReturn, Optional
@@ -15,8 +18,8 @@ from ..evaluation import format_error_table, per_length_error
 from ..outputs import check_output_dir
 from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
 from ..training import fit
-from .args import (Parser, fail, flags_named, float_list, int_at_least, int_list, json_dict, needs_matplotlib,
-                   plot_file, resume_command)
+from .args import (Parser, fail, flags_named, float_list, int_at_least, int_list, json_dict, json_dict_or_null,
+                   needs_matplotlib, plot_file, resume_command)
 
 # flag -> fit setting; each flag's value is checked on its own (with the settings it needs) before training
 FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "--hidden-sizes": "hidden_sizes",
@@ -35,51 +38,59 @@ _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "
 INTERRUPTED_EXIT = 130
 
 
+def _d(setting: str) -> Any:
+    """The library's default of a fit setting (the defaults live in one place: FitConfig)."""
+    value = FitConfig().flat()[setting]
+    return list(value) if isinstance(value, tuple) else value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="sinlstm-train", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--buckets", type=int_list, default=list(range(1, 10)),
-                   help="window lengths to train on, one bucket each, e.g. '1-9' or '3,6,9'")
+    p = Parser(prog="sinlstm-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--buckets", type=int_list, default=None,
+                   help=f"window lengths to train on, one bucket each, e.g. '1-9' or '3,6,9' (default {_d('buckets')})")
     p.add_argument("--length-weights", type=float_list, default=None,
                    help="relative frequency of each bucket, in the order of --buckets (default: equal)")
-    p.add_argument("--hidden-sizes", type=int_list, default=[10, 20, 1],
-                   help="one stacked LSTM layer per size; the last must be 1 (it is the prediction)")
-    p.add_argument("--batch-size", type=int_at_least(1), default=300, help="windows per batch")
-    p.add_argument("--num-samples", type=int_at_least(1), default=300000, help="windows per epoch")
-    p.add_argument("--num-epoch", type=int_at_least(1), default=1, help="passes over fresh windows")
-    p.add_argument("--label-mode", choices=list(LABEL_MODES), default="sequence",
+    p.add_argument("--hidden-sizes", type=int_list, default=None,
+                   help="one stacked LSTM layer per size; the last must be 1 (it is the prediction; default "
+                        f"{_d('hidden_sizes')})")
+    p.add_argument("--batch-size", type=int_at_least(1), default=None, help=f"windows per batch (default {_d('batch_size')})")
+    p.add_argument("--num-samples", type=int_at_least(1), default=None, help=f"windows per epoch (default {_d('num_samples')})")
+    p.add_argument("--num-epoch", type=int_at_least(1), default=None, help=f"passes over fresh windows (default {_d('num_epoch')})")
+    p.add_argument("--label-mode", choices=list(LABEL_MODES), default=None,
                    help="'sequence': a label at every step; 'last': the step after the window only")
-    p.add_argument("--feature", choices=list(FEATURES), default="time",
+    p.add_argument("--feature", choices=list(FEATURES), default=None,
                    help="input at each step: the time stamp t (as the original) or sin(t)/2")
-    p.add_argument("--cell", choices=list(CELLS), default=DEFAULT_CELL,
+    p.add_argument("--cell", choices=list(CELLS), default=None,
                    help="'fused': one mx.sym.RNN per layer; 'unrolled': mx.rnn.LSTMCell per step (same numbers)")
-    p.add_argument("--optimizer", default="adam", help="an MXNet optimizer name, e.g. adam or sgd")
+    p.add_argument("--optimizer", default=None, help="an MXNet optimizer name, e.g. adam or sgd")
     p.add_argument("--optimizer-params", type=json_dict, default=None,
-                   help="JSON object of optimizer arguments, e.g. '{\"learning_rate\": 0.01}' (default: MXNet's)")
-    p.add_argument("--lr-schedule", type=json_dict, default=None,
+                   help=f"JSON object of optimizer arguments (default {json.dumps(_d('optimizer_params'))})")
+    p.add_argument("--lr-schedule", type=json_dict_or_null, default=None,
                    help="JSON learning-rate schedule, e.g. '{\"name\": \"cosine\", \"warmup_steps\": 100}' "
-                        "(names: cosine, poly, factor, multifactor; max_update defaults to the run's updates)")
-    p.add_argument("--ctx", default="cpu", help="'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1' (GPUs need the GPU build)")
-    p.add_argument("--kvstore", choices=list(KVSTORES), default="local",
+                        "(names: cosine, poly, factor, multifactor; max_update defaults to the run's updates; "
+                        f"default {json.dumps(_d('lr_schedule'))}; 'null' for a constant rate)")
+    p.add_argument("--ctx", default=None, help="'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1' (GPUs need the GPU build)")
+    p.add_argument("--kvstore", choices=list(KVSTORES), default=None,
                    help="gradient aggregation: local/device for several --ctx devices, dist_* for workers started "
                         "by python -m sinlstm_sym.launch (then only rank 0 prints the report)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of windows and initial weights")
-    p.add_argument("--log-every", type=int_at_least(1), default=100, help="log the mean loss every N batches")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of windows and initial weights (default 0)")
+    p.add_argument("--log-every", type=int_at_least(1), default=None, help="log the mean loss every N batches")
     p.add_argument("--checkpoint", metavar="DIR", default=None,
                    help="write an atomic checkpoint to DIR after every epoch (see sinlstm-evaluate)")
     p.add_argument("--checkpoint-every", type=int_at_least(1), default=None, metavar="N",
                    help="also checkpoint every N batches (needs --checkpoint)")
-    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --checkpoint")
+    p.add_argument("--resume", action="store_true", default=None, help="continue from the latest checkpoint in --checkpoint")
     p.add_argument("--validation-lengths", type=int_list, default=None,
                    help="score held-out windows of these lengths while training (e.g. '1-20'); keeps the best "
                         "parameters (and DIR/best with --checkpoint)")
-    p.add_argument("--validation-samples", type=int_at_least(1), default=500, help="held-out windows per length")
+    p.add_argument("--validation-samples", type=int_at_least(1), default=None, help="held-out windows per length")
     p.add_argument("--validate-every", type=int_at_least(1), default=None, metavar="N",
                    help="also validate every N batches (always at each epoch end)")
     p.add_argument("--target-max-error", type=float, default=None,
                    help="stop once the held-out max abs error is this small")
     p.add_argument("--patience", type=int_at_least(1), default=None,
                    help="stop after this many validations without improvement")
-    p.add_argument("--eval-lengths", type=int_list, default=list(range(1, 10)) + [12, 16, 20],
+    p.add_argument("--eval-lengths", type=int_list, default=list(range(1, 21)),
                    help="lengths of the error table (fresh windows; lengths that had no batch are marked)")
     p.add_argument("--eval-samples", type=int_at_least(1), default=3000,
                    help="fresh windows per length in the error table")
@@ -87,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save prediction vs label per step for one window per evaluated length (.png, .pdf or "
                         ".svg; needs matplotlib)")
     p.add_argument("--fixed", action="store_true",
-                   help="the original's fixed task: buckets [9], label-mode last (overrides those flags)")
+                   help="the original 2018 setup: 9 steps, last-step label, batch 300, 300000 windows, one epoch, "
+                        "Adam at its default rate, forget bias 1 (other flags still apply)")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="progress bar (needs tqdm): 'auto' shows it on a terminal")
     p.add_argument("--compare-gluon", action="store_true",
@@ -100,20 +112,28 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def _settings(args: argparse.Namespace) -> Dict[str, Any]:
-    return {setting: getattr(args, flag[2:].replace("-", "_")) for flag, setting in FLAG_SETTINGS.items()}
+    """The fit settings given on the command line (flags left out keep the configuration's defaults)."""
+    given = {setting: getattr(args, flag[2:].replace("-", "_")) for flag, setting in FLAG_SETTINGS.items()}
+    if "--lr-schedule" in args.raw_argv:  # 'null' (None) is a value here: a constant rate
+        given.setdefault("lr_schedule", None)
+        return {k: v for k, v in given.items() if v is not None or k == "lr_schedule"}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> FitConfig:
     """Every flag checked (naming the flag) before anything is trained; the whole configuration."""
     settings = _settings(args)
+    base = FitConfig.original() if args.fixed else FitConfig()
     for flag, setting in FLAG_SETTINGS.items():
-        needed = {k: settings[k] for k in _NEEDS.get(setting, ())}
+        if setting not in settings:
+            continue
+        needed = {k: settings[k] for k in _NEEDS.get(setting, ()) if k in settings}
         try:
-            FitConfig.from_flat(**{setting: settings[setting]}, **needed)
+            base.replace(**{setting: settings[setting]}, **needed)
         except (ValueError, TypeError) as err:
             fail(parser, flag, str(err))
     try:
-        config = FitConfig.from_flat(**settings)
+        config = base.replace(**settings)
     except (ValueError, TypeError) as err:
         refuse(parser, err)
     if args.checkpoint is not None and not args.resume:
@@ -138,8 +158,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.fixed:
-        args.buckets, args.label_mode = [9], "last"
+    args.raw_argv = argv
     config = check_settings(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     progress_bar = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
@@ -165,19 +184,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.compare_gluon:
         from ..gluon_reference import train_gluon_reference
-        if args.feature != "time" or args.length_weights is not None:
-            print("note: the Gluon reference uses feature='time' and equal bucket weights", file=sys.stderr)
-        common = {k: v for k, v in _settings(args).items() if k in (
-            "buckets", "hidden_sizes", "batch_size", "num_samples", "num_epoch", "label_mode", "optimizer",
-            "optimizer_params", "ctx", "seed", "log_every")}
-        reference = train_gluon_reference(**common)
+        c = result.config
+        if c.model.feature != "time" or c.data.length_weights is not None or c.optimizer.lr_schedule is not None \
+                or c.model.step_weight or (c.data.t_low, c.data.t_high) != (0.0, 1.0):
+            print("note: the Gluon reference trains like the original (feature 'time', equal bucket weights, a "
+                  "constant rate, no step weights, t0 in [0, 1)); use --fixed to compare like for like",
+                  file=sys.stderr)
+        reference = train_gluon_reference(
+            buckets=c.data.buckets, hidden_sizes=c.model.hidden_sizes, batch_size=c.data.batch_size,
+            num_samples=c.data.num_samples, num_epoch=c.run.num_epoch, label_mode=c.model.label_mode,
+            optimizer=c.optimizer.name, optimizer_params=c.optimizer.params, ctx=list(c.run.ctx), seed=c.run.seed,
+            log_every=c.run.log_every, forget_bias=c.model.forget_bias)
         print("\nloss at each log point (same windows, same initial weights)")
         print(f"{'epoch':>5} {'batch':>6} {'BucketingModule':>16} {'Gluon reference':>16}")
         for ours, theirs in zip(result.loss_history, reference.loss_history):
             print(f"{ours.epoch:>5} {ours.batch:>6} {ours.loss:>16.6f} {theirs.loss:>16.6f}")
+    updates = result.progress.global_batch
+    print(f"\ntrained {updates} updates ({updates * result.config.data.batch_size} windows) in "
+          f"{result.progress.train_seconds:.1f} s; cell {result.config.model.cell}")
     predictor = result.predictor()
     rows = per_length_error(predictor, args.eval_lengths, num_samples=args.eval_samples, seed=args.seed + 1)
-    target = "last step" if args.label_mode == "last" else "every step"
+    target = "last step" if result.config.model.label_mode == "last" else "every step"
     print(f"\nerror per length on {args.eval_samples} fresh windows each ({target}); trained = had a batch")
     print(format_error_table(rows))
     if args.plot:
