@@ -13,7 +13,7 @@ import sys
 from typing import Any, Dict, List, NoReturn, Optional
 
 from ..config import FitConfig
-from ..constants import CELLS, DEFAULT_CELL, FEATURES, KVSTORES, LABEL_MODES
+from ..constants import CELLS, FEATURES, KVSTORES, LABEL_MODES
 from ..evaluation import format_error_table, per_length_error
 from ..outputs import check_output_dir
 from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
@@ -53,15 +53,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden-sizes", type=int_list, default=None,
                    help="one stacked LSTM layer per size; the last must be 1 (it is the prediction; default "
                         f"{_d('hidden_sizes')})")
-    p.add_argument("--batch-size", type=int_at_least(1), default=None, help=f"windows per batch (default {_d('batch_size')})")
-    p.add_argument("--num-samples", type=int_at_least(1), default=None, help=f"windows per epoch (default {_d('num_samples')})")
-    p.add_argument("--num-epoch", type=int_at_least(1), default=None, help=f"passes over fresh windows (default {_d('num_epoch')})")
+    p.add_argument("--batch-size", type=int_at_least(1), default=None,
+                   help=f"windows per batch (default {_d('batch_size')})")
+    p.add_argument("--num-samples", type=int_at_least(1), default=None,
+                   help=f"windows per epoch (default {_d('num_samples')})")
+    p.add_argument("--num-epoch", type=int_at_least(1), default=None,
+                   help=f"passes over fresh windows (default {_d('num_epoch')})")
     p.add_argument("--label-mode", choices=list(LABEL_MODES), default=None,
                    help="'sequence': a label at every step; 'last': the step after the window only")
     p.add_argument("--feature", choices=list(FEATURES), default=None,
                    help="input at each step: the time stamp t (as the original) or sin(t)/2")
     p.add_argument("--cell", choices=list(CELLS), default=None,
-                   help="'fused': one mx.sym.RNN per layer; 'unrolled': mx.rnn.LSTMCell per step (same numbers)")
+                   help="'auto' (default): 'native' (one C++ operator for the stack) where it builds, else 'fused' "
+                        "(one mx.sym.RNN per layer); 'unrolled': mx.rnn.LSTMCell per step; all give the same numbers")
     p.add_argument("--optimizer", default=None, help="an MXNet optimizer name, e.g. adam or sgd")
     p.add_argument("--optimizer-params", type=json_dict, default=None,
                    help=f"JSON object of optimizer arguments (default {json.dumps(_d('optimizer_params'))})")
@@ -79,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write an atomic checkpoint to DIR after every epoch (see sinlstm-evaluate)")
     p.add_argument("--checkpoint-every", type=int_at_least(1), default=None, metavar="N",
                    help="also checkpoint every N batches (needs --checkpoint)")
-    p.add_argument("--resume", action="store_true", default=None, help="continue from the latest checkpoint in --checkpoint")
+    p.add_argument("--resume", action="store_true", default=None,
+                   help="continue from the latest checkpoint in --checkpoint")
     p.add_argument("--validation-lengths", type=int_list, default=None,
                    help="score held-out windows of these lengths while training (e.g. '1-20'); keeps the best "
                         "parameters (and DIR/best with --checkpoint)")
