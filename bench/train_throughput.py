@@ -180,11 +180,11 @@ def child_datagen(spec):
 # ----------------------------------------------------------------------------------------
 # child: MXNet rows (fit and the Gluon reference)
 # ----------------------------------------------------------------------------------------
-def _install_pregen_iter():
-    """Patch the library's SinBucketIter (as seen by training/gluon_reference) with a replaying one."""
+def _install_pregen_iter(patch_gluon_reference: bool):
+    """A replaying SinBucketIter class; ``fit`` takes one as ``train_iter``, the Gluon reference (which
+    builds its own iterator) gets the class patched in."""
     import sinlstm_sym.data as data_mod
     import sinlstm_sym.gluon_reference as gref
-    import sinlstm_sym.training as training
 
     class PregenIter(data_mod.SinBucketIter):
         """SinBucketIter that builds every DataBatch of an epoch up front and replays them.
@@ -236,11 +236,11 @@ def _install_pregen_iter():
         def checksum(self):
             return _windows_checksum([(b.data[0].asnumpy(), b.label[0].asnumpy()) for b in self._batches])
 
-    for mod in (training, gref):
-        if getattr(mod, "SinBucketIter", None) is not data_mod.SinBucketIter:
-            raise RuntimeError(f"{mod.__name__} no longer uses sinlstm_sym.data.SinBucketIter under that name; "
-                               "the --data pregen patch cannot be applied (use --data live)")
-        mod.SinBucketIter = PregenIter
+    if patch_gluon_reference:
+        if getattr(gref, "SinBucketIter", None) is not data_mod.SinBucketIter:
+            raise RuntimeError("sinlstm_sym.gluon_reference no longer uses sinlstm_sym.data.SinBucketIter under that "
+                               "name; the --data pregen patch cannot be applied (use --data live)")
+        gref.SinBucketIter = PregenIter
     return PregenIter
 
 
@@ -248,9 +248,10 @@ def child_mxnet(spec):
     import mxnet as mx
     import sinlstm_sym
     from sinlstm_sym.gluon_reference import train_gluon_reference
+    from sinlstm_sym import FitConfig
     from sinlstm_sym.training import fit
     task = TASKS[spec["task"]]
-    pregen = _install_pregen_iter() if spec["data"] == "pregen" else None
+    pregen = _install_pregen_iter(spec["kind"] != "fit") if spec["data"] == "pregen" else None
     common = dict(buckets=task["buckets"], label_mode=task["label_mode"], hidden_sizes=HIDDEN,
                   batch_size=spec["batch_size"], num_samples=spec["num_samples"], num_epoch=1,
                   seed=spec["seed"], log_every=spec["log_every"])
@@ -259,8 +260,11 @@ def child_mxnet(spec):
         if not native_available():
             raise RuntimeError("the native operator did not load in this child: the row would measure 'fused'")
     t0 = time.perf_counter()
-    if spec["kind"] == "fit":
-        res = fit(cell=spec["cell"], **common)
+    if spec["kind"] == "fit":  # like for like with the other rows: the original's settings, these windows
+        data = None if pregen is None else pregen(task["buckets"], batch_size=spec["batch_size"],
+                                                  num_samples=spec["num_samples"], label_mode=task["label_mode"],
+                                                  seed=spec["seed"])
+        res = fit(FitConfig.original(cell=spec["cell"], **common), train_iter=data)
     else:
         res = train_gluon_reference(**common)
     wall = time.perf_counter() - t0

@@ -34,7 +34,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 3:
         log.addHandler(FailAt(sys.argv[3], out))
     tic = time.perf_counter()
-    result = fit(kvstore=kvstore, seed=11, num_samples=int(60000), log_every=20, logger=log)
+    result = fit(kvstore=kvstore, seed=11, num_samples=60000, batch_size=300, num_epoch=1, log_every=20, logger=log)
     seconds = time.perf_counter() - tic
     rank = result.rank
     np.savez(f"{out}/params-{rank}.npz", **result.arg_params())

@@ -64,7 +64,8 @@ def test_a_diverging_learning_rate_is_reported_naming_it():
 def test_cli_ctrl_c_exits_130_with_the_resume_command(tmp_path):
     script = Path(sys.executable).parent / "sinlstm-train"
     run = tmp_path / "run"
-    argv = ["--buckets", "1-3", "--num-samples", "300000", "--batch-size", "100", "--log-every", "20",
+    argv = ["--buckets", "1-3", "--num-samples", "300000", "--batch-size", "100", "--num-epoch", "1",
+            "--log-every", "20",
             "--checkpoint", str(run), "--eval-lengths", "1-3", "--eval-samples", "10", "--progress", "off"]
     proc = subprocess.Popen([str(script), *argv], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120

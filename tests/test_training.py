@@ -155,3 +155,12 @@ def test_non_finite_loss_stops_training_naming_epoch_batch_and_bucket():
     key = int(data.schedule[3])
     with pytest.raises(NonFiniteLossError, match=rf"loss became nan at epoch 0, batch 4 \(bucket_key {key}\)"):
         fit(train_iter=data, seed=0, log_every=5)
+
+
+@pytest.mark.slow
+def test_default_recipe_meets_the_accuracy_goal(default_run: FitResult):
+    """Issue 9's goal is max abs error <= 0.003 on every step of lengths 1..20; assert a margin under it."""
+    rows = per_length_error(default_run.predictor(), range(1, 21), num_samples=3000, seed=12345)
+    assert max(row["max_abs_error"] for row in rows) <= 0.005, [(r["length"], r["max_abs_error"]) for r in rows]
+    assert default_run.trained_lengths == tuple(range(1, 10)) + (12, 16, 20)
+    assert default_run.progress.train_seconds < 60  # 2-3 s on 2 shared cores; a bound, not a benchmark
