@@ -108,57 +108,31 @@ def _check_target(target: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.nd
     return target
 
 
-class SinBucketIter(mx.io.DataIter):
-    """Sine windows of several lengths, one bucket per unroll length, for ``BucketingModule``.
+class BucketWindowIter(mx.io.DataIter):
+    """The bucketing contract and its guarantees, shared by the library's iterators.
 
-    Every batch holds ``batch_size`` windows of one length ``L`` (``bucket_key == L``):
-    data ``(batch_size, L, 1)`` in layout ``NTC``; labels ``(batch_size, 1)`` for
-    ``label_mode='last'`` or ``(batch_size, L)`` for ``'sequence'`` (the default). One epoch has
-    ``num_samples // batch_size`` full batches (never a padded one), shared among the
-    buckets by :func:`allocate_batches` (largest remainder) in proportion to
-    ``length_weights``. ``provide_data``/``provide_label`` and ``default_bucket_key``
-    describe the largest bucket; each batch carries its own descriptions.
-
-    Randomness comes only from private generators seeded by ``(seed, epoch)`` (the batch
-    order) and ``(seed, epoch, batch)`` (each batch's windows): the same ``seed`` yields
-    the same batches, epoch after epoch, and numpy's and MXNet's global generators are
-    never used. With ``seed=None`` a seed is drawn once and kept in :attr:`seed`, so a
-    run can be repeated after the fact. ``refresh=False`` makes ``reset()`` replay the same
-    epoch, as a fixed held-out set should.
-
-    Sharding for data-parallel workers: ``num_parts`` iterators with ``part_index`` 0 ..
-    ``num_parts - 1`` and the same seed split one global epoch of ``num_parts *
-    num_batches`` batches. The k-th batch of each bucket in the global order goes to part
-    ``k % num_parts``, so the parts are disjoint, cover the epoch, and each has exactly
-    ``num_batches`` batches with the same bucket mix (every worker runs the same number
-    of updates, as ``dist_sync`` requires).
+    Every batch holds ``batch_size`` windows of one length ``L`` (``bucket_key == L``): data
+    ``(batch_size, L, 1)`` in layout ``NTC``, labels ``(batch_size, 1)`` (``label_mode='last'``)
+    or ``(batch_size, L)`` (``'sequence'``). One epoch has ``num_samples // batch_size`` full
+    batches, shared among the buckets by :func:`allocate_batches` in proportion to
+    ``length_weights``; batch order from a generator seeded by ``(seed, epoch)``, each batch's
+    windows by ``(seed, epoch, batch)``; ``num_parts``/``part_index`` shard one global epoch
+    (:func:`shard_positions`); ``set_epoch`` positions it for a resume; ``refresh=False`` makes
+    ``reset()`` replay the same epoch. A subclass calls :meth:`_setup_buckets` first and
+    :meth:`_setup_epochs` last in its ``__init__``, and implements :meth:`window_arrays`.
     """
 
-    def __init__(self, buckets: Sequence[int], batch_size: int = DEFAULT_BATCH_SIZE,
-                 num_samples: int = DEFAULT_NUM_SAMPLES, length_weights: Optional[Sequence[float]] = None,
-                 label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, step: float = DEFAULT_STEP,
-                 t_low: float = 0.0, t_high: float = 1.0, target: Optional[Callable[[np.ndarray], np.ndarray]] = None,
-                 shuffle: bool = True, seed: Optional[int] = None, data_name: str = DATA_NAME,
-                 label_name: str = LABEL_NAME,
-                 dtype: str = "float32", num_parts: int = 1, part_index: int = 0, refresh: bool = True) -> None:
+    def _setup_buckets(self, buckets: Sequence[int], batch_size: int, length_weights: Optional[Sequence[float]],
+                       label_mode: str, shuffle: bool, seed: Optional[int], data_name: str, label_name: str,
+                       dtype: str, num_parts: int, part_index: int, refresh: bool) -> None:
         given = check_int_sequence("buckets", buckets, minimum=1)
         self.buckets = tuple(sorted(given))
-        batch_size = check_int("batch_size", batch_size, minimum=1)
-        super().__init__(batch_size)
-        self.num_samples = check_int("num_samples", num_samples, minimum=batch_size)
+        super().__init__(check_int("batch_size", batch_size, minimum=1))
         weights = (1.0,) * len(given) if length_weights is None else check_weights(
             "length_weights", length_weights, len(given))
         by_key = dict(zip(given, weights))
         self.length_weights = tuple(by_key[k] for k in self.buckets)
         self.label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
-        self.feature = check_choice("feature", feature, FEATURES)
-        self.step = check_float("step", step, minimum=0.0, strict_minimum=True)
-        self.t_low = check_float("t_low", t_low)
-        self.t_high = check_float("t_high", t_high)
-        check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={t_low!r}, t_high={t_high!r}")
-        check_condition(np.isfinite(self.t_high - self.t_low + self.step * (max(self.buckets) + 1)),
-                        f"t_high - t_low must be a finite range, got t_low={t_low!r}, t_high={t_high!r}")
-        self.target = half_sine if target is None else _check_target(target)
         self.shuffle = check_bool("shuffle", shuffle)
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
@@ -168,14 +142,15 @@ class SinBucketIter(mx.io.DataIter):
         check_condition(self.data_name != self.label_name,
                         f"data_name and label_name must differ, both are {data_name!r}")
         self.dtype = check_choice("dtype", dtype, DTYPES)
-        largest = float(np.finfo(self.dtype).max)
-        check_condition(max(abs(self.t_low), abs(self.t_high) + self.step * (max(self.buckets) + 1)) < largest,
-                        f"t_low and t_high must keep every time stamp within {self.dtype} (|t| < {largest:.3g}), "
-                        f"got t_low={t_low!r}, t_high={t_high!r}")
         self.num_parts = check_int("num_parts", num_parts, minimum=1)
         self.part_index = check_int("part_index", part_index, minimum=0)
         check_condition(self.part_index < self.num_parts,
                         f"part_index must be < num_parts ({self.num_parts}), got {part_index}")
+        self.refresh = check_bool("refresh", refresh)
+
+    def _setup_epochs(self, num_samples: int) -> None:
+        batch_size = self.batch_size
+        self.num_samples = check_int("num_samples", num_samples, minimum=batch_size)
         self.num_batches = self.num_samples // batch_size // self.num_parts
         check_condition(self.num_batches >= 1, f"num_samples={num_samples} gives fewer than one batch of "
                         f"{batch_size} per part for num_parts={self.num_parts}")
@@ -186,9 +161,12 @@ class SinBucketIter(mx.io.DataIter):
         self.batches_per_bucket: Dict[int, int] = dict(
             zip(self.buckets, allocate_batches(self.num_batches, self.length_weights)))
         self.default_bucket_key = max(self.buckets)
-        self.refresh = check_bool("refresh", refresh)
         self.epoch = 0
         self._start_epoch()
+
+    def window_arrays(self, position: int, length: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Inputs ``(B, length, 1)`` and labels of batch ``position`` of the current epoch's global schedule."""
+        raise NotImplementedError
 
     # --- description -------------------------------------------------------
     def data_desc(self, length: int) -> List[mx.io.DataDesc]:
@@ -234,10 +212,6 @@ class SinBucketIter(mx.io.DataIter):
         self._start_epoch()
         self.cursor = cursor
 
-    def start_times(self, position: int) -> np.ndarray:
-        """Start times of the windows of batch ``position`` of the current epoch's global schedule."""
-        return np.asarray(self._rng(self.epoch, position).uniform(self.t_low, self.t_high, size=self.batch_size))
-
     def iter_next(self) -> bool:
         return self.cursor < len(self.schedule)
 
@@ -245,9 +219,7 @@ class SinBucketIter(mx.io.DataIter):
         if not self.iter_next():
             raise StopIteration
         length = int(self.schedule[self.cursor])
-        inputs, labels = make_windows(self.start_times(int(self.batch_indices[self.cursor])), length, self.step,
-                                      self.label_mode,
-                                      self.feature, self.target)
+        inputs, labels = self.window_arrays(int(self.batch_indices[self.cursor]), length)
         self.cursor += 1
         return mx.io.DataBatch(
             data=[_to_ndarray(inputs, self.dtype)], label=[_to_ndarray(labels, self.dtype)],
@@ -255,3 +227,61 @@ class SinBucketIter(mx.io.DataIter):
 
     def __len__(self) -> int:
         return self.num_batches
+
+
+class SinBucketIter(BucketWindowIter):
+    """Sine windows of several lengths, one bucket per unroll length, for ``BucketingModule``.
+
+    Every batch holds ``batch_size`` windows of one length ``L`` (``bucket_key == L``):
+    data ``(batch_size, L, 1)`` in layout ``NTC``; labels ``(batch_size, 1)`` for
+    ``label_mode='last'`` or ``(batch_size, L)`` for ``'sequence'`` (the default). One epoch has
+    ``num_samples // batch_size`` full batches (never a padded one), shared among the
+    buckets by :func:`allocate_batches` (largest remainder) in proportion to
+    ``length_weights``. ``provide_data``/``provide_label`` and ``default_bucket_key``
+    describe the largest bucket; each batch carries its own descriptions.
+
+    Randomness comes only from private generators seeded by ``(seed, epoch)`` (the batch
+    order) and ``(seed, epoch, batch)`` (each batch's windows): the same ``seed`` yields
+    the same batches, epoch after epoch, and numpy's and MXNet's global generators are
+    never used. With ``seed=None`` a seed is drawn once and kept in :attr:`seed`, so a
+    run can be repeated after the fact. ``refresh=False`` makes ``reset()`` replay the same
+    epoch, as a fixed held-out set should.
+
+    Sharding for data-parallel workers: ``num_parts`` iterators with ``part_index`` 0 ..
+    ``num_parts - 1`` and the same seed split one global epoch of ``num_parts *
+    num_batches`` batches. The k-th batch of each bucket in the global order goes to part
+    ``k % num_parts``, so the parts are disjoint, cover the epoch, and each has exactly
+    ``num_batches`` batches with the same bucket mix (every worker runs the same number
+    of updates, as ``dist_sync`` requires).
+    """
+
+    def __init__(self, buckets: Sequence[int], batch_size: int = DEFAULT_BATCH_SIZE,
+                 num_samples: int = DEFAULT_NUM_SAMPLES, length_weights: Optional[Sequence[float]] = None,
+                 label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, step: float = DEFAULT_STEP,
+                 t_low: float = 0.0, t_high: float = 1.0, target: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 shuffle: bool = True, seed: Optional[int] = None, data_name: str = DATA_NAME,
+                 label_name: str = LABEL_NAME,
+                 dtype: str = "float32", num_parts: int = 1, part_index: int = 0, refresh: bool = True) -> None:
+        self._setup_buckets(buckets, batch_size, length_weights, label_mode, shuffle, seed, data_name, label_name,
+                            dtype, num_parts, part_index, refresh)
+        self.feature = check_choice("feature", feature, FEATURES)
+        self.step = check_float("step", step, minimum=0.0, strict_minimum=True)
+        self.t_low = check_float("t_low", t_low)
+        self.t_high = check_float("t_high", t_high)
+        check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={t_low!r}, t_high={t_high!r}")
+        check_condition(np.isfinite(self.t_high - self.t_low + self.step * (max(self.buckets) + 1)),
+                        f"t_high - t_low must be a finite range, got t_low={t_low!r}, t_high={t_high!r}")
+        largest = float(np.finfo(self.dtype).max)
+        check_condition(max(abs(self.t_low), abs(self.t_high) + self.step * (max(self.buckets) + 1)) < largest,
+                        f"t_low and t_high must keep every time stamp within {self.dtype} (|t| < {largest:.3g}), "
+                        f"got t_low={t_low!r}, t_high={t_high!r}")
+        self.target = half_sine if target is None else _check_target(target)
+        self._setup_epochs(num_samples)
+
+    def start_times(self, position: int) -> np.ndarray:
+        """Start times of the windows of batch ``position`` of the current epoch's global schedule."""
+        return np.asarray(self._rng(self.epoch, position).uniform(self.t_low, self.t_high, size=self.batch_size))
+
+    def window_arrays(self, position: int, length: int) -> Tuple[np.ndarray, np.ndarray]:
+        return make_windows(self.start_times(position), length, self.step, self.label_mode, self.feature,
+                            self.target)
