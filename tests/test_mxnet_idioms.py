@@ -11,7 +11,7 @@ from sinlstm_sym.params import init_params, to_layout
 HIDDEN = (10, 20, 1)
 
 
-@pytest.mark.parametrize("cell", ["fused", "unrolled"])
+@pytest.mark.parametrize("cell", ["fused", "unrolled", "native"])
 def test_custom_loop_with_xavier_trains_from_the_library_initial_weights(cell):
     it = SinBucketIter(range(1, 6), batch_size=100, num_samples=100 * 60, seed=4)
     module = mx.mod.BucketingModule(make_sym_gen(HIDDEN, cell=cell, init_seed=4), default_bucket_key=5)
@@ -68,3 +68,29 @@ def test_mod_fit_with_safe_bucketing_module():
     module = SafeBucketingModule(make_sym_gen(HIDDEN), default_bucket_key=6, label_mode="sequence")
     module.fit(it, eval_metric="mse", optimizer="adam", num_epoch=1)
     assert module.score(it, "mse")[0][1] < 0.05
+
+
+def test_fit_on_a_passed_in_iterator_equals_the_built_in_one():
+    settings = dict(buckets=[1, 2, 5], batch_size=50, num_samples=50 * 30, seed=6, log_every=10, num_epoch=2)
+    built_in = fit(**settings)
+    data = SinBucketIter([1, 2, 5], batch_size=50, num_samples=50 * 30, seed=6, t_low=-0.1, t_high=1.12)
+    passed = fit(train_iter=data, **settings)
+    assert passed.losses == built_in.losses
+    for name, value in built_in.arg_params().items():
+        np.testing.assert_array_equal(passed.arg_params()[name], value)
+
+
+def test_fit_refuses_an_iterator_that_breaks_the_contract():
+    class NoKey(mx.io.NDArrayIter):
+        pass
+    with pytest.raises(ValueError, match="train_iter must have default_bucket_key"):
+        fit(train_iter=NoKey(np.zeros((4, 3, 1), np.float32), np.zeros((4, 3), np.float32)), seed=0)
+    wrong = SinBucketIter([3], batch_size=4, num_samples=8, seed=0, label_mode="last")
+    with pytest.raises(ValueError, match=r"train_iter.provide_label must describe \(4, 3\) for label_mode='sequence'"):
+        fit(train_iter=wrong, seed=0)
+
+
+def test_progress_bar_without_a_terminal_falls_back_to_log_lines(caplog):
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym"):
+        fit(buckets=[2], batch_size=20, num_samples=200, num_epoch=1, log_every=5, seed=0, progress_bar=True)
+    assert sum("samples/s" in r.getMessage() for r in caplog.records) == 2  # batches 5 and 10 of 10

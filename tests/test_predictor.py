@@ -85,3 +85,16 @@ def test_resolve_contexts_rejects(spec, error, message):
         pytest.skip("a GPU is present")
     with pytest.raises(error, match=message):
         resolve_contexts(spec)
+
+
+def test_one_predictor_serves_eight_threads_like_serial_calls():
+    from concurrent.futures import ThreadPoolExecutor
+    predictor = Predictor(init_params((10, 20, 1), seed=2), max_cached_lengths=4)
+    rng = np.random.default_rng(0)
+    calls = [rng.uniform(0, 1, size=(int(rng.integers(1, 40)), int(rng.integers(1, 13)))) for _ in range(200)]
+    serial = [predictor.predict(x) for x in calls]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(8):  # 8 threads x 200 calls of mixed lengths (the LRU of 4 lengths evicts all along)
+            results = list(pool.map(predictor.predict, calls))
+            for got, want in zip(results, serial):
+                np.testing.assert_array_equal(got, want)
