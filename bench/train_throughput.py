@@ -162,6 +162,7 @@ def _windows_checksum(pairs):
 def child_datagen(spec):
     import numpy as np
     from sinlstm_sym.data import SinBucketIter
+    from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS
     from sinlstm_sym.params import init_params
     task = TASKS[spec["task"]]
     it = SinBucketIter(task["buckets"], batch_size=spec["batch_size"], num_samples=spec["num_samples"],
@@ -171,7 +172,7 @@ def child_datagen(spec):
     for i, (d, lab) in enumerate(pairs):
         arrays[f"data_{i}"] = d
         arrays[f"label_{i}"] = lab
-    for k, v in init_params(HIDDEN, spec["seed"]).items():
+    for k, v in init_params(HIDDEN, spec["seed"], forget_bias=ORIGINAL_FORGET_BIAS).items():
         arrays[f"param_{k}"] = v
     np.savez(spec["out"], **arrays)
     return {"checksum": _windows_checksum(pairs), "num_batches": len(pairs)}
@@ -317,9 +318,10 @@ def child_torch(spec):
         source = batches
     else:
         from sinlstm_sym.data import SinBucketIter
+        from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS
         from sinlstm_sym.params import init_params
         task = TASKS[spec["task"]]
-        params = init_params(HIDDEN, spec["seed"])
+        params = init_params(HIDDEN, spec["seed"], forget_bias=ORIGINAL_FORGET_BIAS)
         checksum = None
         it = SinBucketIter(task["buckets"], batch_size=spec["batch_size"], num_samples=spec["num_samples"],
                            label_mode=task["label_mode"], seed=spec["seed"])
