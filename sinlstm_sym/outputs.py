@@ -86,7 +86,9 @@ class AtomicOutputs:
     def __exit__(self, kind: Optional[Type[BaseException]], error: Optional[BaseException],
                  trace: Optional[TracebackType]) -> None:
         if kind is None:
+            mode = 0o666 & ~_umask()  # mkstemp makes private files; outputs get the usual permissions
             for tmp, final in self._staged:
+                os.chmod(tmp, mode)
                 os.replace(tmp, final)
             return
         for tmp, _ in self._staged:
@@ -94,6 +96,12 @@ class AtomicOutputs:
                 tmp.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:

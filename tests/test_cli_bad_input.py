@@ -127,3 +127,14 @@ def test_an_existing_checkpoint_directory_is_accepted_and_proc_is_not(tmp_path):
         locked.mkdir(mode=0o500)
         with pytest.raises(ValueError, match="cannot write"):
             check_output_dir("d", locked / "run")
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    from sinlstm_sym.outputs import write_text_atomic
+    mask = os.umask(0o022)
+    try:
+        path = write_text_atomic(tmp_path / "out.json", "{}")
+    finally:
+        os.umask(mask)
+    assert path.read_text() == "{}" and (path.stat().st_mode & 0o777) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
