@@ -9,6 +9,7 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
+from training_asserts import assert_same_training as shared_assert_same_training
 import pytest
 
 from sinlstm_sym import fit, make_sym_gen
@@ -22,12 +23,8 @@ KILL_RUN = dict(seed=5, num_samples=24000, batch_size=300, log_every=10, num_epo
 
 
 def assert_same_training(a, b, atol=1e-6):
-    assert [(r.epoch, r.batch) for r in a.loss_history] == [(r.epoch, r.batch) for r in b.loss_history]
-    np.testing.assert_allclose(a.losses, b.losses, rtol=0, atol=atol)
-    np.testing.assert_allclose(a.epoch_losses, b.epoch_losses, rtol=0, atol=atol)
-    pa, pb = a.arg_params(), b.arg_params()
-    for name in pa:
-        np.testing.assert_allclose(pa[name], pb[name], rtol=0, atol=atol)
+    """Same loss history and parameters."""
+    shared_assert_same_training(a, b, atol)
 
 
 @pytest.fixture(scope="module")

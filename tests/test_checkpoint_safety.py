@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
+from training_asserts import assert_same_training as shared_assert_same_training
 import pytest
 
 from sinlstm_sym.config import ORIGINAL_SETTINGS
@@ -29,12 +30,7 @@ V01_RUN = dict({k: v for k, v in ORIGINAL_SETTINGS.items() if k != "num_epoch"},
 
 def assert_same_training(a, b, atol=0.0):
     """Same loss history and parameters; bit for bit (atol=0) when both ran on the same devices."""
-    assert [(r.epoch, r.batch) for r in a.loss_history] == [(r.epoch, r.batch) for r in b.loss_history]
-    np.testing.assert_allclose(a.losses, b.losses, rtol=0, atol=atol)
-    np.testing.assert_allclose(a.epoch_losses, b.epoch_losses, rtol=0, atol=atol)
-    pa, pb = a.arg_params(), b.arg_params()
-    for name in pa:
-        np.testing.assert_allclose(pa[name], pb[name], rtol=0, atol=atol)
+    shared_assert_same_training(a, b, atol)
 
 
 def sgd_schedule():

@@ -5,7 +5,7 @@ import json
 import sys
 from typing import Any, Callable, Dict, List, NoReturn, Optional
 
-from ..outputs import PLOT_SUFFIXES, check_output_file
+from ..outputs import PLOT_SUFFIXES, check_output_dir, check_output_file
 
 ERROR_EXIT = 2
 
@@ -108,3 +108,14 @@ def resume_command(argv: List[str]) -> str:
     import shlex
     args = list(argv) + ([] if "--resume" in argv else ["--resume"])
     return " ".join(shlex.quote(a) for a in [sys.argv[0] if sys.argv and sys.argv[0] else "sinlstm-train", *args])
+
+
+def check_output_flags(parser: argparse.ArgumentParser, checkpoint: Optional[str], plot: Optional[str]) -> None:
+    """Refuse now a ``--checkpoint`` directory that cannot be written, or ``--plot`` without matplotlib."""
+    if checkpoint is not None:
+        try:
+            check_output_dir("the directory", checkpoint)
+        except (ValueError, TypeError) as err:
+            fail(parser, "--checkpoint", str(err))
+    if plot:
+        needs_matplotlib(parser, "--plot")

@@ -13,14 +13,13 @@ from typing import Any, Dict, List, Optional
 
 from ..config import FitConfig
 from ..constants import LABEL_MODES
-from ..outputs import check_output_dir
 from ..series.data import SCALINGS, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
 from ..series.iterator import SeriesBucketIter
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
 from ..series.training import fit_series
 from ..trainer import NonFiniteLossError, TrainingDivergedError
-from .args import (Parser, fail, flags_named, int_at_least, int_list, json_dict, json_file, needs_matplotlib,
+from .args import (Parser, check_output_flags, fail, flags_named, int_at_least, int_list, json_dict, json_file,
                    plot_file)
 
 FLAG_SETTINGS = {"--buckets": "buckets", "--hidden-sizes": "hidden_sizes", "--batch-size": "batch_size",
@@ -129,13 +128,7 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     if not any(split.test_start[i] < len(s) and split.test_start[i] >= needed for i, s in enumerate(split.series)):
         fail(parser, "--horizon/--season/--test", f"no series has a test part with at least {needed} points before "
              f"it (horizon - 1 + max(horizon, season)) to score every horizon")
-    if args.checkpoint is not None:
-        try:
-            check_output_dir("the directory", args.checkpoint)
-        except (ValueError, TypeError) as err:
-            fail(parser, "--checkpoint", str(err))
-    if args.plot:
-        needs_matplotlib(parser, "--plot")
+    check_output_flags(parser, args.checkpoint, args.plot)
     return config, series, names
 
 

@@ -15,11 +15,10 @@ from typing import Any, Dict, List, NoReturn, Optional
 from ..config import FitConfig
 from ..constants import CELLS, FEATURES, KVSTORES, LABEL_MODES
 from ..evaluation import format_error_table, per_length_error
-from ..outputs import check_output_dir
 from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
 from ..training import fit
-from .args import (Parser, fail, flags_named, float_list, int_at_least, int_list, json_dict, json_dict_or_null,
-                   needs_matplotlib, plot_file, resume_command)
+from .args import (Parser, check_output_flags, fail, flags_named, float_list, int_at_least, int_list, json_dict,
+                   json_dict_or_null, plot_file, resume_command)
 
 # flag -> fit setting; each flag's value is checked on its own (with the settings it needs) before training
 FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "--hidden-sizes": "hidden_sizes",
@@ -141,13 +140,7 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
         config = base.replace(**settings)
     except (ValueError, TypeError) as err:
         refuse(parser, err)
-    if args.checkpoint is not None and not args.resume:
-        try:
-            check_output_dir("the directory", args.checkpoint)
-        except (ValueError, TypeError) as err:
-            fail(parser, "--checkpoint", str(err))
-    if args.plot:
-        needs_matplotlib(parser, "--plot")
+    check_output_flags(parser, None if args.resume else args.checkpoint, args.plot)
     return config
 
 
