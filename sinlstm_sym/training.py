@@ -2,7 +2,7 @@
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -10,7 +10,7 @@ import numpy as np
 from .bucket_checks import SafeBucketingModule, check_key, check_sym_gen
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .checks import check_condition
-from .config import FitConfig
+from .config import FitConfig, RunConfig
 from .context import resolve_contexts
 from .data import SinBucketIter, label_shape
 from .distributed import RankLogAdapter, create_kvstore, pull_final_params
@@ -188,17 +188,52 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     check_condition(isinstance(log, logging.Logger), f"logger must be a logging.Logger or None, got {log!r}",
                     TypeError)
     config = _resolve_config(config, settings)
-    model, run = config.model, config.run
+    saved = _check_before_training(config, train_iter, eval_iter)
+    if saved is not None and config.run.seed is None:
+        config = config.replace(seed=_saved_config(saved).run.seed)
+    kv, rank, num_workers = _connect(config.run)
+    if num_workers > 1:
+        log = RankLogAdapter(log, rank, num_workers)
+    train_iter, config = _training_data(config, train_iter, rank, num_workers)
+    config = _settle(config, saved, train_iter)
+    run = config.run
+    module, sym_gen, validation_set = _build_module(config, train_iter, eval_iter)
+    optimizer = config.optimizer.create(
+        rescale_grad=1.0 / (config.data.batch_size * (num_workers if run.kvstore == "dist_sync" else 1)))
+    progress = _init_state(module, optimizer, kv, saved, log)
+    log.info("training %s stacked LSTM %s on buckets %s (%s batches of %d per epoch, %s), %d epoch(s), seed %d",
+             config.model.cell, list(config.model.hidden_sizes), getattr(train_iter, "buckets", "?"),
+             len(train_iter) if hasattr(train_iter, "__len__") else "?", config.data.batch_size,
+             config.model.label_mode, run.num_epoch, run.seed)
+    names = _data_label_names(train_iter)
+    save, save_best = _checkpoint_writers(config, module, optimizer, progress, saved, rank, names)
+    validator = None
+    if validation_set is not None:
+        validator = Validator(validation_set, module, config.data.batch_size, log, progress.validation,
+                              every=run.validate_every, target_max_error=run.target_max_error, patience=run.patience,
+                              save_best=save_best, data_name=names[0], label_name=names[1])
+        if saved is not None and (saved.path.parent / BEST / "latest.json").is_file():
+            validator.best_params = load_checkpoint(saved.path.parent / BEST).arg_params
+    Trainer(module, train_iter, progress, log, run.log_every, save=save, checkpoint_every=run.checkpoint_every,
+            eval_iter=eval_iter, progress_bar=run.progress_bar, learning_rate=config.optimizer.learning_rate,
+            validator=validator).run(run.num_epoch)
+    if run.kvstore == "dist_async":
+        pull_final_params(module, kv)
+    return FitResult(module=module, sym_gen=sym_gen, config=replace(config), progress=progress, rank=rank,
+                     num_workers=num_workers, best_params=validator.best_params if validator is not None else None)
+
+
+def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIter],
+                           eval_iter: Optional[mx.io.DataIter]) -> Optional[Checkpoint]:
+    """Every check that needs no bound module; the checkpoint to resume from (or ``None``)."""
+    run, model = config.run, config.model
     if run.checkpoint is not None:
         _check_checkpoint_dir(Path(run.checkpoint), run.resume)
     saved = _load_resume(config)
-    if saved is not None and run.seed is None:
-        config = config.replace(seed=_saved_config(saved).run.seed)
-    check_condition(not run.distributed or config.run.seed is not None,
+    check_condition(not run.distributed or run.seed is not None or saved is not None,
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
                     "shard it")
-    custom_data = train_iter is not None
-    if train_iter is None:  # validate the data settings before connecting to anything
+    if train_iter is None:  # the data settings, before connecting to anything
         SinBucketIter(config.data.buckets, batch_size=config.data.batch_size, num_samples=config.data.num_samples,
                       length_weights=config.data.length_weights, label_mode=model.label_mode, feature=model.feature,
                       t_low=config.data.t_low, t_high=config.data.t_high, seed=0)
@@ -207,66 +242,92 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
                         "needs its own shard; use the built-in iterator (config.data)")
         check_condition(saved is None or hasattr(train_iter, "set_epoch"), "resume=True with train_iter needs an "
                         "iterator with set_epoch(epoch, cursor) to continue where the checkpoint stopped")
+        check_condition(run.validation_lengths is None, "validation_lengths scores held-out sine windows: it needs "
+                        "the built-in data; with train_iter, pass eval_iter")
         _check_train_iter(train_iter, model.label_mode)
     if eval_iter is not None:
         _check_train_iter(eval_iter, model.label_mode)
+    return saved
 
-    kv: Any = run.kvstore
-    rank, num_workers = 0, 1
-    if run.distributed:
-        kv = create_kvstore(run.kvstore)
-        rank, num_workers = kv.rank, kv.num_workers
-    if num_workers > 1:
-        log = RankLogAdapter(log, rank, num_workers)
+
+def _connect(run: RunConfig) -> Tuple[Any, int, int]:
+    """(kvstore or its name, rank, number of workers)."""
+    if not run.distributed:
+        return run.kvstore, 0, 1
+    kv = create_kvstore(run.kvstore)
+    return kv, kv.rank, kv.num_workers
+
+
+def _training_data(config: FitConfig, train_iter: Optional[mx.io.DataIter], rank: int,
+                   num_workers: int) -> Tuple[mx.io.DataIter, FitConfig]:
+    """The training iterator (the built-in one, this worker's shard, unless given) and the configuration
+    with the seed and batch size it settled."""
+    model, data = config.model, config.data
     if train_iter is None:
-        train_iter = SinBucketIter(config.data.buckets, batch_size=config.data.batch_size,
-                                   num_samples=config.data.num_samples, length_weights=config.data.length_weights,
-                                   label_mode=model.label_mode, feature=model.feature, seed=config.run.seed,
-                                   t_low=config.data.t_low, t_high=config.data.t_high, num_parts=num_workers,
-                                   part_index=rank)
+        train_iter = SinBucketIter(data.buckets, batch_size=data.batch_size, num_samples=data.num_samples,
+                                   length_weights=data.length_weights, label_mode=model.label_mode,
+                                   feature=model.feature, seed=config.run.seed, t_low=data.t_low, t_high=data.t_high,
+                                   num_parts=num_workers, part_index=rank)
         config = config.replace(seed=train_iter.seed)
     elif config.run.seed is None:
         config = config.replace(seed=int(np.random.SeedSequence().generate_state(1)[0] >> 1))
-    default_key, data_name, label_name, batch_size = _check_train_iter(train_iter, model.label_mode)
-    if batch_size != config.data.batch_size:
+    batch_size = _check_train_iter(train_iter, model.label_mode)[3]
+    if batch_size != data.batch_size:
         config = config.replace(batch_size=batch_size)
-    seed = config.run.seed
-    assert seed is not None
+    return train_iter, config
+
+
+def _settle(config: FitConfig, saved: Optional[Checkpoint], train_iter: mx.io.DataIter) -> FitConfig:
+    """Fix what was left open (the schedule's length, the cell 'auto' chose) and compare with a resumed run."""
     if config.optimizer.schedule_needs_length:  # fixed now and stored, so a resume keeps the same schedule
         total = _saved_config(saved).optimizer.lr_schedule if saved is not None else None
-        max_update = (total or {}).get("max_update") or run.num_epoch * _batches_per_epoch(train_iter)
+        max_update = (total or {}).get("max_update") or config.run.num_epoch * _batches_per_epoch(train_iter)
         config = config.replace(lr_schedule={**(config.optimizer.lr_schedule or {}), "max_update": max_update})
+    chosen = resolve_cell(config.model.cell, resolve_contexts(list(config.run.ctx)))
+    if chosen != config.model.cell:  # 'auto' (or 'native' without its library or on a GPU)
+        config = config.replace(cell=chosen)
     if saved is not None:
         differ = _saved_config(saved).describe_differences(config)
         check_condition(not differ, f"resume=True: the checkpoint {saved.path} was trained with other settings: "
                         f"{differ}")
+    return config
+
+
+def _data_label_names(train_iter: mx.io.DataIter) -> Tuple[str, str]:
+    return train_iter.provide_data[0][0], train_iter.provide_label[0][0]
+
+
+def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Optional[mx.io.DataIter]
+                  ) -> Tuple[SafeBucketingModule, SymGen, Optional[ValidationSet]]:
+    """The bound module (default bucket: the longest length it will see), its sym_gen, the held-out set."""
+    model, run, batch_size = config.model, config.run, config.data.batch_size
+    default_key = check_key(train_iter.default_bucket_key, "train_iter.default_bucket_key")
     if eval_iter is not None:
         default_key = max(default_key, check_key(eval_iter.default_bucket_key, "eval_iter.default_bucket_key"))
     validation_set = None
     if run.validation_lengths is not None:
-        check_condition(not custom_data, "validation_lengths scores held-out sine windows: it needs the built-in "
-                        "data; with train_iter, pass eval_iter")
-        validation_set = ValidationSet(run.validation_lengths, run.validation_samples, seed, model.label_mode,
+        assert run.seed is not None
+        validation_set = ValidationSet(run.validation_lengths, run.validation_samples, run.seed, model.label_mode,
                                        model.feature)
         default_key = max(default_key, max(run.validation_lengths))
-
-    contexts = resolve_contexts(list(run.ctx))
-    if model.cell != resolve_cell(model.cell, contexts):  # 'auto' (or 'native' without its library or on a GPU)
-        config = config.replace(cell=resolve_cell(model.cell, contexts))
-        model = config.model
+    data_name, label_name = _data_label_names(train_iter)
     sym_gen = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell=model.cell, data_name=data_name,
-                           label_name=label_name, init_seed=seed, forget_bias=model.forget_bias,
+                           label_name=label_name, init_seed=run.seed or 0, forget_bias=model.forget_bias,
                            step_weight=model.step_weight, step_tau=model.step_tau)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                               label_name: label_shape(batch_size, key, model.label_mode)})
     module = SafeBucketingModule(sym_gen, default_bucket_key=default_key, label_mode=model.label_mode,
-                                 context=contexts)
+                                 context=resolve_contexts(list(run.ctx)))
     module.bind(data_shapes=[(data_name, (batch_size, default_key, 1))],
                 label_shapes=[(label_name, label_shape(batch_size, default_key, model.label_mode))],
                 for_training=True)
-    optimizer = config.optimizer.create(
-        rescale_grad=1.0 / (batch_size * (num_workers if run.kvstore == "dist_sync" else 1)))
+    return module, sym_gen, validation_set
+
+
+def _init_state(module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, kv: Any,
+                saved: Optional[Checkpoint], log: Any) -> Progress:
+    """Initial or resumed parameters and optimizer state; the progress to continue from."""
     if saved is None:
         module.init_params(initializer=mx.init.Xavier())  # every parameter carries its own StackInit
         progress = Progress()
@@ -278,41 +339,27 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     module.init_optimizer(kvstore=kv, optimizer=optimizer)
     if saved is not None:
         saved.restore_optimizer(module, optimizer)
+    return progress
 
-    log.info("training %s stacked LSTM %s on buckets %s (%s batches of %d per epoch, %s), %d epoch(s), seed %d",
-             model.cell, list(model.hidden_sizes), keys, len(train_iter) if hasattr(train_iter, "__len__") else "?",
-             batch_size, model.label_mode, run.num_epoch, seed)
-    save = None
-    if run.checkpoint is not None and rank == 0:
-        directory = saved.path.parent if saved is not None else Path(run.checkpoint)  # the run, for a ckpt-N too
-        final_config = config
 
-        # plain MXNet must load a checkpoint without the native operator's library: fused symbols, same parameters
-        portable = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell="fused", data_name=data_name,
-                                label_name=label_name) if model.cell == "native" else None
+Writer = Optional[Callable[[], Path]]
 
-        def save() -> Path:
-            return save_checkpoint(directory, module, optimizer,
-                                   {"settings": final_config.to_json(), "progress": progress.to_json()},
-                                   with_optimizer=not run.distributed, symbols=portable)
-    validator = None
-    if validation_set is not None:
-        save_best = None
-        if save is not None:
-            def save_best() -> Path:
-                return save_checkpoint(directory / BEST, module, optimizer,
-                                       {"settings": final_config.to_json(), "progress": progress.to_json()},
-                                       with_optimizer=False, symbols=portable)
-        validator = Validator(validation_set, module, batch_size, log, progress.validation, every=run.validate_every,
-                              target_max_error=run.target_max_error, patience=run.patience, save_best=save_best,
-                              data_name=data_name, label_name=label_name)
-        if saved is not None and (saved.path.parent / BEST / "latest.json").is_file():
-            validator.best_params = load_checkpoint(saved.path.parent / BEST).arg_params
-    trainer = Trainer(module, train_iter, progress, log, run.log_every, save=save,
-                      checkpoint_every=run.checkpoint_every, eval_iter=eval_iter, progress_bar=run.progress_bar,
-                      learning_rate=config.optimizer.learning_rate, validator=validator)
-    trainer.run(run.num_epoch)
-    if run.kvstore == "dist_async":
-        pull_final_params(module, kv)
-    return FitResult(module=module, sym_gen=sym_gen, config=replace(config), progress=progress, rank=rank,
-                     num_workers=num_workers, best_params=validator.best_params if validator is not None else None)
+
+def _checkpoint_writers(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer,
+                        progress: Progress, saved: Optional[Checkpoint], rank: int,
+                        names: Tuple[str, str]) -> Tuple[Writer, Writer]:
+    """``save()`` for the run's checkpoints and ``save_best()`` for ``DIR/best`` (both ``None`` without
+    ``checkpoint=`` or off rank 0)."""
+    run, model = config.run, config.model
+    if run.checkpoint is None or rank != 0:
+        return None, None
+    directory = saved.path.parent if saved is not None else Path(run.checkpoint)  # the run, for a ckpt-N too
+    # plain MXNet must load a checkpoint without the native operator's library: fused symbols, same parameters
+    portable = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell="fused", data_name=names[0],
+                            label_name=names[1]) if model.cell == "native" else None
+
+    def write(where: Path, with_optimizer: bool) -> Path:
+        return save_checkpoint(where, module, optimizer, {"settings": config.to_json(), "progress": progress.to_json()},
+                               with_optimizer=with_optimizer, symbols=portable)
+
+    return (lambda: write(directory, not run.distributed)), (lambda: write(directory / BEST, False))
