@@ -11,7 +11,7 @@ The only output is the prediction, ``pred_output``: ``(B, L)`` (every step) or `
 ``0.5 * mean_over_steps((pred - label)^2)`` (as ``gluon.loss.L2Loss``). So MXNet's own
 ``mod.fit(..., eval_metric='mse')`` works, and reports twice that loss.
 """
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import mxnet as mx
 
@@ -127,8 +127,3 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
         return head, (data_name,), (label_name,)
 
     return sym_gen
-
-
-def output_names(sym_gen: SymGen, bucket_key: int) -> List[str]:
-    """The output names of ``sym_gen(bucket_key)``'s symbol (``['pred_output']`` for ours)."""
-    return sym_gen(bucket_key)[0].list_outputs()

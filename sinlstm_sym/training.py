@@ -15,6 +15,7 @@ from .context import resolve_contexts
 from .data import SinBucketIter, label_shape
 from .distributed import RankLogAdapter, create_kvstore, pull_final_params
 from .native import resolve_cell
+from .outputs import check_output_dir
 from .params import ParamDict, to_canonical
 from .symbol import SymGen, make_sym_gen
 from .trainer import LossRecord, Progress, Trainer
@@ -100,21 +101,6 @@ def _resolve_config(config: Optional[FitConfig], overrides: Dict[str, Any]) -> F
                     f"config must be a FitConfig or None, got {type(config).__name__}", TypeError)
     base = config if config is not None else FitConfig()
     return base.replace(**overrides) if overrides else base
-
-
-def _check_checkpoint_dir(path: Path, resume: bool) -> None:
-    """Refuse a checkpoint path that cannot become a checkpoint directory, before any training."""
-    check_condition(not path.exists() or path.is_dir(), f"checkpoint={str(path)!r} exists and is not a directory")
-    if resume:
-        return
-    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
-    check_condition(parent.is_dir() and _writable(parent), f"checkpoint={str(path)!r}: {parent} is not a writable "
-                    "directory")
-
-
-def _writable(directory: Path) -> bool:
-    import os
-    return os.access(directory, os.W_OK | os.X_OK)
 
 
 def _check_train_iter(train_iter: Any, label_mode: str) -> Tuple[int, str, str, int]:
@@ -227,8 +213,8 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
                            eval_iter: Optional[mx.io.DataIter]) -> Optional[Checkpoint]:
     """Every check that needs no bound module; the checkpoint to resume from (or ``None``)."""
     run, model = config.run, config.model
-    if run.checkpoint is not None:
-        _check_checkpoint_dir(Path(run.checkpoint), run.resume)
+    if run.checkpoint is not None and not run.resume:
+        check_output_dir("checkpoint", run.checkpoint)
     saved = _load_resume(config)
     check_condition(not run.distributed or run.seed is not None or saved is not None,
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
