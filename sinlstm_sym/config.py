@@ -275,6 +275,7 @@ class RunConfig:
     checkpoint_every: Optional[int] = None
     resume: bool = False
     allow_pickle: bool = False  # resume a version 0.1 checkpoint, whose optimizer state is a pickle
+    overwrite: bool = False  # a new run may replace another run's checkpoints in `checkpoint`
     validation_lengths: Optional[Tuple[int, ...]] = None  # held-out windows of these lengths (None: no validation)
     validation_samples: int = 500  # held-out windows per length
     validate_every: Optional[int] = None  # also validate every N batches (always at each epoch end)
@@ -298,6 +299,11 @@ class RunConfig:
             check_condition(self.checkpoint is not None, "checkpoint_every needs checkpoint='DIR'")
         check_bool("resume", self.resume)
         check_bool("allow_pickle", self.allow_pickle)
+        check_bool("overwrite", self.overwrite)
+        check_condition(not self.overwrite or self.checkpoint is not None, "overwrite=True needs checkpoint='DIR' "
+                        "(the directory whose checkpoints the new run replaces)")
+        check_condition(not (self.overwrite and self.resume), "overwrite=True starts a new run over another run's "
+                        "checkpoints; it cannot be combined with resume=True, which continues that run")
         if self.validation_lengths is not None:
             _set(self, "validation_lengths", tuple(sorted(check_int_sequence("validation_lengths",
                                                                              self.validation_lengths, minimum=1))))
@@ -330,7 +336,7 @@ _FLAT: Dict[str, Tuple[str, str]] = {
     "lr_schedule": ("optimizer", "lr_schedule")}
 # Settings a resumed run may change: they change no number of the training.
 RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar", "checkpoint", "checkpoint_every",
-                     "resume", "allow_pickle", "validation_lengths", "validation_samples", "validate_every",
+                     "resume", "allow_pickle", "overwrite", "validation_lengths", "validation_samples", "validate_every",
                      "target_max_error", "patience")
 
 

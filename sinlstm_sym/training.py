@@ -8,7 +8,7 @@ import mxnet as mx
 import numpy as np
 
 from .bucket_checks import SafeBucketingModule, check_key, check_sym_gen
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, RunDirectory, RunWriter, load_checkpoint, new_run_id, save_checkpoint
 from .checks import check_condition
 from .config import FitConfig, RunConfig
 from .context import resolve_contexts
@@ -20,8 +20,6 @@ from .params import ParamDict, to_canonical
 from .symbol import SymGen, make_sym_gen
 from .trainer import LossRecord, Progress, Trainer
 from .validation import ValidationRecord, ValidationSet, Validator, best_record
-
-BEST = "best"  # the run directory's sub-directory holding the best checkpoint by validation
 
 if TYPE_CHECKING:
     from .predictor import Predictor
@@ -133,8 +131,8 @@ def _load_resume(config: FitConfig) -> Optional[Checkpoint]:
 def _saved_config(saved: Checkpoint) -> FitConfig:
     try:
         return FitConfig.from_settings(saved.config["settings"])
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{saved.path}: its configuration cannot be read ({err})") from None
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
+        raise ValueError(f"{saved.path / 'config.json'}: its settings cannot be read ({err})") from None
 
 
 def _batches_per_epoch(train_iter: Any) -> int:
@@ -166,7 +164,8 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     L2 loss, ``0.5 * (pred - label)^2`` averaged over windows and steps. ``checkpoint='DIR'``
     writes atomic checkpoints after every epoch and every ``checkpoint_every`` batches;
     ``resume=True`` continues from the latest one (only settings that change no number may
-    differ). A NaN or infinite loss raises :class:`NonFiniteLossError`. Several devices:
+    differ). A new run refuses a directory holding another run's checkpoints unless
+    ``overwrite=True``, and one training at a time writes into a directory (a lock). A NaN or infinite loss raises :class:`NonFiniteLossError`. Several devices:
     ``ctx=[...]`` with ``kvstore='local'|'device'``; several processes: ``kvstore='dist_sync'``
     or ``'dist_async'`` under ``python -m sinlstm_sym.launch`` (each worker trains its shard).
     """
@@ -187,26 +186,42 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     optimizer = config.optimizer.create(
         rescale_grad=1.0 / (config.data.batch_size * (num_workers if run.kvstore == "dist_sync" else 1)))
     progress = _init_state(module, optimizer, kv, saved, log)
+    writer = _open_run_directory(config, saved, rank)
+    try:
+        best_params = _train(config, module, optimizer, progress, train_iter, eval_iter, validation_set, saved,
+                             writer, log)
+    finally:
+        if writer is not None:
+            writer.close()
+    if run.kvstore == "dist_async":
+        pull_final_params(module, kv)
+    return FitResult(module=module, sym_gen=sym_gen, config=replace(config), progress=progress, rank=rank,
+                     num_workers=num_workers, best_params=best_params)
+
+
+def _train(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, progress: Progress,
+           train_iter: mx.io.DataIter, eval_iter: Optional[mx.io.DataIter], validation_set: Optional[ValidationSet],
+           saved: Optional[Checkpoint], writer: Optional[RunWriter], log: Any) -> Optional[ParamDict]:
+    """Run the epochs (checkpoints through ``writer``); the best parameters by validation, if validated."""
+    run = config.run
     log.info("training %s stacked LSTM %s on buckets %s (%s batches of %d per epoch, %s), %d epoch(s), seed %d",
              config.model.cell, list(config.model.hidden_sizes), getattr(train_iter, "buckets", "?"),
              len(train_iter) if hasattr(train_iter, "__len__") else "?", config.data.batch_size,
              config.model.label_mode, run.num_epoch, run.seed)
     names = _data_label_names(train_iter)
-    save, save_best = _checkpoint_writers(config, module, optimizer, progress, saved, rank, names)
+    save, save_best = _checkpoint_writers(config, module, optimizer, progress, writer, names)
     validator = None
     if validation_set is not None:
         validator = Validator(validation_set, module, config.data.batch_size, log, progress.validation,
                               every=run.validate_every, target_max_error=run.target_max_error, patience=run.patience,
                               save_best=save_best, data_name=names[0], label_name=names[1])
-        if saved is not None and (saved.path.parent / BEST / "latest.json").is_file():
-            validator.best_params = load_checkpoint(saved.path.parent / BEST).arg_params
+        best = RunDirectory(saved.path.parent).best_for(saved.path) if saved is not None else None
+        if best is not None:
+            validator.best_params = load_checkpoint(best).arg_params
     Trainer(module, train_iter, progress, log, run.log_every, save=save, checkpoint_every=run.checkpoint_every,
             eval_iter=eval_iter, progress_bar=run.progress_bar, learning_rate=config.optimizer.learning_rate,
             validator=validator).run(run.num_epoch)
-    if run.kvstore == "dist_async":
-        pull_final_params(module, kv)
-    return FitResult(module=module, sym_gen=sym_gen, config=replace(config), progress=progress, rank=rank,
-                     num_workers=num_workers, best_params=validator.best_params if validator is not None else None)
+    return validator.best_params if validator is not None else None
 
 
 def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIter],
@@ -215,6 +230,7 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
     run, model = config.run, config.model
     if run.checkpoint is not None and not run.resume:
         check_output_dir("checkpoint", run.checkpoint)
+        RunDirectory(run.checkpoint).check_new_run(run.overwrite)
     saved = _load_resume(config)
     check_condition(not run.distributed or run.seed is not None or saved is not None,
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
@@ -276,6 +292,10 @@ def _settle(config: FitConfig, saved: Optional[Checkpoint], train_iter: mx.io.Da
         differ = _saved_config(saved).describe_differences(config)
         check_condition(not differ, f"resume=True: the checkpoint {saved.path} was trained with other settings: "
                         f"{differ}")
+        batch = saved.config["progress"]["batch"]
+        check_condition(not hasattr(train_iter, "__len__") or batch <= len(train_iter),
+                        f"{saved.path / 'config.json'}: progress.batch is {batch}, beyond the {len(train_iter)} "
+                        "batches of an epoch; the file is damaged or was edited")
     return config
 
 
@@ -320,7 +340,7 @@ def _init_state(module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, 
     else:
         module.init_params(arg_params={k: mx.nd.array(v) for k, v in saved.arg_params.items()}, aux_params={},
                            allow_missing=False, force_init=True)
-        progress = Progress.from_json(saved.config["progress"])
+        progress = Progress.from_json({"history": [], **saved.config["progress"]})  # fields checked on load
         log.info("resuming from %s at epoch %d, batch %d", saved.path, progress.epoch, progress.batch)
     module.init_optimizer(kvstore=kv, optimizer=optimizer)
     if saved is not None:
@@ -331,21 +351,30 @@ def _init_state(module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, 
 Writer = Optional[Callable[[], Path]]
 
 
-def _checkpoint_writers(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer,
-                        progress: Progress, saved: Optional[Checkpoint], rank: int,
-                        names: Tuple[str, str]) -> Tuple[Writer, Writer]:
-    """``save()`` for the run's checkpoints and ``save_best()`` for ``DIR/best`` (both ``None`` without
-    ``checkpoint=`` or off rank 0)."""
-    run, model = config.run, config.model
+def _open_run_directory(config: FitConfig, saved: Optional[Checkpoint], rank: int) -> Optional[RunWriter]:
+    """The locked run directory this process writes checkpoints into (``None`` without ``checkpoint=`` or off
+    rank 0): the run of the resumed checkpoint (for a ``ckpt-N`` too), or a new run's."""
+    run = config.run
     if run.checkpoint is None or rank != 0:
+        return None
+    if saved is None:
+        return RunDirectory(run.checkpoint).open(new_run_id(), new_run=True, overwrite=run.overwrite)
+    return RunDirectory(saved.path.parent).open(saved.run_id or new_run_id(), new_run=False, previous=saved.path)
+
+
+def _checkpoint_writers(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer,
+                        progress: Progress, writer: Optional[RunWriter], names: Tuple[str, str]) -> Tuple[Writer, Writer]:
+    """``save()`` for the run's checkpoints and ``save_best()`` for its best one (both ``None`` without a
+    ``writer``)."""
+    run, model = config.run, config.model
+    if writer is None:
         return None, None
-    directory = saved.path.parent if saved is not None else Path(run.checkpoint)  # the run, for a ckpt-N too
     # plain MXNet must load a checkpoint without the native operator's library: fused symbols, same parameters
     portable = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell="fused", data_name=names[0],
                             label_name=names[1]) if model.cell == "native" else None
 
-    def write(where: Path, with_optimizer: bool) -> Path:
+    def write(where: RunWriter, with_optimizer: bool) -> Path:
         return save_checkpoint(where, module, optimizer, {"settings": config.to_json(), "progress": progress.to_json()},
                                with_optimizer=with_optimizer, symbols=portable)
 
-    return (lambda: write(directory, not run.distributed)), (lambda: write(directory / BEST, False))
+    return (lambda: write(writer, not run.distributed)), (lambda: write(writer.best, False))

@@ -130,9 +130,9 @@ def test_crash_in_the_middle_of_a_write_keeps_the_previous_checkpoint(tmp_path, 
     assert after.path == before.path
     for name in before.arg_params:
         np.testing.assert_array_equal(after.arg_params[name], before.arg_params[name])
-    assert list(tmp_path.glob(".tmp-*"))  # the half-written one is left behind, ignored ...
+    assert not list(tmp_path.glob(".tmp-*"))  # the half-written one is removed on the error path (issue 17)
     fit(num_epoch=2, checkpoint=tmp_path, resume=True, **RUN)
-    assert not list(tmp_path.glob(".tmp-*"))  # ... and cleaned up by the next save
+    assert not list(tmp_path.glob(".tmp-*"))
 
 
 def test_non_finite_training_writes_no_nan_checkpoint(tmp_path):
