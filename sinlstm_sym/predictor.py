@@ -8,7 +8,6 @@ serialises the use of the bound modules, so one predictor may serve several thre
 """
 import logging
 import threading
-from pathlib import Path
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
@@ -84,15 +83,14 @@ class Predictor:
     def load(cls, directory: str, ctx: ContextSpec = None, best: bool = True, **kwargs: Any) -> "Predictor":
         """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``), or on the
         ``ckpt-N`` directory given; its files are checked against the checkpoint's manifest first."""
-        from .checkpoint import load_checkpoint
+        from .checkpoint import RunDirectory, load_checkpoint
         from .config import FitConfig
         from .trainer import Progress
-        best_dir = Path(directory) / "best"
-        if best and (best_dir / "latest.json").is_file():
+        best_dir = RunDirectory(directory).best_for() if best else None
+        if best_dir is not None:
             logger.info("%s: loading the best checkpoint by validation, %s (best=False loads the latest)",
                         directory, best_dir)
-            directory = str(best_dir)
-        saved = load_checkpoint(directory)
+        saved = load_checkpoint(best_dir or directory)
         try:
             model = FitConfig.from_settings(saved.config["settings"]).model
             params = to_canonical(saved.arg_params, model.cell, model.hidden_sizes)

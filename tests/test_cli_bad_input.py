@@ -41,6 +41,8 @@ TRAIN_CASES = [
     ("--checkpoint-every", ["--checkpoint-every", "0"]),
     ("--checkpoint-every", ["--checkpoint-every", "5"]),
     ("--resume", ["--resume"]),
+    ("--overwrite", ["--overwrite"]),
+    ("--overwrite", ["--checkpoint", "{tmp}", "--resume", "--overwrite"]),
     ("--eval-lengths", ["--eval-lengths", "0"]),
     ("--eval-samples", ["--eval-samples", "0"]),
     ("--plot", ["--plot", "{tmp}/missing/x.png"]),

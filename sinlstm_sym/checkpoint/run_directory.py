@@ -171,17 +171,19 @@ class RunDirectory:
             return None
         return run_id_of(config)
 
-    def best_for(self, checkpoint: Path) -> Optional[Path]:
-        """``DIR/best`` when it holds a best checkpoint of the same run as ``checkpoint`` (a ``ckpt-N`` of
-        this directory), else ``None``: a best checkpoint of another run is never used."""
+    def best_for(self, checkpoint: Optional[Path] = None) -> Optional[Path]:
+        """``DIR/best`` when it holds a best checkpoint of the same run as ``checkpoint`` (default: the one
+        ``latest.json`` names), else ``None``: a best checkpoint of another run is never used."""
         best = self.best
         if not best.latest_file.is_file():
             return None
         try:
-            name, _ = best.latest_name()
+            if checkpoint is None:
+                checkpoint = self.root / self.latest_name()[0]
+            theirs = self.run_id(best.root / best.latest_name()[0])
         except (ValueError, FileNotFoundError):
-            return best.root  # damaged: loading it names the damage
-        mine, theirs = self.run_id(checkpoint), self.run_id(best.root / name)
+            return best.root  # loading it names what is wrong
+        mine = self.run_id(checkpoint)
         if mine is not None and theirs is not None and mine != theirs:
             logger.warning("%s: written by another run than %s; it is ignored", best.root, checkpoint)
             return None

@@ -4,8 +4,9 @@
 (or ``python -m sinlstm_sym.cli.evaluate``) prints a table of MSE and max absolute error per
 length on fresh windows (lengths that had a training batch marked). ``--plot out.png`` saves
 the error per length there and prediction vs label per step (one window per length) beside
-it as ``out-steps.png``. Every flag and output path is checked before the model is loaded,
-and the output files are written all or none.
+it as ``out-steps.png``. Every flag and output path is checked before the model is loaded
+(an output inside the checkpoint being read is refused), and the output files are written
+all or none. ``--list`` verifies every checkpoint of the run and marks the damaged ones.
 """
 import argparse
 import logging
@@ -39,9 +40,27 @@ def _steps_path(plot: str) -> Path:
     return out.with_name(out.stem + "-steps" + out.suffix)
 
 
+def _refuse_outputs_inside_inputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 naming the flag when an output would land in the checkpoint being read (or its run directory)."""
+    from ..checkpoint import RunDirectory
+    source = Path(args.checkpoint).resolve()
+    read = [source, source.parent] if RunDirectory(source).is_checkpoint() else [source]
+    outputs = [("--json", args.json), ("--csv", args.csv), ("--plot", args.plot),
+               ("--plot", _steps_path(args.plot) if args.plot else None)]
+    for flag, path in outputs:
+        if path is None:
+            continue
+        out = Path(path).resolve()
+        inside = next((d for d in read if out == d or d in out.parents), None)
+        if inside is not None:
+            fail(parser, flag, f"{path} is inside {inside}, the checkpoint being read; outputs never overwrite "
+                 "inputs: write it elsewhere")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _refuse_outputs_inside_inputs(parser, args)
     if args.plot:
         needs_matplotlib(parser, "--plot")
         try:
@@ -83,6 +102,10 @@ def _list(parser: argparse.ArgumentParser, directory: str) -> int:
         fail(parser, "checkpoint", str(err))
     print(f"{'checkpoint':<16} {'epoch':>5} {'batch':>6} {'updates':>8}  latest")
     for entry in entries:
+        if entry.damaged is not None:
+            print(f"{entry.name:<16} {'-':>5} {'-':>6} {entry.global_batch:>8}  {'yes' if entry.latest else ''}"
+                  f"  DAMAGED: {' '.join(entry.damaged.split())}")
+            continue
         print(f"{entry.name:<16} {entry.epoch:>5} {entry.batch:>6} {entry.global_batch:>8}  "
               f"{'yes' if entry.latest else ''}")
     return 0

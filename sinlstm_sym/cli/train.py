@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Any, Dict, List, NoReturn, Optional
 
+from ..checkpoint import DiskFullError, RunDirectory
 from ..config import FitConfig
 from ..constants import CELLS, FEATURES, KVSTORES, LABEL_MODES
 from ..evaluation import format_error_table, per_length_error
@@ -26,10 +27,11 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "
                  "--label-mode": "label_mode", "--feature": "feature", "--cell": "cell", "--optimizer": "optimizer",
                  "--optimizer-params": "optimizer_params", "--ctx": "ctx", "--kvstore": "kvstore", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint", "--checkpoint-every": "checkpoint_every",
-                 "--resume": "resume", "--lr-schedule": "lr_schedule", "--validation-lengths": "validation_lengths",
+                 "--resume": "resume", "--overwrite": "overwrite", "--lr-schedule": "lr_schedule", "--validation-lengths": "validation_lengths",
                  "--validation-samples": "validation_samples", "--validate-every": "validate_every",
                  "--target-max-error": "target_max_error", "--patience": "patience"}
 _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "resume": ("checkpoint",),
+          "overwrite": ("checkpoint", "resume"),
           "optimizer_params": ("optimizer",), "num_samples": ("batch_size",),
           "validate_every": ("validation_lengths",), "target_max_error": ("validation_lengths",),
           "patience": ("validation_lengths",),
@@ -84,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also checkpoint every N batches (needs --checkpoint)")
     p.add_argument("--resume", action="store_true", default=None,
                    help="continue from the latest checkpoint in --checkpoint")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="start a new run in a --checkpoint directory that holds another run's checkpoints; they are "
+                        "removed once this run's first checkpoint is complete (without it, such a directory is "
+                        "refused)")
     p.add_argument("--validation-lengths", type=int_list, default=None,
                    help="score held-out windows of these lengths while training (e.g. '1-20'); keeps the best "
                         "parameters (and DIR/best with --checkpoint)")
@@ -141,6 +147,11 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     except (ValueError, TypeError) as err:
         refuse(parser, err)
     check_output_flags(parser, None if args.resume else args.checkpoint, args.plot)
+    if args.checkpoint is not None and not args.resume:
+        try:
+            RunDirectory(args.checkpoint).check_new_run(bool(args.overwrite))
+        except ValueError as err:
+            fail(parser, "--checkpoint", str(err))
     return config
 
 
@@ -173,6 +184,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
+    except DiskFullError as err:
+        print(f"{parser.prog}: error: {err}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, ValueError, TypeError) as err:
         refuse(parser, err)
     except (NonFiniteLossError, TrainingDivergedError) as err:
