@@ -1,4 +1,5 @@
 """``fit``: train the stacked LSTM on bucketed windows with ``mx.mod.BucketingModule``."""
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -121,11 +122,19 @@ def _check_train_iter(train_iter: Any, label_mode: str) -> Tuple[int, str, str, 
     return key, data_name, label_name, data_shape[0]
 
 
-def _load_resume(config: FitConfig) -> Optional[Checkpoint]:
+def _load_resume(config: FitConfig, cleanup: contextlib.ExitStack
+                 ) -> Tuple[Optional[Checkpoint], Optional[RunWriter]]:
+    """The checkpoint to resume from and the writer of its run directory, locked before it is read (so a
+    second writer is refused before it reads a checkpoint the first one may rotate away)."""
     if not config.run.resume:
-        return None
+        return None, None
     assert config.run.checkpoint is not None  # RunConfig guarantees it
-    return load_checkpoint(config.run.checkpoint, allow_pickle=config.run.allow_pickle)
+    given = RunDirectory(config.run.checkpoint)
+    run_dir = RunDirectory(given.root.parent) if given.is_checkpoint() else given  # the run of a ckpt-N too
+    writer = cleanup.enter_context(run_dir.open(None, new_run=False))
+    saved = load_checkpoint(config.run.checkpoint, allow_pickle=config.run.allow_pickle)
+    writer.continue_run(saved.run_id, saved.path)
+    return saved, writer
 
 
 def _saved_config(saved: Checkpoint) -> FitConfig:
@@ -165,7 +174,8 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     writes atomic checkpoints after every epoch and every ``checkpoint_every`` batches;
     ``resume=True`` continues from the latest one (only settings that change no number may
     differ). A new run refuses a directory holding another run's checkpoints unless
-    ``overwrite=True``, and one training at a time writes into a directory (a lock). A NaN or infinite loss raises :class:`NonFiniteLossError`. Several devices:
+    ``overwrite=True``, and one training at a time writes into a directory (a lock). A NaN
+    or infinite loss raises :class:`NonFiniteLossError`. Several devices:
     ``ctx=[...]`` with ``kvstore='local'|'device'``; several processes: ``kvstore='dist_sync'``
     or ``'dist_async'`` under ``python -m sinlstm_sym.launch`` (each worker trains its shard).
     """
@@ -173,7 +183,13 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     check_condition(isinstance(log, logging.Logger), f"logger must be a logging.Logger or None, got {log!r}",
                     TypeError)
     config = _resolve_config(config, settings)
-    saved = _check_before_training(config, train_iter, eval_iter)
+    with contextlib.ExitStack() as cleanup:  # releases the run directory's lock however fit ends
+        return _fit(config, train_iter, eval_iter, log, cleanup)
+
+
+def _fit(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter], log: Any,
+         cleanup: contextlib.ExitStack) -> FitResult:
+    saved, writer = _check_before_training(config, train_iter, eval_iter, cleanup)
     if saved is not None and config.run.seed is None:
         config = config.replace(seed=_saved_config(saved).run.seed)
     kv, rank, num_workers = _connect(config.run)
@@ -186,13 +202,11 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     optimizer = config.optimizer.create(
         rescale_grad=1.0 / (config.data.batch_size * (num_workers if run.kvstore == "dist_sync" else 1)))
     progress = _init_state(module, optimizer, kv, saved, log)
-    writer = _open_run_directory(config, saved, rank)
-    try:
-        best_params = _train(config, module, optimizer, progress, train_iter, eval_iter, validation_set, saved,
-                             writer, log)
-    finally:
-        if writer is not None:
-            writer.close()
+    if writer is None and run.checkpoint is not None and rank == 0:  # a new run: lock after every check
+        writer = cleanup.enter_context(RunDirectory(run.checkpoint).open(new_run_id(), new_run=True,
+                                                                         overwrite=run.overwrite))
+    best_params = _train(config, module, optimizer, progress, train_iter, eval_iter, validation_set, saved, writer,
+                         log)
     if run.kvstore == "dist_async":
         pull_final_params(module, kv)
     return FitResult(module=module, sym_gen=sym_gen, config=replace(config), progress=progress, rank=rank,
@@ -225,13 +239,15 @@ def _train(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimiz
 
 
 def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIter],
-                           eval_iter: Optional[mx.io.DataIter]) -> Optional[Checkpoint]:
-    """Every check that needs no bound module; the checkpoint to resume from (or ``None``)."""
+                           eval_iter: Optional[mx.io.DataIter], cleanup: contextlib.ExitStack
+                           ) -> Tuple[Optional[Checkpoint], Optional[RunWriter]]:
+    """Every check that needs no bound module; the checkpoint to resume from and its locked run directory
+    (or ``None``s)."""
     run, model = config.run, config.model
     if run.checkpoint is not None and not run.resume:
         check_output_dir("checkpoint", run.checkpoint)
         RunDirectory(run.checkpoint).check_new_run(run.overwrite)
-    saved = _load_resume(config)
+    saved, writer = _load_resume(config, cleanup)
     check_condition(not run.distributed or run.seed is not None or saved is not None,
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
                     "shard it")
@@ -249,7 +265,7 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
         _check_train_iter(train_iter, model.label_mode)
     if eval_iter is not None:
         _check_train_iter(eval_iter, model.label_mode)
-    return saved
+    return saved, writer
 
 
 def _connect(run: RunConfig) -> Tuple[Any, int, int]:
@@ -349,17 +365,6 @@ def _init_state(module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, 
 
 
 Writer = Optional[Callable[[], Path]]
-
-
-def _open_run_directory(config: FitConfig, saved: Optional[Checkpoint], rank: int) -> Optional[RunWriter]:
-    """The locked run directory this process writes checkpoints into (``None`` without ``checkpoint=`` or off
-    rank 0): the run of the resumed checkpoint (for a ``ckpt-N`` too), or a new run's."""
-    run = config.run
-    if run.checkpoint is None or rank != 0:
-        return None
-    if saved is None:
-        return RunDirectory(run.checkpoint).open(new_run_id(), new_run=True, overwrite=run.overwrite)
-    return RunDirectory(saved.path.parent).open(saved.run_id or new_run_id(), new_run=False, previous=saved.path)
 
 
 def _checkpoint_writers(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer,

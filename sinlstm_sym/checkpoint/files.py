@@ -142,8 +142,8 @@ def read_bounded(path: Path, limit: int) -> bytes:
     check_condition(size <= limit, f"{path}: {size} bytes, more than the {limit} bytes such a file may hold; "
                     "the file is damaged or foreign")
     with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    check_condition(len(data) <= limit, f"{path}: grew beyond {limit} bytes while it was read")
+        data = handle.read(size + 1)  # read(n) allocates n bytes up front: the size found, not the limit
+    check_condition(len(data) == size, f"{path}: changed size while it was read")
     return data
 
 

@@ -200,13 +200,17 @@ class RunDirectory:
                              "or pass overwrite=True (--overwrite) to replace them (they are removed once this "
                              "run's first checkpoint is complete)")
 
-    def open(self, run_id: str, new_run: bool, overwrite: bool = False,
+    def open(self, run_id: Optional[str], new_run: bool, overwrite: bool = False,
              previous: Optional[Path] = None) -> "RunWriter":
         """Lock the directory for run ``run_id`` and return its writer (close it, or use ``with``). A new run
-        is refused where another run's checkpoints are (unless ``overwrite``); leftovers of interrupted writes
-        are cleaned up."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(self.root / LOCK, run_id)
+        is refused where another run's checkpoints are (unless ``overwrite``); a set-aside checkpoint is put
+        back and leftovers of interrupted writes are removed. A resumed run may lock first, with
+        ``run_id=None``, and name its run with :meth:`RunWriter.continue_run` once it has read its checkpoint."""
+        check_condition(not new_run or run_id is not None, "a new run needs its run id")
+        if new_run:
+            self.root.mkdir(parents=True, exist_ok=True)
+        check_condition(self.root.is_dir(), f"{self.root}: no such checkpoint directory", FileNotFoundError)
+        lock = RunLock(self.root / LOCK)
         lock.acquire()
         try:
             if new_run:
@@ -230,18 +234,32 @@ class RunDirectory:
                 os.rename(path, self.root / name)
             else:
                 _remove(path)
+        staged = sorted(self.root.glob(f".{LATEST}.*.tmp"))
+        if staged and not self.latest_file.exists() and self._names_a_checkpoint(staged[-1]):
+            logger.warning("%s: completing the latest.json whose write was interrupted", self.root)
+            os.replace(staged[-1], self.latest_file)
         for pattern in (f"{TMP_PREFIX}ckpt-*", f".{LATEST}.*.tmp", f"{LOCK}.*.tmp"):
             for path in self.root.glob(pattern):
                 logger.info("%s: removing %s, left by an interrupted write", self.root, path.name)
                 _remove(path)
 
 
+    def _names_a_checkpoint(self, staged: Path) -> bool:
+        try:
+            payload, data = read_json(staged, "", MAX_SMALL_JSON_BYTES)
+            check_format(payload, data, staged)
+        except (ValueError, OSError):
+            return False
+        name = payload.get("checkpoint")
+        return isinstance(name, str) and step_of(name) is not None and (self.root / name / CONFIG).is_file()
+
+
 class RunLock:
     """``DIR/.lock``: pid, host, start time and run id of the one process writing into ``DIR``."""
 
-    def __init__(self, path: Path, run_id: str) -> None:
-        self.path, self.run_id = path, run_id
-        self.info = {"pid": os.getpid(), "host": socket.gethostname(), "run_id": run_id,
+    def __init__(self, path: Path) -> None:
+        self.path, self.session = path, new_run_id()
+        self.info = {"pid": os.getpid(), "host": socket.gethostname(), "session": self.session,
                      "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
     def acquire(self) -> None:
@@ -261,7 +279,7 @@ class RunLock:
     def release(self) -> None:
         """Remove the lock if it is still this process's."""
         holder = self._holder()
-        if holder is not None and holder.get("pid") == self.info["pid"] and holder.get("run_id") == self.run_id:
+        if holder is not None and holder.get("pid") == self.info["pid"] and holder.get("session") == self.session:
             self.path.unlink()
 
     def _create(self) -> bool:
@@ -338,12 +356,14 @@ class RunLock:
 class RunWriter:
     """Writes one run's checkpoints into a locked run directory (made by :meth:`RunDirectory.open`)."""
 
-    def __init__(self, directory: RunDirectory, run_id: str, lock: Optional[RunLock], previous: Optional[Path] = None,
+    def __init__(self, directory: RunDirectory, run_id: Optional[str], lock: Optional[RunLock],
+                 previous: Optional[Path] = None,
                  replace_others: bool = False) -> None:
         self.directory, self.run_id, self.lock = directory, run_id, lock
         self.previous = previous  # a complete checkpoint of this run: latest may point there meanwhile
         self.replace_others = replace_others
         self._best: Optional[RunWriter] = None
+        self._renamed = False  # the checkpoint being written was renamed into place
 
     @property
     def root(self) -> Path:
@@ -355,6 +375,12 @@ class RunWriter:
         if self._best is None:
             self._best = RunWriter(self.directory.best, self.run_id, None)
         return self._best
+
+    def continue_run(self, run_id: Optional[str], previous: Path) -> None:
+        """Write as run ``run_id`` (a fresh id if ``None``: a checkpoint from before run ids), resumed from
+        checkpoint ``previous``."""
+        self.run_id, self.previous = run_id or new_run_id(), previous
+        self._best = None
 
     def __enter__(self) -> "RunWriter":
         return self
@@ -374,9 +400,11 @@ class RunWriter:
         directory, which is then renamed into place and named in ``latest.json``. On any error nothing of it
         is left and the previous checkpoint stays the latest; a full disk is a :class:`DiskFullError`."""
         name = checkpoint_name(step)
+        check_condition(self.run_id is not None, "the run id is not known yet (RunWriter.continue_run)")
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f"{TMP_PREFIX}{name}-{os.getpid()}"
         aside = self.root / f"{ASIDE_PREFIX}{name}-{os.getpid()}"
+        self._renamed = False
         try:
             _remove(tmp)
             tmp.mkdir()
@@ -404,6 +432,7 @@ class RunWriter:
                                               "checkpoint": name}))
         after_step("latest staged", self.root)
         os.rename(tmp, final)
+        self._renamed = True
         fsync_dir(self.root)
         after_step("renamed", self.root)
         os.replace(staged, latest)
@@ -424,8 +453,15 @@ class RunWriter:
         fsync_dir(self.root)
 
     def _undo(self, tmp: Path, aside: Path, name: str) -> None:
-        """After a failed write: no temporary files, and a checkpoint set aside back in its place."""
-        for path in (tmp, staged_json_name(self.directory.latest_file)):
+        """After a failed write: no temporary files, a checkpoint set aside back in its place, and a checkpoint
+        already renamed into place named in ``latest.json`` (it is complete)."""
+        staged = staged_json_name(self.directory.latest_file)
+        if self._renamed and staged.exists():
+            try:
+                os.replace(staged, self.directory.latest_file)
+            except OSError as err:
+                logger.warning("%s: could not name %s in %s (%s)", self.root, name, LATEST, err)
+        for path in (tmp, staged):
             try:
                 _remove(path)
             except OSError as err:
@@ -472,6 +508,8 @@ class RunWriter:
             if directory.latest_file.exists() and not any(
                     p.name == self._named(directory) for _, p in directory.checkpoints()):
                 directory.latest_file.unlink()
+            if directory is not self.directory and directory.root.is_dir() and not any(directory.root.iterdir()):
+                directory.root.rmdir()
 
     @staticmethod
     def _named(directory: RunDirectory) -> Optional[str]:

@@ -85,8 +85,9 @@ class _Fields:
         self.where, self.prefix = where, prefix
 
     def fail_unless(self, ok: bool, name: str, value: Any, expected: str) -> None:
-        check_condition(ok, f"{self.where}: {self.prefix}{name} is {value!r:.80}, expected {expected}; the file is "
-                        "damaged or was edited")
+        field = self.prefix + name if name else self.prefix.rstrip(".")  # "" names the object itself
+        check_condition(ok, f"{self.where}: {field} is {value!r:.80}, expected {expected}; the file is damaged or "
+                        "was edited")
 
     def count(self, payload: Dict[str, Any], name: str, minimum: int = 0) -> None:
         self.fail_unless(_is_count(payload[name], minimum), name, payload[name], f"an int >= {minimum}")
@@ -103,10 +104,13 @@ class _Fields:
         return list(value)
 
     def keys(self, payload: Any, name: str, required: Sequence[str], optional: Sequence[str] = ()) -> None:
-        ok = isinstance(payload, dict) and set(required) <= set(payload) <= set(required) | set(optional)
-        self.fail_unless(ok, name, payload if not isinstance(payload, dict) else sorted(payload),
+        self.fail_unless(isinstance(payload, dict), name, payload, f"an object with {list(required)}")
+        missing = [k for k in required if k not in payload]
+        unknown = sorted(str(k) for k in set(payload) - set(required) - set(optional))
+        self.fail_unless(not missing and not unknown, name, sorted(payload),
                          f"an object with {list(required)}" + (f" (and optionally {list(optional)})" if optional
-                                                                else ""))
+                                                                else "")
+                         + (f"; it lacks {missing}" if missing else "") + (f"; unknown: {unknown}" if unknown else ""))
 
 
 _PROGRESS_REQUIRED = ("epoch", "batch", "global_batch")
@@ -124,7 +128,7 @@ def _is_length_map(value: Any, check: Any) -> bool:
 def _check_history(where: Path, history: List[Any]) -> None:
     for i, record in enumerate(history):
         fields = _Fields(where, f"progress.history[{i}].")
-        fields.keys(record, "record", ("epoch", "batch", "loss", "samples_per_sec", "bucket_counts"))
+        fields.keys(record, "", ("epoch", "batch", "loss", "samples_per_sec", "bucket_counts"))
         for name in ("epoch", "batch"):
             fields.count(record, name)
         fields.number(record, "loss", nonnegative=True)
@@ -139,7 +143,7 @@ def _check_validation(where: Path, records: List[Any]) -> None:
 
     for i, record in enumerate(records):
         fields = _Fields(where, f"progress.validation[{i}].")
-        fields.keys(record, "record", ("epoch", "batch", "global_batch", "seconds", "per_length"))
+        fields.keys(record, "", ("epoch", "batch", "global_batch", "seconds", "per_length"))
         for name in ("epoch", "batch", "global_batch"):
             fields.count(record, name)
         fields.number(record, "seconds", nonnegative=True)
