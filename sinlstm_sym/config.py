@@ -336,8 +336,8 @@ _FLAT: Dict[str, Tuple[str, str]] = {
     "lr_schedule": ("optimizer", "lr_schedule")}
 # Settings a resumed run may change: they change no number of the training.
 RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar", "checkpoint", "checkpoint_every",
-                     "resume", "allow_pickle", "overwrite", "validation_lengths", "validation_samples", "validate_every",
-                     "target_max_error", "patience")
+                     "resume", "allow_pickle", "overwrite", "validation_lengths", "validation_samples",
+                     "validate_every", "target_max_error", "patience")
 
 
 @dataclass(frozen=True)

@@ -368,7 +368,8 @@ Writer = Optional[Callable[[], Path]]
 
 
 def _checkpoint_writers(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer,
-                        progress: Progress, writer: Optional[RunWriter], names: Tuple[str, str]) -> Tuple[Writer, Writer]:
+                        progress: Progress, writer: Optional[RunWriter],
+                        names: Tuple[str, str]) -> Tuple[Writer, Writer]:
     """``save()`` for the run's checkpoints and ``save_best()`` for its best one (both ``None`` without a
     ``writer``)."""
     run, model = config.run, config.model

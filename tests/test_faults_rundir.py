@@ -19,13 +19,12 @@ import pytest
 from sinlstm_sym import Predictor, fit
 from sinlstm_sym.checkpoint import load_checkpoint, run_directory, schema
 from sinlstm_sym.checkpoint import _checksummed_json as checksummed_json
-from sinlstm_sym.checkpoint.run_directory import RunDirectory
 from sinlstm_sym.cli import evaluate as evaluate_cli
 from sinlstm_sym.cli import train as train_cli
 
 RUN = dict(seed=1, num_samples=600, batch_size=100, buckets=[1, 2, 3], log_every=3)  # 6 batches an epoch
-CLI_RUN = ["--seed", "1", "--num-samples", "600", "--batch-size", "100", "--buckets", "1-3", "--num-epoch", "1", "--eval-lengths",
-           "1-2", "--eval-samples", "10", "--progress", "off"]
+CLI_RUN = ["--seed", "1", "--num-samples", "600", "--batch-size", "100", "--buckets", "1-3", "--num-epoch", "1",
+           "--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off"]
 LEFTOVERS = (".tmp-*", ".old-*", ".latest.json.*", ".lock*")
 
 
@@ -332,6 +331,7 @@ FORGED_PROGRESS = [
     (lambda p: p["history"][0].pop("loss"), r"progress\.history\[0\] is \['batch'.*; it lacks \['loss'\]"),
     (lambda p: p.update(trained_lengths=[0]), r"progress\.trained_lengths is \[0\]"),
     (lambda p: p.update(window_loss=float("inf")), r"progress\.window_loss is inf"),
+    (lambda p: p.update(first_loss=0), r"progress\.first_loss is 0, expected a finite number > 0 or null"),
     (lambda p: p.update(unknown=1), r"progress is \[.*; unknown: \['unknown'\]"),
     (lambda p: p.update(batch=7, global_batch=17), r"progress\.batch is 7, beyond the 6 batches of an epoch"),
 ]
@@ -398,3 +398,9 @@ def test_evaluate_refuses_an_output_inside_the_checkpoint_it_reads(two_epochs, t
     assert stop.value.code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"sinlstm-evaluate: error: argument {flag}: ") and "outputs never overwrite inputs" in err
     assert {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()} == before
+
+
+def test_the_convert_command_runs_without_a_runpy_warning(python):
+    out = subprocess.run([python, "-W", "error::RuntimeWarning", "-m", "sinlstm_sym.checkpoint", "--help"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "convert" in out.stdout and "Warning" not in out.stderr, out.stderr

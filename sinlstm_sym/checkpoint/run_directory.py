@@ -32,7 +32,7 @@ import mxnet as mx
 
 from ..checks import check_condition
 from .files import (MAX_SMALL_JSON_BYTES, checksummed_json, disk_full_error, fsync_dir, is_disk_full, read_json,
-                    read_json_bytes, read_bounded, staged_json_name, write_bytes)
+                    read_json_bytes, read_bounded, staged_json_name, write_bytes, write_json_atomic)
 from .schema import CONFIG, FORMAT, FORMAT_VERSION, check_format, run_id_of
 
 logger = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ def step_of(name: str) -> Optional[int]:
 def checkpoint_name(step: int) -> str:
     """The directory name of the checkpoint after ``step`` updates."""
     return f"ckpt-{step:08d}"
+
+
+def _latest_payload(name: str) -> Dict[str, Any]:
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "checkpoint": name}
 
 
 def _remove(path: Path) -> None:
@@ -428,8 +432,7 @@ class RunWriter:
             os.rename(final, aside)
             after_step("set aside", self.root)
         staged = staged_json_name(latest)
-        write_bytes(staged, checksummed_json({"format": FORMAT, "format_version": FORMAT_VERSION,
-                                              "checkpoint": name}))
+        write_bytes(staged, checksummed_json(_latest_payload(name)))
         after_step("latest staged", self.root)
         os.rename(tmp, final)
         self._renamed = True
@@ -447,10 +450,7 @@ class RunWriter:
             return False
 
     def _write_latest(self, name: str) -> None:
-        staged, latest = staged_json_name(self.directory.latest_file), self.directory.latest_file
-        write_bytes(staged, checksummed_json({"format": FORMAT, "format_version": FORMAT_VERSION, "checkpoint": name}))
-        os.replace(staged, latest)
-        fsync_dir(self.root)
+        write_json_atomic(self.directory.latest_file, _latest_payload(name))
 
     def _undo(self, tmp: Path, aside: Path, name: str) -> None:
         """After a failed write: no temporary files, a checkpoint set aside back in its place, and a checkpoint

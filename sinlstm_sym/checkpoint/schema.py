@@ -92,10 +92,11 @@ class _Fields:
     def count(self, payload: Dict[str, Any], name: str, minimum: int = 0) -> None:
         self.fail_unless(_is_count(payload[name], minimum), name, payload[name], f"an int >= {minimum}")
 
-    def number(self, payload: Dict[str, Any], name: str, nonnegative: bool = False, optional: bool = False) -> None:
+    def number(self, payload: Dict[str, Any], name: str, minimum: float = 0.0, strict: bool = False,
+               optional: bool = False) -> None:
         value = payload[name]
-        ok = (optional and value is None) or (_is_number(value) and (not nonnegative or value >= 0))
-        self.fail_unless(ok, name, value, ("a finite number >= 0" if nonnegative else "a finite number")
+        ok = (optional and value is None) or (_is_number(value) and (value > minimum if strict else value >= minimum))
+        self.fail_unless(ok, name, value, f"a finite number {'>' if strict else '>='} {minimum:g}"
                          + (" or null" if optional else ""))
 
     def listing(self, payload: Dict[str, Any], name: str, check: Any, expected: str) -> List[Any]:
@@ -116,7 +117,8 @@ class _Fields:
 _PROGRESS_REQUIRED = ("epoch", "batch", "global_batch")
 _PROGRESS_COUNTS = ("window_windows", "epoch_windows")
 _PROGRESS_SUMS = ("window_loss", "epoch_loss", "train_seconds")
-_PROGRESS_OPTIONAL = ("history", "epoch_losses", "eval_losses", "trained_lengths", "window_keys", "first_loss", "validation",
+_PROGRESS_OPTIONAL = ("history", "epoch_losses", "eval_losses", "trained_lengths", "window_keys", "first_loss",
+                      "validation",
                       "stopped", *_PROGRESS_COUNTS, *_PROGRESS_SUMS)
 
 
@@ -131,8 +133,8 @@ def _check_history(where: Path, history: List[Any]) -> None:
         fields.keys(record, "", ("epoch", "batch", "loss", "samples_per_sec", "bucket_counts"))
         for name in ("epoch", "batch"):
             fields.count(record, name)
-        fields.number(record, "loss", nonnegative=True)
-        fields.number(record, "samples_per_sec", nonnegative=True)
+        fields.number(record, "loss")
+        fields.number(record, "samples_per_sec")
         fields.fail_unless(_is_length_map(record["bucket_counts"], lambda v: _is_count(v, 1)), "bucket_counts",
                            record["bucket_counts"], "an object of window length -> count")
 
@@ -146,7 +148,7 @@ def _check_validation(where: Path, records: List[Any]) -> None:
         fields.keys(record, "", ("epoch", "batch", "global_batch", "seconds", "per_length"))
         for name in ("epoch", "batch", "global_batch"):
             fields.count(record, name)
-        fields.number(record, "seconds", nonnegative=True)
+        fields.number(record, "seconds")
         fields.fail_unless(_is_length_map(record["per_length"], pair) and bool(record["per_length"]), "per_length",
                            record["per_length"], "an object of window length -> [mse, max_abs_error]")
 
@@ -160,9 +162,9 @@ def check_progress(where: Path, progress: Any) -> Dict[str, Any]:
     fields.fail_unless(progress["batch"] <= progress["global_batch"], "batch", progress["batch"],
                        f"at most global_batch ({progress['global_batch']})")
     for name in (n for n in _PROGRESS_SUMS if n in progress):
-        fields.number(progress, name, nonnegative=True)
+        fields.number(progress, name)
     if "first_loss" in progress:
-        fields.number(progress, "first_loss", nonnegative=True, optional=True)
+        fields.number(progress, "first_loss", strict=True, optional=True)
     for name in ("epoch_losses", "eval_losses"):  # an epoch without windows records NaN, stored as NaN
         if name in progress:
             fields.listing(progress, name, lambda v: _is_number(v) or (isinstance(v, float) and math.isnan(v)),

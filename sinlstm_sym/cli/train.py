@@ -27,7 +27,8 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "
                  "--label-mode": "label_mode", "--feature": "feature", "--cell": "cell", "--optimizer": "optimizer",
                  "--optimizer-params": "optimizer_params", "--ctx": "ctx", "--kvstore": "kvstore", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint", "--checkpoint-every": "checkpoint_every",
-                 "--resume": "resume", "--overwrite": "overwrite", "--lr-schedule": "lr_schedule", "--validation-lengths": "validation_lengths",
+                 "--resume": "resume", "--overwrite": "overwrite", "--lr-schedule": "lr_schedule",
+                 "--validation-lengths": "validation_lengths",
                  "--validation-samples": "validation_samples", "--validate-every": "validate_every",
                  "--target-max-error": "target_max_error", "--patience": "patience"}
 _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "resume": ("checkpoint",),
