@@ -29,7 +29,8 @@ place, and only then named in ``latest.json`` (itself replaced atomically), so a
 killed at any moment leaves the previous checkpoint readable (:mod:`.run_directory`).
 
 Modules: :mod:`.files` (atomic writes, checksummed and bounded JSON), :mod:`.schema` (the
-fields of ``config.json`` and their checks), :mod:`.run_directory` (layout, lock, rotation),
+fields of ``config.json`` and their checks), :mod:`.run_directory` (layout, rotation, the rules of
+writing) with :mod:`.lock` (one writer at a time),
 :mod:`.optimizer_state`, :mod:`.store` (save and load one checkpoint), :mod:`.legacy`
 (format 1 and ``python -m sinlstm_sym.checkpoint convert``).
 """

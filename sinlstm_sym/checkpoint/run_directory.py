@@ -16,13 +16,10 @@ rotation removes only checkpoints of this run (the run id in their ``config.json
 number, never the one ``latest.json`` names and never other files; ``latest.json`` moves
 forward before anything older is removed, and no rename removes the only complete copy.
 """
-import json
 import logging
 import os
 import re
 import shutil
-import socket
-import time
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +29,8 @@ import mxnet as mx
 
 from ..checks import check_condition
 from .files import (MAX_SMALL_JSON_BYTES, checksummed_json, disk_full_error, fsync_dir, is_disk_full, read_json,
-                    read_json_bytes, read_bounded, staged_json_name, write_bytes, write_json_atomic)
+                    staged_json_name, write_bytes, write_json_atomic)
+from .lock import RunLock
 from .schema import CONFIG, FORMAT, FORMAT_VERSION, check_format, run_id_of
 
 logger = logging.getLogger(__name__)
@@ -247,7 +245,6 @@ class RunDirectory:
                 logger.info("%s: removing %s, left by an interrupted write", self.root, path.name)
                 _remove(path)
 
-
     def _names_a_checkpoint(self, staged: Path) -> bool:
         try:
             payload, data = read_json(staged, "", MAX_SMALL_JSON_BYTES)
@@ -256,105 +253,6 @@ class RunDirectory:
             return False
         name = payload.get("checkpoint")
         return isinstance(name, str) and step_of(name) is not None and (self.root / name / CONFIG).is_file()
-
-
-class RunLock:
-    """``DIR/.lock``: pid, host, start time and run id of the one process writing into ``DIR``."""
-
-    def __init__(self, path: Path) -> None:
-        self.path, self.session = path, new_run_id()
-        self.info = {"pid": os.getpid(), "host": socket.gethostname(), "session": self.session,
-                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-
-    def acquire(self) -> None:
-        """Take the lock, recovering one left by a dead process on this host; ``ValueError`` naming the
-        holder when another process holds it."""
-        for _ in range(3):
-            if self._create():
-                return
-            holder = self._holder()
-            if holder is None or not self._stale(holder):
-                raise ValueError(self._busy_message(holder))
-            logger.warning("%s: removing a stale lock: pid %s on %s (started %s) is no longer running",
-                           self.path.parent, holder["pid"], holder["host"], holder.get("started"))
-            self._remove_if(holder)
-        raise ValueError(self._busy_message(self._holder()))
-
-    def release(self) -> None:
-        """Remove the lock if it is still this process's."""
-        holder = self._holder()
-        if holder is not None and holder.get("pid") == self.info["pid"] and holder.get("session") == self.session:
-            self.path.unlink()
-
-    def _create(self) -> bool:
-        staged = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        write_bytes(staged, json.dumps(self.info).encode())
-        try:
-            os.link(staged, self.path)  # fails if the lock exists: creation and content in one step
-            return True
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links on this file system
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(json.dumps(self.info).encode())
-            return True
-        finally:
-            staged.unlink()
-
-    def _holder(self) -> Optional[Dict[str, Any]]:
-        try:
-            holder = read_json_bytes(read_bounded(self.path, MAX_SMALL_JSON_BYTES), self.path)
-        except (OSError, ValueError):
-            return None
-        ok = isinstance(holder.get("pid"), int) and isinstance(holder.get("host"), str)
-        return holder if ok else None
-
-    @staticmethod
-    def _stale(holder: Dict[str, Any]) -> bool:
-        if holder["host"] != socket.gethostname() or holder["pid"] == os.getpid() or holder["pid"] <= 0:
-            return False
-        try:
-            os.kill(holder["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except OSError:  # alive, another user's
-            return False
-        return False
-
-    def _remove_if(self, holder: Dict[str, Any]) -> None:
-        """Remove the lock if it still is ``holder``'s (moved aside first, so a fresh lock is never removed)."""
-        aside = self.path.with_name(f"{self.path.name}.{os.getpid()}.stale.tmp")
-        try:
-            os.rename(self.path, aside)
-        except FileNotFoundError:
-            return
-        if self._holder_at(aside) != holder:  # another process took the lock meanwhile: give it back
-            try:
-                os.link(aside, self.path)
-            except OSError:
-                pass
-        aside.unlink()
-
-    def _holder_at(self, path: Path) -> Optional[Dict[str, Any]]:
-        try:
-            return read_json_bytes(read_bounded(path, MAX_SMALL_JSON_BYTES), path)
-        except (OSError, ValueError):
-            return None
-
-    def _busy_message(self, holder: Optional[Dict[str, Any]]) -> str:
-        directory = self.path.parent
-        if holder is None:
-            return (f"checkpoint directory {directory} is locked by {self.path}, which cannot be read; if no "
-                    "training is writing there, remove that file")
-        who = "this process" if holder["pid"] == os.getpid() and holder["host"] == socket.gethostname() else \
-            f"pid {holder['pid']} on {holder['host']}"
-        return (f"checkpoint directory {directory} is being written by another training ({who}, started "
-                f"{holder.get('started')}); wait for it to finish or choose another checkpoint directory (if that "
-                f"process is gone, remove {self.path})")
 
 
 class RunWriter:
@@ -427,7 +325,8 @@ class RunWriter:
     def _commit(self, tmp: Path, aside: Path, name: str) -> Path:
         final, latest = self.root / name, self.directory.latest_file
         if final.exists():  # a checkpoint of this name (an older branch of the run): set aside, never removed first
-            if self.previous is not None and self.previous.is_dir() and self._latest_is(name):
+            if self.previous is not None and self.previous.name != name and self.previous.is_dir() \
+                    and self._latest_is(name):
                 self._write_latest(self.previous.name)  # latest never names the folder being replaced
             os.rename(final, aside)
             after_step("set aside", self.root)

@@ -1,0 +1,117 @@
+"""The lock of a run directory: ``DIR/.lock`` names the one process writing there (pid, host, start time).
+
+A second writer is refused with a message naming the holder. A lock whose process is gone
+(same host, its pid no longer running) is recovered with a warning; a lock of another host is
+never taken (its process cannot be checked from here).
+"""
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from .files import MAX_SMALL_JSON_BYTES, read_bounded, read_json_bytes, write_bytes
+
+logger = logging.getLogger(__name__)
+
+
+class RunLock:
+    """``DIR/.lock``: pid, host, start time and run id of the one process writing into ``DIR``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.session = path, uuid.uuid4().hex
+        self.info = {"pid": os.getpid(), "host": socket.gethostname(), "session": self.session,
+                     "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    def acquire(self) -> None:
+        """Take the lock, recovering one left by a dead process on this host; ``ValueError`` naming the
+        holder when another process holds it."""
+        for _ in range(3):
+            if self._create():
+                return
+            holder = self._holder()
+            if holder is None or not self._stale(holder):
+                raise ValueError(self._busy_message(holder))
+            logger.warning("%s: removing a stale lock: pid %s on %s (started %s) is no longer running",
+                           self.path.parent, holder["pid"], holder["host"], holder.get("started"))
+            self._remove_if(holder)
+        raise ValueError(self._busy_message(self._holder()))
+
+    def release(self) -> None:
+        """Remove the lock if it is still this process's."""
+        holder = self._holder()
+        if holder is not None and holder.get("pid") == self.info["pid"] and holder.get("session") == self.session:
+            self.path.unlink(missing_ok=True)
+
+    def _create(self) -> bool:
+        staged = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        write_bytes(staged, json.dumps(self.info).encode())
+        try:
+            os.link(staged, self.path)  # fails if the lock exists: creation and content in one step
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links on this file system
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(json.dumps(self.info).encode())
+            return True
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def _holder(self) -> Optional[Dict[str, Any]]:
+        try:
+            holder = read_json_bytes(read_bounded(self.path, MAX_SMALL_JSON_BYTES), self.path)
+        except (OSError, ValueError):
+            return None
+        ok = isinstance(holder.get("pid"), int) and isinstance(holder.get("host"), str)
+        return holder if ok else None
+
+    @staticmethod
+    def _stale(holder: Dict[str, Any]) -> bool:
+        if holder["host"] != socket.gethostname() or holder["pid"] == os.getpid() or holder["pid"] <= 0:
+            return False
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except OSError:  # alive, another user's
+            return False
+        return False
+
+    def _remove_if(self, holder: Dict[str, Any]) -> None:
+        """Remove the lock if it still is ``holder``'s (moved aside first, so a fresh lock is never removed)."""
+        aside = self.path.with_name(f"{self.path.name}.{os.getpid()}.stale.tmp")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return
+        if self._holder_at(aside) != holder:  # another process took the lock meanwhile: give it back
+            try:
+                os.link(aside, self.path)
+            except OSError:
+                pass
+        aside.unlink(missing_ok=True)
+
+    def _holder_at(self, path: Path) -> Optional[Dict[str, Any]]:
+        try:
+            return read_json_bytes(read_bounded(path, MAX_SMALL_JSON_BYTES), path)
+        except (OSError, ValueError):
+            return None
+
+    def _busy_message(self, holder: Optional[Dict[str, Any]]) -> str:
+        directory = self.path.parent
+        if holder is None:
+            return (f"checkpoint directory {directory} is locked by {self.path}, which cannot be read; if no "
+                    "training is writing there, remove that file")
+        who = "this process" if holder["pid"] == os.getpid() and holder["host"] == socket.gethostname() else \
+            f"pid {holder['pid']} on {holder['host']}"
+        return (f"checkpoint directory {directory} is being written by another training ({who}, started "
+                f"{holder.get('started')}); wait for it to finish or choose another checkpoint directory (if that "
+                f"process is gone, remove {self.path})")
