@@ -392,7 +392,8 @@ class SafeBucketingModule(mx.mod.BucketingModule):
              **kwargs: Any) -> "SafeBucketingModule":
         """A ``SafeBucketingModule`` with the parameters of a checkpoint written by ``save_checkpoint`` (this
         class's or MXNet's); they are set when the module is bound."""
-        check_condition(sym_gen is not None, "load needs sym_gen, the one the checkpoint was trained with", TypeError)
+        if sym_gen is None:
+            raise TypeError("load needs sym_gen, the one the checkpoint was trained with")
         module = cls(sym_gen, default_bucket_key=default_bucket_key, **kwargs)
         module._loaded = mx.model.load_params(prefix, epoch)
         return module

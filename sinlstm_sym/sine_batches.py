@@ -19,10 +19,11 @@ from .data import label_shape
 
 def check_key(bucket_key: Any, where: str) -> int:
     """A sine bucket key is an int >= 1, the window length (numpy ints, as saved in checkpoints, are accepted)."""
-    check_condition(isinstance(bucket_key, numbers.Integral) and not isinstance(bucket_key, bool),
-                    f"{where}: bucket_key must be an int (the window length), got {bucket_key!r} "
-                    f"({type(bucket_key).__name__})", TypeError)
-    check_condition(bucket_key >= 1, f"{where}: bucket_key must be >= 1, got {bucket_key!r}")
+    if not isinstance(bucket_key, numbers.Integral) or isinstance(bucket_key, bool):
+        raise TypeError(f"{where}: bucket_key must be an int (the window length), got {bucket_key!r} "
+                        f"({type(bucket_key).__name__})")
+    if bucket_key < 1:
+        raise ValueError(f"{where}: bucket_key must be >= 1, got {bucket_key!r}")
     return int(bucket_key)
 
 
@@ -44,10 +45,10 @@ def _name_shape(desc: Any) -> Tuple[str, Tuple[int, ...]]:
 
 
 def _desc_names_shapes(descs: Optional[Sequence], where: str, field: str) -> List[Tuple[str, Tuple[int, ...]]]:
-    check_condition(descs is not None and len(descs) > 0,
-                    f"{where}: {field} is missing; every batch must describe its own inputs "
-                    "(a DataBatch with provide_data and provide_label)")
-    return [_name_shape(desc) for desc in descs or ()]
+    if not descs:
+        raise ValueError(f"{where}: {field} is missing; every batch must describe its own inputs "
+                         "(a DataBatch with provide_data and provide_label)")
+    return [_name_shape(desc) for desc in descs]
 
 
 def _describe(arrays: Optional[Sequence]) -> str:
@@ -57,58 +58,64 @@ def _describe(arrays: Optional[Sequence]) -> str:
     return f"{type(arrays).__name__} of {len(arrays)} item(s)"
 
 
+def _one_array(arrays: Optional[Sequence], field: str, where: str, purpose: str = "") -> mx.nd.NDArray:
+    if arrays is None or len(arrays) != 1:
+        raise ValueError(f"{where}: {field} must be a list of one array{purpose}, got {_describe(arrays)}")
+    if not isinstance(arrays[0], mx.nd.NDArray):
+        raise TypeError(f"{where}: {field}[0] must be an mx.nd.NDArray, got {type(arrays[0]).__name__}")
+    return arrays[0]
+
+
+def _check_names(provided: List[Tuple[str, Tuple[int, ...]]], name: str, field: str, where: str) -> None:
+    if len(provided) != 1 or provided[0][0] != name:
+        raise ValueError(f"{where}: {field} names must be {[name]}, got {[n for n, _ in provided]}")
+
+
 def _check_data(batch: Any, spec: BatchSpec, where: str) -> Tuple[int, mx.nd.NDArray]:
-    check_condition(isinstance(batch, mx.io.DataBatch), f"{where}: expected an mx.io.DataBatch, got "
-                    f"{type(batch).__name__}", TypeError)
+    if not isinstance(batch, mx.io.DataBatch):
+        raise TypeError(f"{where}: expected an mx.io.DataBatch, got {type(batch).__name__}")
     key = check_key(batch.bucket_key, where)
     if spec.max_key is not None and key > spec.max_key:
         raise ValueError(f"{where}: bucket_key {key} is larger than the default bucket {spec.max_key}; bind with "
                          "default_bucket_key = the largest length the run will see")
-    if batch.data is None or len(batch.data) != 1:
-        raise ValueError(f"{where}: data must be a list of one array, got {_describe(batch.data)}")
-    data = batch.data[0]
-    check_condition(isinstance(data, mx.nd.NDArray), f"{where}: data[0] must be an mx.nd.NDArray, got "
-                    f"{type(data).__name__}", TypeError)
+    data = _one_array(batch.data, "data", where)
     shape = data.shape
     if len(shape) != 3 or shape[2] != 1:
         raise ValueError(f"{where}: data must have shape (batch, {key}, 1) (layout NTC), got {shape}")
     if shape[1] != key:
         raise ValueError(f"{where}: bucket_key is {key} but the data holds {shape[1]} steps (shape {shape}); "
                          "the key must equal the window length")
-    if np.dtype(data.dtype) != np.dtype(spec.dtype):
+    if data.dtype != np.dtype(spec.dtype):
         raise ValueError(f"{where}: data dtype must be {spec.dtype}, got {np.dtype(data.dtype).name}")
     provided = _desc_names_shapes(batch.provide_data, where, "provide_data")
-    check_condition([n for n, _ in provided] == [spec.data_name],
-                    f"{where}: provide_data names must be {[spec.data_name]}, got {[n for n, _ in provided]}")
-    check_condition(provided[0][1] == shape,
-                    f"{where}: provide_data says shape {provided[0][1]} but the data has shape {shape}")
+    _check_names(provided, spec.data_name, "provide_data", where)
+    if provided[0][1] != shape:
+        raise ValueError(f"{where}: provide_data says shape {provided[0][1]} but the data has shape {shape}")
     return key, data
 
 
 def check_batch(batch: Any, spec: BatchSpec, where: str) -> int:
-    """Check a sine batch against ``spec`` before it reaches a module; return its bucket key."""
+    """Check a sine batch against ``spec`` before it reaches a module; return its bucket key.
+
+    Messages are built only on failure: this runs on every batch."""
     key, data = _check_data(batch, spec, where)
     if spec.label_name is None:
         return key
-    if batch.label is None or len(batch.label) != 1:
-        raise ValueError(f"{where}: label must be a list of one array for training, got {_describe(batch.label)}")
-    label = batch.label[0]
-    check_condition(isinstance(label, mx.nd.NDArray), f"{where}: label[0] must be an mx.nd.NDArray, got "
-                    f"{type(label).__name__}", TypeError)
+    label = _one_array(batch.label, "label", where, " for training")
     provided = _desc_names_shapes(batch.provide_label, where, "provide_label")
-    check_condition([n for n, _ in provided] == [spec.label_name],
-                    f"{where}: provide_label names must be {[spec.label_name]}, got {[n for n, _ in provided]}")
+    _check_names(provided, spec.label_name, "provide_label", where)
     expected = label.shape
     if spec.label_mode is not None:
         expected = label_shape(data.shape[0], key, spec.label_mode)
-        check_condition(label.shape == expected, f"{where}: label must have shape {expected} for "
-                        f"label_mode={spec.label_mode!r}, got {label.shape}")
-    check_condition(label.shape[0] == data.shape[0],
-                    f"{where}: label holds {label.shape[0]} rows but data holds {data.shape[0]}")
-    check_condition(provided[0][1] == expected,
-                    f"{where}: provide_label says shape {provided[0][1]} but the label has shape {label.shape}")
-    check_condition(np.dtype(label.dtype) == np.dtype(spec.dtype),
-                    f"{where}: label dtype must be {spec.dtype}, got {np.dtype(label.dtype).name}")
+        if label.shape != expected:
+            raise ValueError(f"{where}: label must have shape {expected} for label_mode={spec.label_mode!r}, "
+                             f"got {label.shape}")
+    if label.shape[0] != data.shape[0]:
+        raise ValueError(f"{where}: label holds {label.shape[0]} rows but data holds {data.shape[0]}")
+    if provided[0][1] != expected:
+        raise ValueError(f"{where}: provide_label says shape {provided[0][1]} but the label has shape {label.shape}")
+    if label.dtype != np.dtype(spec.dtype):
+        raise ValueError(f"{where}: label dtype must be {spec.dtype}, got {np.dtype(label.dtype).name}")
     return key
 
 

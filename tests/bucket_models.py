@@ -46,7 +46,8 @@ class SineModel:
                 pred = mx.sym.FullyConnected(data, num_hidden=1, name=f"fc{key}")
             else:  # hazard 8: the same name with a shape that depends on the key
                 pred = mx.sym.sum(mx.sym.FullyConnected(data, num_hidden=4 + key, name="fc"), axis=1, keepdims=True)
-            return mx.sym.MakeLoss(mx.sym.mean(mx.sym.square(pred - mx.sym.var("label")), axis=1)), ("data",), ("label",)
+            loss = mx.sym.MakeLoss(mx.sym.mean(mx.sym.square(pred - mx.sym.var("label")), axis=1))
+            return loss, ("data",), ("label",)
         return broken
 
     def batch(self, key, batch_size=8, steps=None, provide_label=True, names=None, seed=None):

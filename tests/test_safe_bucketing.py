@@ -149,7 +149,8 @@ def test_bind_for_inference_without_labels_then_another_key(sym_gen, shape):
         module.bind([mx.io.DataDesc("data", shape, layout=layout)], for_training=False)
         module.init_params(mx.init.Xavier())
         data = mx.nd.array(np.random.default_rng(0).integers(0, VOCAB, size=other), dtype=np.float32)
-        module.forward(mx.io.DataBatch([data], bucket_key=4, provide_data=[mx.io.DataDesc("data", other, layout=layout)]))
+        descs = [mx.io.DataDesc("data", other, layout=layout)]
+        module.forward(mx.io.DataBatch([data], bucket_key=4, provide_data=descs))
         outputs[cls] = module.get_outputs()[0].asnumpy()
     assert outputs[STOCK].shape[0] in (4, 16)
     np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
