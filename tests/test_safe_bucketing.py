@@ -349,3 +349,41 @@ def test_fit_checks_each_batch_of_a_user_iterator_against_the_sine_contract(capl
         with pytest.raises(ValueError, match=rf"batch 3 \(bucket_key {key}\): label must have shape \(10, {key}\) "
                                              r"for label_mode='sequence', got \(10, 1\)"):
             fit(train_iter=data, seed=0, num_epoch=1, log_every=5)
+
+
+def tnc_sym_gen(key):
+    """Time-major float data (T, N, 1), a fused LSTM in layout TNC, a regression on every step."""
+    cell = mx.rnn.FusedRNNCell(HIDDEN, num_layers=1, mode="lstm", prefix="lstm_")
+    outputs, _ = cell.unroll(key, inputs=mx.sym.var("data"), merge_outputs=True, layout="TNC")
+    pred = mx.sym.FullyConnected(mx.sym.reshape(outputs, shape=(-1, HIDDEN)), num_hidden=1, name="pred")
+    return mx.sym.LinearRegressionOutput(pred, mx.sym.reshape(mx.sym.var("label"), shape=(-1, 1)),
+                                         name="out"), ("data",), ("label",)
+
+
+def tnc_batch(length, steps=None, seed=0):
+    values = np.sin(np.linspace(0, 3, (steps or length) * 8)).reshape(steps or length, 8, 1).astype(np.float32)
+    values += np.random.default_rng(seed).normal(0, 0.01, values.shape).astype(np.float32)
+    label = np.roll(values[:, :, 0], -1, axis=0)
+    return mx.io.DataBatch([mx.nd.array(values)], [mx.nd.array(label)], bucket_key=length,
+                           provide_data=[mx.io.DataDesc("data", values.shape, layout="TNC")],
+                           provide_label=[mx.io.DataDesc("label", label.shape, layout="TN")])
+
+
+def test_layout_tnc_same_numbers_as_stock_and_key_checked_on_axis_t():
+    outputs = {}
+    for cls in (STOCK, SafeBucketingModule):
+        mx.random.seed(5)
+        module = cls(tnc_sym_gen, default_bucket_key=12)
+        first = tnc_batch(12)
+        module.bind(first.provide_data, first.provide_label)
+        module.init_params(mx.init.Xavier())
+        module.init_optimizer(optimizer="adam")
+        for i, length in enumerate([12, 5, 9, 5, 12]):
+            module.forward_backward(tnc_batch(length, seed=i))
+            module.update()
+        outputs[cls] = module.get_outputs()[0].asnumpy()
+    assert outputs[STOCK].shape == (12 * 8, 1)
+    np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
+    with pytest.raises(ValueError, match=r"bucket_key is 7 but data 'data' holds 6 steps \(axis T of layout TNC, "
+                                         r"shape \(6, 8, 1\)\)"):
+        module.forward(tnc_batch(7, steps=6))
