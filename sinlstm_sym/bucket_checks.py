@@ -190,6 +190,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._known_keys: Set[Any] = set()
         self._outputs_valid = False
         self._batches_seen = 0
+        self._batch_number = 0  # the batch being checked: the next one in prepare, the current one in forward
         self._loaded: Optional[Tuple[Dict[str, mx.nd.NDArray], Dict[str, mx.nd.NDArray]]] = None
 
     # --- what the user declared ---------------------------------------------------------------
@@ -224,7 +225,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     # --- per batch ----------------------------------------------------------------------------
     def describe_batch(self, data_batch: Any) -> str:
         """'batch N (bucket_key K)', the prefix of every error about the batch being checked."""
-        return f"batch {self._batches_seen} (bucket_key {getattr(data_batch, 'bucket_key', None)!r})"
+        return f"batch {self._batch_number} (bucket_key {getattr(data_batch, 'bucket_key', None)!r})"
 
     def check_key(self, bucket_key: Any, where: str) -> None:
         """A key must be hashable and of the default key's kind (an int, a tuple of the same length, ...)."""
@@ -257,9 +258,11 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     def _check_inputs(self, batch: Any, key: Any, field: str, arrays: Any, descs: Any) -> List[Tuple[str, int]]:
         """Check one field (data or label) of a batch; (name, batch size) of each input."""
         declared = self._declared[field]
-        if not descs:
-            raise ValueError(f"{self.describe_batch(batch)}: provide_{field} is missing; every batch must describe "
-                             "its own inputs (a DataBatch with provide_data and provide_label)")
+        if not descs:  # as stock MXNet, a bucket already bound may take arrays of the shapes they have
+            if key not in self._known_keys or arrays is None or len(arrays) != len(declared):
+                raise ValueError(f"{self.describe_batch(batch)}: provide_{field} is missing; every batch must "
+                                 "describe its own inputs (a DataBatch with provide_data and provide_label)")
+            descs = [(name, getattr(array, "shape", ())) for name, array in zip(declared, arrays)]
         names = [d.name if isinstance(d, mx.io.DataDesc) else d[0] for d in descs]
         if names != list(declared):
             raise ValueError(f"{self.describe_batch(batch)}: provide_{field} names must be {list(declared)}, "
@@ -337,6 +340,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
 
     def prepare(self, data_batch, sparse_row_id_fn=None):
         if self._is_new_bucket(data_batch):  # mod.fit prepares the next batch before its forward
+            self._batch_number = self._batches_seen + 1
             self.check_batch(data_batch, self.for_training)
         super().prepare(data_batch, sparse_row_id_fn=sparse_row_id_fn)
 
@@ -349,6 +353,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     def forward(self, data_batch, is_train=None):
         self._outputs_valid = False
         self._batches_seen += 1
+        self._batch_number = self._batches_seen
         self.check_batch(data_batch, self.for_training if is_train is None else is_train)
         super().forward(data_batch, is_train=is_train)
         self._outputs_valid = True

@@ -387,3 +387,39 @@ def test_layout_tnc_same_numbers_as_stock_and_key_checked_on_axis_t():
     with pytest.raises(ValueError, match=r"bucket_key is 7 but data 'data' holds 6 steps \(axis T of layout TNC, "
                                          r"shape \(6, 8, 1\)\)"):
         module.forward(tnc_batch(7, steps=6))
+
+
+def test_a_bound_bucket_takes_batches_without_descriptions_as_stock_does():
+    """Stock MXNet runs a known bucket on the arrays' own shapes; a new bucket needs provide_data."""
+    outputs = {}
+    for cls in (STOCK, SafeBucketingModule):
+        module = new_module(cls, TOKEN, 9)
+        batch = TOKEN.batch(9, batch_size=16)
+        module.forward(mx.io.DataBatch(batch.data, batch.label, bucket_key=9), is_train=False)
+        outputs[cls] = module.get_outputs()[0].asnumpy()
+    np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
+    with pytest.raises(ValueError, match=r"batch 2 \(bucket_key 4\): provide_data is missing"):
+        module.forward(mx.io.DataBatch(TOKEN.batch(4).data, bucket_key=4), is_train=False)
+
+
+def test_mod_fit_names_the_batch_whose_new_bucket_is_wrong():
+    """mod.fit prepares the next batch before its forward: the error names that next batch."""
+    batches = [TOKEN.batch(9, batch_size=16), TOKEN.batch(5, batch_size=16, steps=3)]
+
+    class Batches(mx.io.DataIter):
+        def __init__(self):
+            super().__init__(16)
+            self.provide_data, self.provide_label = batches[0].provide_data, batches[0].provide_label
+            self.position = 0
+
+        def reset(self):
+            self.position = 0
+
+        def next(self):
+            if self.position == len(batches):
+                raise StopIteration
+            self.position += 1
+            return batches[self.position - 1]
+    module = SafeBucketingModule(TOKEN.sym_gen(), default_bucket_key=9)
+    with pytest.raises(ValueError, match=r"^batch 2 \(bucket_key 5\): bucket_key is 5 but data 'data' holds 3 steps"):
+        module.fit(Batches(), num_epoch=1, initializer=mx.init.Xavier())
