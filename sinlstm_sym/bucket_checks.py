@@ -289,7 +289,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         if said != shape:
             raise ValueError(f"{where(batch)}: provide_{field} says shape {said} for {name!r} but the array has "
                              f"shape {shape}")
-        if isinstance(desc, mx.io.DataDesc):
+        if isinstance(desc, mx.io.DataDesc) and key not in self._known_keys:  # a bound bucket ignores them
             layout = _layout(desc)
             if declared.layout is not None and layout is not None and layout != declared.layout:
                 raise ValueError(f"{where(batch)}: {field} {name!r} has layout {layout} but was bound with "
@@ -298,6 +298,9 @@ class SafeBucketingModule(mx.mod.BucketingModule):
                 raise ValueError(f"{where(batch)}: {field} {name!r} is declared {np.dtype(desc.dtype).name} but was "
                                  f"bound as {declared.dtype.name}; every bucket shares the default bucket's arrays")
         if declared.time_axis is not None:
+            if len(shape) != len(declared.shape):
+                raise ValueError(f"{where(batch)}: {field} {name!r} has shape {shape} but was bound with "
+                                 f"{len(declared.shape)} axes (layout {declared.layout})")
             steps = key if declared.key_index is None else key[declared.key_index]
             if shape[declared.time_axis] != steps:
                 raise ValueError(f"{where(batch)}: bucket_key is {key!r} but {field} {name!r} holds "
