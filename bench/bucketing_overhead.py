@@ -7,15 +7,16 @@ module ``SineBucketingModule`` too) and a token model shaped like MXNet's bucket
 (embedding 32, ``mx.rnn.LSTMCell`` 64 unrolled, softmax over 100 words, batch 32, lengths
 5..40). Every module starts from the same weights and sees the same pre-built batches
 (``forward_backward`` + ``update``; every bucket bound before timing). Rounds interleave the
-modules (order rotated per round); the figure per module is the median over rounds of the
-time per batch, and the ratio is the median of the per-round ratios against stock. The time
+modules (order rotated per round); the figures per module are the medians over rounds of the
+wall and process-CPU time per batch, and each ratio (xR) is the median of the per-round ratios
+against stock. The time
 of the checks alone (``check_batch`` on the same batches, no MXNet work) is printed too: on
 a busy machine it is the steadier figure.
 """
 import argparse
 import statistics
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -65,15 +66,16 @@ def build(cls: type, sym_gen: Callable, default_key: int, first: mx.io.DataBatch
     return module
 
 
-def run(module: mx.mod.BucketingModule, batches: List[mx.io.DataBatch]) -> float:
-    """Seconds per batch of forward_backward + update, to the end of the engine's work."""
+def run(module: mx.mod.BucketingModule, batches: List[mx.io.DataBatch]) -> Tuple[float, float]:
+    """(wall seconds, process CPU seconds) per batch of forward_backward + update, to the end of the
+    engine's work. CPU time, summed over the process's threads, is the steadier one on a shared machine."""
     mx.nd.waitall()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for batch in batches:
         module.forward_backward(batch)
         module.update()
     mx.nd.waitall()
-    return (time.perf_counter() - start) / len(batches)
+    return (time.perf_counter() - start) / len(batches), (time.process_time() - cpu) / len(batches)
 
 
 def check_cost(module: SafeBucketingModule, batches: List[mx.io.DataBatch], repeat: int = 20) -> float:
@@ -89,7 +91,7 @@ def measure(name: str, modules: Dict[str, mx.mod.BucketingModule], batches: List
             rounds: int) -> None:
     for module in modules.values():  # bind every bucket before timing
         run(module, batches)
-    times: Dict[str, List[float]] = {label: [] for label in modules}
+    times: Dict[str, List[Tuple[float, float]]] = {label: [] for label in modules}
     labels = list(modules)
     for r in range(rounds):
         order = labels[r % len(labels):] + labels[:r % len(labels)]
@@ -98,10 +100,15 @@ def measure(name: str, modules: Dict[str, mx.mod.BucketingModule], batches: List
     stock = times["stock"]
     print(f"{name}: {len(batches)} batches per round, {rounds} rounds")
     for label, values in times.items():
-        ratio = statistics.median(v / s for v, s in zip(values, stock))
-        line = f"  {label:6s} median {statistics.median(values) * 1e3:8.3f} ms/batch   ratio to stock {ratio:.3f}"
+        parts = []
+        for i, what in enumerate(("wall", "cpu")):
+            ratio = statistics.median(v[i] / s[i] for v, s in zip(values, stock))
+            parts.append(f"{what} {statistics.median(v[i] for v in values) * 1e3:7.3f} ms (x{ratio:.3f})")
+        line = f"  {label:6s} " + "   ".join(parts)
         if label != "stock":
-            line += f"   checks alone {check_cost(modules[label], batches) * 1e6:6.1f} us/batch"
+            checks = check_cost(modules[label], batches)
+            line += (f"   checks alone {checks * 1e6:5.1f} us "
+                     f"({100 * checks / statistics.median(s[0] for s in stock):.2f} % of stock's wall)")
         print(line)
 
 
