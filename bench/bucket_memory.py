@@ -24,7 +24,7 @@ if mode in ("one", "nine"):
     print(f"{mode} bucket(s), {cell}: peak RSS {mib('VmHWM'):.1f} MiB, RSS at the end {mib('VmRSS'):.1f} MiB")
 else:
     it = SinBucketIter(range(1, 10), label_mode="sequence", seed=0, num_samples=9 * 300, shuffle=False)
-    module = SafeBucketingModule(make_sym_gen(label_mode="sequence", cell=cell), 9, label_mode="sequence")
+    module = SafeBucketingModule(make_sym_gen(label_mode="sequence", cell=cell), 9)
     module.bind(it.provide_data, it.provide_label)
     params = to_layout(init_params((10, 20, 1), 0, forget_bias=1.0), cell, (10, 20, 1))
     module.init_params(arg_params={k: mx.nd.array(v) for k, v in params.items()}, aux_params={})

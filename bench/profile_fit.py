@@ -68,6 +68,10 @@ try:  # the validation layer (present since the SafeBucketingModule commit)
     import sinlstm_sym.bucket_checks as bucket_checks  # noqa: E402
 except ImportError:  # pragma: no cover
     bucket_checks = None
+try:  # fit's module since the general SafeBucketingModule (issue 19): the sine contract + the general checks
+    from sinlstm_sym.sine_batches import SineBucketingModule  # noqa: E402
+except ImportError:  # pragma: no cover
+    SineBucketingModule = None
 from sinlstm_sym.training import fit  # noqa: E402
 
 
@@ -187,7 +191,9 @@ def run_phases(sync):
     bm = mx.mod.BucketingModule
     timer.wrap_module_class(data_mod.SinBucketIter, "next", DATA_LABEL)
     timer.wrap_module_class(bm, "forward", "forward")
-    if "check_batch" in getattr(bucket_checks, "__dict__", {}):  # the library's per-batch validation, if any
+    if SineBucketingModule is not None:  # the library's per-batch validation, if any
+        timer.wrap_module_class(SineBucketingModule, "check_batch", "  of which check_batch")
+    elif "check_batch" in getattr(bucket_checks, "__dict__", {}):
         timer.wrap(bucket_checks, "check_batch", "  of which bucket_checks.check_batch")
     timer.wrap_module_class(bm, "switch_bucket", "  of which switch_bucket")
     timer.wrap_module_class(bm, "backward", "backward")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 import mxnet as mx
 import numpy as np
 
-from .bucket_checks import BatchSpec, check_batch
+from .sine_batches import BatchSpec, check_batch
 from .checks import check_choice, check_condition, check_int, check_scaling
 from .context import ContextSpec, resolve_contexts
 from .constants import (CELLS, DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,

@@ -15,7 +15,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import mxnet as mx
 
-from .bucket_checks import check_key
+from .sine_batches import check_key
 from .checks import check_bool, check_choice, check_condition, check_float, check_int, check_name
 from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_STEP_TAU,
                         INPUT_SIZE,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
-from .bucket_checks import SafeBucketingModule, check_key, check_sym_gen
+from .bucket_checks import check_sym_gen
 from .checkpoint import Checkpoint, RunDirectory, RunWriter, load_checkpoint, new_run_id, save_checkpoint
 from .checks import check_condition
 from .config import FitConfig, RunConfig
@@ -18,6 +18,7 @@ from .distributed import RankLogAdapter, create_kvstore, pull_final_params
 from .native import resolve_cell
 from .outputs import check_output_dir
 from .params import ParamDict, to_canonical
+from .sine_batches import SineBucketingModule, check_key
 from .symbol import SymGen, make_sym_gen
 from .trainer import LossRecord, Progress, Trainer
 from .validation import ValidationRecord, ValidationSet, Validator, best_record
@@ -213,7 +214,7 @@ def _fit(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Opt
                      num_workers=num_workers, best_params=best_params)
 
 
-def _train(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, progress: Progress,
+def _train(config: FitConfig, module: SineBucketingModule, optimizer: mx.optimizer.Optimizer, progress: Progress,
            train_iter: mx.io.DataIter, eval_iter: Optional[mx.io.DataIter], validation_set: Optional[ValidationSet],
            saved: Optional[Checkpoint], writer: Optional[RunWriter], log: Any) -> Optional[ParamDict]:
     """Run the epochs (checkpoints through ``writer``); the best parameters by validation, if validated."""
@@ -320,7 +321,7 @@ def _data_label_names(train_iter: mx.io.DataIter) -> Tuple[str, str]:
 
 
 def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Optional[mx.io.DataIter]
-                  ) -> Tuple[SafeBucketingModule, SymGen, Optional[ValidationSet]]:
+                  ) -> Tuple[SineBucketingModule, SymGen, Optional[ValidationSet]]:
     """The bound module (default bucket: the longest length it will see), its sym_gen, the held-out set."""
     model, run, batch_size = config.model, config.run, config.data.batch_size
     default_key = check_key(train_iter.default_bucket_key, "train_iter.default_bucket_key")
@@ -339,7 +340,7 @@ def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Opti
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                               label_name: label_shape(batch_size, key, model.label_mode)})
-    module = SafeBucketingModule(sym_gen, default_bucket_key=default_key, label_mode=model.label_mode,
+    module = SineBucketingModule(sym_gen, default_bucket_key=default_key, label_mode=model.label_mode,
                                  context=resolve_contexts(list(run.ctx)))
     module.bind(data_shapes=[(data_name, (batch_size, default_key, 1))],
                 label_shapes=[(label_name, label_shape(batch_size, default_key, model.label_mode))],
@@ -347,7 +348,7 @@ def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Opti
     return module, sym_gen, validation_set
 
 
-def _init_state(module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, kv: Any,
+def _init_state(module: SineBucketingModule, optimizer: mx.optimizer.Optimizer, kv: Any,
                 saved: Optional[Checkpoint], log: Any) -> Progress:
     """Initial or resumed parameters and optimizer state; the progress to continue from."""
     if saved is None:
@@ -367,7 +368,7 @@ def _init_state(module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer, 
 Writer = Optional[Callable[[], Path]]
 
 
-def _checkpoint_writers(config: FitConfig, module: SafeBucketingModule, optimizer: mx.optimizer.Optimizer,
+def _checkpoint_writers(config: FitConfig, module: SineBucketingModule, optimizer: mx.optimizer.Optimizer,
                         progress: Progress, writer: Optional[RunWriter],
                         names: Tuple[str, str]) -> Tuple[Writer, Writer]:
     """``save()`` for the run's checkpoints and ``save_best()`` for its best one (both ``None`` without a

@@ -1,7 +1,9 @@
 """BucketingModule hazard scenarios, run one per subprocess by tests/test_bucket_hazards.py.
 
-Usage: python bucket_scenarios.py SCENARIO {plain,safe}. Prints 'OK <detail>' and exits 0
-when the run works; an exception propagates (exit 1) when it fails. A crash of MXNet's
+Usage: python bucket_scenarios.py SCENARIO {plain,safe,sine} [{sine,token,tuple}]. MODE: plain
+MXNet's BucketingModule, our general SafeBucketingModule, or the SineBucketingModule fit uses
+(sine model only). MODEL (default sine): see tests/bucket_models.py. Prints 'OK <detail>' and
+exits 0 when the run works; an exception propagates (exit 1) when it fails. A crash of MXNet's
 C++ layer would show as a signal (negative return code) or 'terminate called'.
 """
 import logging
@@ -11,51 +13,27 @@ import warnings
 import mxnet as mx
 import numpy as np
 
+from bucket_models import MODELS
 from sinlstm_sym import SinBucketIter, make_sym_gen
 from sinlstm_sym.bucket_checks import SafeBucketingModule
 from sinlstm_sym.params import init_params, to_layout
+from sinlstm_sym.sine_batches import SineBucketingModule
 
-BATCH = 8
-
-
-def per_key_params_sym_gen(key):
-    """Hazard 1: a parameter name that depends on the key."""
-    data = mx.sym.var("data")
-    pred = mx.sym.FullyConnected(mx.sym.reshape(data, shape=(0, -1)), num_hidden=1, name=f"fc{key}")
-    loss = mx.sym.MakeLoss(mx.sym.mean(mx.sym.square(pred - mx.sym.var("label")), axis=1))
-    return loss, ("data",), ("label",)
+MODEL = MODELS[sys.argv[3] if len(sys.argv) > 3 else "sine"]
 
 
-def per_key_shape_sym_gen(key):
-    """Hazard 8: the same parameter name with a shape that depends on the key."""
-    data = mx.sym.var("data")
-    hidden = mx.sym.FullyConnected(mx.sym.reshape(data, shape=(0, -1)), num_hidden=4 + key, name="fc")
-    pred = mx.sym.sum(hidden, axis=1, keepdims=True)
-    loss = mx.sym.MakeLoss(mx.sym.mean(mx.sym.square(pred - mx.sym.var("label")), axis=1))
-    return loss, ("data",), ("label",)
+def module_class(mode):
+    return {"plain": mx.mod.BucketingModule, "safe": SafeBucketingModule, "sine": SineBucketingModule}[mode]
 
 
-def batch(length, key=None, provide_label=True, data_name="data", label_name="label"):
-    it = SinBucketIter([length], batch_size=BATCH, num_samples=BATCH, label_mode="last", seed=length)
-    b = next(it)
-    return mx.io.DataBatch(b.data, b.label, bucket_key=length if key is None else key,
-                           provide_data=[mx.io.DataDesc(data_name, b.data[0].shape)],
-                           provide_label=[mx.io.DataDesc(label_name, b.label[0].shape)] if provide_label else None)
-
-
-def make_module(mode, sym_gen=None, default_key=9, **kwargs):
-    sym_gen = sym_gen or make_sym_gen((10, 20, 1), label_mode="last")
-    if mode == "safe":
-        module = SafeBucketingModule(sym_gen, default_bucket_key=default_key, label_mode="last", **kwargs)
-    else:
-        module = mx.mod.BucketingModule(sym_gen, default_bucket_key=default_key)
-    first = batch(default_key)
+def make_module(mode, variant=None, default_n=9, **kwargs):
+    default_key = MODEL.key(default_n)
+    if mode == "sine":
+        kwargs["label_mode"] = "last"
+    module = module_class(mode)(MODEL.sym_gen(variant), default_bucket_key=default_key, **kwargs)
+    first = MODEL.batch(default_key)
     module.bind(first.provide_data, first.provide_label)
-    if sym_gen in (per_key_params_sym_gen, per_key_shape_sym_gen):
-        module.init_params(mx.init.Uniform(0.1))
-    else:
-        params = to_layout(init_params((10, 20, 1), 0), "fused", (10, 20, 1))
-        module.init_params(arg_params={k: mx.nd.array(v) for k, v in params.items()}, aux_params={})
+    MODEL.init(module, variant)
     module.init_optimizer(optimizer="adam")
     return module
 
@@ -64,7 +42,7 @@ def step(module, data_batch):
     module.forward(data_batch, is_train=True)
     module.backward()
     module.update()
-    return half_mse(module, data_batch)
+    return MODEL.loss(module, data_batch)
 
 
 def half_mse(module, data_batch):
@@ -75,11 +53,14 @@ def half_mse(module, data_batch):
 
 def scenario_issue_8663(mode):
     """Custom loop, default key NOT the largest, keys 1..20 in random order; loss must fall."""
+    if MODEL.name != "sine":
+        return issue_8663_tokens(mode)
     it = SinBucketIter(range(1, 21), batch_size=100, num_samples=100 * 400, label_mode="sequence", seed=8663)
     sym_gen = make_sym_gen((10, 20, 1), label_mode="sequence")
-    kwargs = dict(allow_larger_keys=True, label_mode="sequence") if mode == "safe" else {}
-    cls = SafeBucketingModule if mode == "safe" else mx.mod.BucketingModule
-    module = cls(sym_gen, default_bucket_key=5, **kwargs)
+    kwargs = dict(allow_larger_keys=True, label_mode="sequence") if mode == "sine" else {}
+    if mode == "safe":
+        kwargs = dict(allow_larger_keys=True)
+    module = module_class(mode)(sym_gen, default_bucket_key=5, **kwargs)
     first = SinBucketIter([5], batch_size=100, num_samples=100, label_mode="sequence")
     module.bind(first.provide_data, first.provide_label)
     params = to_layout(init_params((10, 20, 1), 0), "fused", (10, 20, 1))
@@ -95,59 +76,76 @@ def scenario_issue_8663(mode):
     print(f"OK batches={len(losses)} keys={len(set(it.schedule))} first40={head:.5f} last40={tail:.5f}")
 
 
+def issue_8663_tokens(mode):
+    """The same on the token / tuple-key model: default 'length' 5 of 1..12, keys in random order."""
+    kwargs = dict(allow_larger_keys=True) if mode == "safe" else {}
+    module = make_module(mode, default_n=5, **kwargs)
+    rng = np.random.default_rng(8663)
+    lengths = rng.integers(1, 13, size=240)
+    losses = [step(module, MODEL.batch(MODEL.key(int(n)), batch_size=32, seed=i)) for i, n in enumerate(lengths)]
+    head, tail = np.mean(losses[:30]), np.mean(losses[-30:])
+    assert np.all(np.isfinite(losses)) and tail < head / 2, (head, tail)
+    print(f"OK batches={len(losses)} keys={len(set(lengths))} first30={head:.5f} last30={tail:.5f}")
+
+
 def scenario_1_params_differ(mode):
-    module = make_module(mode, per_key_params_sym_gen, default_key=9)
-    step(module, batch(9))
-    step(module, batch(3))
+    module = make_module(mode, "params_differ")
+    step(module, MODEL.batch(MODEL.key(9)))
+    step(module, MODEL.batch(MODEL.key(3)))
     print("OK")
 
 
 def scenario_2_no_provide_label(mode):
     module = make_module(mode)
-    step(module, batch(9))
+    step(module, MODEL.batch(MODEL.key(9)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        step(module, batch(4, provide_label=False))
+        step(module, MODEL.batch(MODEL.key(4), provide_label=False))
     print("OK warnings:", [str(w.message)[:60] for w in caught])
 
 
 def scenario_3_names_differ(mode):
     module = make_module(mode)
-    step(module, batch(9))
-    step(module, batch(9, data_name="x", label_name="y"))
+    step(module, MODEL.batch(MODEL.key(9)))
+    step(module, MODEL.batch(MODEL.key(9), names=MODEL.other_names))
     print("OK")
 
 
 def scenario_4_key_not_length(mode):
     module = make_module(mode)
-    step(module, batch(3, key=5))
+    step(module, MODEL.batch(MODEL.key(5), steps=3))
     print("OK")
 
 
 def scenario_5_key_none(mode):
     module = make_module(mode)
-    step(module, batch(3, key=None if mode == "never" else "3"))
+    batch = MODEL.batch(MODEL.key(3))
+    batch.bucket_key = 3 if MODEL.name == "tuple" else "3"  # a key of another kind than the default's
+    step(module, batch)
     print("OK")
 
 
 def scenario_5_numpy_int_key(mode):
     module = make_module(mode)
-    step(module, batch(3, key=np.int32(3)))
+    key = MODEL.key(3)
+    batch = MODEL.batch(key)
+    batch.bucket_key = tuple(np.int64(k) for k in key) if isinstance(key, tuple) else np.int32(key)
+    step(module, batch)
     print("OK")
 
 
 def scenario_6_key_above_default(mode):
-    module = make_module(mode, default_key=4)
-    step(module, batch(4))
-    step(module, batch(9))
+    module = make_module(mode, default_n=4)
+    step(module, MODEL.batch(MODEL.key(4)))
+    step(module, MODEL.batch(MODEL.key(9)))
     print("OK")
 
 
 def scenario_7_outputs_after_failed_switch(mode):
-    module = make_module(mode, per_key_params_sym_gen, default_key=9)
-    step(module, batch(9))
+    module = make_module(mode, "params_differ")
+    step(module, MODEL.batch(MODEL.key(9)))
     try:
-        module.forward(batch(3), is_train=True)
+        module.forward(MODEL.batch(MODEL.key(3)), is_train=True)
     except (ValueError, RuntimeError, mx.base.MXNetError) as err:
         print("switch failed:", type(err).__name__)
     outputs = module.get_outputs()
@@ -155,9 +153,9 @@ def scenario_7_outputs_after_failed_switch(mode):
 
 
 def scenario_8_shapes_differ(mode):
-    module = make_module(mode, per_key_shape_sym_gen, default_key=9)
-    step(module, batch(9))
-    step(module, batch(3))
+    module = make_module(mode, "shape_differ")
+    step(module, MODEL.batch(MODEL.key(9)))
+    step(module, MODEL.batch(MODEL.key(3)))
     print("OK")
 
 
@@ -170,15 +168,16 @@ def scenario_memory(mode):
     """Switch among buckets 1..9 for a few hundred batches; print RSS after warm-up and at the end."""
     it = SinBucketIter(range(1, 10), batch_size=300, num_samples=300 * 450, label_mode="sequence", seed=1)
     sym_gen = make_sym_gen((10, 20, 1), label_mode="sequence")
-    cls = SafeBucketingModule if mode == "safe" else mx.mod.BucketingModule
-    module = cls(sym_gen, default_bucket_key=9)
+    module = module_class(mode)(sym_gen, default_bucket_key=9)
     module.bind(it.provide_data, it.provide_label)
     params = to_layout(init_params((10, 20, 1), 0), "fused", (10, 20, 1))
     module.init_params(arg_params={k: mx.nd.array(v) for k, v in params.items()}, aux_params={})
     module.init_optimizer(optimizer="adam")
     samples = []
     for i, b in enumerate(it, start=1):
-        step(module, b)
+        module.forward_backward(b)
+        module.update()
+        half_mse(module, b)
         if i in (50, 150, 250, 350, 450):
             samples.append(rss_mib())
     print("OK rss_mib", " ".join(f"{x:.1f}" for x in samples))

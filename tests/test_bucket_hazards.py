@@ -1,4 +1,8 @@
-"""MXNet issue 8663 and the BucketingModule hazards, each in a subprocess where a crash is possible."""
+"""MXNet issue 8663 and the BucketingModule hazards, each in a subprocess where a crash is possible.
+
+The general ``SafeBucketingModule`` is run on three models (tests/bucket_models.py): the sine model,
+a token LSTM and a seq2seq-shaped model with tuple keys; the ``SineBucketingModule`` fit uses adds the
+sine contract's own messages."""
 import subprocess
 import sys
 from pathlib import Path
@@ -8,9 +12,9 @@ import pytest
 SCRIPT = Path(__file__).with_name("bucket_scenarios.py")
 
 
-def run(scenario, mode, timeout=240):
-    proc = subprocess.run([sys.executable, str(SCRIPT), scenario, mode], capture_output=True, text=True,
-                          timeout=timeout)
+def run(scenario, mode, model="sine", timeout=240):
+    proc = subprocess.run([sys.executable, str(SCRIPT), scenario, mode, model], capture_output=True, text=True,
+                          timeout=timeout, cwd=SCRIPT.parent)
     assert proc.returncode >= 0, f"killed by signal {-proc.returncode}: {proc.stderr[-2000:]}"
     assert "terminate called" not in proc.stderr
     return proc
@@ -21,12 +25,14 @@ def last_error_line(stderr):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["plain", "safe"])
-def test_issue_8663_scenario_trains(mode):
-    """Custom loop, default key 5 of lengths 1..20 in random order: no abort, loss falls."""
-    proc = run("issue_8663", mode)
+@pytest.mark.parametrize("mode, model", [("plain", "sine"), ("sine", "sine"), ("safe", "sine"), ("plain", "token"),
+                                         ("safe", "token"), ("plain", "tuple"), ("safe", "tuple")])
+def test_issue_8663_scenario_trains(mode, model):
+    """Custom loop, default key 5 of lengths 1..20 (1..12 for the token models) in random order: no abort,
+    loss falls."""
+    proc = run("issue_8663", mode, model)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.startswith("OK batches=400 keys=20")
+    assert proc.stdout.startswith("OK batches=400 keys=20" if model == "sine" else "OK batches=240 keys=12")
 
 
 @pytest.mark.parametrize("scenario, error, message", [
@@ -40,15 +46,62 @@ def test_issue_8663_scenario_trains(mode):
     ("8_shapes_differ", "ValueError", "'fc_bias' shape (13,) dtype float32 for bucket_key 9 but shape (7,)"),
 ])
 def test_hazard_raises_our_error(scenario, error, message):
-    proc = run(scenario, "safe")
+    """The module fit trains with (the sine contract on top of the general checks)."""
+    proc = run(scenario, "sine")
     assert proc.returncode == 1
     line = last_error_line(proc.stderr)
     assert line.startswith(f"{error}: ") and message in line, line
     assert "MXNetError" not in proc.stderr and "simple_bind" not in proc.stderr
 
 
-def test_numpy_int_keys_as_saved_in_checkpoints_work():
-    proc = run("5_numpy_int_key", "safe")
+GENERAL = {  # scenario -> (error, message per model)
+    "1_params_differ": ("ValueError", {
+        "sine": "sym_gen gives parameter 'fc3_bias' for bucket_key 3 but not for bucket_key 9",
+        "token": "sym_gen gives parameter 'pred3_bias' for bucket_key 3 but not for bucket_key 9",
+        "tuple": "sym_gen gives parameter 'pred3_bias' for bucket_key (3, 2) but not for bucket_key (9, 8)"}),
+    "2_no_provide_label": ("ValueError", {
+        "sine": "batch 2 (bucket_key 4): provide_label is missing", "token": "batch 2 (bucket_key 4): provide_label "
+        "is missing", "tuple": "batch 2 (bucket_key (4, 3)): provide_label is missing"}),
+    "3_names_differ": ("ValueError", {
+        "sine": "batch 2 (bucket_key 9): provide_data names must be ['data'], got ['x']",
+        "token": "batch 2 (bucket_key 9): provide_data names must be ['data'], got ['x']",
+        "tuple": "batch 2 (bucket_key (9, 8)): provide_data names must be ['source', 'target'], got ['x', 'target']"}),
+    "4_key_not_length": ("ValueError", {
+        "sine": "bucket_key is 5 but data 'data' holds 3 steps (axis T of layout NTC, shape (8, 3, 1))",
+        "token": "bucket_key is 5 but data 'data' holds 3 steps (axis T of layout NT, shape (8, 3))",
+        "tuple": "bucket_key is (5, 4) but data 'source' holds 3 steps (axis T of layout NT, shape (8, 3))"}),
+    "5_key_none": ("TypeError", {
+        "sine": "bucket_key must be an int like default_bucket_key 9, got '3' (str)",
+        "token": "bucket_key must be an int like default_bucket_key 9, got '3' (str)",
+        "tuple": "bucket_key must be a tuple of 2 like default_bucket_key (9, 8), got 3 (int)"}),
+    "6_key_above_default": ("ValueError", {
+        "sine": "bucket_key 9 is larger than the default bucket 4: data 'data' has shape (8, 9, 1), bound as (8, 4, 1)",
+        "token": "bucket_key 9 is larger than the default bucket 4: data 'data' has shape (8, 9), bound as (8, 4)",
+        "tuple": "bucket_key (9, 8) is larger than the default bucket (4, 3): data 'source' has shape (8, 9)"}),
+    "7_outputs_after_failed_switch": ("RuntimeError", {m: "no outputs: the last forward() failed"
+                                                       for m in ("sine", "token", "tuple")}),
+    "8_shapes_differ": ("ValueError", {
+        "sine": "'fc_bias' shape (13,) dtype float32 for bucket_key 9 but shape (7,) dtype float32 for bucket_key 3",
+        "token": "'embedding0_weight' shape (12, 17) dtype float32 for bucket_key 9 but shape (12, 11)",
+        "tuple": "'enc_i2h_weight' shape (64, 17) dtype float32 for bucket_key (9, 8) but shape (64, 11)"}),
+}
+
+
+@pytest.mark.parametrize("model", ["sine", "token", "tuple"])
+@pytest.mark.parametrize("scenario", sorted(GENERAL))
+def test_general_module_raises_our_error(scenario, model):
+    """The general SafeBucketingModule, on the sine model, a token model and tuple keys."""
+    error, messages = GENERAL[scenario]
+    proc = run(scenario, "safe", model)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-2000:]
+    line = last_error_line(proc.stderr)
+    assert line.startswith(f"{error}: ") and messages[model] in line, line
+    assert "MXNetError" not in proc.stderr and "simple_bind" not in proc.stderr
+
+
+@pytest.mark.parametrize("mode, model", [("sine", "sine"), ("safe", "sine"), ("safe", "token"), ("safe", "tuple")])
+def test_numpy_int_keys_as_saved_in_checkpoints_work(mode, model):
+    proc = run("5_numpy_int_key", mode, model)
     assert proc.returncode == 0 and proc.stdout.startswith("OK"), proc.stderr[-2000:]
 
 
@@ -61,6 +114,18 @@ def test_numpy_int_keys_as_saved_in_checkpoints_work():
 def test_plain_mxnet_still_has_the_hazard(scenario, outcome):
     """The hazards are real in MXNet 1.9.1 (if one of these starts failing, MXNet changed)."""
     proc = run(scenario, "plain")
+    assert outcome in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("model, scenario, outcome", [
+    ("token", "1_params_differ", "MXNetError: _Map_base: :at"),  # the 8663 message
+    ("tuple", "1_params_differ", "MXNetError: _Map_base: :at"),
+    ("token", "3_names_differ", "OK"),
+    ("token", "7_outputs_after_failed_switch", "OK outputs (72, 12)"),  # the previous bucket's 9 steps
+    ("tuple", "8_shapes_differ", "Inferred shape does not match shared_exec.arg_array's shape"),
+])
+def test_plain_mxnet_has_the_hazard_on_token_models_too(model, scenario, outcome):
+    proc = run(scenario, "plain", model)
     assert outcome in proc.stdout + proc.stderr
 
 

@@ -65,7 +65,7 @@ def test_mod_fit_with_mse_metric_speedometer_and_eval_data(caplog):
 
 def test_mod_fit_with_safe_bucketing_module():
     it = SinBucketIter([3, 6], batch_size=40, num_samples=40 * 10, seed=0)
-    module = SafeBucketingModule(make_sym_gen(HIDDEN), default_bucket_key=6, label_mode="sequence")
+    module = SafeBucketingModule(make_sym_gen(HIDDEN), default_bucket_key=6)
     module.fit(it, eval_metric="mse", optimizer="adam", num_epoch=1)
     assert module.score(it, "mse")[0][1] < 0.05
 

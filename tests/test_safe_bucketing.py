@@ -1,0 +1,425 @@
+"""SafeBucketingModule on models other than ours: what MXNet 1.9.1's own BucketingModule tests check
+(switch_bucket, grad_req, ctx groups, save/load, training with BucketSentenceIter), written here from
+what those tests check, plus tuple and string keys, several inputs and layout TN. Where stock MXNet
+works, the numbers must be the very same."""
+import logging
+import re
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from bucket_models import EMBED, HIDDEN, VOCAB, Seq2SeqModel, TokenModel, cross_entropy
+from sinlstm_sym import SafeBucketingModule, SinBucketIter, fit, make_sym_gen
+
+STOCK = mx.mod.BucketingModule
+TOKEN, SEQ2SEQ = TokenModel(), Seq2SeqModel()
+
+
+def sentences(count, seed, low=3, high=20):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        start = int(rng.integers(VOCAB))
+        out.append([(start + i) % VOCAB + 1 for i in range(int(rng.integers(low, high)))])
+    return out
+
+
+def sentence_iter(seed, layout="NT", count=300):
+    mx.random.seed(seed)
+    np.random.seed(seed)
+    import random
+    random.seed(seed)
+    return mx.rnn.BucketSentenceIter(sentences(count, seed), 16, buckets=[5, 10, 20], invalid_label=0,
+                                     layout=layout)
+
+
+def token_sym_gen(key):
+    """As MXNet's bucketing example: embedding, LSTM unrolled over the key, softmax; label id 0 is padding."""
+    embed = mx.sym.Embedding(mx.sym.var("data"), input_dim=VOCAB + 1, output_dim=EMBED, name="embed")
+    outputs, _ = mx.rnn.LSTMCell(num_hidden=HIDDEN, prefix="lstm_").unroll(key, inputs=embed, merge_outputs=True)
+    pred = mx.sym.FullyConnected(mx.sym.reshape(outputs, shape=(-1, HIDDEN)), num_hidden=VOCAB + 1, name="pred")
+    label = mx.sym.reshape(mx.sym.var("softmax_label"), shape=(-1,))
+    return mx.sym.SoftmaxOutput(pred, label, name="softmax"), ("data",), ("softmax_label",)
+
+
+def fused_tn_sym_gen(key):
+    """As MXNet's cudnn_rnn_bucketing example: a fused LSTM over (T, N) data, layout TNC inside."""
+    embed = mx.sym.Embedding(mx.sym.var("data"), input_dim=VOCAB + 1, output_dim=EMBED, name="embed")
+    cell = mx.rnn.FusedRNNCell(HIDDEN, num_layers=1, mode="lstm", prefix="lstm_")
+    outputs, _ = cell.unroll(key, inputs=embed, merge_outputs=True, layout="TNC")
+    pred = mx.sym.FullyConnected(mx.sym.reshape(outputs, shape=(-1, HIDDEN)), num_hidden=VOCAB + 1, name="pred")
+    label = mx.sym.reshape(mx.sym.var("softmax_label"), shape=(-1,))
+    return mx.sym.SoftmaxOutput(pred, label, name="softmax"), ("data",), ("softmax_label",)
+
+
+def fit_scores(cls, sym_gen, layout="NT", epochs=2):
+    """mod.fit as MXNet's bucketing example calls it; the validation perplexity of each epoch and the
+    final parameters."""
+    train, val = sentence_iter(1, layout), sentence_iter(2, layout, count=100)
+    module = cls(sym_gen, default_bucket_key=train.default_bucket_key, context=mx.cpu())
+    scores = []
+    module.fit(train, eval_data=val, eval_metric=mx.metric.Perplexity(0), optimizer="sgd",
+               optimizer_params={"learning_rate": 0.1, "momentum": 0.9, "wd": 1e-5},
+               initializer=mx.init.Xavier(factor_type="in", magnitude=2.34), num_epoch=epochs,
+               eval_end_callback=lambda params: scores.append(params.eval_metric.get()[1]))
+    args, _ = module.get_params()
+    return scores, {k: v.asnumpy() for k, v in args.items()}
+
+
+@pytest.mark.parametrize("sym_gen, layout", [(token_sym_gen, "NT"), (fused_tn_sym_gen, "TN")])
+def test_mod_fit_gives_the_very_same_numbers_as_stock(sym_gen, layout):
+    stock_scores, stock_params = fit_scores(STOCK, sym_gen, layout)
+    safe_scores, safe_params = fit_scores(SafeBucketingModule, sym_gen, layout)
+    assert safe_scores == stock_scores and len(safe_scores) == 2
+    assert safe_scores[1] < safe_scores[0]  # it learns the cycle
+    for name, value in stock_params.items():
+        np.testing.assert_array_equal(safe_params[name], value)
+
+
+def auto_named_sym_gen(key):
+    """Like MXNet's test_module_switch_bucket: an Embedding without a name (auto-named embedding0)."""
+    embed = mx.sym.Embedding(mx.sym.var("data"), input_dim=VOCAB, output_dim=EMBED)
+    outputs, _ = mx.rnn.LSTMCell(num_hidden=HIDDEN, prefix="lstm_").unroll(key, inputs=embed, merge_outputs=True)
+    pred = mx.sym.FullyConnected(mx.sym.reshape(outputs, shape=(-1, HIDDEN)), num_hidden=VOCAB, name="pred")
+    label = mx.sym.reshape(mx.sym.var("softmax_label"), shape=(-1,))
+    return mx.sym.SoftmaxOutput(pred, label, name="softmax"), ("data",), ("softmax_label",)
+
+
+def test_switch_bucket_with_auto_named_layers():
+    """sym_gen runs under a fresh NameManager at every call, so the auto-named embedding keeps its name."""
+    mx.sym.Embedding(mx.sym.var("x"), input_dim=2, output_dim=2)  # advance the global name counter first
+    module = SafeBucketingModule(auto_named_sym_gen, default_bucket_key=10)
+    module.bind([("data", (4, 10))], [("softmax_label", (4, 10))])
+    module.init_params(mx.init.Xavier())
+    assert "embedding0_weight" in module.symbol.list_arguments()
+    before, _ = module.get_params()
+    module.switch_bucket(5, [("data", (4, 5))], [("softmax_label", (4, 5))])
+    assert "embedding0_weight" in module.symbol.list_arguments()
+    batch = TOKEN.batch(5, batch_size=4, names=("data", "softmax_label"))
+    module.forward(batch, is_train=False)
+    assert module.get_outputs()[0].shape == (20, VOCAB)
+    after, _ = module.get_params()
+    assert sorted(after) == sorted(before)
+
+
+def scalar_sym_gen(_key):
+    """Like MXNet's test_bucket_module_grad_req: loss = data * a, no label, key unrelated to the shapes."""
+    weight = mx.sym.var("a", shape=(1,), init=mx.init.One())
+    return mx.sym.make_loss(mx.sym.broadcast_mul(mx.sym.var("data"), weight)), ("data",), None
+
+
+def scalar_batch(key):
+    return mx.io.DataBatch([mx.nd.ones((2,))], None, bucket_key=key,
+                           provide_data=[mx.io.DataDesc("data", (2,), layout="N")])
+
+
+@pytest.mark.parametrize("grad_req, expected", [("write", 1 - 2), ("add", 1 - 4)])
+@pytest.mark.parametrize("cls", [STOCK, SafeBucketingModule])
+def test_grad_req_write_and_add_across_buckets(cls, grad_req, expected):
+    """Two forward_backward on keys 10 and 5, one SGD step (lr 1): 'write' keeps the last gradient (2),
+    'add' sums both (4)."""
+    module = cls(scalar_sym_gen, default_bucket_key=10)
+    module.bind(data_shapes=[["data", (2,)]], for_training=True, grad_req=grad_req)
+    module.init_params()
+    module.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 1.0, "wd": 0.0,
+                                                                   "rescale_grad": 1.0})
+    module.forward_backward(scalar_batch(10))
+    module.forward_backward(scalar_batch(5))
+    module.update()
+    assert module.get_params()[0]["a"].asscalar() == expected
+
+
+def token_inference_sym_gen(key):
+    """A softmax whose label shape MXNet infers from the prediction, so it binds without label shapes."""
+    embed = mx.sym.Embedding(mx.sym.var("data"), input_dim=VOCAB + 1, output_dim=EMBED, name="embed")
+    outputs, _ = mx.rnn.LSTMCell(num_hidden=HIDDEN, prefix="lstm_").unroll(key, inputs=embed, merge_outputs=True)
+    pred = mx.sym.FullyConnected(mx.sym.reshape(outputs, shape=(-1, HIDDEN)), num_hidden=VOCAB + 1, name="pred")
+    return mx.sym.SoftmaxOutput(pred, mx.sym.var("softmax_label"), name="softmax"), ("data",), ("softmax_label",)
+
+
+@pytest.mark.parametrize("sym_gen, shape", [(token_inference_sym_gen, (4, 9)), (make_sym_gen((10, 20, 1)), (4, 9, 1))])
+def test_bind_for_inference_without_labels_then_another_key(sym_gen, shape):
+    outputs = {}
+    layout = "NT" if len(shape) == 2 else "NTC"
+    other = (4, 4) + shape[2:]
+    for cls in (STOCK, SafeBucketingModule):
+        mx.random.seed(3)
+        module = cls(sym_gen, default_bucket_key=9)
+        module.bind([mx.io.DataDesc("data", shape, layout=layout)], for_training=False)
+        module.init_params(mx.init.Xavier())
+        data = mx.nd.array(np.random.default_rng(0).integers(0, VOCAB, size=other), dtype=np.float32)
+        descs = [mx.io.DataDesc("data", other, layout=layout)]
+        module.forward(mx.io.DataBatch([data], bucket_key=4, provide_data=descs))
+        outputs[cls] = module.get_outputs()[0].asnumpy()
+    assert outputs[STOCK].shape[0] in (4, 16)
+    np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
+
+
+def test_ctx_groups_bind():
+    """group2ctxs as in MXNet's test_bucket_module_ctx_group: the FC layers of two groups on two contexts
+    (a switch to another bucket fails in stock MXNet 1.9.1 too: 'Input argument NDArray cannot be un-allocated')."""
+    def sym_gen(length):
+        net = None
+        for group in ("dev1", "dev2"):
+            with mx.AttrScope(ctx_group=group):
+                net = mx.sym.var("data") if net is None else net
+                weight, bias = mx.sym.var(f"{group}_weight"), mx.sym.var(f"{group}_bias")
+                for i in range(length):
+                    net = mx.sym.FullyConnected(net, weight=weight, bias=bias, num_hidden=6, name=f"{group}_fc{i}")
+        with mx.AttrScope(ctx_group="dev2"):
+            return mx.sym.SoftmaxOutput(net, mx.sym.var("label"), name="softmax"), ("data",), ("label",)
+    module = SafeBucketingModule(sym_gen, default_bucket_key=4, context=[mx.cpu(0)],
+                                 group2ctxs=[{"dev1": mx.cpu(1), "dev2": mx.cpu(2)}])
+    module.bind([["data", (3, 6)]], [["label", (3,)]], inputs_need_grad=True)
+    module.init_params()
+    module.forward(mx.io.DataBatch([mx.nd.ones((3, 6))], [mx.nd.zeros((3,))], bucket_key=4,
+                                   provide_data=[mx.io.DataDesc("data", (3, 6))],
+                                   provide_label=[mx.io.DataDesc("label", (3,))]), is_train=True)
+    module.backward()
+    assert module.get_outputs()[0].shape == (3, 6) and module.get_input_grads()[0].shape == (3, 6)
+
+
+def train_batches(module, model, keys, batch_size=16):
+    losses = []
+    for i, key in enumerate(keys):
+        batch = model.batch(key, batch_size=batch_size, seed=i)
+        module.forward_backward(batch)
+        module.update()
+        losses.append(cross_entropy(module, batch))
+    return losses
+
+
+def new_module(cls, model, default_key, seed=0, **kwargs):
+    mx.random.seed(seed)
+    module = cls(model.sym_gen(), default_bucket_key=default_key, **kwargs)
+    first = model.batch(default_key, batch_size=16)
+    module.bind(first.provide_data, first.provide_label)
+    model.init(module)
+    module.init_optimizer(optimizer="adam", optimizer_params={"learning_rate": 0.02})
+    return module
+
+
+def outputs_of(module, model, key):
+    module.forward(model.batch(key, batch_size=16, seed=99), is_train=False)
+    return module.get_outputs()[0].asnumpy()
+
+
+def test_save_checkpoint_and_load_round_trip_same_numbers_as_stock(tmp_path):
+    """Our files load into our class and into stock's, and stock's into ours, all with the same outputs."""
+    keys = [9, 4, 7, 9, 2]
+    safe = new_module(SafeBucketingModule, TOKEN, 9)
+    stock = new_module(STOCK, TOKEN, 9)
+    assert train_batches(safe, TOKEN, keys) == train_batches(stock, TOKEN, keys)
+    safe.save_checkpoint(str(tmp_path / "safe"), 3)
+    stock.save_checkpoint(str(tmp_path / "stock"), 3)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("safe")) == [
+        "safe-0003.params", "safe-2-symbol.json", "safe-4-symbol.json", "safe-7-symbol.json", "safe-9-symbol.json",
+        "safe.buckets"]
+    expected = outputs_of(stock, TOKEN, 7)
+    for loader, prefix in ((SafeBucketingModule, "safe"), (SafeBucketingModule, "stock"), (STOCK, "safe")):
+        loaded = loader.load(str(tmp_path / prefix), 3, sym_gen=TOKEN.sym_gen(), default_bucket_key=9)
+        assert type(loaded) is loader
+        loaded.bind([mx.io.DataDesc("data", (16, 9), layout="NT")], [mx.io.DataDesc("softmax_label", (16, 9),
+                                                                                    layout="NT")])
+        np.testing.assert_array_equal(outputs_of(loaded, TOKEN, 7), expected)
+
+
+def test_load_gives_the_checkpoint_parameters_before_bind(tmp_path):
+    module = new_module(SafeBucketingModule, TOKEN, 6)
+    module.save_checkpoint(str(tmp_path / "m"), 1)
+    loaded = SafeBucketingModule.load(str(tmp_path / "m"), 1, sym_gen=TOKEN.sym_gen(), default_bucket_key=6)
+    saved, _ = module.get_params()
+    for name, value in loaded.get_params()[0].items():
+        np.testing.assert_array_equal(value.asnumpy(), saved[name].asnumpy())
+
+
+def test_tuple_keys_seq2seq_trains_switches_saves_and_loads(tmp_path):
+    """Two data inputs, key (source_len, target_len), default key the largest pair."""
+    rng = np.random.default_rng(0)
+    keys = [(int(s), int(t)) for s, t in zip(rng.integers(2, 9, 80), rng.integers(1, 8, 80))]
+    default = (8, 7)
+    module = new_module(SafeBucketingModule, SEQ2SEQ, default)
+    losses = train_batches(module, SEQ2SEQ, keys)
+    assert np.mean(losses[-10:]) < np.mean(losses[:10]) / 2, losses
+    stock = new_module(STOCK, SEQ2SEQ, default)
+    assert train_batches(stock, SEQ2SEQ, keys) == losses
+    module.save_checkpoint(str(tmp_path / "s2s"), 0)
+    assert (tmp_path / "s2s-(3, 5)-symbol.json").is_file() == ((3, 5) in keys)
+    loaded = SafeBucketingModule.load(str(tmp_path / "s2s"), 0, sym_gen=SEQ2SEQ.sym_gen(), default_bucket_key=default)
+    first = SEQ2SEQ.batch(default, batch_size=16)
+    loaded.bind(first.provide_data, first.provide_label)
+    for key in [(3, 2), (8, 7), (2, 6)]:
+        np.testing.assert_array_equal(outputs_of(loaded, SEQ2SEQ, key), outputs_of(module, SEQ2SEQ, key))
+
+
+def test_string_keys_train_and_save_checkpoint_refuses_them(tmp_path):
+    lengths = {"short": 3, "long": 8}
+
+    def sym_gen(key):
+        return TOKEN.sym_gen()(lengths[key])
+    module = SafeBucketingModule(sym_gen, default_bucket_key="long")
+    module.bind([mx.io.DataDesc("data", (8, 8), layout="NT")], [mx.io.DataDesc("softmax_label", (8, 8),
+                                                                                layout="NT")])
+    module.init_params(mx.init.Xavier())
+    module.init_optimizer()
+    for name in ("short", "long", "short"):
+        batch = TOKEN.batch(lengths[name])
+        batch.bucket_key = name
+        module.forward_backward(batch)
+        module.update()
+    assert module.get_outputs()[0].shape == (24, VOCAB)
+    with pytest.raises(TypeError, match="save_checkpoint stores bucket keys as an int32 array"):
+        module.save_checkpoint(str(tmp_path / "words"), 0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_larger_keys_when_allowed_give_the_same_numbers_as_stock():
+    keys = [4, 9, 2, 12]
+    safe = new_module(SafeBucketingModule, TOKEN, 4, allow_larger_keys=True)
+    stock = new_module(STOCK, TOKEN, 4)
+    assert train_batches(safe, TOKEN, keys) == train_batches(stock, TOKEN, keys)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(layout="TN"), "data 'data' has layout TN but was bound with NT"),
+    (dict(dtype=np.int32), "data 'data' is declared int32 but was bound as float32"),
+    (dict(shape=(16, 5)), "provide_data says shape (16, 5) for 'data' but the array has shape (16, 4)"),
+])
+def test_a_batch_must_match_what_bind_declared(change, message):
+    module = new_module(SafeBucketingModule, TOKEN, 9)
+    batch = TOKEN.batch(4, batch_size=16)
+    desc = batch.provide_data[0]
+    batch.provide_data = [mx.io.DataDesc("data", change.get("shape", desc.shape), change.get("dtype", desc.dtype),
+                                         change.get("layout", desc.layout))]
+    with pytest.raises(ValueError, match=r"^batch 1 \(bucket_key 4\): " + re.escape(message)):
+        module.forward(batch)
+
+
+def test_inputs_must_agree_on_the_batch_size():
+    module = new_module(SafeBucketingModule, TOKEN, 9)
+    batch = TOKEN.batch(4, batch_size=16)
+    label = mx.nd.zeros((8, 4))
+    batch.label, batch.provide_label = [label], [mx.io.DataDesc("softmax_label", (8, 4), layout="NT")]
+    with pytest.raises(ValueError, match=r"inputs disagree on the batch size .*\('data', 16\), \('softmax_label', 8\)"):
+        module.forward(batch)
+
+
+def test_sym_gen_with_other_inputs_for_a_key():
+    def sym_gen(key):
+        symbol, _, labels = TOKEN.sym_gen()(key)
+        if key == 3:
+            return mx.sym.Group([symbol, mx.sym.var("extra")]), ("data", "extra"), labels
+        return symbol, ("data",), labels
+    module = SafeBucketingModule(sym_gen, default_bucket_key=9)
+    module.bind([mx.io.DataDesc("data", (8, 9), layout="NT")], [mx.io.DataDesc("softmax_label", (8, 9))])
+    module.init_params(mx.init.Xavier())
+    with pytest.raises(ValueError, match=r"switch to bucket_key 3: sym_gen\(3\) names data inputs \['data', 'extra'\] "
+                                         r"but the module was bound with \['data'\]"):
+        module.switch_bucket(3, [("data", (8, 3))], [("softmax_label", (8, 3))])
+
+
+def test_default_bucket_key_must_be_given_and_hashable():
+    with pytest.raises(TypeError, match="default_bucket_key is required"):
+        SafeBucketingModule(TOKEN.sym_gen())
+    with pytest.raises(TypeError, match=r"default_bucket_key must be hashable .* got \[3, 4\] \(list\)"):
+        SafeBucketingModule(SEQ2SEQ.sym_gen(), default_bucket_key=[3, 4])
+
+
+class _WrongLabelAt(SinBucketIter):
+    """Sine windows whose batch ``bad`` (1-based) has labels of the other label mode's shape."""
+
+    def __init__(self, bad, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bad, self.count = bad, 0
+
+    def next(self):
+        batch = super().next()
+        self.count += 1
+        if self.count == self.bad:
+            label = batch.label[0][:, -1:]
+            batch.label, batch.provide_label = [label], [mx.io.DataDesc("label", label.shape, layout="NT")]
+        return batch
+
+
+def test_fit_checks_each_batch_of_a_user_iterator_against_the_sine_contract(caplog):
+    data = _WrongLabelAt(3, [2, 4], batch_size=10, num_samples=100, seed=0)
+    key = int(data.schedule[2])
+    with caplog.at_level(logging.ERROR):
+        with pytest.raises(ValueError, match=rf"batch 3 \(bucket_key {key}\): label must have shape \(10, {key}\) "
+                                             r"for label_mode='sequence', got \(10, 1\)"):
+            fit(train_iter=data, seed=0, num_epoch=1, log_every=5)
+
+
+def tnc_sym_gen(key):
+    """Time-major float data (T, N, 1), a fused LSTM in layout TNC, a regression on every step."""
+    cell = mx.rnn.FusedRNNCell(HIDDEN, num_layers=1, mode="lstm", prefix="lstm_")
+    outputs, _ = cell.unroll(key, inputs=mx.sym.var("data"), merge_outputs=True, layout="TNC")
+    pred = mx.sym.FullyConnected(mx.sym.reshape(outputs, shape=(-1, HIDDEN)), num_hidden=1, name="pred")
+    return mx.sym.LinearRegressionOutput(pred, mx.sym.reshape(mx.sym.var("label"), shape=(-1, 1)),
+                                         name="out"), ("data",), ("label",)
+
+
+def tnc_batch(length, steps=None, seed=0):
+    values = np.sin(np.linspace(0, 3, (steps or length) * 8)).reshape(steps or length, 8, 1).astype(np.float32)
+    values += np.random.default_rng(seed).normal(0, 0.01, values.shape).astype(np.float32)
+    label = np.roll(values[:, :, 0], -1, axis=0)
+    return mx.io.DataBatch([mx.nd.array(values)], [mx.nd.array(label)], bucket_key=length,
+                           provide_data=[mx.io.DataDesc("data", values.shape, layout="TNC")],
+                           provide_label=[mx.io.DataDesc("label", label.shape, layout="TN")])
+
+
+def test_layout_tnc_same_numbers_as_stock_and_key_checked_on_axis_t():
+    outputs = {}
+    for cls in (STOCK, SafeBucketingModule):
+        mx.random.seed(5)
+        module = cls(tnc_sym_gen, default_bucket_key=12)
+        first = tnc_batch(12)
+        module.bind(first.provide_data, first.provide_label)
+        module.init_params(mx.init.Xavier())
+        module.init_optimizer(optimizer="adam")
+        for i, length in enumerate([12, 5, 9, 5, 12]):
+            module.forward_backward(tnc_batch(length, seed=i))
+            module.update()
+        outputs[cls] = module.get_outputs()[0].asnumpy()
+    assert outputs[STOCK].shape == (12 * 8, 1)
+    np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
+    with pytest.raises(ValueError, match=r"bucket_key is 7 but data 'data' holds 6 steps \(axis T of layout TNC, "
+                                         r"shape \(6, 8, 1\)\)"):
+        module.forward(tnc_batch(7, steps=6))
+
+
+def test_a_bound_bucket_takes_batches_without_descriptions_as_stock_does():
+    """Stock MXNet runs a known bucket on the arrays' own shapes; a new bucket needs provide_data."""
+    outputs = {}
+    for cls in (STOCK, SafeBucketingModule):
+        module = new_module(cls, TOKEN, 9)
+        batch = TOKEN.batch(9, batch_size=16)
+        module.forward(mx.io.DataBatch(batch.data, batch.label, bucket_key=9), is_train=False)
+        outputs[cls] = module.get_outputs()[0].asnumpy()
+    np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
+    with pytest.raises(ValueError, match=r"batch 2 \(bucket_key 4\): provide_data is missing"):
+        module.forward(mx.io.DataBatch(TOKEN.batch(4).data, bucket_key=4), is_train=False)
+
+
+def test_mod_fit_names_the_batch_whose_new_bucket_is_wrong():
+    """mod.fit prepares the next batch before its forward: the error names that next batch."""
+    batches = [TOKEN.batch(9, batch_size=16), TOKEN.batch(5, batch_size=16, steps=3)]
+
+    class Batches(mx.io.DataIter):
+        def __init__(self):
+            super().__init__(16)
+            self.provide_data, self.provide_label = batches[0].provide_data, batches[0].provide_label
+            self.position = 0
+
+        def reset(self):
+            self.position = 0
+
+        def next(self):
+            if self.position == len(batches):
+                raise StopIteration
+            self.position += 1
+            return batches[self.position - 1]
+    module = SafeBucketingModule(TOKEN.sym_gen(), default_bucket_key=9)
+    with pytest.raises(ValueError, match=r"^batch 2 \(bucket_key 5\): bucket_key is 5 but data 'data' holds 3 steps"):
+        module.fit(Batches(), num_epoch=1, initializer=mx.init.Xavier())
