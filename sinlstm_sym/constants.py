@@ -9,8 +9,15 @@ FUSED_LAYOUT_CELLS = ("fused", "native", "auto")  # one flat parameter vector pe
 # 'auto': the native C++ operator where it builds and loads (CPU), else 'fused' (one mx.sym.RNN per layer);
 # all three give the same numbers as 'unrolled' (mx.rnn.LSTMCell per step), tested.
 DEFAULT_CELL = "auto"
-DEFAULT_FORGET_BIAS = 0.0  # the recipe (docs/results.md); mx.rnn.LSTMCell's own default, 1.0, is the original's
-ORIGINAL_FORGET_BIAS = 1.0
+DEFAULT_FORGET_BIAS = 0.0  # the recipe (docs/results.md); mx.rnn.LSTMCell's own default is 1.0
+ORIGINAL_FORGET_BIAS = 0.0  # gluon.rnn.LSTMCell has no forget-gate offset: its biases start at zero
+# Initial weights: 'library' is Xavier-uniform per gate block (the recipe); 'gluon' is what the original's
+# model.initialize() gave: every weight U[-GLUON_UNIFORM_SCALE, GLUON_UNIFORM_SCALE] (mx.init.Uniform()).
+# Biases start at zero in both, plus forget_bias on the forget gate's i2h bias.
+INITS = ("library", "gluon")
+DEFAULT_INIT = "library"
+ORIGINAL_INIT = "gluon"
+GLUON_UNIFORM_SCALE = 0.07
 # Per-step loss weights w_k = 1 + DEFAULT_STEP_WEIGHT * exp(-(k - 1) / DEFAULT_STEP_TAU), k = 1..L ('sequence'):
 # the first steps, which see the fewest inputs, weigh most.
 DEFAULT_STEP_WEIGHT = 4.0
@@ -31,6 +38,7 @@ DEFAULT_BATCH_SIZE = 100
 DEFAULT_NUM_SAMPLES = 100000
 DEFAULT_STEP = 0.01
 DEFAULT_T_RANGE = (-0.1, 1.12)  # start times of training windows: a margin around [0, 1) on both sides
+ORIGINAL_T_RANGE = (0.0, 1.0)  # the original's t0 ~ U[0, 1)
 ORIGINAL_BUCKETS: Tuple[int, ...] = (9,)  # the original 2018 task: 9 steps, last label, batch 300, 300000 per pass
 ORIGINAL_BATCH_SIZE = 300
 ORIGINAL_NUM_SAMPLES = 300000

@@ -18,7 +18,7 @@ from mxnet import autograd, gluon
 
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .constants import LABEL_MODES, ORIGINAL_FORGET_BIAS
+from .constants import LABEL_MODES, ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_T_RANGE
 from .data import SinBucketIter
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
 from .trainer import LossRecord
@@ -95,12 +95,14 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
                           optimizer_params: Optional[Mapping[str, Any]] = None, ctx: ContextSpec = None,
                           seed: Optional[int] = None, log_every: int = 20,
                           logger: Optional[logging.Logger] = None,
-                          forget_bias: float = ORIGINAL_FORGET_BIAS) -> GluonFitResult:
-    """Train the original Gluon model on :class:`SinBucketIter` windows (default: fixed 9 steps, last label).
+                          forget_bias: float = ORIGINAL_FORGET_BIAS, init: str = ORIGINAL_INIT) -> GluonFitResult:
+    """Train the original Gluon model on :class:`SinBucketIter` windows (default: fixed 9 steps, last label,
+    t0 ~ U[0, 1), Gluon's default initial weights).
 
-    With the same ``seed`` it sees the same batches and starts from the same weights as
-    :func:`sinlstm_sym.fit` on :meth:`FitConfig.original` settings (constant rate, t0 ~ U[0, 1),
-    no step weights), so the two loss traces can be set side by side.
+    With the same ``seed`` it sees the same batches and starts from the same weights (``init``,
+    ``forget_bias``: :func:`~sinlstm_sym.params.init_params`) as :func:`sinlstm_sym.fit` on
+    :meth:`FitConfig.original` settings (constant rate, no step weights), so the two loss traces can be
+    set side by side.
     """
     log = logger if logger is not None else globals()["logger"]
     hidden_sizes = check_hidden_sizes(hidden_sizes)
@@ -109,12 +111,12 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
     check_choice("optimizer", optimizer, ("adam", "sgd"))
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, label_mode=label_mode,
-                               seed=seed)
+                               t_low=ORIGINAL_T_RANGE[0], t_high=ORIGINAL_T_RANGE[1], seed=seed)
     contexts = resolve_contexts(ctx)
     check_condition(len(contexts) == 1, f"ctx for the Gluon reference must be one device, got {contexts}")
     context = contexts[0]
     net = build_gluon_model(hidden_sizes)
-    copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias), net, ctx=context)
+    copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias, init=init), net, ctx=context)
     trainer = gluon.Trainer(net.collect_params(), optimizer, dict(optimizer_params or {}))
     loss_fn = gluon.loss.L2Loss()
     history: List[LossRecord] = []

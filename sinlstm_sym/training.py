@@ -299,7 +299,7 @@ def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Opti
     data_name, label_name = _data_label_names(train_iter)
     sym_gen = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell=model.cell, data_name=data_name,
                            label_name=label_name, init_seed=run.seed or 0, forget_bias=model.forget_bias,
-                           step_weight=model.step_weight, step_tau=model.step_tau)
+                           step_weight=model.step_weight, step_tau=model.step_tau, init=model.init)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                               label_name: label_shape(batch_size, key, model.label_mode)})
