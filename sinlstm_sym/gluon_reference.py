@@ -116,7 +116,8 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
     check_condition(len(contexts) == 1, f"ctx for the Gluon reference must be one device, got {contexts}")
     context = contexts[0]
     net = build_gluon_model(hidden_sizes)
-    copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias, init=init), net, ctx=context)
+    initial = init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias, init=init)
+    copy_params_to_gluon(initial, net, ctx=context)
     trainer = gluon.Trainer(net.collect_params(), optimizer, dict(optimizer_params or {}))
     loss_fn = gluon.loss.L2Loss()
     history: List[LossRecord] = []

@@ -14,7 +14,8 @@ import mxnet as mx
 import numpy as np
 
 from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
-from .constants import CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS, INPUT_SIZE
+from .constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
+                        INPUT_SIZE)
 
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
@@ -137,7 +138,8 @@ class StackInit(mx.init.Initializer):
         forget_bias = check_float("forget_bias", forget_bias)
         init = check_choice("init", init, INITS)
         super().__init__(hidden_sizes=hidden_sizes, seed=seed, cell=cell, forget_bias=forget_bias, init=init)
-        self.hidden_sizes, self.seed, self.cell, self.forget_bias, self.init = hidden_sizes, seed, cell, forget_bias, init
+        self.hidden_sizes, self.seed, self.cell, self.forget_bias = hidden_sizes, seed, cell, forget_bias
+        self.init = init
 
     def _init_weight(self, name: Any, arr: mx.nd.NDArray) -> None:
         values = to_layout(init_params(self.hidden_sizes, self.seed, self.forget_bias, init=self.init), self.cell,
