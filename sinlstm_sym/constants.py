@@ -43,6 +43,17 @@ ORIGINAL_BUCKETS: Tuple[int, ...] = (9,)  # the original 2018 task: 9 steps, las
 ORIGINAL_BATCH_SIZE = 300
 ORIGINAL_NUM_SAMPLES = 300000
 
+# --- the 2018 note's figures (docs/results.md) --------------------------------
+# Mean loss of batches 1-20, 21-40, ..., 81-100 of the fixed task (FitConfig.original()), per optimizer.
+NOTE_LOSSES = {"adam": (0.0378, 0.0223, 0.0059, 0.0043, 0.0030), "sgd": (0.0387, 0.0335, 0.0284, 0.0247, 0.0214)}
+NOTE_LOG_EVERY = 20
+# Its 2018-03-12 observation: outputs at the 9 steps of one window; here the window whose step-1 label
+# sin(t)/2 is the note's first label, 0.3411: t0 = asin(2 * 0.3411) - 0.01.
+NOTE_T0 = 0.7408
+NOTE_STEPS = {"label": (0.3411, 0.3505, 0.3598, 0.3692, 0.3784, 0.3877, 0.3969, 0.4060, 0.4151),
+              "trained model": (0.0347, 0.0663, 0.0962, 0.1249, 0.1526, 0.1794, 0.2050, 0.2294, 0.2525),
+              "untrained model": (6.9e-06, 1.8e-05, 2.9e-05, 4.0e-05, 4.8e-05, 5.5e-05, 6.0e-05, 6.4e-05, 6.7e-05)}
+
 # --- training ----------------------------------------------------------------
 KVSTORES = ("local", "device", "dist_sync", "dist_async")
 DISTRIBUTED_KVSTORES = ("dist_sync", "dist_async")
@@ -50,6 +61,7 @@ DEFAULT_OPTIMIZER = "adam"
 DEFAULT_NUM_EPOCH = 2
 DEFAULT_OPTIMIZER_PARAMS = {"learning_rate": 0.03, "beta2": 0.99}
 DEFAULT_LR_SCHEDULE = {"name": "cosine", "warmup_steps": 100}  # to zero over the run's updates
+HEARTBEAT_SECONDS = 10.0  # long phases that log nothing else (the Gluon reference, evaluations) say where they are
 # A log window whose mean loss exceeds this many times the first batch's loss, and still rises, is divergence.
 DIVERGENCE_FACTOR = 4.0
 DIVERGENCE_MIN_WINDOWS = 100  # log windows holding fewer training windows are too noisy to judge

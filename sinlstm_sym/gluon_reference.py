@@ -20,6 +20,7 @@ from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
 from .constants import LABEL_MODES, ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_T_RANGE
 from .data import SinBucketIter
+from .heartbeat import Heartbeat
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
 from .trainer import LossRecord
 
@@ -121,6 +122,9 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
     trainer = gluon.Trainer(net.collect_params(), optimizer, dict(optimizer_params or {}))
     loss_fn = gluon.loss.L2Loss()
     history: List[LossRecord] = []
+    log.info("gluon reference: %d epoch(s) of %d batches of %d, log every %d", num_epoch, train_iter.num_batches,
+             batch_size, log_every)
+    heartbeat = Heartbeat(log)
     for epoch in range(num_epoch):
         if epoch > 0:
             train_iter.reset()
@@ -142,4 +146,6 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
                 history.append(LossRecord(epoch=epoch, batch=nbatch, loss=value, samples_per_sec=rate))
                 log.info("gluon reference: epoch %d batch %d loss %.6f %.0f samples/s", epoch, nbatch, value, rate)
                 total, windows, tic = None, 0, time.perf_counter()
+            else:
+                heartbeat.beat("gluon reference: epoch %d batch %d/%d", epoch, nbatch, train_iter.num_batches)
     return GluonFitResult(net=net, loss_history=history)
