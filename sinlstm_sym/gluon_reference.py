@@ -18,7 +18,8 @@ from mxnet import autograd, gluon
 
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .constants import LABEL_MODES, ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_T_RANGE
+from .constants import (DEFAULT_HIDDEN_SIZES, LABEL_MODES, NOTE_LOG_EVERY, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
+                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
 from .data import SinBucketIter
 from .heartbeat import Heartbeat
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 _PARTS = ("i2h_weight", "i2h_bias", "h2h_weight", "h2h_bias")
 
 
-def build_gluon_model(hidden_sizes: Sequence[int] = (10, 20, 1)) -> gluon.rnn.SequentialRNNCell:
+def build_gluon_model(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES) -> gluon.rnn.SequentialRNNCell:
     """The original's model: one ``gluon.rnn.LSTMCell`` per hidden size in a ``SequentialRNNCell``."""
     hidden_sizes = check_hidden_sizes(hidden_sizes)
     net = gluon.rnn.SequentialRNNCell()
@@ -90,11 +91,12 @@ class GluonFitResult:
         return [r.loss for r in self.loss_history]
 
 
-def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[int] = (10, 20, 1),
-                          batch_size: int = 300, num_samples: int = 300000, num_epoch: int = 1,
+def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
+                          hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, batch_size: int = ORIGINAL_BATCH_SIZE,
+                          num_samples: int = ORIGINAL_NUM_SAMPLES, num_epoch: int = 1,
                           label_mode: str = "last", optimizer: str = "adam",
                           optimizer_params: Optional[Mapping[str, Any]] = None, ctx: ContextSpec = None,
-                          seed: Optional[int] = None, log_every: int = 20,
+                          seed: Optional[int] = None, log_every: int = NOTE_LOG_EVERY,
                           logger: Optional[logging.Logger] = None,
                           forget_bias: float = ORIGINAL_FORGET_BIAS, init: str = ORIGINAL_INIT) -> GluonFitResult:
     """Train the original Gluon model on :class:`SinBucketIter` windows (default: fixed 9 steps, last label,
