@@ -48,6 +48,7 @@ import mxnet as mx
 import numpy as np
 
 from sinlstm_sym import SinBucketIter
+from sinlstm_sym.constants import NOTE_STEPS
 from sinlstm_sym.data import half_sine, make_windows
 from sinlstm_sym.params import init_params, layer_prefix, to_canonical, to_layout
 
@@ -496,9 +497,8 @@ def profile(recipes: Sequence[Recipe], seed: int) -> None:
         print(f"{r.name:18s} {step1_share(r):6.3f} " + " ".join(f"{e:11.4f}" for e in prof), flush=True)
 
 
-REFERENCE_LABELS = (0.3411, 0.3505, 0.3598, 0.3692, 0.3784, 0.3877, 0.3969, 0.4060, 0.4151)
-REFERENCE_TRAINED = (0.0347, 0.0663, 0.0962, 0.1249, 0.1526, 0.1794, 0.2050, 0.2294, 0.2525)
-REFERENCE_UNTRAINED = (6.9e-06, 1.8e-05, 2.9e-05, 4.0e-05, 4.8e-05, 5.5e-05, 6.0e-05, 6.4e-05, 6.7e-05)
+REFERENCE_LABELS, REFERENCE_TRAINED, REFERENCE_UNTRAINED = (NOTE_STEPS[k] for k in ("label", "trained model",
+                                                                                  "untrained model"))
 
 
 def seed_table(recipe: Recipe, seed: int) -> None:

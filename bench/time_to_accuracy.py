@@ -42,6 +42,7 @@ first (alternating, twice each) and takes the faster. MXNet's threads are left a
     python bench/time_to_accuracy.py --seeds 0 --plot tta.png --json tta.json
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -434,6 +435,9 @@ def main(argv=None):
     if unknown or not args.rows or not args.seeds or args.validate_every < 1 or args.validation_samples < 1:
         parser.error(f"--rows must name some of {ROWS} (got unknown {unknown}); --seeds at least one; "
                      "--validate-every and --validation-samples >= 1")
+    if importlib.util.find_spec("torch") is None:  # every seed's check compares the two sides: torch is needed
+        raise SystemExit("time_to_accuracy.py needs PyTorch (the torch row and the like-for-like check): "
+                         "pip install -e '.[cpu,bench]'")
     started = time.time()
     checks = {}
     for seed in args.seeds:

@@ -92,6 +92,7 @@ TASKS = {
     "fixed": dict(buckets=[9], label_mode="last"),
     "mixed": dict(buckets=list(range(1, 10)), label_mode="sequence"),
 }
+WINDOWS = dict(t_low=0.0, t_high=1.0)  # every row trains on the original's windows, t0 ~ U[0, 1)
 HIDDEN = (10, 20, 1)
 
 
@@ -162,17 +163,17 @@ def _windows_checksum(pairs):
 def child_datagen(spec):
     import numpy as np
     from sinlstm_sym.data import SinBucketIter
-    from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS
+    from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS, ORIGINAL_INIT
     from sinlstm_sym.params import init_params
     task = TASKS[spec["task"]]
     it = SinBucketIter(task["buckets"], batch_size=spec["batch_size"], num_samples=spec["num_samples"],
-                       label_mode=task["label_mode"], seed=spec["seed"])
+                       label_mode=task["label_mode"], seed=spec["seed"], **WINDOWS)
     pairs = [(b.data[0].asnumpy(), b.label[0].asnumpy()) for b in it]
     arrays = {}
     for i, (d, lab) in enumerate(pairs):
         arrays[f"data_{i}"] = d
         arrays[f"label_{i}"] = lab
-    for k, v in init_params(HIDDEN, spec["seed"], forget_bias=ORIGINAL_FORGET_BIAS).items():
+    for k, v in init_params(HIDDEN, spec["seed"], forget_bias=ORIGINAL_FORGET_BIAS, init=ORIGINAL_INIT).items():
         arrays[f"param_{k}"] = v
     np.savez(spec["out"], **arrays)
     return {"checksum": _windows_checksum(pairs), "num_batches": len(pairs)}
@@ -264,7 +265,7 @@ def child_mxnet(spec):
     if spec["kind"] == "fit":  # like for like with the other rows: the original's settings, these windows
         data = None if pregen is None else pregen(task["buckets"], batch_size=spec["batch_size"],
                                                   num_samples=spec["num_samples"], label_mode=task["label_mode"],
-                                                  seed=spec["seed"])
+                                                  seed=spec["seed"], **WINDOWS)
         res = fit(FitConfig.original(cell=spec["cell"], **common), train_iter=data)
     else:
         res = train_gluon_reference(**common)
@@ -318,13 +319,13 @@ def child_torch(spec):
         source = batches
     else:
         from sinlstm_sym.data import SinBucketIter
-        from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS
+        from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS, ORIGINAL_INIT
         from sinlstm_sym.params import init_params
         task = TASKS[spec["task"]]
-        params = init_params(HIDDEN, spec["seed"], forget_bias=ORIGINAL_FORGET_BIAS)
+        params = init_params(HIDDEN, spec["seed"], forget_bias=ORIGINAL_FORGET_BIAS, init=ORIGINAL_INIT)
         checksum = None
         it = SinBucketIter(task["buckets"], batch_size=spec["batch_size"], num_samples=spec["num_samples"],
-                           label_mode=task["label_mode"], seed=spec["seed"])
+                           label_mode=task["label_mode"], seed=spec["seed"], **WINDOWS)
         source = ((torch.from_numpy(b.data[0].asnumpy()), torch.from_numpy(b.label[0].asnumpy())) for b in it)
     with torch.no_grad():  # the library's seeded initial weights; same gate order (i, f, g, o)
         for i, layer in enumerate(model.layers):

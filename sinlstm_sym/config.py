@@ -21,11 +21,11 @@ import mxnet as mx
 from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
                      check_scaling, check_weights)
 from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
-                        DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE, DEFAULT_LR_SCHEDULE,
-                        DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER, DEFAULT_OPTIMIZER_PARAMS,
-                        DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES, FUSED_LAYOUT_CELLS,
-                        KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS, ORIGINAL_FORGET_BIAS,
-                        ORIGINAL_NUM_SAMPLES)
+                        DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT, DEFAULT_LABEL_MODE,
+                        DEFAULT_LR_SCHEDULE, DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER,
+                        DEFAULT_OPTIMIZER_PARAMS, DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES,
+                        FUSED_LAYOUT_CELLS, INITS, KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
+                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
 from .checkpoint import check_checkpointable_optimizer
 from .context import ContextSpec, resolve_contexts
 from .params import check_hidden_sizes
@@ -48,7 +48,9 @@ def _set(obj: object, name: str, value: Any) -> None:
 @dataclass(frozen=True)
 class ModelConfig:
     """The stacked LSTM: ``hidden_sizes`` (the last is 1: it is the prediction), what it is
-    trained to predict (``label_mode``), its input (``feature``), the cell and the forget-gate bias.
+    trained to predict (``label_mode``), its input (``feature``), the cell, the forget-gate bias and the
+    initial weights (``init``: ``'library'``, Xavier per gate block, or ``'gluon'``, Gluon's default
+    ``U[-0.07, 0.07]``; both drawn from the run's seed).
     ``scaling=(center, scale)`` (``feature='value'`` only): the model sees ``(x - center) / scale``;
     a :class:`~sinlstm_sym.predictor.Predictor` takes and returns values in the series' own units."""
 
@@ -60,6 +62,7 @@ class ModelConfig:
     step_weight: float = DEFAULT_STEP_WEIGHT  # loss weight of step k: 1 + step_weight * exp(-(k - 1) / step_tau)
     step_tau: float = DEFAULT_STEP_TAU
     scaling: Optional[Tuple[float, float]] = None
+    init: str = DEFAULT_INIT
 
     def __post_init__(self) -> None:
         sizes = check_hidden_sizes(self.hidden_sizes)
@@ -69,6 +72,7 @@ class ModelConfig:
         check_choice("label_mode", self.label_mode, LABEL_MODES)
         check_choice("feature", self.feature, FEATURES)
         check_choice("cell", self.cell, CELLS)
+        check_choice("init", self.init, INITS)
         _set(self, "forget_bias", check_float("forget_bias", self.forget_bias))
         _set(self, "step_weight", check_float("step_weight", self.step_weight, minimum=0.0))
         _set(self, "step_tau", check_float("step_tau", self.step_tau, minimum=0.0, strict_minimum=True))
@@ -420,20 +424,25 @@ class FitConfig:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "FitConfig":
         """The configuration stored in a checkpoint: sections (this version) or flat settings (version 0.1,
-        whose defaults were the original's)."""
+        whose defaults were :data:`V01_DEFAULTS`)."""
         check_condition(isinstance(settings, Mapping), f"settings must be a JSON object, got {settings!r}")
         if set(settings) <= set(_SECTIONS):
             return cls.from_json(settings)
-        return cls.original(**{k: v for k, v in settings.items() if k in _FLAT})
+        return cls.from_flat(**{**V01_DEFAULTS, **{k: v for k, v in settings.items() if k in _FLAT}})
 
     @classmethod
     def original(cls, **flat: Any) -> "FitConfig":
-        """The original 2018 setup (9 steps, last-step label, batch 300, 300000 windows, one epoch, Adam
-        at MXNet's default rate, forget bias 1, t0 ~ U[0, 1)), with ``flat`` settings changed."""
+        """The original 2018 setup, in every respect that changes a number: 9 steps, last-step label, batch
+        300, 300000 windows, one epoch, t0 ~ U[0, 1), the optimizer at MXNet's defaults (Adam at 0.001, SGD at
+        0.01) with no schedule, Gluon's default initial weights (``init='gluon'``: every weight U[-0.07, 0.07],
+        every bias 0, no forget-gate offset); with ``flat`` settings changed."""
         return cls.from_flat(**{**ORIGINAL_SETTINGS, **flat})
 
 
 ORIGINAL_SETTINGS: Dict[str, Any] = dict(
     buckets=ORIGINAL_BUCKETS, label_mode="last", batch_size=ORIGINAL_BATCH_SIZE, num_samples=ORIGINAL_NUM_SAMPLES,
-    num_epoch=1, optimizer_params={}, lr_schedule=None, forget_bias=ORIGINAL_FORGET_BIAS, step_weight=0.0,
-    t_low=0.0, t_high=1.0)
+    num_epoch=1, optimizer_params={}, lr_schedule=None, forget_bias=ORIGINAL_FORGET_BIAS, init=ORIGINAL_INIT,
+    step_weight=0.0, t_low=ORIGINAL_T_RANGE[0], t_high=ORIGINAL_T_RANGE[1])
+# The defaults of version 0.1, whose checkpoints store flat settings: the original's task with the library's
+# initial weights and forget bias 1 (what 0.1 called the original).
+V01_DEFAULTS: Dict[str, Any] = dict(ORIGINAL_SETTINGS, forget_bias=1.0, init=DEFAULT_INIT)

@@ -7,15 +7,19 @@ one step ahead: ``target(t0 + step * L)`` for the last step only, or
 """
 import os
 from fractions import Fraction
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
                      check_name, check_weights)
-from .constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_FEATURE, DEFAULT_LABEL_MODE,
-                        DEFAULT_NUM_SAMPLES, DEFAULT_STEP, DTYPES, FEATURES, LABEL_MODES, LABEL_NAME)
+from .constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_FEATURE,
+                        DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES, DEFAULT_STEP, DEFAULT_T_RANGE, DTYPES, FEATURES,
+                        LABEL_MODES, LABEL_NAME)
+
+if TYPE_CHECKING:
+    from .config import DataConfig, ModelConfig
 
 
 def half_sine(t: np.ndarray) -> np.ndarray:
@@ -238,7 +242,10 @@ class SinBucketIter(BucketWindowIter):
     ``num_samples // batch_size`` full batches (never a padded one), shared among the
     buckets by :func:`allocate_batches` (largest remainder) in proportion to
     ``length_weights``. ``provide_data``/``provide_label`` and ``default_bucket_key``
-    describe the largest bucket; each batch carries its own descriptions.
+    describe the largest bucket; each batch carries its own descriptions. Window ``i`` starts at
+    ``t0 ~ U[t_low, t_high)``. The defaults are :func:`~sinlstm_sym.training.fit`'s (its
+    ``DataConfig``'s), so ``fit(train_iter=SinBucketIter(**a))`` trains as ``fit(**a)`` does;
+    :meth:`from_config` builds the iterator of a configuration.
 
     Randomness comes only from private generators seeded by ``(seed, epoch)`` (the batch
     order) and ``(seed, epoch, batch)`` (each batch's windows): the same ``seed`` yields
@@ -255,10 +262,11 @@ class SinBucketIter(BucketWindowIter):
     of updates, as ``dist_sync`` requires).
     """
 
-    def __init__(self, buckets: Sequence[int], batch_size: int = DEFAULT_BATCH_SIZE,
+    def __init__(self, buckets: Sequence[int] = DEFAULT_BUCKETS, batch_size: int = DEFAULT_BATCH_SIZE,
                  num_samples: int = DEFAULT_NUM_SAMPLES, length_weights: Optional[Sequence[float]] = None,
                  label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, step: float = DEFAULT_STEP,
-                 t_low: float = 0.0, t_high: float = 1.0, target: Optional[Callable[[np.ndarray], np.ndarray]] = None,
+                 t_low: float = DEFAULT_T_RANGE[0], t_high: float = DEFAULT_T_RANGE[1],
+                 target: Optional[Callable[[np.ndarray], np.ndarray]] = None,
                  shuffle: bool = True, seed: Optional[int] = None, data_name: str = DATA_NAME,
                  label_name: str = LABEL_NAME,
                  dtype: str = "float32", num_parts: int = 1, part_index: int = 0, refresh: bool = True) -> None:
@@ -277,6 +285,21 @@ class SinBucketIter(BucketWindowIter):
                         f"got t_low={t_low!r}, t_high={t_high!r}")
         self.target = half_sine if target is None else _check_target(target)
         self._setup_epochs(num_samples)
+
+    @classmethod
+    def from_config(cls, data: "DataConfig", model: Optional["ModelConfig"] = None, **kwargs: Any) -> "SinBucketIter":
+        """The windows :func:`~sinlstm_sym.training.fit` trains on for these sections: ``data``'s lengths,
+        batch size, windows per epoch, length weights and start times, ``model``'s label mode and feature
+        (without ``model``: the defaults); ``kwargs`` are the other arguments (``seed``, ``num_parts``, ...)."""
+        from .config import DataConfig, ModelConfig
+        check_condition(isinstance(data, DataConfig), f"data must be a DataConfig, got {type(data).__name__}",
+                        TypeError)
+        model = ModelConfig() if model is None else model
+        check_condition(isinstance(model, ModelConfig), f"model must be a ModelConfig or None, got "
+                        f"{type(model).__name__}", TypeError)
+        return cls(data.buckets, batch_size=data.batch_size, num_samples=data.num_samples,
+                   length_weights=data.length_weights, label_mode=model.label_mode, feature=model.feature,
+                   t_low=data.t_low, t_high=data.t_high, **kwargs)
 
     def start_times(self, position: int) -> np.ndarray:
         """Start times of the windows of batch ``position`` of the current epoch's global schedule."""

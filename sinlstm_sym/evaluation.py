@@ -1,10 +1,11 @@
 """Error per window length on fresh windows: rows, a plain-text table, CSV and JSON."""
 import csv
+import dataclasses
 import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
@@ -12,6 +13,9 @@ from .checks import check_int, check_int_sequence
 from .data import half_sine, make_windows
 from .outputs import write_text_atomic
 from .predictor import Predictor
+
+if TYPE_CHECKING:
+    from .config import ModelConfig
 
 Row = Dict[str, Any]
 
@@ -97,3 +101,14 @@ def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = r
         raise TypeError(f"model must be a Predictor, a FitResult or a checkpoint directory, got "
                         f"{type(model).__name__}")
     return Evaluation(per_length_error(predictor, lengths, num_samples=num_samples, seed=seed))
+
+
+def step_outputs(params: Mapping[str, np.ndarray], model: "ModelConfig", t0: float, length: int,
+                 ctx: Any = None) -> np.ndarray:
+    """The model's output at every step 1..``length`` of the window starting at ``t0``, ``(length,)``.
+
+    A ``label_mode='last'`` model is read at every step too (an LSTM is causal: its output at step k
+    is that of the window cut to length k), which shows what it does on other lengths.
+    """
+    predictor = Predictor.from_config(params, dataclasses.replace(model, label_mode="sequence"), ctx=ctx)
+    return predictor.predict_function(np.array([float(t0)]), check_int("length", length, minimum=1))[0]

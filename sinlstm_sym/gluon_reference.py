@@ -18,8 +18,10 @@ from mxnet import autograd, gluon
 
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .constants import LABEL_MODES, ORIGINAL_FORGET_BIAS
+from .constants import (DEFAULT_HIDDEN_SIZES, LABEL_MODES, NOTE_LOG_EVERY, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
+                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
 from .data import SinBucketIter
+from .heartbeat import Heartbeat
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
 from .trainer import LossRecord
 
@@ -28,7 +30,7 @@ logger = logging.getLogger(__name__)
 _PARTS = ("i2h_weight", "i2h_bias", "h2h_weight", "h2h_bias")
 
 
-def build_gluon_model(hidden_sizes: Sequence[int] = (10, 20, 1)) -> gluon.rnn.SequentialRNNCell:
+def build_gluon_model(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES) -> gluon.rnn.SequentialRNNCell:
     """The original's model: one ``gluon.rnn.LSTMCell`` per hidden size in a ``SequentialRNNCell``."""
     hidden_sizes = check_hidden_sizes(hidden_sizes)
     net = gluon.rnn.SequentialRNNCell()
@@ -89,18 +91,21 @@ class GluonFitResult:
         return [r.loss for r in self.loss_history]
 
 
-def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[int] = (10, 20, 1),
-                          batch_size: int = 300, num_samples: int = 300000, num_epoch: int = 1,
+def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
+                          hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, batch_size: int = ORIGINAL_BATCH_SIZE,
+                          num_samples: int = ORIGINAL_NUM_SAMPLES, num_epoch: int = 1,
                           label_mode: str = "last", optimizer: str = "adam",
                           optimizer_params: Optional[Mapping[str, Any]] = None, ctx: ContextSpec = None,
-                          seed: Optional[int] = None, log_every: int = 20,
+                          seed: Optional[int] = None, log_every: int = NOTE_LOG_EVERY,
                           logger: Optional[logging.Logger] = None,
-                          forget_bias: float = ORIGINAL_FORGET_BIAS) -> GluonFitResult:
-    """Train the original Gluon model on :class:`SinBucketIter` windows (default: fixed 9 steps, last label).
+                          forget_bias: float = ORIGINAL_FORGET_BIAS, init: str = ORIGINAL_INIT) -> GluonFitResult:
+    """Train the original Gluon model on :class:`SinBucketIter` windows (default: fixed 9 steps, last label,
+    t0 ~ U[0, 1), Gluon's default initial weights).
 
-    With the same ``seed`` it sees the same batches and starts from the same weights as
-    :func:`sinlstm_sym.fit` on :meth:`FitConfig.original` settings (constant rate, t0 ~ U[0, 1),
-    no step weights), so the two loss traces can be set side by side.
+    With the same ``seed`` it sees the same batches and starts from the same weights (``init``,
+    ``forget_bias``: :func:`~sinlstm_sym.params.init_params`) as :func:`sinlstm_sym.fit` on
+    :meth:`FitConfig.original` settings (constant rate, no step weights), so the two loss traces can be
+    set side by side.
     """
     log = logger if logger is not None else globals()["logger"]
     hidden_sizes = check_hidden_sizes(hidden_sizes)
@@ -109,15 +114,19 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
     check_choice("optimizer", optimizer, ("adam", "sgd"))
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, label_mode=label_mode,
-                               seed=seed)
+                               t_low=ORIGINAL_T_RANGE[0], t_high=ORIGINAL_T_RANGE[1], seed=seed)
     contexts = resolve_contexts(ctx)
     check_condition(len(contexts) == 1, f"ctx for the Gluon reference must be one device, got {contexts}")
     context = contexts[0]
     net = build_gluon_model(hidden_sizes)
-    copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias), net, ctx=context)
+    initial = init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias, init=init)
+    copy_params_to_gluon(initial, net, ctx=context)
     trainer = gluon.Trainer(net.collect_params(), optimizer, dict(optimizer_params or {}))
     loss_fn = gluon.loss.L2Loss()
     history: List[LossRecord] = []
+    log.info("gluon reference: %d epoch(s) of %d batches of %d, log every %d", num_epoch, train_iter.num_batches,
+             batch_size, log_every)
+    heartbeat = Heartbeat(log)
     for epoch in range(num_epoch):
         if epoch > 0:
             train_iter.reset()
@@ -139,4 +148,6 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
                 history.append(LossRecord(epoch=epoch, batch=nbatch, loss=value, samples_per_sec=rate))
                 log.info("gluon reference: epoch %d batch %d loss %.6f %.0f samples/s", epoch, nbatch, value, rate)
                 total, windows, tic = None, 0, time.perf_counter()
+            else:
+                heartbeat.beat("gluon reference: epoch %d batch %d/%d", epoch, nbatch, train_iter.num_batches)
     return GluonFitResult(net=net, loss_history=history)

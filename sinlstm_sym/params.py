@@ -14,7 +14,8 @@ import mxnet as mx
 import numpy as np
 
 from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
-from .constants import CELLS, DEFAULT_FORGET_BIAS, FUSED_LAYOUT_CELLS, INPUT_SIZE
+from .constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
+                        INPUT_SIZE)
 
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
@@ -53,21 +54,23 @@ def fused_shapes(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> D
 
 
 def init_params(hidden_sizes: Sequence[int], seed: int, forget_bias: float = DEFAULT_FORGET_BIAS,
-                input_size: int = INPUT_SIZE) -> ParamDict:
+                input_size: int = INPUT_SIZE, init: str = DEFAULT_INIT) -> ParamDict:
     """Seeded initial parameters in the canonical layout.
 
-    Weights are Xavier-uniform per gate block (``U[-a, a]``, ``a = sqrt(6 / (fan_in + h))``),
-    biases zero except the forget gate's i2h bias, ``forget_bias`` (as ``mx.rnn.LSTMCell``).
-    Uses its own generator; the global RNGs are untouched.
+    Weights: ``init='library'``: Xavier-uniform per gate block (``U[-a, a]``, ``a = sqrt(6 / (fan_in + h))``);
+    ``init='gluon'``: Gluon's default ``mx.init.Uniform()``, every weight ``U[-0.07, 0.07]``. Biases zero
+    except the forget gate's i2h bias, ``forget_bias`` (as ``mx.rnn.LSTMCell``; Gluon's ``LSTMCell`` has
+    none: 0). Uses its own generator; the global RNGs are untouched.
     """
     hidden_sizes = check_hidden_sizes(hidden_sizes)
     seed = check_int("seed", seed, minimum=0)
+    init = check_choice("init", init, INITS)
     rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(0x1517,)))
     params: ParamDict = {}
     for name, shape in unpacked_shapes(hidden_sizes, input_size).items():
         if name.endswith("weight"):
             h, fan_in = shape[0] // 4, shape[1]
-            bound = np.sqrt(6.0 / (fan_in + h))
+            bound = np.sqrt(6.0 / (fan_in + h)) if init == "library" else GLUON_UNIFORM_SCALE
             params[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
         else:
             bias = np.zeros(shape, dtype=np.float32)
@@ -127,16 +130,20 @@ class StackInit(mx.init.Initializer):
     gives the LSTM parameters the values of :func:`init_params` in the layout of ``cell``.
     """
 
-    def __init__(self, hidden_sizes: Sequence[int], seed: int, cell: str, forget_bias: float = DEFAULT_FORGET_BIAS):
+    def __init__(self, hidden_sizes: Sequence[int], seed: int, cell: str, forget_bias: float = DEFAULT_FORGET_BIAS,
+                 init: str = DEFAULT_INIT):
         hidden_sizes = list(check_hidden_sizes(hidden_sizes))
         seed = check_int("seed", seed, minimum=0)
         cell = check_choice("cell", cell, CELLS)
         forget_bias = check_float("forget_bias", forget_bias)
-        super().__init__(hidden_sizes=hidden_sizes, seed=seed, cell=cell, forget_bias=forget_bias)
+        init = check_choice("init", init, INITS)
+        super().__init__(hidden_sizes=hidden_sizes, seed=seed, cell=cell, forget_bias=forget_bias, init=init)
         self.hidden_sizes, self.seed, self.cell, self.forget_bias = hidden_sizes, seed, cell, forget_bias
+        self.init = init
 
     def _init_weight(self, name: Any, arr: mx.nd.NDArray) -> None:
-        values = to_layout(init_params(self.hidden_sizes, self.seed, self.forget_bias), self.cell, self.hidden_sizes)
+        values = to_layout(init_params(self.hidden_sizes, self.seed, self.forget_bias, init=self.init), self.cell,
+                           self.hidden_sizes)
         check_condition(str(name) in values, f"StackInit knows no parameter {str(name)!r} for cell {self.cell!r} "
                         f"and hidden_sizes {self.hidden_sizes}; known: {sorted(values)}")
         value = values[str(name)]

@@ -17,8 +17,8 @@ import mxnet as mx
 
 from .sine_batches import check_key
 from .checks import check_bool, check_choice, check_condition, check_float, check_int, check_name
-from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_STEP_TAU,
-                        INPUT_SIZE,
+from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT,
+                        DEFAULT_STEP_TAU, INPUT_SIZE,
                         DEFAULT_LABEL_MODE, LABEL_MODES, LABEL_NAME, PRED_NAME)
 from .native import lstm_stack, resolve_cell
 from .params import PARTS, StackInit, check_hidden_sizes, fused_shapes, layer_prefix
@@ -71,7 +71,7 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
                  cell: str = DEFAULT_CELL, with_loss: bool = True, data_name: str = DATA_NAME,
                  label_name: str = LABEL_NAME, init_seed: int = 0,
                  forget_bias: float = DEFAULT_FORGET_BIAS, step_weight: float = 0.0,
-                 step_tau: float = DEFAULT_STEP_TAU) -> SymGen:
+                 step_tau: float = DEFAULT_STEP_TAU, init: str = DEFAULT_INIT) -> SymGen:
     """Return ``sym_gen(bucket_key) -> (symbol, data_names, label_names)`` for ``BucketingModule``.
 
     ``hidden_sizes``: one LSTM layer per entry; the last layer's hidden state is the
@@ -80,8 +80,9 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
     ``'unrolled'`` (``mx.rnn.LSTMCell`` per step), ``'fused'`` (one ``mx.sym.RNN`` per
     layer), ``'native'`` (one C++ operator for the stack, :mod:`sinlstm_sym.native`;
     ``'fused'`` where it cannot load) or ``'auto'`` (``'native'`` where it loads, else
-    ``'fused'``). ``with_loss=False`` builds the inference symbol (no label). ``init_seed``
-    and ``forget_bias`` set the parameters' initial values (:func:`~sinlstm_sym.params.init_params`).
+    ``'fused'``). ``with_loss=False`` builds the inference symbol (no label). ``init_seed``,
+    ``forget_bias`` and ``init`` (``'library'`` or ``'gluon'``) set the parameters' initial values
+    (:func:`~sinlstm_sym.params.init_params`).
     ``step_weight`` > 0 (``'sequence'`` only) weighs the loss of step ``k`` by
     ``1 + step_weight * exp(-(k - 1) / step_tau)``; the output stays the prediction.
     """
@@ -94,8 +95,8 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
     check_condition(data_name != label_name, f"data_name and label_name must differ, both are {data_name!r}")
     check_condition(hidden_sizes[-1] == 1, "hidden_sizes must end with 1: the last layer's hidden state is the "
                     f"prediction of one value per step, got {hidden_sizes!r}")
-    init = StackInit(hidden_sizes, check_int("init_seed", init_seed, minimum=0), cell,
-                     check_float("forget_bias", forget_bias))
+    initializer = StackInit(hidden_sizes, check_int("init_seed", init_seed, minimum=0), cell,
+                            check_float("forget_bias", forget_bias), init)
     step_weight = check_float("step_weight", step_weight, minimum=0.0)
     step_tau = check_float("step_tau", step_tau, minimum=0.0, strict_minimum=True)
     cell = resolve_cell(cell)  # 'native' / 'auto' -> 'native' or 'fused' (same parameters)
@@ -104,17 +105,18 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
         length = check_key(bucket_key, "sym_gen")
         data = mx.sym.var(data_name)
         if cell == "unrolled":
-            seq = _unrolled_stack(data, length, hidden_sizes, init)  # (B, L, h)
+            seq = _unrolled_stack(data, length, hidden_sizes, initializer)  # (B, L, h)
             steps = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
             pred = mx.sym.reshape(steps, shape=(0, -1))
         elif cell == "native":
             # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
             data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
-            params = [mx.sym.var(name, shape=shape, init=init) for name, shape in fused_shapes(hidden_sizes).items()]
+            params = [mx.sym.var(name, shape=shape, init=initializer)
+                      for name, shape in fused_shapes(hidden_sizes).items()]
             seq = lstm_stack(data, params, hidden_sizes)  # (B, L)
             pred = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
         else:
-            seq = _fused_stack(data, hidden_sizes, init)  # (L, B, h)
+            seq = _fused_stack(data, hidden_sizes, initializer)  # (L, B, h)
             if label_mode == "sequence":
                 pred = mx.sym.reshape(mx.sym.swapaxes(seq, dim1=0, dim2=1), shape=(0, -1))
             else:

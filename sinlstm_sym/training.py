@@ -253,9 +253,7 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
                     "shard it")
     if train_iter is None:  # the data settings, before connecting to anything
-        SinBucketIter(config.data.buckets, batch_size=config.data.batch_size, num_samples=config.data.num_samples,
-                      length_weights=config.data.length_weights, label_mode=model.label_mode, feature=model.feature,
-                      t_low=config.data.t_low, t_high=config.data.t_high, seed=0)
+        SinBucketIter.from_config(config.data, model, seed=0)
     else:
         check_condition(not run.distributed, "train_iter cannot be combined with a distributed kvstore: each worker "
                         "needs its own shard; use the built-in iterator (config.data)")
@@ -283,10 +281,8 @@ def _training_data(config: FitConfig, train_iter: Optional[mx.io.DataIter], rank
     with the seed and batch size it settled."""
     model, data = config.model, config.data
     if train_iter is None:
-        train_iter = SinBucketIter(data.buckets, batch_size=data.batch_size, num_samples=data.num_samples,
-                                   length_weights=data.length_weights, label_mode=model.label_mode,
-                                   feature=model.feature, seed=config.run.seed, t_low=data.t_low, t_high=data.t_high,
-                                   num_parts=num_workers, part_index=rank)
+        train_iter = SinBucketIter.from_config(data, model, seed=config.run.seed, num_parts=num_workers,
+                                               part_index=rank)
         config = config.replace(seed=train_iter.seed)
     elif config.run.seed is None:
         config = config.replace(seed=int(np.random.SeedSequence().generate_state(1)[0] >> 1))
@@ -336,7 +332,7 @@ def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Opti
     data_name, label_name = _data_label_names(train_iter)
     sym_gen = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell=model.cell, data_name=data_name,
                            label_name=label_name, init_seed=run.seed or 0, forget_bias=model.forget_bias,
-                           step_weight=model.step_weight, step_tau=model.step_tau)
+                           step_weight=model.step_weight, step_tau=model.step_tau, init=model.init)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                               label_name: label_shape(batch_size, key, model.label_mode)})

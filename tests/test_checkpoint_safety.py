@@ -13,7 +13,7 @@ import numpy as np
 from training_asserts import assert_same_training as shared_assert_same_training
 import pytest
 
-from sinlstm_sym.config import ORIGINAL_SETTINGS
+from sinlstm_sym.config import V01_DEFAULTS
 from sinlstm_sym import fit
 from sinlstm_sym import checkpoint as ckpt_module
 from sinlstm_sym.checkpoint import (CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer, load_checkpoint,
@@ -24,7 +24,7 @@ SMALL = dict(seed=4, num_samples=1200, batch_size=100, log_every=5, buckets=[1, 
 FIXTURES = Path(__file__).with_name("fixtures")
 V01 = FIXTURES / "checkpoint-v0.1"
 # how the fixture was made: version 0.1's fit with its defaults (the original's, but per-step labels)
-V01_RUN = dict({k: v for k, v in ORIGINAL_SETTINGS.items() if k != "num_epoch"}, label_mode="sequence",
+V01_RUN = dict({k: v for k, v in V01_DEFAULTS.items() if k != "num_epoch"}, label_mode="sequence",
                buckets=[2, 3], num_samples=600, batch_size=100, seed=0, cell="fused")
 
 

@@ -23,6 +23,7 @@ TRAIN_CASES = [
     ("--label-mode", ["--label-mode", "every"]),
     ("--feature", ["--feature", "sin"]),
     ("--cell", ["--cell", "gru"]),
+    ("--init", ["--init", "xavier"]),
     ("--optimizer", ["--optimizer", "nope"]),
     ("--optimizer-params", ["--optimizer-params", "{not json"]),
     ("--optimizer-params", ["--optimizer-params", '{"learning_rate": "fast"}']),

@@ -22,7 +22,8 @@ def test_the_original_setup():
     config = FitConfig.original()
     assert (config.data.buckets, config.model.label_mode, config.data.batch_size, config.data.num_samples) == \
         ((9,), "last", 300, 300000)
-    assert config.optimizer == OptimizerConfig("adam", {}, None) and config.model.forget_bias == 1.0
+    assert config.optimizer == OptimizerConfig("adam", {}, None)
+    assert (config.model.init, config.model.forget_bias) == ("gluon", 0.0)  # Gluon: U[-0.07, 0.07], no offset
     assert (config.model.step_weight, config.data.t_low, config.data.t_high, config.run.num_epoch) == (0, 0, 1, 1)
 
 

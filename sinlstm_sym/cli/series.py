@@ -22,6 +22,7 @@ from ..trainer import NonFiniteLossError, TrainingDivergedError
 from .args import (Parser, check_output_flags, fail, flags_named, int_at_least, int_list, json_dict, json_file,
                    plot_file)
 
+logger = logging.getLogger(__name__)
 FLAG_SETTINGS = {"--buckets": "buckets", "--hidden-sizes": "hidden_sizes", "--batch-size": "batch_size",
                  "--num-samples": "num_samples", "--num-epoch": "num_epoch", "--label-mode": "label_mode",
                  "--optimizer": "optimizer", "--optimizer-params": "optimizer_params", "--seed": "seed",
@@ -150,6 +151,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     forecasters: Dict[str, Any] = {"model": model_forecaster(predictor)}
     if args.references == "auto":
         if statsmodels_available():
+            logger.info("fitting the ARIMA and ETS references on the training part of %d series", len(split.series))
             forecasters["arima"] = arima_forecaster(split)
             forecasters["ets"] = ets_forecaster(split, args.season)
         else:

@@ -3,8 +3,9 @@ train the stacked-LSTM sine predictor on variable-length windows with a Bucketin
 
 Defaults: the library's recipe (FitConfig's defaults): lengths 1..9, 12, 16, 20 with per-step labels, Adam
 at 0.03 with 100 warm-up updates and a cosine decay, two epochs of 100000 windows in batches of 100.
-``--fixed`` is the original 2018 setup. Prints progress, then the error per length on fresh windows
-(lengths 1..20 by default; lengths that had no training batch are marked).
+``--fixed`` is the original 2018 setup (FitConfig.original()). Prints progress, then the error per length on
+fresh windows (lengths 1..20 by default; lengths that had no training batch are marked); with ``--fixed``
+also the outputs at every step of the 2018 note's window beside the note's.
 """
 import argparse
 import json
@@ -12,10 +13,15 @@ import logging
 import sys
 from typing import Any, Dict, List, NoReturn, Optional
 
+import numpy as np
+
 from ..checkpoint import DiskFullError, RunDirectory
 from ..config import FitConfig
-from ..constants import CELLS, FEATURES, KVSTORES, LABEL_MODES
-from ..evaluation import format_error_table, per_length_error
+from ..constants import (CELLS, DEFAULT_STEP, FEATURES, INITS, KVSTORES, LABEL_MODES, NOTE_STEPS, NOTE_T0,
+                         ORIGINAL_T_RANGE)
+from ..data import half_sine
+from ..evaluation import format_error_table, per_length_error, step_outputs
+from ..params import init_params
 from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
 from ..training import fit
 from .args import (Parser, check_output_flags, fail, flags_named, float_list, int_at_least, int_list, json_dict,
@@ -24,7 +30,8 @@ from .args import (Parser, check_output_flags, fail, flags_named, float_list, in
 # flag -> fit setting; each flag's value is checked on its own (with the settings it needs) before training
 FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "--hidden-sizes": "hidden_sizes",
                  "--batch-size": "batch_size", "--num-samples": "num_samples", "--num-epoch": "num_epoch",
-                 "--label-mode": "label_mode", "--feature": "feature", "--cell": "cell", "--optimizer": "optimizer",
+                 "--label-mode": "label_mode", "--feature": "feature", "--cell": "cell", "--init": "init",
+                 "--optimizer": "optimizer",
                  "--optimizer-params": "optimizer_params", "--ctx": "ctx", "--kvstore": "kvstore", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint", "--checkpoint-every": "checkpoint_every",
                  "--resume": "resume", "--overwrite": "overwrite", "--lr-schedule": "lr_schedule",
@@ -38,6 +45,7 @@ _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "
           "patience": ("validation_lengths",),
           "ctx": ("batch_size", "num_samples")}
 INTERRUPTED_EXIT = 130
+logger = logging.getLogger(__name__)
 
 
 def _d(setting: str) -> Any:
@@ -67,7 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="input at each step: the time stamp t (as the original) or sin(t)/2")
     p.add_argument("--cell", choices=list(CELLS), default=None,
                    help="'auto' (default): 'native' (one C++ operator for the stack) where it builds, else 'fused' "
-                        "(one mx.sym.RNN per layer); 'unrolled': mx.rnn.LSTMCell per step; all give the same numbers")
+                        "(one mx.sym.RNN per layer); 'unrolled': mx.rnn.LSTMCell per step; the same parameters, "
+                        "outputs equal within about 1e-5 (not bit for bit)")
+    p.add_argument("--init", choices=list(INITS), default=None,
+                   help="initial weights, drawn from --seed: 'library' (Xavier per gate block; the default) or "
+                        "'gluon' (Gluon's default, every weight U[-0.07, 0.07], the original's)")
     p.add_argument("--optimizer", default=None, help="an MXNet optimizer name, e.g. adam or sgd")
     p.add_argument("--optimizer-params", type=json_dict, default=None,
                    help=f"JSON object of optimizer arguments (default {json.dumps(_d('optimizer_params'))})")
@@ -106,11 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-samples", type=int_at_least(1), default=3000,
                    help="fresh windows per length in the error table")
     p.add_argument("--plot", metavar="FILE.png", type=plot_file, default=None,
-                   help="save prediction vs label per step for one window per evaluated length (.png, .pdf or "
-                        ".svg; needs matplotlib)")
+                   help="save, per evaluated length, prediction vs label at every step of the worst of 32 fresh "
+                        "windows (largest abs error) and the max and median error per step over the 32 (.png, "
+                        ".pdf or .svg; needs matplotlib)")
     p.add_argument("--fixed", action="store_true",
                    help="the original 2018 setup: 9 steps, last-step label, batch 300, 300000 windows, one epoch, "
-                        "Adam at its default rate, forget bias 1 (other flags still apply)")
+                        "t0 in [0, 1), the optimizer at its default rate (Adam 0.001, SGD 0.01), no schedule, "
+                        "Gluon's initial weights (other flags still apply); also prints the outputs at every step "
+                        "of the 2018 note's window beside the note's")
     p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
                    help="progress bar (needs tqdm): 'auto' shows it on a terminal")
     p.add_argument("--compare-gluon", action="store_true",
@@ -196,34 +211,59 @@ def main(argv: Optional[List[str]] = None) -> int:
     if result.rank != 0:
         return 0
     if args.compare_gluon:
-        from ..gluon_reference import train_gluon_reference
-        c = result.config
-        if c.model.feature != "time" or c.data.length_weights is not None or c.optimizer.lr_schedule is not None \
-                or c.model.step_weight or (c.data.t_low, c.data.t_high) != (0.0, 1.0):
-            print("note: the Gluon reference trains like the original (feature 'time', equal bucket weights, a "
-                  "constant rate, no step weights, t0 in [0, 1)); use --fixed to compare like for like",
-                  file=sys.stderr)
-        reference = train_gluon_reference(
-            buckets=c.data.buckets, hidden_sizes=c.model.hidden_sizes, batch_size=c.data.batch_size,
-            num_samples=c.data.num_samples, num_epoch=c.run.num_epoch, label_mode=c.model.label_mode,
-            optimizer=c.optimizer.name, optimizer_params=c.optimizer.params, ctx=list(c.run.ctx), seed=c.run.seed,
-            log_every=c.run.log_every, forget_bias=c.model.forget_bias)
-        print("\nloss at each log point (same windows, same initial weights)")
-        print(f"{'epoch':>5} {'batch':>6} {'BucketingModule':>16} {'Gluon reference':>16}")
-        for ours, theirs in zip(result.loss_history, reference.loss_history):
-            print(f"{ours.epoch:>5} {ours.batch:>6} {ours.loss:>16.6f} {theirs.loss:>16.6f}")
+        compare_gluon(result)
     updates = result.progress.global_batch
     print(f"\ntrained {updates} updates ({updates * result.config.data.batch_size} windows) in "
           f"{result.progress.train_seconds:.1f} s; cell {result.config.model.cell}")
     predictor = result.predictor()
+    logger.info("scoring %d fresh windows per length on lengths %s", args.eval_samples, args.eval_lengths)
     rows = per_length_error(predictor, args.eval_lengths, num_samples=args.eval_samples, seed=args.seed + 1)
     target = "last step" if result.config.model.label_mode == "last" else "every step"
     print(f"\nerror per length on {args.eval_samples} fresh windows each ({target}); trained = had a batch")
     print(format_error_table(rows))
+    if args.fixed:
+        print_note_window(result)
     if args.plot:
         from ..plotting import plot_predictions
         print(f"\nsaved {plot_predictions(predictor, args.eval_lengths, args.plot, seed=args.seed)}")
     return 0
+
+
+def compare_gluon(result: Any) -> None:
+    """Train the original's Gluon loop on the same windows from the same weights; print both loss traces."""
+    from ..gluon_reference import train_gluon_reference
+    c = result.config
+    if c.model.feature != "time" or c.data.length_weights is not None or c.optimizer.lr_schedule is not None \
+            or c.model.step_weight or (c.data.t_low, c.data.t_high) != ORIGINAL_T_RANGE:
+        print("note: the Gluon reference trains like the original (feature 'time', equal bucket weights, a "
+              "constant rate, no step weights, t0 in [0, 1)); use --fixed to compare like for like",
+              file=sys.stderr)
+    logger.info("training the original's Gluon loop on the same windows from the same initial weights")
+    reference = train_gluon_reference(
+        buckets=c.data.buckets, hidden_sizes=c.model.hidden_sizes, batch_size=c.data.batch_size,
+        num_samples=c.data.num_samples, num_epoch=c.run.num_epoch, label_mode=c.model.label_mode,
+        optimizer=c.optimizer.name, optimizer_params=c.optimizer.params, ctx=list(c.run.ctx), seed=c.run.seed,
+        log_every=c.run.log_every, forget_bias=c.model.forget_bias, init=c.model.init)
+    print("\nloss at each log point (same windows, same initial weights)")
+    print(f"{'epoch':>5} {'batch':>6} {'BucketingModule':>16} {'Gluon reference':>16}")
+    for ours, theirs in zip(result.loss_history, reference.loss_history):
+        print(f"{ours.epoch:>5} {ours.batch:>6} {ours.loss:>16.6f} {theirs.loss:>16.6f}")
+
+
+def print_note_window(result: Any) -> None:
+    """The outputs at every step of the 2018 note's window (t0 = NOTE_T0), this run's beside the note's."""
+    model, length = result.config.model, len(NOTE_STEPS["label"])
+    assert result.config.run.seed is not None  # fit records the seed it drew
+    initial = init_params(model.hidden_sizes, result.config.run.seed, model.forget_bias, init=model.init)
+    rows = [(f"note: {name}", values) for name, values in NOTE_STEPS.items()] + [
+        ("label sin(t)/2", half_sine(NOTE_T0 + DEFAULT_STEP * np.arange(1, length + 1))),
+        ("trained model", step_outputs(result.arg_params(), model, NOTE_T0, length)),
+        ("untrained model", step_outputs(initial, model, NOTE_T0, length))]
+    print(f"\noutputs at every step of one window, t0 = {NOTE_T0}: the 2018 note's rows, then this run's "
+          "(a 'last' model read at every step)")
+    print(f"{'step':<22}" + "".join(f"{k:>9}" for k in range(1, length + 1)))
+    for name, values in rows:
+        print(f"{name:<22}" + "".join(f"{v:>9.4f}" if abs(v) >= 1e-3 else f"{v:>9.1e}" for v in values))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 import numpy as np
 
 from ..checks import check_condition, check_int
+from ..heartbeat import Heartbeat
 from ..outputs import write_text_atomic
 from .data import TimeSplit
 
@@ -144,6 +145,9 @@ def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Foreca
     scales: List[List[np.ndarray]] = [[] for _ in range(horizon)]
     kept: Dict[str, Any] = {}
     needed = max(horizon, season or 1)
+    logger.info("rolling-origin evaluation of %s on %d series, horizons 1..%d", ", ".join(methods),
+                len(split.series), horizon)
+    heartbeat = Heartbeat(logger)
     for i, x in enumerate(split.series):
         start = split.test_start[i]
         if start == len(x):
@@ -158,6 +162,7 @@ def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Foreca
         origins = np.arange(start - horizon + 1, len(x))  # forecast from history x[:o]
         histories = [x[:o] for o in origins]
         for name, fn in methods.items():
+            heartbeat.beat("rolling-origin evaluation: series %d of %d, %s", i + 1, len(split.series), name)
             preds = np.asarray(fn(i, histories, horizon), float)
             check_condition(preds.shape == (len(origins), horizon), f"forecaster {name!r} returned shape "
                             f"{preds.shape}, expected {(len(origins), horizon)}")
