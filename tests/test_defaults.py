@@ -17,7 +17,6 @@ NOT_FITS = {
     ("evaluate", "num_samples"): "fresh windows per length to score, not training windows per epoch",
     ("evaluate", "seed"): "a fixed evaluation set: the same windows at every call",
     ("Predictor", "batch_size"): "windows per inference batch, not per training batch",
-    ("SafeBucketingModule", "label_mode"): "None: the module checks names only, for any symbol",
 }
 
 
