@@ -1,0 +1,86 @@
+"""A learning-rate schedule planned against the run before training: what the configuration left open is
+filled in (from the checkpoint on resume, else from the run's length), and a schedule that would divide by
+zero, stay in its warm-up, or end before the run (MXNet's cosine and poly schedulers, rebuilt on resume,
+return the peak rate past their ``max_update``) is refused with what to do instead."""
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+from .checks import check_condition
+from .config import FitConfig, schedule_has_end
+from .constants import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_FRACTION
+
+logger = logging.getLogger(__name__)
+
+_HOW_TO_EXTEND = ("to train past it, pass extend_schedule=RATE (--extend-schedule RATE), which appends a cosine "
+                  "from RATE down to the schedule's final_lr over the extra updates (a tenth of the peak rate is a "
+                  "safe choice), or keep num_epoch at what the checkpoint was trained for")
+
+
+def _filled(config: FitConfig, saved: Optional[FitConfig], last: Optional[int]) -> Dict[str, Any]:
+    """The schedule with ``max_update`` (and the default warm-up) settled: from the checkpoint, else the run."""
+    spec = dict(config.optimizer.lr_schedule or {})
+    is_default = spec == DEFAULT_LR_SCHEDULE
+    saved_spec = saved.optimizer.lr_schedule if saved is not None else None
+    if saved_spec is not None and saved_spec["name"] == spec["name"]:
+        open_keys = [k for k in ("max_update",) if k not in spec] + (["warmup_steps"] if is_default else [])
+        spec.update({k: saved_spec[k] for k in open_keys if k in saved_spec})
+    elif last is not None:
+        if config.optimizer.schedule_needs_length:
+            spec["max_update"] = last
+        if is_default and spec["warmup_steps"] >= last:
+            spec["warmup_steps"] = int(last * DEFAULT_WARMUP_FRACTION)
+            logger.info("the default warm-up (%d updates) is longer than the run's %d updates: warming up over %d",
+                        DEFAULT_LR_SCHEDULE["warmup_steps"], last, spec["warmup_steps"])
+    return spec
+
+
+def _extension(config: FitConfig, saved: Optional[FitConfig], done: int, last: int,
+               end: int) -> Tuple[Optional[Dict[str, Any]], bool]:
+    """(the settled extend_schedule, whether it is new in this run) for a run whose last update is ``last``
+    and whose checkpoint's schedule ends at ``end``."""
+    asked = config.optimizer.extend_schedule
+    stored = saved.optimizer.extend_schedule if saved is not None else None
+    if last <= end:
+        check_condition(asked is None or (stored is not None and asked["peak_lr"] == stored["peak_lr"]),
+                        f"extend_schedule={asked and asked['peak_lr']!r}: there is nothing to extend, the run's "
+                        f"{last} updates end within the schedule (it ends at update {end})")
+        return stored, False
+    spec = config.optimizer.lr_schedule or {}
+    if saved is None:
+        raise ValueError(f"lr_schedule max_update ({spec.get('max_update')}) is shorter than the run's {last} "
+                         f"updates: give max_update >= {last}, or leave it out (the run's updates)"
+                         + ("" if asked is None else "; extend_schedule only continues a resumed run"))
+    check_condition(asked is not None, f"resume=True with num_epoch={config.run.num_epoch} trains {last} updates, "
+                    f"past the end of the checkpoint's {spec.get('name')} schedule (update {end}): rebuilt, it would "
+                    f"restart at the peak rate; {_HOW_TO_EXTEND}")
+    check_condition(done >= end, f"extend_schedule appends after the schedule's end (update {end}), but the "
+                    f"checkpoint stopped at update {done}: resume it with the num_epoch it was trained for first")
+    return {"peak_lr": asked["peak_lr"], "from_update": end, "max_update": last}, True
+
+
+def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
+                  updates: Optional[int]) -> Tuple[FitConfig, bool]:
+    """``config`` with its schedule settled and checked against a run of ``updates`` updates (``None``:
+    unknown) resumed at update ``done`` of ``saved`` (``None``: a new run); and whether ``extend_schedule``
+    starts a new segment in this run (the checkpoint then had none or an older one)."""
+    optimizer = config.optimizer
+    if optimizer.lr_schedule is None:
+        return config, False
+    begin = int(optimizer.params.get("begin_num_update", 0))
+    last = None if updates is None else begin + updates  # the scheduler sees updates begin+1 .. begin+updates
+    spec = _filled(config, saved, last)
+    if last is None:
+        return config.replace(lr_schedule=spec), False
+    check_condition(spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps ({spec.get('warmup_steps')}) "
+                    f"must be < the run's {last} updates (num_epoch x batches per epoch), else the run is all "
+                    "warm-up and never decays: lower warmup_steps or train longer")
+    config = config.replace(lr_schedule=spec)
+    if not schedule_has_end(spec):
+        return config, False
+    stored = saved.optimizer.extend_schedule if saved is not None else None
+    end = stored["max_update"] if stored is not None else spec["max_update"]
+    extension, new = _extension(config, saved, done, last, end)
+    return config.replace(extend_schedule=extension), new
+
+
+__all__ = ["plan_schedule"]
