@@ -273,9 +273,13 @@ class OptimizerConfig:
         assert self.extend_schedule is not None and self.lr_schedule is not None
         final = float(self.lr_schedule.get("final_lr", 0.0))
         ext = self.extend_schedule
-        return mx.lr_scheduler.CosineScheduler(max_update=ext["max_update"], base_lr=ext["peak_lr"], final_lr=final,
-                                               warmup_steps=ext["from_update"], warmup_begin_lr=final,
-                                               warmup_mode="constant")
+        segment = mx.lr_scheduler.CosineScheduler(max_update=ext["max_update"], base_lr=ext["peak_lr"],
+                                                  final_lr=final, warmup_steps=ext["from_update"],
+                                                  warmup_begin_lr=final, warmup_mode="constant")
+        # The optimizer overwrites a scheduler's base_lr that differs from its learning_rate (with a printed
+        # warning); the cosine computes from base_lr_orig (peak_lr), so base_lr may hold the learning_rate.
+        segment.base_lr = self.learning_rate
+        return segment
 
 
 def _context_strings(ctx: ContextSpec) -> Tuple[str, ...]:

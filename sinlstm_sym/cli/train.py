@@ -26,11 +26,13 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "
                  "--label-mode": "label_mode", "--feature": "feature", "--cell": "cell", "--optimizer": "optimizer",
                  "--optimizer-params": "optimizer_params", "--ctx": "ctx", "--kvstore": "kvstore", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint", "--checkpoint-every": "checkpoint_every",
-                 "--resume": "resume", "--lr-schedule": "lr_schedule", "--validation-lengths": "validation_lengths",
+                 "--resume": "resume", "--lr-schedule": "lr_schedule", "--extend-schedule": "extend_schedule",
+                 "--validation-lengths": "validation_lengths",
                  "--validation-samples": "validation_samples", "--validate-every": "validate_every",
                  "--target-max-error": "target_max_error", "--patience": "patience"}
 _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "resume": ("checkpoint",),
           "optimizer_params": ("optimizer",), "num_samples": ("batch_size",),
+          "extend_schedule": ("optimizer", "optimizer_params", "lr_schedule"),
           "validate_every": ("validation_lengths",), "target_max_error": ("validation_lengths",),
           "patience": ("validation_lengths",),
           "ctx": ("batch_size", "num_samples")}
@@ -72,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON learning-rate schedule, e.g. '{\"name\": \"cosine\", \"warmup_steps\": 100}' "
                         "(names: cosine, poly, factor, multifactor; max_update defaults to the run's updates; "
                         f"default {json.dumps(_d('lr_schedule'))}; 'null' for a constant rate)")
+    p.add_argument("--extend-schedule", type=float, default=None, metavar="RATE",
+                   help="with --resume and a larger --num-epoch than the checkpoint's schedule covers: append a "
+                        "cosine from RATE down to the schedule's final rate over the extra updates (e.g. a tenth "
+                        "of the peak rate); without it such a resume is refused")
     p.add_argument("--ctx", default=None, help="'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1' (GPUs need the GPU build)")
     p.add_argument("--kvstore", choices=list(KVSTORES), default=None,
                    help="gradient aggregation: local/device for several --ctx devices, dist_* for workers started "
