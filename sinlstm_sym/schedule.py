@@ -53,6 +53,7 @@ def _extension(config: FitConfig, saved: Optional[FitConfig], done: int, last: i
     check_condition(asked is not None, f"resume=True with num_epoch={config.run.num_epoch} trains {last} updates, "
                     f"past the end of the checkpoint's {spec.get('name')} schedule (update {end}): rebuilt, it would "
                     f"restart at the peak rate; {_HOW_TO_EXTEND}")
+    assert asked is not None
     check_condition(done >= end, f"extend_schedule appends after the schedule's end (update {end}), but the "
                     f"checkpoint stopped at update {done}: resume it with the num_epoch it was trained for first")
     return {"peak_lr": asked["peak_lr"], "from_update": end, "max_update": last}, True

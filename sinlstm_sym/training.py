@@ -19,7 +19,7 @@ from .outputs import check_output_dir
 from .params import ParamDict, to_canonical
 from .schedule import plan_schedule
 from .symbol import SymGen, make_sym_gen
-from .trainer import LossRecord, Progress, Trainer
+from .trainer import LossRecord, Progress, Trainer, deferring_signals
 from .validation import ValidationRecord, ValidationSet, Validator, best_record
 
 BEST = "best"  # the run directory's sub-directory holding the best checkpoint by validation
@@ -198,7 +198,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     if validation_set is not None:
         validator = Validator(validation_set, module, config.data.batch_size, log, progress.validation,
                               every=run.validate_every, target_max_error=run.target_max_error, patience=run.patience,
-                              save_best=save_best, data_name=names[0], label_name=names[1])
+                              save_best=deferring_signals(save_best), data_name=names[0], label_name=names[1])
         if saved is not None and (saved.path.parent / BEST / "latest.json").is_file():
             validator.best_params = load_checkpoint(saved.path.parent / BEST).arg_params
     Trainer(module, train_iter, progress, log, run.log_every, save=save, checkpoint_every=run.checkpoint_every,

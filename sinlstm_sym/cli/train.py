@@ -9,6 +9,7 @@ at 0.03 with 100 warm-up updates and a cosine decay, two epochs of 100000 window
 import argparse
 import json
 import logging
+import signal
 import sys
 from typing import Any, Dict, List, NoReturn, Optional
 
@@ -169,13 +170,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         result = fit(config, progress_bar=progress_bar)
     except TrainingInterrupted as stop:
-        where = f"interrupted at epoch {stop.epoch}, batch {stop.batch}"
+        how = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
+        where = f"interrupted{how} at epoch {stop.epoch}, batch {stop.batch}"
         if stop.checkpoint is not None:
             print(f"{where}; checkpoint written to {stop.checkpoint}\nresume with: {resume_command(argv)}",
                   file=sys.stderr)
         else:
             print(f"{where}; nothing was saved (pass --checkpoint DIR to be able to resume)", file=sys.stderr)
-        return INTERRUPTED_EXIT
+        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports a process they ended
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
