@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
+from .callback_errors import callback_errors, raise_first
 from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
 from .validation import StopTraining, ValidationRecord, Validator
 
@@ -197,13 +198,14 @@ class Trainer:
         self.pending_keys: List[int] = []
         self.pending_windows: List[int] = []
         self.bar: Any = None
+        self.updater_errors: List[BaseException] = []  # exceptions inside MXNet's updater callback
         self.saved: Optional[Tuple[int, Path]] = None  # (global batch, path) of the last checkpoint written
 
     def run(self, num_epoch: int) -> None:
         """Train until ``num_epoch`` epochs are done; Ctrl-C stops at the next batch boundary
         (after a checkpoint, if there are checkpoints) with :class:`TrainingInterrupted`."""
         self.mark = time.perf_counter()
-        with stop_on_interrupt() as self.stop:
+        with stop_on_interrupt() as self.stop, callback_errors() as self.updater_errors:
             try:
                 self._run(num_epoch)
             except StopTraining as stop:
@@ -266,6 +268,7 @@ class Trainer:
             for batch in self.train_iter:
                 self.module.forward_backward(batch)
                 self.module.update()
+                raise_first(self.updater_errors, f"at epoch {p.epoch}, batch {p.batch + 1}")
                 self.pending.append(batch_loss_sum(self.module.get_outputs()[0], batch.label[0], batch.pad or 0))
                 self.pending_keys.append(int(batch.bucket_key))
                 self.pending_windows.append(batch.data[0].shape[0] - (batch.pad or 0))

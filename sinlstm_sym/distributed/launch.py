@@ -50,6 +50,7 @@ from collections.abc import Mapping as MappingABC, Sequence as SequenceABC
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from ..callback_errors import SERVER_NODE_CODE
 from ..checks import check_condition, check_float, check_int
 
 logger = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ SCHEDULER_START_TIMEOUT = 60.0  # seconds for the scheduler to listen on its por
 _POLL = 0.05
 _MANAGED_ENV = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER",
                 "DMLC_NODE_HOST", "DMLC_RANK", "PORT", LAUNCHED_ENV)
-# Importing mxnet runs the scheduler or server and then calls sys.exit(); getting past the import is an error.
-_NODE_CODE = "import sys, mxnet; sys.exit('sinlstm_sym.launch: importing mxnet did not run a ps-lite node')"
 _PR_SET_PDEATHSIG = 1
 _HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -242,7 +241,7 @@ class _Job:
     def _run(self) -> int:
         logger.info("scheduler at %s:%d, %d server(s), %d worker(s) running %s", self.address, self.port,
                     self.num_servers, self.num_workers, shlex.join(self.command))
-        node = [sys.executable, "-c", _NODE_CODE]
+        node = [sys.executable, "-c", SERVER_NODE_CODE]  # an exception in a server's updater ends it (status 1)
         status = self._start("scheduler", 0, node)
         if status is None:
             status = self._wait_for_scheduler()
