@@ -43,8 +43,6 @@ DEFAULT_OPTIMIZER = "adam"
 DEFAULT_NUM_EPOCH = 2
 DEFAULT_OPTIMIZER_PARAMS = {"learning_rate": 0.03, "beta2": 0.99}
 DEFAULT_LR_SCHEDULE = {"name": "cosine", "warmup_steps": 100}  # to zero over the run's updates
-# The default schedule's warm-up in a run of fewer updates than 10x its warmup_steps: a tenth of the run.
-DEFAULT_WARMUP_FRACTION = 0.1
 # Optimizer arguments: floats at most this large (MXNet's float32 operator parameters overflow), ints int32.
 OPTIMIZER_FLOAT_LIMIT = 1e6
 OPTIMIZER_INT_LIMIT = 2 ** 31 - 1

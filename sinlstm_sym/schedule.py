@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from .checks import check_condition
 from .config import FitConfig, schedule_has_end
-from .constants import DEFAULT_LR_SCHEDULE, DEFAULT_WARMUP_FRACTION
+from .constants import DEFAULT_LR_SCHEDULE
 
 logger = logging.getLogger(__name__)
 
@@ -17,20 +17,22 @@ _HOW_TO_EXTEND = ("to train past it, pass extend_schedule=RATE (--extend-schedul
 
 
 def _filled(config: FitConfig, saved: Optional[FitConfig], last: Optional[int]) -> Dict[str, Any]:
-    """The schedule with ``max_update`` (and the default warm-up) settled: from the checkpoint, else the run."""
+    """The schedule with ``max_update`` settled: from the checkpoint, else from the run."""
     spec = dict(config.optimizer.lr_schedule or {})
-    is_default = spec == DEFAULT_LR_SCHEDULE
     saved_spec = saved.optimizer.lr_schedule if saved is not None else None
     if saved_spec is not None and saved_spec["name"] == spec["name"]:
-        open_keys = [k for k in ("max_update",) if k not in spec] + (["warmup_steps"] if is_default else [])
-        spec.update({k: saved_spec[k] for k in open_keys if k in saved_spec})
-    elif last is not None:
-        if config.optimizer.schedule_needs_length:
-            spec["max_update"] = last
-        if is_default and spec["warmup_steps"] >= last:
-            spec["warmup_steps"] = int(last * DEFAULT_WARMUP_FRACTION)
-            logger.info("the default warm-up (%d updates) is longer than the run's %d updates: warming up over %d",
-                        DEFAULT_LR_SCHEDULE["warmup_steps"], last, spec["warmup_steps"])
+        if "max_update" not in spec and "max_update" in saved_spec:
+            spec["max_update"] = saved_spec["max_update"]
+    elif last is not None and config.optimizer.schedule_needs_length:
+        spec["max_update"] = last
+        if spec == {**DEFAULT_LR_SCHEDULE, "max_update": last} and spec["warmup_steps"] >= last:
+            # the default's warm-up covers the whole run: it stays all warm-up (as it always was), and the
+            # cosine that would follow it starts one update after the warm-up, so nothing divides by zero
+            spec["max_update"] = spec["warmup_steps"] + 1
+            logger.warning("the default learning-rate schedule warms up over %d updates, longer than this run's "
+                           "%d: the whole run trains at a rising rate, with no decay; give lr_schedule (e.g. "
+                           "{'name': 'cosine', 'warmup_steps': %d}) for a warm-up and a decay within the run",
+                           spec["warmup_steps"], last, last // 10)
     return spec
 
 
@@ -72,9 +74,10 @@ def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
     spec = _filled(config, saved, last)
     if last is None:
         return config.replace(lr_schedule=spec), False
-    check_condition(spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps ({spec.get('warmup_steps')}) "
-                    f"must be < the run's {last} updates (num_epoch x batches per epoch), else the run is all "
-                    "warm-up and never decays: lower warmup_steps or train longer")
+    default = optimizer.lr_schedule == DEFAULT_LR_SCHEDULE  # left at the default: it may be all warm-up (logged)
+    check_condition(default or spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps "
+                    f"({spec.get('warmup_steps')}) must be < the run's {last} updates (num_epoch x batches per "
+                    "epoch), else the run is all warm-up and never decays: lower warmup_steps or train longer")
     config = config.replace(lr_schedule=spec)
     if not schedule_has_end(spec):
         return config, False
