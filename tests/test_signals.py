@@ -4,9 +4,7 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,20 +13,7 @@ import sinlstm_sym.training as training
 from sinlstm_sym import fit, load_checkpoint
 from sinlstm_sym.trainer import TrainingInterrupted
 
-RUN = dict(buckets=[1, 2, 3], batch_size=50, num_samples=50 * 60, seed=5, log_every=10)
-SCRIPT = Path(sys.executable).parent / "sinlstm-train"
-
-
-class SignalAt(logging.Handler):
-    """Send this process ``signum`` when a log message contains ``text``."""
-
-    def __init__(self, text, signum):
-        super().__init__()
-        self.text, self.signum = text, signum
-
-    def emit(self, record):
-        if self.text in record.getMessage():
-            os.kill(os.getpid(), self.signum)
+from test_interrupt import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
 
 
 def _logger(name, *handlers):
@@ -41,7 +26,7 @@ def _logger(name, *handlers):
 def test_sigterm_stops_at_a_batch_boundary_with_a_checkpoint_and_resume_equals_a_straight_run(tmp_path):
     straight = fit(**RUN)
     with pytest.raises(TrainingInterrupted, match="interrupted by SIGTERM at epoch 0, batch 20") as stop:
-        fit(checkpoint=tmp_path, logger=_logger("sigterm", SignalAt("batch 20/60", signal.SIGTERM)), **RUN)
+        fit(checkpoint=tmp_path, logger=_logger("sigterm", InterruptAt("batch 20/60", signal.SIGTERM)), **RUN)
     assert stop.value.signum == signal.SIGTERM and stop.value.checkpoint is not None
     assert load_checkpoint(tmp_path).config["progress"]["batch"] == 20
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers are restored
@@ -68,7 +53,7 @@ def _signal_during_writes(monkeypatch, signum):
 def test_a_second_ctrl_c_while_the_checkpoint_is_written_leaves_it_complete(tmp_path, monkeypatch):
     written = _signal_during_writes(monkeypatch, signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as stop:
-        fit(checkpoint=tmp_path, logger=_logger("second", SignalAt("batch 20/60", signal.SIGINT)), **RUN)
+        fit(checkpoint=tmp_path, logger=_logger("second", InterruptAt("batch 20/60", signal.SIGINT)), **RUN)
     assert written == [stop.value.checkpoint]
     saved = load_checkpoint(tmp_path)  # complete: every file there and verified
     assert saved.path == stop.value.checkpoint and saved.config["progress"]["batch"] == 20
@@ -109,20 +94,11 @@ def test_sigterm_while_the_command_line_imports_exits_143_without_a_traceback():
 
 def test_cli_sigterm_exits_143_with_a_checkpoint_and_the_resume_command(tmp_path):
     run = tmp_path / "run"
-    argv = ["--buckets", "1-3", "--num-samples", "300000", "--batch-size", "100", "--num-epoch", "1",
-            "--log-every", "20", "--checkpoint", str(run), "--eval-lengths", "1-3", "--eval-samples", "10",
-            "--progress", "off"]
-    proc = _start(argv)
-    deadline = time.monotonic() + 120
-    for line in proc.stderr:
-        if "batch 20/" in line or time.monotonic() > deadline:
-            proc.send_signal(signal.SIGTERM)
-            break
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    code, err = signal_cli_at([*CLI_RUN, "--checkpoint", str(run)], "batch 20/", signal.SIGTERM)
+    assert code == 143, err
     assert "Traceback" not in err and "interrupted by SIGTERM at epoch 0" in err and "resume with:" in err
     stopped_at = load_checkpoint(run).config["progress"]["global_batch"]
     assert 20 <= stopped_at < 3000
     resumed = fit(checkpoint=run, resume=True, buckets=[1, 2, 3], num_samples=300000, num_epoch=1, seed=0,
-                  log_every=10 ** 6, validation_lengths=None)
+                  log_every=10 ** 6)
     assert resumed.progress.global_batch == 3000
