@@ -75,10 +75,11 @@ def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
     if last is None:
         return config.replace(lr_schedule=spec), False
     default = optimizer.lr_schedule == DEFAULT_LR_SCHEDULE  # left at the default: it may be all warm-up (logged)
-    check_condition(default or spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps "
-                    f"({spec.get('warmup_steps')}) must be < the run's {last} updates (num_epoch x batches per "
-                    "epoch), else the run is all warm-up and never decays: lower warmup_steps or train longer")
-    config = config.replace(lr_schedule=spec)
+    if not default and "max_update" not in (optimizer.lr_schedule or {}):  # else the run may be a prefix of it
+        check_condition(spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps ({spec.get('warmup_steps')})"
+                        f" must be < the run's {last} updates (num_epoch x batches per epoch), else the run is all "
+                        "warm-up and never decays: lower warmup_steps or train longer")
+    config = config.replace(lr_schedule=spec)  # checks warmup_steps < max_update
     if not schedule_has_end(spec):
         return config, False
     stored = saved.optimizer.extend_schedule if saved is not None else None

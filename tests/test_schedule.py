@@ -52,6 +52,14 @@ def test_a_schedule_that_would_divide_by_zero_is_refused_when_made(name):
         FitConfig.from_flat(lr_schedule={"name": name, "warmup_steps": 5, "max_update": 5})
 
 
+def test_a_run_may_be_the_first_part_of_a_longer_schedule_given_with_its_max_update(tmp_path):
+    schedule = {"name": "cosine", "warmup_steps": 60, "max_update": 100}
+    first = fit(lr_schedule=schedule, checkpoint=tmp_path, **dict(HUNDRED, num_epoch=1))  # 50 updates, all warm-up
+    assert first.config.optimizer.lr_schedule == schedule
+    resumed = fit(lr_schedule=schedule, checkpoint=tmp_path, resume=True, **HUNDRED)  # the rest of it
+    assert resumed.losses == fit(lr_schedule=schedule, **HUNDRED).losses
+
+
 def test_a_schedule_ending_before_the_run_is_refused():
     with pytest.raises(ValueError, match=r"lr_schedule max_update \(50\) is shorter than the run's 100 updates"):
         fit(lr_schedule={"name": "cosine", "max_update": 50}, **HUNDRED)
