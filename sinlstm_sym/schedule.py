@@ -7,7 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from .checks import check_condition
 from .config import FitConfig, schedule_has_end
-from .constants import DEFAULT_LR_SCHEDULE
+from .constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,12 @@ def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
     unknown) resumed at update ``done`` of ``saved`` (``None``: a new run); and whether ``extend_schedule``
     starts a new segment in this run (the checkpoint then had none or an older one)."""
     optimizer = config.optimizer
-    if optimizer.lr_schedule is None:
-        return config, False
     begin = int(optimizer.params.get("begin_num_update", 0))
     last = None if updates is None else begin + updates  # the scheduler sees updates begin+1 .. begin+updates
+    check_condition(last is None or last <= OPTIMIZER_INT_LIMIT, f"optimizer_params['begin_num_update'] ({begin}) "
+                    f"plus the run's {updates} updates must be <= {OPTIMIZER_INT_LIMIT}: MXNet counts updates in int32")
+    if optimizer.lr_schedule is None:
+        return config, False
     spec = _filled(config, saved, last)
     if last is None:
         return config.replace(lr_schedule=spec), False
