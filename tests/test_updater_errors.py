@@ -51,3 +51,12 @@ def test_an_updater_exception_on_a_server_ends_the_dist_sync_job_non_zero():
     assert MESSAGE in proc.stderr and "ending the server with exit status 1" in proc.stderr, proc.stderr[-3000:]
     assert re.search(r"server 0 \(pid \d+\) exited with code 1: stopping the job", proc.stderr), proc.stderr[-3000:]
     assert time.monotonic() - tic < 90
+
+
+def test_the_command_line_reports_an_updater_exception_in_one_line_and_exits_1(capsys):
+    from sinlstm_sym.cli.train import main
+    code = main(["--buckets", "1-2", "--batch-size", "10", "--num-samples", "400", "--num-epoch", "1",
+                 "--ctx", "cpu:0,1", "--kvstore", "local", "--optimizer", "failingsgd", "--optimizer-params", "{}",
+                 "--lr-schedule", "null", "--progress", "off"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and last.startswith("sinlstm-train: an exception inside MXNet's updater") and MESSAGE in last

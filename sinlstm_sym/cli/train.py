@@ -13,6 +13,7 @@ import signal
 import sys
 from typing import Any, Dict, List, NoReturn, Optional
 
+from ..callback_errors import UpdaterError
 from ..config import FitConfig
 from ..constants import CELLS, FEATURES, KVSTORES, LABEL_MODES
 from ..evaluation import format_error_table, per_length_error
@@ -183,7 +184,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return INTERRUPTED_EXIT
     except (FileNotFoundError, ValueError, TypeError) as err:
         refuse(parser, err)
-    except (NonFiniteLossError, TrainingDivergedError) as err:
+    except (NonFiniteLossError, TrainingDivergedError, UpdaterError) as err:  # (MXNet printed an updater's traceback)
         print(f"{parser.prog}: {err}", file=sys.stderr)
         return 1
     if result.rank != 0:
