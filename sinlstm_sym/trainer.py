@@ -250,6 +250,8 @@ class Trainer:
             finally:  # an early stop here still ends the epoch
                 p.epoch, p.batch, p.epoch_loss, p.epoch_windows = p.epoch + 1, 0, 0.0, 0
             self._save()
+            if self.stop.is_set() and p.epoch < num_epoch:  # a signal during the epoch's end: stop here
+                self._interrupt()
 
     def _start_epoch(self) -> None:
         """Position the iterator at the progress' batch (a fresh epoch, or the middle of one when resuming)."""

@@ -272,7 +272,7 @@ def _settle(config: FitConfig, saved: Optional[Checkpoint], train_iter: mx.io.Da
     if updates is None and config.optimizer.schedule_needs_length:
         _batches_per_epoch(train_iter)  # refuses: the schedule's length is unknown
     done = 0 if saved is None else int(config.optimizer.params.get("begin_num_update", 0)) + \
-        int(saved.config["progress"]["global_batch"])
+        int(saved.config["progress"].get("global_batch", 0))
     config, extended = plan_schedule(config, saved_config, done, updates)
     chosen = resolve_cell(config.model.cell, resolve_contexts(list(config.run.ctx)))
     if chosen != config.model.cell:  # 'auto' (or 'native' without its library or on a GPU)

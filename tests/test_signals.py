@@ -102,3 +102,11 @@ def test_cli_sigterm_exits_143_with_a_checkpoint_and_the_resume_command(tmp_path
     resumed = fit(checkpoint=run, resume=True, buckets=[1, 2, 3], num_samples=300000, num_epoch=1, seed=0,
                   log_every=10 ** 6)
     assert resumed.progress.global_batch == 3000
+
+
+def test_a_signal_during_the_epoch_end_checkpoint_stops_at_the_epoch_boundary(tmp_path, monkeypatch):
+    written = _signal_during_writes(monkeypatch, signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match="SIGINT") as stop:
+        fit(checkpoint=tmp_path, **dict(RUN, num_epoch=2))
+    assert (stop.value.epoch, stop.value.batch) == (1, 0) and written == [stop.value.checkpoint]
+    assert load_checkpoint(tmp_path).config["progress"]["global_batch"] == 60
