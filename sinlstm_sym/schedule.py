@@ -29,10 +29,10 @@ def _filled(config: FitConfig, saved: Optional[FitConfig], last: Optional[int]) 
             # the default's warm-up covers the whole run: it stays all warm-up (as it always was), and the
             # cosine that would follow it starts one update after the warm-up, so nothing divides by zero
             spec["max_update"] = spec["warmup_steps"] + 1
-            logger.warning("the default learning-rate schedule warms up over %d updates, longer than this run's "
-                           "%d: the whole run trains at a rising rate, with no decay; give lr_schedule (e.g. "
-                           "{'name': 'cosine', 'warmup_steps': %d}) for a warm-up and a decay within the run",
-                           spec["warmup_steps"], last, last // 10)
+            logger.info("the default learning-rate schedule warms up over %d updates, at least this run's %d: "
+                        "the whole run trains at a rising rate, with no decay; give lr_schedule (e.g. "
+                        "{'name': 'cosine', 'warmup_steps': %d}) for a warm-up and a decay within the run",
+                        spec["warmup_steps"], last, last // 10)
     return spec
 
 

@@ -67,7 +67,7 @@ def test_a_schedule_ending_before_the_run_is_refused():
 
 @pytest.mark.parametrize("num_epoch", [1, 2])  # 50 and 100 updates: the default warm-up is 100 updates
 def test_the_default_schedule_in_a_run_no_longer_than_its_warm_up_is_all_warm_up_and_says_so(num_epoch, caplog):
-    with caplog.at_level(logging.WARNING, logger="sinlstm_sym.schedule"):
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.schedule"):
         result = fit(**dict(HUNDRED, num_epoch=num_epoch))
     assert "the whole run trains at a rising rate, with no decay" in caplog.text
     assert result.config.optimizer.lr_schedule == {"name": "cosine", "warmup_steps": 100, "max_update": 101}
