@@ -4,7 +4,8 @@ train the stacked-LSTM sine predictor on variable-length windows with a Bucketin
 Defaults: the library's recipe (FitConfig's defaults): lengths 1..9, 12, 16, 20 with per-step labels, Adam
 at 0.03 with 100 warm-up updates and a cosine decay, two epochs of 100000 windows in batches of 100.
 ``--fixed`` is the original 2018 setup. Prints progress, then the error per length on fresh windows
-(lengths 1..20 by default; lengths that had no training batch are marked).
+(lengths 1..20 by default; lengths that had no training batch are marked). Ctrl-C or SIGTERM stops at the next
+batch boundary (with a checkpoint under --checkpoint and the command to resume) and exits 130 or 143.
 """
 import argparse
 import json
