@@ -8,10 +8,7 @@ accepted. Checkpoints store :meth:`FitConfig.to_json`; a resumed run compares
 :meth:`FitConfig.training_json`, which leaves out the settings that change no number.
 """
 import dataclasses
-import inspect
 import json
-import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple, Type
@@ -28,14 +25,9 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
 from .checkpoint import check_checkpointable_optimizer
 from .context import ContextSpec, resolve_contexts
+from .optimizer_args import argument_defaults, check_optimizer_arg, spec_of
 from .params import check_hidden_sizes
 
-# Optimizer arguments that must be real numbers, with their accepted range (low, low inclusive, high).
-_NUMERIC_ARGS: Dict[str, Tuple[float, bool, float]] = {
-    "learning_rate": (0.0, False, math.inf), "wd": (0.0, True, math.inf), "momentum": (0.0, True, 1.0),
-    "beta1": (0.0, True, 1.0), "beta2": (0.0, True, 1.0), "epsilon": (0.0, False, math.inf),
-    "clip_gradient": (0.0, False, math.inf), "gamma1": (0.0, True, 1.0), "gamma2": (0.0, True, 1.0),
-}
 # Arguments fit sets itself or that cannot be stored as JSON.
 _RESERVED_ARGS = {"rescale_grad": "fit sets it to 1/batch_size", "param_idx2name": "the module sets it",
                   "sym": "the module sets it", "lr_scheduler": "give lr_schedule={'name': 'cosine', ...} instead",
@@ -131,7 +123,7 @@ _REQUIRED = {"factor": ("step",), "multifactor": ("step",)}  # max_update defaul
 
 
 def _check_schedule_value(name: str, kind: str, value: Any) -> Any:
-    if kind.startswith("int"):
+    if kind in ("int>=1", "int>=0"):
         return check_int(name, value, minimum=1 if kind == "int>=1" else 0)
     if kind == "ints>=1":
         steps = check_int_sequence(name, value, minimum=1)
@@ -162,6 +154,41 @@ def check_lr_schedule(spec: Any) -> Optional[Dict[str, Any]]:
         clean[key] = _check_schedule_value(f"lr_schedule[{key!r}]", kinds[key], value)
     missing = [k for k in _REQUIRED.get(name, ()) if k not in clean]
     check_condition(not missing, f"lr_schedule {name!r} needs {missing}")
+    if "max_update" in clean:  # MXNet divides by max_update - warmup_steps once the warm-up is over
+        check_condition(clean.get("warmup_steps", 0) < clean["max_update"], f"lr_schedule warmup_steps "
+                        f"({clean.get('warmup_steps')}) must be < max_update ({clean['max_update']}): the "
+                        f"{name} decay needs at least one update after the warm-up")
+    return clean
+
+
+def schedule_has_end(spec: Optional[Mapping[str, Any]]) -> bool:
+    """Whether a schedule ends at its ``max_update`` (cosine, poly): past it MXNet's scheduler, rebuilt on
+    resume, would return the peak rate."""
+    return spec is not None and "max_update" in _SCHEDULES[spec["name"]][1]
+
+
+def check_extend_schedule(value: Any, lr_schedule: Optional[Mapping[str, Any]],
+                          learning_rate: float) -> Optional[Dict[str, Any]]:
+    """``extend_schedule``: ``None``, the peak rate of a cosine segment appended past the schedule's end, or
+    that segment settled as ``{'peak_lr', 'from_update', 'max_update'}`` (what a checkpoint stores)."""
+    if value is None:
+        return None
+    spec = value if isinstance(value, Mapping) else {"peak_lr": value}
+    check_condition(set(spec) <= {"peak_lr", "from_update", "max_update"} and "peak_lr" in spec,
+                    f"extend_schedule must be None, a learning rate or {{'peak_lr', 'from_update', 'max_update'}}, "
+                    f"got {value!r}", TypeError)
+    check_condition(schedule_has_end(lr_schedule), "extend_schedule appends to a schedule that ends (lr_schedule "
+                    f"'cosine' or 'poly'), got lr_schedule={lr_schedule!r}")
+    assert lr_schedule is not None
+    final = float(lr_schedule.get("final_lr", 0.0))
+    peak = check_optimizer_arg("extend_schedule", spec_of("learning_rate", None), spec["peak_lr"])
+    check_condition(final <= peak <= learning_rate, f"extend_schedule must be a rate between the schedule's final_lr "
+                    f"({final:g}) and its peak learning_rate ({learning_rate:g}), got {spec['peak_lr']!r}")
+    clean: Dict[str, Any] = {"peak_lr": peak}
+    if "from_update" in spec or "max_update" in spec:
+        clean["from_update"] = check_int("extend_schedule['from_update']", spec.get("from_update"), minimum=1)
+        clean["max_update"] = check_int("extend_schedule['max_update']", spec.get("max_update"),
+                                        minimum=clean["from_update"] + 1)
     return clean
 
 
@@ -174,32 +201,21 @@ def _optimizer_class(name: str) -> Type[mx.optimizer.Optimizer]:
 
 def _default_learning_rate(name: str) -> float:
     """The optimizer's own default learning rate (Adam 0.001, SGD 0.01, ...)."""
-    for cls in _optimizer_class(name).__mro__:
-        if "__init__" in vars(cls):
-            param = inspect.signature(vars(cls)["__init__"]).parameters.get("learning_rate")
-            if param is not None and isinstance(param.default, (int, float)):
-                return float(param.default)
-    return 0.01
-
-
-def _accepted_args(klass: Type[mx.optimizer.Optimizer]) -> Tuple[str, ...]:
-    names = set()
-    for cls in klass.__mro__:
-        if cls is object or "__init__" not in vars(cls):
-            continue
-        for param in inspect.signature(vars(cls)["__init__"]).parameters.values():
-            if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY) and param.name != "self":
-                names.add(param.name)
-    return tuple(sorted(names - set(_RESERVED_ARGS)))
+    default = argument_defaults(_optimizer_class(name)).get("learning_rate")
+    return float(default) if isinstance(default, (int, float)) else 0.01
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """An MXNet optimizer by ``name`` with keyword arguments ``params`` (JSON values; numbers checked)."""
+    """An MXNet optimizer by ``name`` with keyword arguments ``params`` (JSON values, each checked against its
+    kind and range: :mod:`~sinlstm_sym.optimizer_args`), a learning-rate schedule and, for a resumed run
+    trained past its schedule's end, ``extend_schedule`` (the peak rate of a cosine segment over the extra
+    updates, down to the schedule's ``final_lr``)."""
 
     name: str = DEFAULT_OPTIMIZER
     params: Dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER_PARAMS))
     lr_schedule: Optional[Dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_LR_SCHEDULE))  # None: constant
+    extend_schedule: Optional[Any] = None
 
     def __post_init__(self) -> None:
         check_condition(isinstance(self.name, str), f"optimizer must be an MXNet optimizer name such as 'adam' or "
@@ -209,30 +225,21 @@ class OptimizerConfig:
         params = {} if self.params is None else self.params
         check_condition(isinstance(params, Mapping) and all(isinstance(k, str) for k in params),
                         f"optimizer_params must be a dict of keyword arguments, got {params!r}", TypeError)
-        accepted = _accepted_args(klass)
+        defaults = {k: v for k, v in argument_defaults(klass).items() if k not in _RESERVED_ARGS}
         clean: Dict[str, Any] = {}
         for key, value in params.items():
             check_condition(key not in _RESERVED_ARGS,
                             f"optimizer_params must not set {key}: {_RESERVED_ARGS.get(key)}")
-            check_condition(key in accepted, f"optimizer_params: {key!r} is not an argument of optimizer "
-                            f"{self.name!r}; accepted: {list(accepted)}")
-            if key in _NUMERIC_ARGS:
-                low, inclusive, high = _NUMERIC_ARGS[key]
-                if key == "clip_gradient" and value is None:
-                    clean[key] = None
-                    continue
-                number = check_float(f"optimizer_params[{key!r}]", value)
-                ok = (number >= low if inclusive else number > low) and number < high
-                bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and < {high:g}" if math.isfinite(high) else "")
-                check_condition(ok, f"optimizer_params[{key!r}] must be {bound}, got {value!r}")
-                clean[key] = number
-            else:
-                check_condition(value is None or isinstance(value, (bool, numbers.Real, str)),
-                                f"optimizer_params[{key!r}] must be a number, a bool, a string or None, got "
-                                f"{value!r} ({type(value).__name__})", TypeError)
-                clean[key] = value
+            check_condition(key in defaults, f"optimizer_params: {key!r} is not an argument of optimizer "
+                            f"{self.name!r}; accepted: {sorted(defaults)}")
+            clean[key] = check_optimizer_arg(f"optimizer_params[{key!r}]", spec_of(key, defaults[key]), value)
         _set(self, "params", clean)
         _set(self, "lr_schedule", check_lr_schedule(self.lr_schedule))
+        warmup_begin = (self.lr_schedule or {}).get("warmup_begin_lr", 0.0)
+        check_condition(warmup_begin <= self.learning_rate, f"lr_schedule warmup_begin_lr ({warmup_begin:g}) must "
+                        f"be <= the learning_rate ({self.learning_rate:g}) the warm-up rises to")
+        _set(self, "extend_schedule", check_extend_schedule(self.extend_schedule, self.lr_schedule,
+                                                            self.learning_rate))
 
     @property
     def learning_rate(self) -> float:
@@ -254,10 +261,29 @@ class OptimizerConfig:
             # the schedule starts from the optimizer's rate (MXNet's schedulers keep their own base_lr otherwise)
             schedule["base_lr"] = params.get("learning_rate", _default_learning_rate(self.name))
             params["lr_scheduler"] = _SCHEDULES[schedule.pop("name")][0](**schedule)
+        if self.extend_schedule is not None:
+            check_condition("max_update" in self.extend_schedule, "extend_schedule needs from_update and max_update "
+                            "(fit settles them against the checkpoint and the run)")
+            params["lr_scheduler"] = self._extension()
         try:
             return mx.optimizer.create(self.name, rescale_grad=rescale_grad, **params)
         except (TypeError, ValueError) as err:
             raise ValueError(f"optimizer_params {self.params!r} do not fit optimizer {self.name!r}: {err}") from None
+
+    def _extension(self) -> mx.lr_scheduler.LRScheduler:
+        """The appended segment as MXNet's own cosine schedule (it pickles to the servers as it is): a cosine
+        from ``peak_lr`` at ``from_update`` down to ``final_lr`` at ``max_update``. Its constant 'warm-up'
+        covers the updates before ``from_update``, which a resumed run has already done."""
+        assert self.extend_schedule is not None and self.lr_schedule is not None
+        final = float(self.lr_schedule.get("final_lr", 0.0))
+        ext = self.extend_schedule
+        segment = mx.lr_scheduler.CosineScheduler(max_update=ext["max_update"], base_lr=ext["peak_lr"],
+                                                  final_lr=final, warmup_steps=ext["from_update"],
+                                                  warmup_begin_lr=final, warmup_mode="constant")
+        # The optimizer overwrites a scheduler's base_lr that differs from its learning_rate (with a printed
+        # warning); the cosine computes from base_lr_orig (peak_lr), so base_lr may hold the learning_rate.
+        segment.base_lr = self.learning_rate
+        return segment
 
 
 def _context_strings(ctx: ContextSpec) -> Tuple[str, ...]:
@@ -337,7 +363,7 @@ _SECTIONS: Dict[str, Type[Any]] = {"model": ModelConfig, "data": DataConfig, "op
 _FLAT: Dict[str, Tuple[str, str]] = {
     **{f.name: (s, f.name) for s, k in _SECTIONS.items() if s != "optimizer" for f in dataclasses.fields(k)},
     "optimizer": ("optimizer", "name"), "optimizer_params": ("optimizer", "params"),
-    "lr_schedule": ("optimizer", "lr_schedule")}
+    "lr_schedule": ("optimizer", "lr_schedule"), "extend_schedule": ("optimizer", "extend_schedule")}
 # Settings a resumed run may change: they change no number of the training.
 RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar", "checkpoint", "checkpoint_every",
                      "resume", "allow_pickle", "overwrite", "validation_lengths", "validation_samples",

@@ -1,4 +1,5 @@
 """Names and defaults shared by several modules: one place, so no module imports upward for a constant."""
+import signal
 from typing import Tuple
 
 # --- model -------------------------------------------------------------------
@@ -62,6 +63,11 @@ DEFAULT_NUM_EPOCH = 2
 DEFAULT_OPTIMIZER_PARAMS = {"learning_rate": 0.03, "beta2": 0.99}
 DEFAULT_LR_SCHEDULE = {"name": "cosine", "warmup_steps": 100}  # to zero over the run's updates
 HEARTBEAT_SECONDS = 10.0  # long phases that log nothing else (the Gluon reference, evaluations) say where they are
+# Optimizer arguments: floats at most this large (MXNet's float32 operator parameters overflow), ints int32.
+OPTIMIZER_FLOAT_LIMIT = 1e6
+OPTIMIZER_INT_LIMIT = 2 ** 31 - 1
+# Signals that stop training at a batch boundary (the second one at once); deferred while a checkpoint is written.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # A log window whose mean loss exceeds this many times the first batch's loss, and still rises, is divergence.
 DIVERGENCE_FACTOR = 4.0
 DIVERGENCE_MIN_WINDOWS = 100  # log windows holding fewer training windows are too noisy to judge

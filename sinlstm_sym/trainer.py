@@ -9,12 +9,13 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
 
-from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER
+from .callback_errors import callback_errors, raise_first
+from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
 from .validation import StopTraining, ValidationRecord, Validator
 
 logger = logging.getLogger(__name__)
@@ -29,39 +30,87 @@ class TrainingDivergedError(FloatingPointError):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped training at a batch boundary.
+    """Ctrl-C (SIGINT) or SIGTERM stopped training at a batch boundary.
 
     ``checkpoint`` is the checkpoint written at that point (``None`` without ``checkpoint=``),
-    ``epoch`` and ``batch`` say where training stopped.
+    ``epoch`` and ``batch`` say where training stopped, ``signum`` which signal stopped it.
     """
 
-    def __init__(self, epoch: int, batch: int, checkpoint: Optional[Path]) -> None:
+    def __init__(self, epoch: int, batch: int, checkpoint: Optional[Path], signum: int = signal.SIGINT) -> None:
         where = f"at epoch {epoch}, batch {batch}"
         saved = f"; checkpoint written to {checkpoint}" if checkpoint else "; no checkpoint was asked for"
-        super().__init__(f"training interrupted {where}{saved}")
-        self.epoch, self.batch, self.checkpoint = epoch, batch, checkpoint
+        super().__init__(f"training interrupted by {signal.Signals(signum).name} {where}{saved}")
+        self.epoch, self.batch, self.checkpoint, self.signum = epoch, batch, checkpoint, signum
+
+
+class StopRequest(threading.Event):
+    """Set by the first SIGINT or SIGTERM while training; ``signum`` says which."""
+
+    signum: int = signal.SIGINT
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 @contextlib.contextmanager
-def stop_on_interrupt() -> Iterator[threading.Event]:
-    """While active (main thread only), the first Ctrl-C sets the yielded event instead of raising;
-    a second one raises ``KeyboardInterrupt`` at once."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
+def stop_on_interrupt() -> Iterator[StopRequest]:
+    """While active (main thread only), the first SIGINT (Ctrl-C) or SIGTERM sets the yielded event instead
+    of raising; a second one raises ``KeyboardInterrupt`` at once."""
+    stop = StopRequest()
+    if not _main_thread():
         yield stop
         return
 
     def handler(signum: int, frame: Any) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
+        stop.signum = signum
         stop.set()
-        logger.warning("Ctrl-C: stopping after this batch (press again to stop at once)")
+        logger.warning("%s: stopping after this batch (press Ctrl-C again to stop at once)",
+                       "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def signals_deferred(redeliver: bool = True) -> Iterator[None]:
+    """While active (main thread only), SIGINT and SIGTERM wait: a checkpoint being committed is finished
+    first. On exit each signal received meanwhile goes to the handler that was in place (once per signal),
+    unless ``redeliver`` is false (training is stopping anyway)."""
+    if not _main_thread():
+        yield
+        return
+    received: List[int] = []
+    previous: Dict[int, Any] = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                                for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        for signum in dict.fromkeys(received if redeliver else []):
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
+
+
+def deferring_signals(write: Optional[Callable[[], Path]]) -> Optional[Callable[[], Path]]:
+    """``write`` (a checkpoint writer) run with SIGINT and SIGTERM deferred until it returns."""
+    if write is None:
+        return None
+
+    def deferred() -> Path:
+        with signals_deferred():
+            return write()
+    return deferred
 
 
 @dataclass
@@ -138,9 +187,10 @@ class Trainer:
                  progress_bar: bool = False, learning_rate: Optional[float] = None,
                  validator: Optional[Validator] = None) -> None:
         self.module, self.train_iter, self.progress, self.log = module, train_iter, progress, log
-        self.log_every, self.save, self.checkpoint_every = log_every, save, checkpoint_every
+        self.log_every, self.checkpoint_every = log_every, checkpoint_every
+        self.write, self.save = save, deferring_signals(save)  # the checkpoint writer, and it with signals deferred
         self.eval_iter, self.progress_bar, self.learning_rate = eval_iter, progress_bar, learning_rate
-        self.stop = threading.Event()
+        self.stop = StopRequest()
         self.rising = 0  # consecutive log windows far above the first one
         self.validator = validator
         self.mark = time.perf_counter()  # start of the training time not yet added to progress.train_seconds
@@ -148,12 +198,14 @@ class Trainer:
         self.pending_keys: List[int] = []
         self.pending_windows: List[int] = []
         self.bar: Any = None
+        self.updater_errors: List[BaseException] = []  # exceptions inside MXNet's updater callback
+        self.saved: Optional[Tuple[int, Path]] = None  # (global batch, path) of the last checkpoint written
 
     def run(self, num_epoch: int) -> None:
         """Train until ``num_epoch`` epochs are done; Ctrl-C stops at the next batch boundary
         (after a checkpoint, if there are checkpoints) with :class:`TrainingInterrupted`."""
         self.mark = time.perf_counter()
-        with stop_on_interrupt() as self.stop:
+        with stop_on_interrupt() as self.stop, callback_errors() as self.updater_errors:
             try:
                 self._run(num_epoch)
             except StopTraining as stop:
@@ -198,6 +250,8 @@ class Trainer:
             finally:  # an early stop here still ends the epoch
                 p.epoch, p.batch, p.epoch_loss, p.epoch_windows = p.epoch + 1, 0, 0.0, 0
             self._save()
+            if self.stop.is_set() and p.epoch < num_epoch:  # a signal during the epoch's end: stop here
+                self._interrupt()
 
     def _start_epoch(self) -> None:
         """Position the iterator at the progress' batch (a fresh epoch, or the middle of one when resuming)."""
@@ -216,6 +270,7 @@ class Trainer:
             for batch in self.train_iter:
                 self.module.forward_backward(batch)
                 self.module.update()
+                raise_first(self.updater_errors, f"at epoch {p.epoch}, batch {p.batch + 1}")
                 self.pending.append(batch_loss_sum(self.module.get_outputs()[0], batch.label[0], batch.pad or 0))
                 self.pending_keys.append(int(batch.bucket_key))
                 self.pending_windows.append(batch.data[0].shape[0] - (batch.pad or 0))
@@ -240,8 +295,11 @@ class Trainer:
     def _interrupt(self) -> None:
         p = self.progress
         self._flush()
-        path = self.save() if self.save is not None else None
-        raise TrainingInterrupted(p.epoch, p.batch, path)
+        path = self.saved[1] if self.saved is not None and self.saved[0] == p.global_batch else None
+        if self.write is not None and path is None:
+            with signals_deferred(redeliver=False):  # a second signal now must not cut the checkpoint short
+                path = self.write()
+        raise TrainingInterrupted(p.epoch, p.batch, path, self.stop.signum)
 
     def _flush(self) -> None:
         """Read the pending per-batch losses (one device sync), stop on a non-finite one."""
@@ -325,4 +383,5 @@ class Trainer:
             return None
         self._flush()
         self._clock()
-        return self.save()
+        self.saved = (self.progress.global_batch, self.save())
+        return self.saved[1]

@@ -18,9 +18,10 @@ from .distributed import RankLogAdapter, create_kvstore, pull_final_params
 from .native import resolve_cell
 from .outputs import check_output_dir
 from .params import ParamDict, to_canonical
+from .schedule import plan_schedule
 from .sine_batches import SineBucketingModule, check_key
 from .symbol import SymGen, make_sym_gen
-from .trainer import LossRecord, Progress, Trainer
+from .trainer import LossRecord, Progress, Trainer, deferring_signals
 from .validation import ValidationRecord, ValidationSet, Validator, best_record
 
 if TYPE_CHECKING:
@@ -229,7 +230,7 @@ def _train(config: FitConfig, module: SineBucketingModule, optimizer: mx.optimiz
     if validation_set is not None:
         validator = Validator(validation_set, module, config.data.batch_size, log, progress.validation,
                               every=run.validate_every, target_max_error=run.target_max_error, patience=run.patience,
-                              save_best=save_best, data_name=names[0], label_name=names[1])
+                              save_best=deferring_signals(save_best), data_name=names[0], label_name=names[1])
         best = RunDirectory(saved.path.parent).best_for(saved.path) if saved is not None else None
         if best is not None:
             validator.best_params = load_checkpoint(best).arg_params
@@ -293,16 +294,23 @@ def _training_data(config: FitConfig, train_iter: Optional[mx.io.DataIter], rank
 
 
 def _settle(config: FitConfig, saved: Optional[Checkpoint], train_iter: mx.io.DataIter) -> FitConfig:
-    """Fix what was left open (the schedule's length, the cell 'auto' chose) and compare with a resumed run."""
-    if config.optimizer.schedule_needs_length:  # fixed now and stored, so a resume keeps the same schedule
-        total = _saved_config(saved).optimizer.lr_schedule if saved is not None else None
-        max_update = (total or {}).get("max_update") or config.run.num_epoch * _batches_per_epoch(train_iter)
-        config = config.replace(lr_schedule={**(config.optimizer.lr_schedule or {}), "max_update": max_update})
+    """Fix what was left open (the schedule, planned against the run; the cell 'auto' chose) and compare with
+    a resumed run."""
+    saved_config = _saved_config(saved) if saved is not None else None
+    updates = config.run.num_epoch * len(train_iter) if hasattr(train_iter, "__len__") else None
+    if updates is None and config.optimizer.schedule_needs_length:
+        _batches_per_epoch(train_iter)  # refuses: the schedule's length is unknown
+    done = 0 if saved is None else int(config.optimizer.params.get("begin_num_update", 0)) + \
+        int(saved.config["progress"].get("global_batch", 0))
+    config, extended = plan_schedule(config, saved_config, done, updates)
     chosen = resolve_cell(config.model.cell, resolve_contexts(list(config.run.ctx)))
     if chosen != config.model.cell:  # 'auto' (or 'native' without its library or on a GPU)
         config = config.replace(cell=chosen)
-    if saved is not None:
-        differ = _saved_config(saved).describe_differences(config)
+    if saved_config is not None:
+        if extended:  # the new segment is the one setting a resumed run may add
+            saved_config = saved_config.replace(extend_schedule=config.optimizer.extend_schedule)
+        assert saved is not None
+        differ = saved_config.describe_differences(config)
         check_condition(not differ, f"resume=True: the checkpoint {saved.path} was trained with other settings: "
                         f"{differ}")
         batch = saved.config["progress"]["batch"]

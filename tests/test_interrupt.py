@@ -17,16 +17,35 @@ from sinlstm_sym.trainer import TrainingDivergedError, TrainingInterrupted
 RUN = dict(buckets=[1, 2, 3], batch_size=50, num_samples=50 * 60, seed=5, log_every=10)
 
 
-class InterruptAt(logging.Handler):
-    """Send this process SIGINT when a log message contains ``text`` (as a user's Ctrl-C would)."""
+SCRIPT = Path(sys.executable).parent / "sinlstm-train"
+# a run of 3000 batches (long enough to be stopped), logging every 20; add --checkpoint DIR
+CLI_RUN = ["--buckets", "1-3", "--num-samples", "300000", "--batch-size", "100", "--num-epoch", "1",
+           "--log-every", "20", "--eval-lengths", "1-3", "--eval-samples", "10", "--progress", "off"]
 
-    def __init__(self, text):
+
+class InterruptAt(logging.Handler):
+    """Send this process ``signum`` (SIGINT: as a user's Ctrl-C would) when a log message contains ``text``."""
+
+    def __init__(self, text, signum=signal.SIGINT):
         super().__init__()
-        self.text = text
+        self.text, self.signum = text, signum
 
     def emit(self, record):
         if self.text in record.getMessage():
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.signum)
+
+
+def signal_cli_at(argv, marker, signum):
+    """Run ``sinlstm-train argv``, send it ``signum`` once a line on its stderr contains ``marker`` (or after
+    120 s); its (exit code, stderr)."""
+    proc = subprocess.Popen([str(SCRIPT), *argv], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        if marker in line or time.monotonic() > deadline:
+            proc.send_signal(signum)
+            break
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
 
 
 def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint_and_resume_equals_a_straight_run(tmp_path):
@@ -62,26 +81,17 @@ def test_a_diverging_learning_rate_is_reported_naming_it():
 
 @pytest.mark.slow
 def test_cli_ctrl_c_exits_130_with_the_resume_command(tmp_path):
-    script = Path(sys.executable).parent / "sinlstm-train"
     run = tmp_path / "run"
-    argv = ["--buckets", "1-3", "--num-samples", "300000", "--batch-size", "100", "--num-epoch", "1",
-            "--log-every", "20",
-            "--checkpoint", str(run), "--eval-lengths", "1-3", "--eval-samples", "10", "--progress", "off"]
-    proc = subprocess.Popen([str(script), *argv], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    for line in proc.stderr:
-        if "batch 100/" in line or time.monotonic() > deadline:
-            proc.send_signal(signal.SIGINT)
-            break
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    argv = [*CLI_RUN, "--checkpoint", str(run)]
+    code, err = signal_cli_at(argv, "batch 100/", signal.SIGINT)
+    assert code == 130, err
     assert "Traceback" not in err
     assert "checkpoint written to" in err and "resume with:" in err
     resume = err.split("resume with: ", 1)[1].strip().splitlines()[0]
     assert resume.endswith("--resume") and str(run) in resume
     stopped_at = load_checkpoint(run).config["progress"]["global_batch"]
     assert 100 <= stopped_at < 3000
-    again = subprocess.run([str(script), *argv, "--resume"], capture_output=True, text=True, timeout=300)
+    again = subprocess.run([str(SCRIPT), *argv, "--resume"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert load_checkpoint(run).config["progress"]["global_batch"] == 3000
 

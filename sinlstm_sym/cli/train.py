@@ -5,16 +5,19 @@ Defaults: the library's recipe (FitConfig's defaults): lengths 1..9, 12, 16, 20 
 at 0.03 with 100 warm-up updates and a cosine decay, two epochs of 100000 windows in batches of 100.
 ``--fixed`` is the original 2018 setup (FitConfig.original()). Prints progress, then the error per length on
 fresh windows (lengths 1..20 by default; lengths that had no training batch are marked); with ``--fixed``
-also the outputs at every step of the 2018 note's window beside the note's.
+also the outputs at every step of the 2018 note's window beside the note's. Ctrl-C or SIGTERM stops at the next
+batch boundary (with a checkpoint under --checkpoint and the command to resume) and exits 130 or 143.
 """
 import argparse
 import json
 import logging
+import signal
 import sys
 from typing import Any, Dict, List, NoReturn, Optional
 
 import numpy as np
 
+from ..callback_errors import UpdaterError
 from ..checkpoint import DiskFullError, RunDirectory
 from ..config import FitConfig
 from ..constants import (CELLS, DEFAULT_STEP, FEATURES, INITS, KVSTORES, LABEL_MODES, NOTE_STEPS, NOTE_T0,
@@ -35,12 +38,14 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "
                  "--optimizer-params": "optimizer_params", "--ctx": "ctx", "--kvstore": "kvstore", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint", "--checkpoint-every": "checkpoint_every",
                  "--resume": "resume", "--overwrite": "overwrite", "--lr-schedule": "lr_schedule",
+                 "--extend-schedule": "extend_schedule",
                  "--validation-lengths": "validation_lengths",
                  "--validation-samples": "validation_samples", "--validate-every": "validate_every",
                  "--target-max-error": "target_max_error", "--patience": "patience"}
 _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "resume": ("checkpoint",),
           "overwrite": ("checkpoint", "resume"),
           "optimizer_params": ("optimizer",), "num_samples": ("batch_size",),
+          "extend_schedule": ("optimizer", "optimizer_params", "lr_schedule"),
           "validate_every": ("validation_lengths",), "target_max_error": ("validation_lengths",),
           "patience": ("validation_lengths",),
           "ctx": ("batch_size", "num_samples")}
@@ -87,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="JSON learning-rate schedule, e.g. '{\"name\": \"cosine\", \"warmup_steps\": 100}' "
                         "(names: cosine, poly, factor, multifactor; max_update defaults to the run's updates; "
                         f"default {json.dumps(_d('lr_schedule'))}; 'null' for a constant rate)")
+    p.add_argument("--extend-schedule", type=float, default=None, metavar="RATE",
+                   help="with --resume and a larger --num-epoch than the checkpoint's schedule covers: append a "
+                        "cosine from RATE down to the schedule's final rate over the extra updates (e.g. a tenth "
+                        "of the peak rate); without it such a resume is refused")
     p.add_argument("--ctx", default=None, help="'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1' (GPUs need the GPU build)")
     p.add_argument("--kvstore", choices=list(KVSTORES), default=None,
                    help="gradient aggregation: local/device for several --ctx devices, dist_* for workers started "
@@ -190,13 +199,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         result = fit(config, progress_bar=progress_bar)
     except TrainingInterrupted as stop:
-        where = f"interrupted at epoch {stop.epoch}, batch {stop.batch}"
+        how = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
+        where = f"interrupted{how} at epoch {stop.epoch}, batch {stop.batch}"
         if stop.checkpoint is not None:
             print(f"{where}; checkpoint written to {stop.checkpoint}\nresume with: {resume_command(argv)}",
                   file=sys.stderr)
         else:
             print(f"{where}; nothing was saved (pass --checkpoint DIR to be able to resume)", file=sys.stderr)
-        return INTERRUPTED_EXIT
+        return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports a process they ended
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
@@ -205,7 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1
     except (FileNotFoundError, ValueError, TypeError) as err:
         refuse(parser, err)
-    except (NonFiniteLossError, TrainingDivergedError) as err:
+    except (NonFiniteLossError, TrainingDivergedError, UpdaterError) as err:  # (MXNet printed an updater's traceback)
         print(f"{parser.prog}: {err}", file=sys.stderr)
         return 1
     if result.rank != 0:

@@ -12,7 +12,10 @@ Inherited ``DMLC_*`` and ``PORT`` variables are dropped: ps-lite reads ``PORT`` 
 get ``SINLSTM_LAUNCHED=1``, and everyone ``MXNET_SUBGRAPH_VERBOSE=0`` unless it is set. Scheduler and servers
 are ``python -c "import mxnet"``: MXNet's package runs the ps-lite node at import time when ``DMLC_ROLE`` is
 ``scheduler`` or ``server``, and the process exits 0 once every worker has closed its kvstore (workers may
-still run after that). A worker's rank is ``kv.rank``, assigned by the scheduler, not the launch order.
+still run after that). Before that import they install a ``sys.unraisablehook``
+(:data:`sinlstm_sym.callback_errors.SERVER_NODE_CODE`): a server runs the optimizer's update, which MXNet calls
+from C, so an exception there would only be printed; it ends the server with code 1 instead, hence the job. A
+worker's rank is ``kv.rank``, assigned by the scheduler, not the launch order.
 
 ps-lite detects no failure: a dead node leaves the others waiting forever. So the launcher ends the whole
 job (SIGTERM to every process group, SIGKILL 2 s later) as soon as any process exits non-zero or is killed,
@@ -31,7 +34,8 @@ ssh or a cluster scheduler, with ``DMLC_PS_ROOT_URI`` = the scheduler host's add
 reach it, ``DMLC_PS_ROOT_PORT`` = a free port there, ``DMLC_NUM_SERVER`` / ``DMLC_NUM_WORKER`` = the totals over
 all hosts and ``DMLC_NODE_HOST`` = the address of the host the process runs on; then one
 ``DMLC_ROLE=scheduler python -c "import mxnet"`` on the scheduler host, ``DMLC_ROLE=server python -c "import
-mxnet"`` per server and ``DMLC_ROLE=worker SINLSTM_LAUNCHED=1 python train.py`` per worker. Stopping every
+mxnet"`` per server (with ``SERVER_NODE_CODE`` in place of ``import mxnet`` to fail on an updater exception) and
+``DMLC_ROLE=worker SINLSTM_LAUNCHED=1 python train.py`` per worker. Stopping every
 process when one fails is then up to whoever started them.
 """
 import argparse
@@ -50,6 +54,7 @@ from collections.abc import Mapping as MappingABC, Sequence as SequenceABC
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from ..callback_errors import SERVER_NODE_CODE
 from ..checks import check_condition, check_float, check_int
 
 logger = logging.getLogger(__name__)
@@ -62,8 +67,6 @@ SCHEDULER_START_TIMEOUT = 60.0  # seconds for the scheduler to listen on its por
 _POLL = 0.05
 _MANAGED_ENV = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER",
                 "DMLC_NODE_HOST", "DMLC_RANK", "PORT", LAUNCHED_ENV)
-# Importing mxnet runs the scheduler or server and then calls sys.exit(); getting past the import is an error.
-_NODE_CODE = "import sys, mxnet; sys.exit('sinlstm_sym.launch: importing mxnet did not run a ps-lite node')"
 _PR_SET_PDEATHSIG = 1
 _HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -242,7 +245,7 @@ class _Job:
     def _run(self) -> int:
         logger.info("scheduler at %s:%d, %d server(s), %d worker(s) running %s", self.address, self.port,
                     self.num_servers, self.num_workers, shlex.join(self.command))
-        node = [sys.executable, "-c", _NODE_CODE]
+        node = [sys.executable, "-c", SERVER_NODE_CODE]  # an exception in a server's updater ends it (status 1)
         status = self._start("scheduler", 0, node)
         if status is None:
             status = self._wait_for_scheduler()

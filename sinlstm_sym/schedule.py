@@ -1,0 +1,93 @@
+"""A learning-rate schedule planned against the run before training: what the configuration left open is
+filled in (from the checkpoint on resume, else from the run's length), and a schedule that would divide by
+zero, stay in its warm-up, or end before the run (MXNet's cosine and poly schedulers, rebuilt on resume,
+return the peak rate past their ``max_update``) is refused with what to do instead."""
+import logging
+from typing import Any, Dict, Optional, Tuple
+
+from .checks import check_condition
+from .config import FitConfig, schedule_has_end
+from .constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
+
+logger = logging.getLogger(__name__)
+
+_HOW_TO_EXTEND = ("to train past it, pass extend_schedule=RATE (--extend-schedule RATE), which appends a cosine "
+                  "from RATE down to the schedule's final_lr over the extra updates (a tenth of the peak rate is a "
+                  "safe choice), or keep num_epoch at what the checkpoint was trained for")
+
+
+def _filled(config: FitConfig, saved: Optional[FitConfig], last: Optional[int]) -> Dict[str, Any]:
+    """The schedule with ``max_update`` settled: from the checkpoint, else from the run."""
+    spec = dict(config.optimizer.lr_schedule or {})
+    saved_spec = saved.optimizer.lr_schedule if saved is not None else None
+    if saved_spec is not None and saved_spec["name"] == spec["name"]:
+        if "max_update" not in spec and "max_update" in saved_spec:
+            spec["max_update"] = saved_spec["max_update"]
+    elif last is not None and config.optimizer.schedule_needs_length:
+        spec["max_update"] = last
+        if spec == {**DEFAULT_LR_SCHEDULE, "max_update": last} and spec["warmup_steps"] >= last:
+            # the default's warm-up covers the whole run: it stays all warm-up (as it always was), and the
+            # cosine that would follow it starts one update after the warm-up, so nothing divides by zero
+            spec["max_update"] = spec["warmup_steps"] + 1
+            logger.info("the default learning-rate schedule warms up over %d updates, at least this run's %d: "
+                        "the whole run trains at a rising rate, with no decay; give lr_schedule (e.g. "
+                        "{'name': 'cosine', 'warmup_steps': %d}) for a warm-up and a decay within the run",
+                        spec["warmup_steps"], last, last // 10)
+    return spec
+
+
+def _extension(config: FitConfig, saved: Optional[FitConfig], done: int, last: int,
+               end: int) -> Tuple[Optional[Dict[str, Any]], bool]:
+    """(the settled extend_schedule, whether it is new in this run) for a run whose last update is ``last``
+    and whose checkpoint's schedule ends at ``end``."""
+    asked = config.optimizer.extend_schedule
+    stored = saved.optimizer.extend_schedule if saved is not None else None
+    if last <= end:
+        check_condition(asked is None or (stored is not None and asked["peak_lr"] == stored["peak_lr"]),
+                        f"extend_schedule={asked and asked['peak_lr']!r}: there is nothing to extend, the run's "
+                        f"{last} updates end within the schedule (it ends at update {end})")
+        return stored, False
+    spec = config.optimizer.lr_schedule or {}
+    if saved is None:
+        raise ValueError(f"lr_schedule max_update ({spec.get('max_update')}) is shorter than the run's {last} "
+                         f"updates: give max_update >= {last}, or leave it out (the run's updates)"
+                         + ("" if asked is None else "; extend_schedule only continues a resumed run"))
+    check_condition(asked is not None, f"resume=True with num_epoch={config.run.num_epoch} trains {last} updates, "
+                    f"past the end of the checkpoint's {spec.get('name')} schedule (update {end}): rebuilt, it would "
+                    f"restart at the peak rate; {_HOW_TO_EXTEND}")
+    assert asked is not None
+    check_condition(done >= end, f"extend_schedule appends after the schedule's end (update {end}), but the "
+                    f"checkpoint stopped at update {done}: resume it with the num_epoch it was trained for first")
+    return {"peak_lr": asked["peak_lr"], "from_update": end, "max_update": last}, True
+
+
+def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
+                  updates: Optional[int]) -> Tuple[FitConfig, bool]:
+    """``config`` with its schedule settled and checked against a run of ``updates`` updates (``None``:
+    unknown) resumed at update ``done`` of ``saved`` (``None``: a new run); and whether ``extend_schedule``
+    starts a new segment in this run (the checkpoint then had none or an older one)."""
+    optimizer = config.optimizer
+    begin = int(optimizer.params.get("begin_num_update", 0))
+    last = None if updates is None else begin + updates  # the scheduler sees updates begin+1 .. begin+updates
+    check_condition(last is None or last <= OPTIMIZER_INT_LIMIT, f"optimizer_params['begin_num_update'] ({begin}) "
+                    f"plus the run's {updates} updates must be <= {OPTIMIZER_INT_LIMIT}: MXNet counts updates in int32")
+    if optimizer.lr_schedule is None:
+        return config, False
+    spec = _filled(config, saved, last)
+    if last is None:
+        return config.replace(lr_schedule=spec), False
+    default = optimizer.lr_schedule == DEFAULT_LR_SCHEDULE  # left at the default: it may be all warm-up (logged)
+    if not default and "max_update" not in (optimizer.lr_schedule or {}):  # else the run may be a prefix of it
+        check_condition(spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps ({spec.get('warmup_steps')})"
+                        f" must be < the run's {last} updates (num_epoch x batches per epoch), else the run is all "
+                        "warm-up and never decays: lower warmup_steps or train longer")
+    config = config.replace(lr_schedule=spec)  # checks warmup_steps < max_update
+    if not schedule_has_end(spec):
+        return config, False
+    stored = saved.optimizer.extend_schedule if saved is not None else None
+    end = stored["max_update"] if stored is not None else spec["max_update"]
+    extension, new = _extension(config, saved, done, last, end)
+    return config.replace(extend_schedule=extension), new
+
+
+__all__ = ["plan_schedule"]
