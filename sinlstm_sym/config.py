@@ -28,6 +28,7 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         ORIGINAL_NUM_SAMPLES)
 from .checkpoint import check_checkpointable_optimizer
 from .context import ContextSpec, resolve_contexts
+from .limits import check_training, check_validation
 from .params import check_hidden_sizes
 
 # Optimizer arguments that must be real numbers, with their accepted range (low, low inclusive, high).
@@ -351,6 +352,15 @@ class FitConfig:
             check_checkpointable_optimizer(self.optimizer.name)
         check_condition(self.data.batch_size >= len(self.run.ctx), f"ctx lists {len(self.run.ctx)} devices but "
                         f"batch_size is {self.data.batch_size}: every device needs at least one window of a batch")
+        self._check_memory()
+
+    def _check_memory(self) -> None:
+        """Refuse buckets, batch, model or held-out set that would not fit in memory (time: one pass over lengths)."""
+        model, data = self.model, self.data
+        check_training(data.buckets, data.batch_size, model.hidden_sizes, model.cell)
+        if self.run.validation_lengths is not None:
+            check_validation(self.run.validation_lengths, self.run.validation_samples, data.batch_size,
+                             model.hidden_sizes, model.cell)
 
     @staticmethod
     def flat_names() -> Tuple[str, ...]:

@@ -18,7 +18,7 @@ from mxnet import autograd, gluon
 
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .constants import LABEL_MODES, ORIGINAL_FORGET_BIAS
+from .constants import GLUON_REFERENCE_OPTIMIZERS, LABEL_MODES, ORIGINAL_FORGET_BIAS
 from .data import SinBucketIter
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
 from .trainer import LossRecord
@@ -89,6 +89,17 @@ class GluonFitResult:
         return [r.loss for r in self.loss_history]
 
 
+def check_reference_settings(optimizer: str, ctx: ContextSpec) -> List[mx.Context]:
+    """The one device the reference trains on; ``ValueError`` naming what it does not support."""
+    check_condition(isinstance(optimizer, str) and optimizer.lower() in GLUON_REFERENCE_OPTIMIZERS,
+                    f"the Gluon reference trains with optimizer {' or '.join(GLUON_REFERENCE_OPTIMIZERS)}, "
+                    f"got {optimizer!r}")
+    contexts = resolve_contexts(ctx)
+    check_condition(len(contexts) == 1, f"the Gluon reference trains on one device (ctx), got "
+                    f"{[str(c) for c in contexts]}")
+    return contexts
+
+
 def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[int] = (10, 20, 1),
                           batch_size: int = 300, num_samples: int = 300000, num_epoch: int = 1,
                           label_mode: str = "last", optimizer: str = "adam",
@@ -107,12 +118,10 @@ def train_gluon_reference(buckets: Sequence[int] = (9,), hidden_sizes: Sequence[
     num_epoch = check_int("num_epoch", num_epoch, minimum=1)
     log_every = check_int("log_every", log_every, minimum=1)
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
-    check_choice("optimizer", optimizer, ("adam", "sgd"))
+    check_choice("optimizer", optimizer, GLUON_REFERENCE_OPTIMIZERS)
+    context = check_reference_settings(optimizer, ctx)[0]
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, label_mode=label_mode,
                                seed=seed)
-    contexts = resolve_contexts(ctx)
-    check_condition(len(contexts) == 1, f"ctx for the Gluon reference must be one device, got {contexts}")
-    context = contexts[0]
     net = build_gluon_model(hidden_sizes)
     copy_params_to_gluon(init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias), net, ctx=context)
     trainer = gluon.Trainer(net.collect_params(), optimizer, dict(optimizer_params or {}))

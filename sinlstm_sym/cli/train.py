@@ -15,6 +15,8 @@ from typing import Any, Dict, List, NoReturn, Optional
 from ..config import FitConfig
 from ..constants import CELLS, FEATURES, KVSTORES, LABEL_MODES
 from ..evaluation import format_error_table, per_length_error
+from ..gluon_reference import check_reference_settings
+from ..limits import check_evaluation
 from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
 from ..training import fit
 from .args import (Parser, check_output_flags, fail, flags_named, float_list, int_at_least, int_list, json_dict,
@@ -32,7 +34,7 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--length-weights": "length_weights", "
 _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "resume": ("checkpoint",),
           "optimizer_params": ("optimizer",), "num_samples": ("batch_size",),
           "validate_every": ("validation_lengths",), "target_max_error": ("validation_lengths",),
-          "patience": ("validation_lengths",),
+          "patience": ("validation_lengths",), "validation_samples": ("validation_lengths",),
           "ctx": ("batch_size", "num_samples")}
 INTERRUPTED_EXIT = 130
 
@@ -141,7 +143,22 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     except (ValueError, TypeError) as err:
         refuse(parser, err)
     check_output_flags(parser, None if args.resume else args.checkpoint, args.plot)
+    check_report_flags(parser, args, config)
     return config
+
+
+def check_report_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, config: FitConfig) -> None:
+    """Refuse now an error table that would not fit in memory, or a --compare-gluon the reference cannot run."""
+    try:
+        check_evaluation(args.eval_lengths, args.eval_samples, config.model.hidden_sizes, config.model.cell,
+                         lengths_name="--eval-lengths", samples_name="--eval-samples")
+    except ValueError as err:
+        fail(parser, "--eval-lengths/--eval-samples", str(err))
+    if args.compare_gluon:
+        try:
+            check_reference_settings(config.optimizer.name, list(config.run.ctx))
+        except ValueError as err:
+            fail(parser, "--compare-gluon", str(err))
 
 
 def refuse(parser: argparse.ArgumentParser, err: BaseException) -> NoReturn:
