@@ -81,3 +81,12 @@ GLUON_REFERENCE_OPTIMIZERS = ("adam", "sgd")  # what gluon_reference.train_gluon
 # cell='native' (and 'auto') keeps about 12 KB per step for hidden sizes 10, 20, 1 whatever the number of windows
 # (measured at 2 to 16 windows of 20000 to 100000 steps): taken 5 KB per step and layer.
 NATIVE_BYTES_PER_LAYER_STEP = 5_000
+
+# --- series (sinlstm_sym.series, own_series) -----------------------------------
+# statsmodels' ARIMA/ETS references fit on, and forecast from, at most this many of the latest points of a
+# history: their cost grows with the history, while the forecasts depend on the recent past (exactly for the
+# AR models, up to a vanishing weight for ETS); series up to this length are used whole.
+REFERENCE_MAX_HISTORY = 5000
+# The references filter each forecast origin's history once: beyond this many origins (held-out points of all
+# series) they are skipped with a warning (minutes of statsmodels work); the model and the baselines still run.
+REFERENCE_MAX_ORIGINS = 20000
