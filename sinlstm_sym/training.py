@@ -220,6 +220,7 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
                     "shard it")
     if train_iter is None:  # the data settings, before connecting to anything
+        config.check_memory()
         SinBucketIter(config.data.buckets, batch_size=config.data.batch_size, num_samples=config.data.num_samples,
                       length_weights=config.data.length_weights, label_mode=model.label_mode, feature=model.feature,
                       t_low=config.data.t_low, t_high=config.data.t_high, seed=0)

@@ -6,7 +6,7 @@ import time
 import mxnet as mx
 import pytest
 
-from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig, limits
+from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig, fit, limits
 
 
 def test_defaults_are_the_documented_ones():
@@ -117,9 +117,10 @@ MiB = 1 << 20
 ])
 def test_sizes_beyond_the_memory_ceiling_are_refused_with_the_figure(monkeypatch, flat, named):
     monkeypatch.setattr(limits, "available_memory", lambda: 128 * MiB)  # a 64 MiB ceiling
-    FitConfig()  # the recipe fits
-    with pytest.raises(ValueError) as refused:
-        FitConfig().replace(**flat)
+    FitConfig().check_memory()  # the recipe fits
+    config = FitConfig().replace(**flat)  # a configuration is made (a checkpoint's always loads) ...
+    with pytest.raises(ValueError) as refused:  # ... and refused before training
+        config.check_memory()
     message = str(refused.value)
     assert named in message and "more than the 64.0 MiB allowed (50% of the memory available now)" in message
     amount, unit = message.split("needs about ")[1].split(" ")[:2]
@@ -133,9 +134,9 @@ def test_the_estimate_grows_with_the_longest_bucket_and_the_bucket_count_not_the
     assert activations([1, 2, 300]) == activations([300])
     start = time.perf_counter()
     with pytest.raises(ValueError, match="needs about"):
-        FitConfig().replace(buckets=range(1, 100001))
+        FitConfig().replace(buckets=range(1, 100001)).check_memory()
     with pytest.raises(ValueError, match="needs about"):
-        FitConfig().replace(validation_lengths=range(1, 100001))
+        fit(validation_lengths=range(1, 100001))
     assert time.perf_counter() - start < 10
 
 

@@ -104,11 +104,12 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     settings = _settings(args)
     for flag, setting in FLAG_SETTINGS.items():
         try:
-            FitConfig.from_flat(**{setting: settings[setting]}, **{k: settings[k] for k in _NEEDS.get(setting, ())})
+            FitConfig.from_flat(**{setting: settings[setting]},
+                                **{k: settings[k] for k in _NEEDS.get(setting, ())}).check_memory()
         except (ValueError, TypeError) as err:
             fail(parser, flag, str(err))
     try:
-        config = FitConfig.from_flat(feature="value", **SERIES_RECIPE, **settings)
+        config = FitConfig.from_flat(feature="value", **SERIES_RECIPE, **settings).check_memory()
     except (ValueError, TypeError) as err:
         flags = flags_named(str(err), FLAG_SETTINGS)
         fail(parser, flags or "--buckets", str(err))

@@ -135,11 +135,11 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             continue
         needed = {k: settings[k] for k in _NEEDS.get(setting, ()) if k in settings}
         try:
-            base.replace(**{setting: settings[setting]}, **needed)
+            base.replace(**{setting: settings[setting]}, **needed).check_memory()
         except (ValueError, TypeError) as err:
             fail(parser, flag, str(err))
     try:
-        config = base.replace(**settings)
+        config = base.replace(**settings).check_memory()
     except (ValueError, TypeError) as err:
         refuse(parser, err)
     check_output_flags(parser, None if args.resume else args.checkpoint, args.plot)
