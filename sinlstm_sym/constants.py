@@ -83,10 +83,14 @@ GLUON_REFERENCE_OPTIMIZERS = ("adam", "sgd")  # what gluon_reference.train_gluon
 NATIVE_BYTES_PER_LAYER_STEP = 5_000
 
 # --- series (sinlstm_sym.series, own_series) -----------------------------------
-# statsmodels' ARIMA/ETS references fit on, and forecast from, at most this many of the latest points of a
-# history: their cost grows with the history, while the forecasts depend on the recent past (exactly for the
-# AR models, up to a vanishing weight for ETS); series up to this length are used whole.
+# statsmodels' ARIMA/ETS references fit on at most this many of the latest training points (an ARIMA fit of
+# 5000 points takes about 25 s on one core); shorter training parts are used whole.
 REFERENCE_MAX_HISTORY = 5000
+# ... and forecast from at most this many of the latest points of each origin's history: the cost of a forecast
+# grows with the history (about 50 ms for 5000 points), while the forecast depends on the recent past only
+# (exactly for the AR models once the history holds p points, up to a weight of (1 - alpha)**500 for ETS).
+REFERENCE_FORECAST_HISTORY = 500
 # The references filter each forecast origin's history once: beyond this many origins (held-out points of all
-# series) they are skipped with a warning (minutes of statsmodels work); the model and the baselines still run.
-REFERENCE_MAX_ORIGINS = 20000
+# series) they are skipped with a warning (several minutes of statsmodels work); the model and the baselines
+# still run.
+REFERENCE_MAX_ORIGINS = 10000

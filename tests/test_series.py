@@ -367,14 +367,14 @@ def test_values_that_overflow_the_scaling_are_refused_naming_the_column(tmp_path
 
 
 def test_references_forecast_from_the_latest_points_and_log_progress(caplog):
-    from sinlstm_sym.constants import REFERENCE_MAX_HISTORY
+    from sinlstm_sym.constants import REFERENCE_FORECAST_HISTORY
     from sinlstm_sym.series.reference import forecast_all
     seen = []
-    histories = [np.arange(float(REFERENCE_MAX_HISTORY + 100 + i)) for i in range(2500)]
+    histories = [np.arange(float(REFERENCE_FORECAST_HISTORY + 100 + i)) for i in range(2500)]
     with caplog.at_level(logging.INFO, logger="sinlstm_sym.series.reference"):
         out = forecast_all("X", 3, histories, lambda h: seen.append(len(h)) or h[-2:])
     assert out.shape == (2500, 2) and out[-1].tolist() == [histories[-1][-2], histories[-1][-1]]
-    assert set(seen) == {REFERENCE_MAX_HISTORY}
+    assert set(seen) == {REFERENCE_FORECAST_HISTORY}
     assert [r.getMessage() for r in caplog.records] == ["X: series 3, 1000 of 2500 forecast origins",
                                                         "X: series 3, 2000 of 2500 forecast origins"]
 

@@ -12,7 +12,7 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from ..config import FitConfig
-from ..constants import LABEL_MODES, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
+from ..constants import LABEL_MODES, REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
 from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
 from ..series.iterator import SeriesBucketIter
@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", metavar="DIR", default=None, help="write checkpoints to DIR")
     p.add_argument("--references", choices=["auto", "off"], default="auto",
                    help="'auto': also score statsmodels' ARIMA and ETS when statsmodels is installed (fitted on "
-                        f"the latest {REFERENCE_MAX_HISTORY} points of each series; skipped beyond "
-                        f"{REFERENCE_MAX_ORIGINS} forecast origins)")
+                        f"the latest {REFERENCE_MAX_HISTORY} training points of each series, forecasting from the "
+                        f"latest {REFERENCE_FORECAST_HISTORY}; skipped beyond {REFERENCE_MAX_ORIGINS} forecast "
+                        "origins)")
     p.add_argument("--plot", metavar="FILE.png", type=plot_file, default=None,
                    help="history, held-out truth and forecasts (.png, .pdf or .svg; needs matplotlib)")
     p.add_argument("--json", metavar="FILE.json", type=json_file, default=None, help="write the metrics as JSON")

@@ -1,9 +1,9 @@
 """Classical references from statsmodels (optional, ``pip install 'sinlstm-sym[data]'``): ARIMA and ETS
 fitted on each series' training part, then applied with those parameters to every forecast origin's history.
 
-Both fit on, and forecast from, the latest ``REFERENCE_MAX_HISTORY`` points of a history (their cost grows
-with its length; the forecasts depend on the recent past): long series are subsampled this way. Fitting and
-forecasting log their progress."""
+Both fit on the latest ``REFERENCE_MAX_HISTORY`` points of a training part and forecast from the latest
+``REFERENCE_FORECAST_HISTORY`` points of each history (their cost grows with its length; the forecasts depend
+on the recent past): long series are subsampled this way. Fitting and forecasting log their progress."""
 import logging
 import warnings
 from typing import Any, Dict, Optional
@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from ..checks import check_int
-from ..constants import REFERENCE_MAX_HISTORY
+from ..constants import REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY
 from .data import TimeSplit
 from .evaluation import Forecaster
 
@@ -26,9 +26,9 @@ def statsmodels_available() -> bool:
     return True
 
 
-def recent(history: Any) -> np.ndarray:
-    """The latest ``REFERENCE_MAX_HISTORY`` points of ``history``: what a reference fits on or forecasts from."""
-    return np.asarray(history)[-REFERENCE_MAX_HISTORY:]
+def recent(history: Any, points: int = REFERENCE_MAX_HISTORY) -> np.ndarray:
+    """The latest ``points`` of ``history``: what a reference fits on (or, fewer, forecasts from)."""
+    return np.asarray(history)[-points:]
 
 
 def forecast_all(name: str, series_index: int, histories: Any, one: Any) -> np.ndarray:
@@ -37,7 +37,7 @@ def forecast_all(name: str, series_index: int, histories: Any, one: Any) -> np.n
     step = max(total // 10, 1000)
     out = []
     for done, history in enumerate(histories, start=1):
-        out.append(np.asarray(one(recent(history))))
+        out.append(np.asarray(one(recent(history, REFERENCE_FORECAST_HISTORY))))
         if done % step == 0 and done < total:
             logger.info("%s: series %d, %d of %d forecast origins", name, series_index, done, total)
     return np.stack(out)
