@@ -72,10 +72,11 @@ def check_int_sequence(name: str, value: Any, minimum: int = 1, distinct: bool =
                     f"{name} must be an iterable of ints, got {value!r}", TypeError)
     items = tuple(value)
     check_condition(allow_empty or len(items) > 0, f"{name} must not be empty")
-    for item in items:
-        check_condition(_is_int(item), f"{name} must hold only ints, got {item!r} ({type(item).__name__}) in {items!r}",
-                        TypeError)
-        check_condition(item >= minimum, f"{name} must hold ints >= {minimum}, got {item!r} in {items!r}")
+    for item in items:  # the messages are built only on failure: formatting `items` each time is quadratic
+        if not _is_int(item):
+            raise TypeError(f"{name} must hold only ints, got {item!r} ({type(item).__name__}) in {items!r}")
+        if item < minimum:
+            raise ValueError(f"{name} must hold ints >= {minimum}, got {item!r} in {items!r}")
     if distinct:
         check_condition(len(set(items)) == len(items), f"{name} must hold distinct values, got {items!r}")
     return tuple(int(i) for i in items)

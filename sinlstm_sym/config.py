@@ -25,6 +25,7 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
 from .checkpoint import check_checkpointable_optimizer
 from .context import ContextSpec, resolve_contexts
+from .limits import check_training, check_validation
 from .optimizer_args import argument_defaults, check_optimizer_arg, spec_of
 from .params import check_hidden_sizes
 
@@ -387,6 +388,17 @@ class FitConfig:
             check_checkpointable_optimizer(self.optimizer.name)
         check_condition(self.data.batch_size >= len(self.run.ctx), f"ctx lists {len(self.run.ctx)} devices but "
                         f"batch_size is {self.data.batch_size}: every device needs at least one window of a batch")
+
+    def check_memory(self) -> "FitConfig":
+        """This configuration, unless its buckets, batch, model or held-out set would not fit in the memory
+        available now (``ValueError`` with the estimate; time: one pass over the lengths). ``fit`` calls it
+        before training; it is not part of creating a configuration, so a checkpoint's always loads."""
+        model, data = self.model, self.data
+        check_training(data.buckets, data.batch_size, model.hidden_sizes, model.cell)
+        if self.run.validation_lengths is not None:
+            check_validation(self.run.validation_lengths, self.run.validation_samples, data.batch_size,
+                             model.hidden_sizes, model.cell)
+        return self
 
     @staticmethod
     def flat_names() -> Tuple[str, ...]:

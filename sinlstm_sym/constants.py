@@ -73,3 +73,52 @@ DIVERGENCE_FACTOR = 4.0
 DIVERGENCE_MIN_WINDOWS = 100  # log windows holding fewer training windows are too noisy to judge
 # A parameter larger than this in absolute value means the updates exploded (every gate saturated).
 EXPLODED_PARAMETER = 1e3
+
+# --- size limits (sinlstm_sym.limits) ----------------------------------------
+# A request whose estimated memory exceeds this share of the memory available now is refused before allocating.
+MEMORY_SHARE = 0.5
+FALLBACK_MEMORY_BYTES = 4 << 30  # assumed available where /proc/meminfo and sysconf cannot tell
+# Bytes per window, step and hidden unit (plus 2 for the input and the output) of a forward pass: measured 25
+# with the native cell, 9 with the fused cell (hidden sizes 10, 20, 1); 32 leaves a margin.
+PREDICT_BYTES_PER_UNIT_STEP = 32
+# A training batch keeps every step's activations and gradients for the backward pass: measured 77 with the
+# fused cell and 25 with the native cell (1000 windows of 500 steps, hidden sizes 10, 20, 1); taken 128.
+TRAIN_BYTES_PER_UNIT_STEP = 128
+# cell='unrolled' builds one graph node group per step and layer: measured about 100 KB per step and layer.
+UNROLLED_BYTES_PER_LAYER_STEP = 100_000
+# One bound executor per bucket besides its data (graph, shapes, views of the shared pool): measured about 230 KB
+# (300 buckets of lengths 1..300 against 3 buckets of lengths 150..152, native cell); taken 1 MiB.
+BUCKET_OVERHEAD_BYTES = 1 << 20
+# The predictor's chunks hold at most this many bytes of activations (fewer windows per chunk for long windows);
+# with the default model every length up to ~240 still runs 1024 windows per chunk.
+PREDICT_CHUNK_BYTES = 256 << 20
+DEFAULT_PREDICT_BATCH = 1024  # windows per chunk when the chunk budget allows it
+# An error table keeps, per length, the per-step max errors of its rows as Python floats (~32 bytes each) and,
+# while a length is scored, its windows, labels, predictions and errors as float64.
+EVAL_BYTES_PER_ROW_STEP = 32
+EVAL_BYTES_PER_WINDOW_STEP = 48
+# A list flag ('1-9,12') longer than this is refused while it is read, before it is expanded.
+MAX_LIST_VALUES = 100_000
+# MXNet keeps device ids as int32 and sizes per-device tables by the id (cpu:2147483647 fails with
+# std::bad_alloc); no machine has more devices than this.
+MAX_DEVICE_ID = 1023
+# MXNet indexes an array with int32 unless built with large-tensor support: no parameter array may be larger.
+MAX_ARRAY_ELEMENTS = 2**31 - 1
+PARAMETER_COPIES = 4  # a parameter while training: its value, its gradient and up to two optimizer states
+GLUON_REFERENCE_OPTIMIZERS = ("adam", "sgd")  # what gluon_reference.train_gluon_reference (the original's loop) runs
+# cell='native' (and 'auto') keeps about 12 KB per step for hidden sizes 10, 20, 1 whatever the number of windows
+# (measured at 2 to 16 windows of 20000 to 100000 steps): taken 5 KB per step and layer.
+NATIVE_BYTES_PER_LAYER_STEP = 5_000
+
+# --- series (sinlstm_sym.series, own_series) -----------------------------------
+# statsmodels' ARIMA/ETS references fit on at most this many of the latest training points (an ARIMA fit of
+# 5000 points takes about 25 s on one core); shorter training parts are used whole.
+REFERENCE_MAX_HISTORY = 5000
+# ... and forecast from at most this many of the latest points of each origin's history: the cost of a forecast
+# grows with the history (about 50 ms for 5000 points), while the forecast depends on the recent past only
+# (exactly for the AR models once the history holds p points, up to a weight of (1 - alpha)**500 for ETS).
+REFERENCE_FORECAST_HISTORY = 500
+# The references filter each forecast origin's history once (measured: ARIMA about 25 ms, ETS about 3 ms an
+# origin on one core): beyond this many origins (held-out points of all series, about two minutes) they are
+# skipped with a warning; the model and the baselines still run.
+REFERENCE_MAX_ORIGINS = 5000

@@ -4,6 +4,7 @@ from typing import List, Sequence, Union
 import mxnet as mx
 
 from .checks import check_condition
+from .constants import MAX_DEVICE_ID
 
 ContextSpec = Union[None, str, mx.Context, Sequence[Union[str, mx.Context]]]
 _ACCEPTED = "None, 'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1', an mx.Context or a list of them"
@@ -23,11 +24,14 @@ def _parse_string(spec: str) -> List[mx.Context]:
         raise ValueError(f"ctx device ids must be comma-separated ints such as 'gpu:0,1', got {spec!r}") from None
     check_condition(all(n >= 0 for n in numbers) and len(set(numbers)) == len(numbers),
                     f"ctx device ids must be distinct non-negative ints, got {spec!r}")
+    check_condition(max(numbers) <= MAX_DEVICE_ID, f"ctx device ids must be <= {MAX_DEVICE_ID}, got {spec!r}")
     return [mx.Context(kind, n) for n in numbers]
 
 
 def _one(spec: object) -> List[mx.Context]:
     if isinstance(spec, mx.Context):
+        check_condition(0 <= spec.device_id <= MAX_DEVICE_ID,
+                        f"ctx device ids must be in [0, {MAX_DEVICE_ID}], got {spec!r}")
         return [spec]
     if isinstance(spec, str):
         return _parse_string(spec)

@@ -5,7 +5,6 @@ A window of length ``L`` starts at ``t0 ~ U[t_low, t_high)`` and has time stamps
 one step ahead: ``target(t0 + step * L)`` for the last step only, or
 ``target(t_{k+1})`` at every step.
 """
-import os
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -17,6 +16,7 @@ from .checks import (check_bool, check_choice, check_condition, check_float, che
 from .constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_FEATURE,
                         DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES, DEFAULT_STEP, DEFAULT_T_RANGE, DTYPES, FEATURES,
                         LABEL_MODES, LABEL_NAME)
+from .limits import available_memory
 
 if TYPE_CHECKING:
     from .config import DataConfig, ModelConfig
@@ -68,14 +68,6 @@ def shard_positions(schedule: np.ndarray, num_parts: int, part_index: int) -> np
 
 # Bytes an epoch's schedule needs per batch while it is built (keys, permutation, sharding arrays).
 SCHEDULE_BYTES_PER_BATCH = 48
-
-
-def available_memory() -> int:
-    """Bytes of memory available to this process now (physical pages free; 2**62 where unknown)."""
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (AttributeError, ValueError, OSError):
-        return 2 ** 62
 
 
 def make_windows(t0: np.ndarray, length: int, step: float, label_mode: str, feature: str,

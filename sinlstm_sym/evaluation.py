@@ -11,6 +11,7 @@ import numpy as np
 
 from .checks import check_int, check_int_sequence
 from .data import half_sine, make_windows
+from .limits import check_evaluation
 from .outputs import write_text_atomic
 from .predictor import Predictor
 
@@ -27,11 +28,13 @@ def per_length_error(predictor: Predictor, lengths: Iterable[int] = range(1, 21)
 
     Windows are drawn like :class:`SinBucketIter`'s from a generator seeded by ``seed``.
     A row's ``trained`` flag says whether the length is in ``trained_lengths``
-    (default: the predictor's own ``trained_lengths``).
+    (default: the predictor's own ``trained_lengths``). A table that would not fit in memory
+    (see :mod:`sinlstm_sym.limits`) is refused before any window is drawn.
     """
     lengths = check_int_sequence("lengths", lengths, minimum=1)
     num_samples = check_int("num_samples", num_samples, minimum=1)
     seed = check_int("seed", seed, minimum=0)
+    check_evaluation(lengths, num_samples, predictor.hidden_sizes, predictor.cell, predictor.batch_size)
     trained = set(trained_lengths if trained_lengths is not None else (predictor.trained_lengths or ()))
     rng = np.random.default_rng(seed)
     rows: List[Row] = []

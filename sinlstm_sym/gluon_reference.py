@@ -18,8 +18,9 @@ from mxnet import autograd, gluon
 
 from .checks import check_choice, check_condition, check_int
 from .context import ContextSpec, resolve_contexts
-from .constants import (DEFAULT_HIDDEN_SIZES, LABEL_MODES, NOTE_LOG_EVERY, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
-                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
+from .constants import (DEFAULT_HIDDEN_SIZES, GLUON_REFERENCE_OPTIMIZERS, LABEL_MODES, NOTE_LOG_EVERY,
+                        ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS, ORIGINAL_FORGET_BIAS, ORIGINAL_INIT,
+                        ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
 from .data import SinBucketIter
 from .heartbeat import Heartbeat
 from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
@@ -91,6 +92,17 @@ class GluonFitResult:
         return [r.loss for r in self.loss_history]
 
 
+def check_reference_settings(optimizer: str, ctx: ContextSpec) -> List[mx.Context]:
+    """The one device the reference trains on; ``ValueError`` naming what it does not support."""
+    check_condition(isinstance(optimizer, str) and optimizer.lower() in GLUON_REFERENCE_OPTIMIZERS,
+                    f"the Gluon reference trains with optimizer {' or '.join(GLUON_REFERENCE_OPTIMIZERS)}, "
+                    f"got {optimizer!r}")
+    contexts = resolve_contexts(ctx)
+    check_condition(len(contexts) == 1, f"the Gluon reference trains on one device (ctx), got "
+                    f"{[str(c) for c in contexts]}")
+    return contexts
+
+
 def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
                           hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, batch_size: int = ORIGINAL_BATCH_SIZE,
                           num_samples: int = ORIGINAL_NUM_SAMPLES, num_epoch: int = 1,
@@ -112,12 +124,11 @@ def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
     num_epoch = check_int("num_epoch", num_epoch, minimum=1)
     log_every = check_int("log_every", log_every, minimum=1)
     label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
-    check_choice("optimizer", optimizer, ("adam", "sgd"))
+    check_choice("optimizer", optimizer, GLUON_REFERENCE_OPTIMIZERS)
+    context = check_reference_settings(optimizer, ctx)[0]
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, label_mode=label_mode,
                                t_low=ORIGINAL_T_RANGE[0], t_high=ORIGINAL_T_RANGE[1], seed=seed)
-    contexts = resolve_contexts(ctx)
-    check_condition(len(contexts) == 1, f"ctx for the Gluon reference must be one device, got {contexts}")
-    context = contexts[0]
+    context = check_reference_settings(optimizer, ctx)[0]
     net = build_gluon_model(hidden_sizes)
     initial = init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias, init=init)
     copy_params_to_gluon(initial, net, ctx=context)

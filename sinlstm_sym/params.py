@@ -15,7 +15,7 @@ import numpy as np
 
 from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
 from .constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
-                        INPUT_SIZE)
+                        INPUT_SIZE, MAX_ARRAY_ELEMENTS)
 
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
@@ -28,8 +28,21 @@ def layer_prefix(layer: int) -> str:
 
 
 def check_hidden_sizes(hidden_sizes: Sequence[int]) -> Tuple[int, ...]:
-    """Validate ``hidden_sizes``: a non-empty sequence of positive ints."""
-    return check_int_sequence("hidden_sizes", hidden_sizes, minimum=1, distinct=False)
+    """Validate ``hidden_sizes``: a non-empty sequence of positive ints whose layers' parameter vectors each
+    fit MXNet's int32 indexing (``MAX_ARRAY_ELEMENTS``)."""
+    sizes = check_int_sequence("hidden_sizes", hidden_sizes, minimum=1, distinct=False)
+    n_in = INPUT_SIZE
+    for i, h in enumerate(sizes):
+        count = 4 * h * (n_in + h + 2)  # the fused layout's vector of layer i: the largest array of the layer
+        check_condition(count <= MAX_ARRAY_ELEMENTS, f"hidden_sizes {list(sizes)}: layer {i} would hold {count} "
+                        f"parameters in one array, more than MXNet's int32 indexing allows ({MAX_ARRAY_ELEMENTS})")
+        n_in = h
+    return sizes
+
+
+def parameter_count(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> int:
+    """Number of parameters of the stack."""
+    return sum(4 * h * (n_in + h + 2) for n_in, h in zip((input_size, *hidden_sizes[:-1]), hidden_sizes))
 
 
 def unpacked_shapes(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> Dict[str, Tuple[int, ...]]:

@@ -1,9 +1,12 @@
 """Inference on windows of any length with trained parameters.
 
 One inference ``mx.mod.Module`` is bound per asked length (``for_training=False``,
-prediction symbol only). Bound modules are kept in an LRU cache of at most
-``max_cached_lengths`` lengths, so asking for many lengths never grows memory
-without bound; an evicted length is simply bound again when asked for. A lock
+prediction symbol only), for chunks of ``batch_size`` windows, or fewer for long windows:
+a chunk's activations stay within ``PREDICT_CHUNK_BYTES`` (one window of length 100000
+runs in memory proportional to its length). A request whose estimated memory exceeds the
+ceiling of :mod:`sinlstm_sym.limits` is refused before anything is allocated. Bound
+modules are kept in an LRU cache of at most ``max_cached_lengths`` lengths, so asking
+for many lengths never grows memory without bound; an evicted length is simply bound again when asked for. A lock
 serialises the use of the bound modules, so one predictor may serve several threads.
 """
 import logging
@@ -18,8 +21,9 @@ from .sine_batches import BatchSpec, check_batch
 from .checks import check_choice, check_condition, check_int, check_scaling
 from .context import ContextSpec, resolve_contexts
 from .constants import (CELLS, DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
-                        DEFAULT_LABEL_MODE, DEFAULT_STEP, FEATURES, LABEL_MODES)
+                        DEFAULT_LABEL_MODE, DEFAULT_PREDICT_BATCH, DEFAULT_STEP, FEATURES, LABEL_MODES)
 from .data import half_sine, make_windows
+from .limits import check_memory, chunk_rows, predict_bytes
 from .params import check_hidden_sizes, to_canonical, to_layout, unpacked_shapes
 from .native import resolve_cell
 from .symbol import make_sym_gen
@@ -42,7 +46,7 @@ class Predictor:
 
     def __init__(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
                  label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, cell: str = DEFAULT_CELL,
-                 ctx: ContextSpec = None, batch_size: int = 1024, max_cached_lengths: int = 16,
+                 ctx: ContextSpec = None, batch_size: int = DEFAULT_PREDICT_BATCH, max_cached_lengths: int = 16,
                  step: float = DEFAULT_STEP, trained_lengths: Optional[Sequence[int]] = None,
                  scaling: Optional[Sequence[float]] = None) -> None:
         self.hidden_sizes = check_hidden_sizes(hidden_sizes)
@@ -104,13 +108,25 @@ class Predictor:
         """The lengths with a bound module, least recently used first."""
         return tuple(self._modules)
 
+    def chunk_rows(self, length: int) -> int:
+        """Windows per forward pass at ``length``: ``batch_size``, fewer where the chunk budget needs it."""
+        return chunk_rows(length, self.hidden_sizes, self.batch_size)
+
+    def check_request(self, num_windows: int, length: int, bytes_per_value: int = 8) -> None:
+        """Refuse ``num_windows`` windows of ``length`` steps whose prediction would not fit in memory
+        (a forward chunk plus ``bytes_per_value`` per window and step for the request's own arrays)."""
+        needed = predict_bytes(self.chunk_rows(length), length, self.hidden_sizes, self.cell) + \
+            bytes_per_value * num_windows * length
+        check_memory(f"predicting {num_windows} window(s) of length {length}", needed)
+
     def _module(self, length: int) -> mx.mod.Module:
         if length in self._modules:
             self._modules.move_to_end(length)
             return self._modules[length]
         symbol, data_names, _ = self._sym_gen(length)
         module = mx.mod.Module(symbol, data_names=data_names, label_names=None, context=self.context)
-        module.bind(data_shapes=[mx.io.DataDesc(data_names[0], (self.batch_size, length, 1), layout=DATA_LAYOUT)],
+        rows = self.chunk_rows(length)
+        module.bind(data_shapes=[mx.io.DataDesc(data_names[0], (rows, length, 1), layout=DATA_LAYOUT)],
                     for_training=False)
         module.set_params(self._arg_params, {}, allow_missing=False, force_init=True)
         self._modules[length] = module
@@ -129,6 +145,7 @@ class Predictor:
         n, length = x.shape[0], x.shape[1]
         check_condition(n >= 1 and length >= 1, f"windows must hold at least one step of one window, got {x.shape}")
         check_condition(bool(np.isfinite(x).all()), "windows must be finite (found NaN or inf)")
+        self.check_request(n, length)
         if self.scaling is not None:
             center, scale = self.scaling
             x = (x - center) / scale
@@ -138,12 +155,13 @@ class Predictor:
 
     def _predict_locked(self, x: np.ndarray, n: int, length: int) -> np.ndarray:
         module = self._module(length)
+        size = self.chunk_rows(length)
         outputs = []
-        for start in range(0, n, self.batch_size):
-            chunk = x[start:start + self.batch_size].astype(np.float32)
+        for start in range(0, n, size):
+            chunk = x[start:start + size].astype(np.float32)
             rows = chunk.shape[0]
-            if rows < self.batch_size:
-                chunk = np.concatenate([chunk, np.zeros((self.batch_size - rows, length, 1), np.float32)])
+            if rows < size:
+                chunk = np.concatenate([chunk, np.zeros((size - rows, length, 1), np.float32)])
             data = mx.nd.array(chunk, ctx=self.context)
             batch = mx.io.DataBatch([data], bucket_key=length, provide_data=[mx.io.DataDesc(DATA_NAME, data.shape)])
             check_batch(batch, _SPEC, f"prediction batch of length {length}")
@@ -156,6 +174,7 @@ class Predictor:
         """Predict on windows built from start times ``t0`` exactly as :class:`SinBucketIter` builds them."""
         length = check_int("length", length, minimum=1)
         t0 = np.atleast_1d(np.asarray(t0, dtype=np.float64))
+        self.check_request(t0.size, length, bytes_per_value=40)  # windows and labels (float64) besides the outputs
         inputs, _ = make_windows(t0, length, self.step, self.label_mode, self.feature, target)
         return self.predict(inputs)
 

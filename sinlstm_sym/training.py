@@ -254,6 +254,7 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
                     "shard it")
     if train_iter is None:  # the data settings, before connecting to anything
+        config.check_memory()
         SinBucketIter.from_config(config.data, model, seed=0)
     else:
         check_condition(not run.distributed, "train_iter cannot be combined with a distributed kvstore: each worker "

@@ -2,6 +2,8 @@
 nothing trained or loaded, no file written."""
 import logging
 import os
+import re
+import time
 
 import pytest
 
@@ -77,9 +79,22 @@ TRAIN_CASES = [
     ("--target-max-error", ["--validation-lengths", "1-3", "--target-max-error", "-1"]),
     ("--target-max-error", ["--target-max-error", "x"]),
     ("--patience", ["--patience", "0"]),
+    # sizes bounded by memory (or MXNet's int32 indexing), refused before training with the figure
+    ("--buckets", ["--buckets", "1-10000000"]),
+    ("--buckets", ["--buckets", "1-100000"]),
+    ("--buckets", ["--buckets", "100000"]),
+    ("--hidden-sizes", ["--hidden-sizes", "100000,1"]),
+    ("--ctx", ["--ctx", "cpu:99999999999"]),
+    ("--validation-lengths", ["--validation-lengths", "1-100000"]),
+    ("--validation-samples", ["--validation-lengths", "1-3", "--validation-samples", "1000000000"]),
+    ("--eval-lengths", ["--eval-lengths", "1-100000"]),
+    ("--eval-lengths", ["--eval-lengths", "1-10000000"]),
+    ("--eval-samples", ["--eval-samples", "1000000000"]),
+    ("--compare-gluon", ["--compare-gluon", "--optimizer", "ftrl"]),
+    ("--compare-gluon", ["--compare-gluon", "--ctx", "cpu:0,1"]),
 ]
-# Flags without a value cannot be bad on their own: --fixed (sets buckets and label mode), --compare-gluon.
-NO_BAD_VALUE = {"-h", "--help", "--fixed", "--compare-gluon"}
+# Flags without a value cannot be bad on their own: --fixed (sets buckets and label mode).
+NO_BAD_VALUE = {"-h", "--help", "--fixed"}
 
 EVALUATE_CASES = [
     ("--lengths", ["{tmp}", "--lengths", "0"]),
@@ -91,6 +106,9 @@ EVALUATE_CASES = [
     ("--csv", ["{tmp}", "--csv", "{tmp}/x.json"]),
     ("checkpoint", ["{tmp}/none"]),
     ("checkpoint", ["{file}"]),
+    ("--lengths", ["{tmp}", "--lengths", "1-100000"]),
+    ("--lengths", ["{tmp}", "--lengths", "1-10000000"]),
+    ("--num-samples", ["{tmp}", "--num-samples", "1000000000"]),
 ]
 
 
@@ -136,6 +154,21 @@ def test_evaluate_refuses_a_bad_flag_before_loading(flag, argv, tmp_path, capsys
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("sinlstm-evaluate: error: "), err
     assert flag in err, err
+
+
+HUGE = [(train_cli.main, ["--buckets", "1-10000000"]), (train_cli.main, ["--buckets", "1-100000"]),
+        (train_cli.main, ["--validation-lengths", "1-100000"]), (train_cli.main, ["--eval-lengths", "1-100000"]),
+        (train_cli.main, ["--validation-lengths", "1-99999", "--validation-samples", "1000000000"]),
+        (evaluate_cli.main, ["{tmp}", "--lengths", "1-100000"])]
+
+
+@pytest.mark.parametrize("main, argv", HUGE, ids=[" ".join(a) for _, a in HUGE])
+def test_huge_ranges_are_refused_fast_with_the_figure(main, argv, tmp_path, capsys, caplog):
+    start = time.perf_counter()
+    code, err = _run(main, argv, tmp_path, capsys, caplog)
+    assert code == 2 and time.perf_counter() - start < 10, err
+    assert re.search(r"at most 100000 values, got 10000000|needs about [\d.]+ [GTP]iB of memory, more than the "
+                     r"[\d.]+ [GMT]iB allowed", err), err
 
 
 def test_an_existing_checkpoint_directory_is_accepted_and_proc_is_not(tmp_path):

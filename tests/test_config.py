@@ -1,9 +1,12 @@
 """FitConfig: frozen, validated on creation, JSON round trip, flat settings, resume comparison."""
 import dataclasses
 
+import time
+
+import mxnet as mx
 import pytest
 
-from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig
+from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig, fit, limits
 
 
 def test_defaults_are_the_documented_ones():
@@ -88,6 +91,11 @@ def test_resume_comparison_ignores_settings_that_change_no_number():
     (RunConfig, dict(checkpoint=3), TypeError, "checkpoint must be a directory path"),
     (RunConfig, dict(kvstore="dist_sync", checkpoint="x", resume=True), ValueError, "not supported"),
     (RunConfig, dict(progress_bar="yes"), TypeError, "progress_bar"),
+    (ModelConfig, dict(hidden_sizes=(100000, 1)), ValueError, r"layer 0 would hold 40001200000 parameters in one "
+     r"array, more than MXNet's int32 indexing allows \(2147483647\)"),
+    (ModelConfig, dict(hidden_sizes=(10, 30000, 1)), ValueError, "layer 1 would hold"),
+    (RunConfig, dict(ctx="cpu:99999999999"), ValueError, "ctx device ids must be <= 1023"),
+    (RunConfig, dict(ctx=mx.cpu(5000)), ValueError, r"ctx device ids must be in \[0, 1023\]"),
 ])
 def test_bad_values_are_refused_naming_the_setting(section, kwargs, error, message):
     with pytest.raises(error, match=message):
@@ -97,3 +105,42 @@ def test_bad_values_are_refused_naming_the_setting(section, kwargs, error, messa
 def test_fit_config_sections_must_have_their_types():
     with pytest.raises(TypeError, match="FitConfig.model must be a ModelConfig"):
         FitConfig(model=DataConfig())  # type: ignore[arg-type]
+
+
+MiB = 1 << 20
+
+
+@pytest.mark.parametrize("flat, named", [
+    (dict(buckets=[1, 2, 400]), "buckets (longest 400, 3 lengths) with batch_size=100"),
+    (dict(batch_size=5000, num_samples=5000), "batch_size=5000"),
+    (dict(hidden_sizes=(2000, 1)), "hidden_sizes=[2000, 1]"),
+    (dict(validation_lengths=[1, 2, 3], validation_samples=3000000), "validation_samples=3000000"),
+])
+def test_sizes_beyond_the_memory_ceiling_are_refused_with_the_figure(monkeypatch, flat, named):
+    monkeypatch.setattr(limits, "available_memory", lambda: 128 * MiB)  # a 64 MiB ceiling
+    FitConfig().check_memory()  # the recipe fits
+    config = FitConfig().replace(**flat)  # a configuration is made (a checkpoint's always loads) ...
+    with pytest.raises(ValueError) as refused:  # ... and refused before training
+        config.check_memory()
+    message = str(refused.value)
+    assert named in message and "more than the 64.0 MiB allowed (50% of the memory available now)" in message
+    amount, unit = message.split("needs about ")[1].split(" ")[:2]
+    assert unit in ("GiB", "TiB") or (unit == "MiB" and float(amount) > 64)
+
+
+def test_the_estimate_grows_with_the_longest_bucket_and_the_bucket_count_not_the_range():
+    def activations(buckets):
+        return limits.training_bytes(buckets, 100, (10, 20, 1), "fused") - MiB * len(buckets)
+    assert activations([1, 2, 300]) > 50 * activations([1, 2, 3])
+    assert activations([1, 2, 300]) == activations([300])
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="needs about"):
+        FitConfig().replace(buckets=range(1, 100001)).check_memory()
+    with pytest.raises(ValueError, match="needs about"):
+        fit(validation_lengths=range(1, 100001))
+    assert time.perf_counter() - start < 10
+
+
+def test_available_memory_is_read_and_positive():
+    assert limits.available_memory() > 0 and limits.memory_ceiling() == int(limits.available_memory() * 0.5)
+    assert limits.format_bytes(1536) == "1.5 KiB" and limits.format_bytes(3 << 30) == "3.0 GiB"

@@ -121,3 +121,13 @@ def test_evaluate_cli_writes_all_outputs_or_none(tmp_path, monkeypatch, checkpoi
         main([str(checkpointed[1]), "--lengths", "1", "--num-samples", "5", "--json", str(tmp_path / "e.json"),
               "--plot", str(tmp_path / "e.png")])
     assert list(tmp_path.iterdir()) == []  # neither the JSON nor the first plot, nor a temporary file
+
+
+def test_a_table_beyond_the_memory_ceiling_is_refused_at_once():
+    import time
+    from sinlstm_sym.evaluation import per_length_error
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"lengths \(longest 100000, 100000 lengths\) with num_samples 3000 "
+                       r"needs about [\d.]+ GiB of memory"):
+        per_length_error(Predictor(init_params((10, 20, 1), seed=0)), range(1, 100001))
+    assert time.perf_counter() - start < 10

@@ -452,3 +452,67 @@ def test_native_checkpoint_loads_in_plain_mxnet_without_the_operator(tmp_path):
     assert report["op_registered"] is False and report["cell"] == "fused"
     np.testing.assert_allclose(report["module"], expected, atol=1e-5)
     np.testing.assert_allclose(report["predictor"], expected, atol=1e-5)
+
+
+def test_cached_library_is_verified_against_its_record(monkeypatch, tmp_path, caplog):
+    cache = tmp_path / "cache"
+    calls = tmp_path / "calls"
+    monkeypatch.setenv("CXX", str(fake_compiler(tmp_path, f'echo built >> "{calls}"; echo library-bytes > "$last"')))
+    monkeypatch.setenv("SINLSTM_NATIVE_CACHE", str(cache))
+    first = native_build.build_library()
+    record = json.loads(native_build.sidecar_path(first.path).read_text())
+    assert record == {"size": len("library-bytes\n"), "sha256": native_build._file_digest(first.path)["sha256"]}
+    assert native_build.verify_library(first.path) is None
+    for damage, reason in ((b"library", "its size is 7 bytes, 14 were built"),
+                           (b"LIBRARY-BYTES\n", "its SHA-256 differs"), (None, "is missing")):
+        if damage is None:
+            native_build.sidecar_path(first.path).unlink()
+        else:
+            first.path.write_bytes(damage)
+        assert reason in native_build.verify_library(first.path)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="sinlstm_sym.native.build"):
+            again = native_build.build_library()
+        assert again.built and again.path == first.path and first.path.read_text() == "library-bytes\n"
+        assert any("damaged or foreign" in r.getMessage() and reason in r.getMessage() for r in caplog.records)
+    assert calls.read_text() == "built\n" * 4
+    assert not native_build.build_library().built  # repaired: reused again
+
+
+TRUNCATED_LOAD = textwrap.dedent("""
+    import json, logging
+    logging.basicConfig(level=logging.WARNING)
+    from sinlstm_sym.native import native_available
+    from sinlstm_sym.predictor import Predictor
+    from sinlstm_sym.params import unpacked_shapes
+    import numpy as np
+    params = {k: np.full(s, 0.1, np.float32) for k, s in unpacked_shapes((10, 20, 1)).items()}
+    out = Predictor(params, cell="auto").predict_function([0.1, 0.2], length=5)
+    print(json.dumps({"available": native_available(), "shape": list(out.shape)}))
+""")
+
+
+@needs_native
+def test_truncated_cached_library_is_rebuilt_not_loaded(tmp_path):
+    import shutil
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    built = native_build.build_library().path  # this process's verified build: the same key in the copy
+    for path in (built, native_build.sidecar_path(built)):
+        shutil.copy(path, cache / path.name)
+    env = dict(os.environ, SINLSTM_NATIVE_CACHE=str(cache))
+    build = [sys.executable, "-m", "sinlstm_sym.native", "--build"]
+    library = cache / built.name
+    with open(library, "r+b") as handle:  # head -c 5000
+        handle.truncate(5000)
+    loaded = subprocess.run([sys.executable, "-c", TRUNCATED_LOAD], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert loaded.returncode == 0, (loaded.returncode, loaded.stderr[-3000:])
+    assert json.loads(loaded.stdout.strip().splitlines()[-1]) == {"available": True, "shape": [2, 5]}
+    assert "damaged or foreign" in loaded.stderr and "its size is 5000 bytes" in loaded.stderr
+    assert library.stat().st_size > 5000 and native_build.verify_library(library) is None
+    with open(library, "r+b") as handle:
+        handle.truncate(5000)
+    again = subprocess.run(build, env=env, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.startswith("built "), (again.stdout, again.stderr)
+    assert "its size is 5000 bytes" in again.stderr and native_build.verify_library(library) is None

@@ -98,3 +98,26 @@ def test_one_predictor_serves_eight_threads_like_serial_calls():
             results = list(pool.map(predictor.predict, calls))
             for got, want in zip(results, serial):
                 np.testing.assert_array_equal(got, want)
+
+
+def test_one_window_of_length_100000_runs_in_chunks_sized_by_its_length():
+    predictor = Predictor(PARAMS)
+    assert predictor.chunk_rows(20) == 1024  # ordinary lengths keep their 1024-window chunks
+    assert predictor.chunk_rows(100000) <= 2 and predictor.chunk_rows(30000) <= 8
+    for length in (300, 3000, 30000, 100000):  # windows x length per chunk stays within the budget
+        assert predictor.chunk_rows(length) * length * (sum(predictor.hidden_sizes) + 2) * 32 <= 256 << 20
+    out = predictor.predict_function([0.1], length=100000)
+    assert out.shape == (1, 100000) and np.isfinite(out).all()
+    # the LSTM is causal: the first 20 steps are those of the window of length 20
+    np.testing.assert_allclose(out[:, :20], predictor.predict_function([0.1], length=20), atol=1e-6)
+
+
+def test_a_request_beyond_the_memory_ceiling_is_refused_before_allocating(monkeypatch):
+    from sinlstm_sym import limits
+    predictor = Predictor(PARAMS)
+    with pytest.raises(ValueError, match=r"predicting 10000000 window\(s\) of length 1000000 needs about "
+                       r"[\d.]+ TiB of memory, more than the [\d.]+ [GMT]iB allowed"):
+        predictor.predict_function(np.zeros(10**7), length=10**6)
+    monkeypatch.setattr(limits, "available_memory", lambda: 64 << 20)
+    with pytest.raises(ValueError, match="predicting 1 window"):
+        predictor.predict(np.zeros((1, 100000)))

@@ -334,3 +334,79 @@ def test_own_series_refuses_bad_flags_before_training(tmp_path, capsys, flags, m
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "training fused" not in err
+
+
+# --- hostile or large input -------------------------------------------------------------------------
+def test_a_csv_cell_over_the_field_limit_is_refused_naming_file_and_line(tmp_path, capsys):
+    import csv
+    path = tmp_path / "d.csv"
+    path.write_text("t,v\n0,1.5\n1," + "7" * (csv.field_size_limit() + 1) + "\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line 3: not a CSV file of values (field larger than "
+                                                   f"field limit ({csv.field_size_limit()})")):
+        read_csv_series(path, "v")
+    from sinlstm_sym.cli.series import main
+    with pytest.raises(SystemExit) as stop:
+        main(["--csv", str(path), "--column", "v"])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1
+    assert "argument --csv/--column:" in err and f"{path}, line 3" in err
+
+
+def test_values_that_overflow_the_scaling_are_refused_naming_the_column(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"scaling 'standard' of the training values overflows float64 \(the "
+                       r"largest magnitude is 1e\+300\)"):
+        Scaling.fit([np.array([1e300, -1e300, 5e299])])
+    path = tmp_path / "d.csv"
+    path.write_text("t,v\n" + "".join(f"{i},{(-1) ** i * 1e300}\n" for i in range(100)))
+    from sinlstm_sym.cli.series import main
+    with pytest.raises(SystemExit) as stop:
+        main(["--csv", str(path), "--column", "v"])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1
+    assert f"argument --column: {path}, column 'v': scaling 'standard'" in err and "--buckets" not in err
+
+
+def test_references_forecast_from_the_latest_points_and_log_progress(caplog):
+    from sinlstm_sym.constants import REFERENCE_FORECAST_HISTORY
+    from sinlstm_sym.series.reference import forecast_all
+    seen = []
+    histories = [np.arange(float(REFERENCE_FORECAST_HISTORY + 100 + i)) for i in range(2500)]
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.series.reference"):
+        out = forecast_all("X", 3, histories, lambda h: seen.append(len(h)) or h[-2:])
+    assert out.shape == (2500, 2) and out[-1].tolist() == [histories[-1][-2], histories[-1][-1]]
+    assert set(seen) == {REFERENCE_FORECAST_HISTORY}
+    assert [r.getMessage() for r in caplog.records] == ["X: series 3, 1000 of 2500 forecast origins",
+                                                        "X: series 3, 2000 of 2500 forecast origins"]
+
+
+def test_references_are_skipped_with_a_warning_beyond_the_origin_bound(monkeypatch, caplog):
+    import argparse
+    import sinlstm_sym.cli.series as series_cli
+    monkeypatch.setattr(series_cli, "statsmodels_available", lambda: True)
+    monkeypatch.setattr(series_cli, "REFERENCE_MAX_ORIGINS", 50)
+    split = split_by_time([np.sin(np.arange(500) / 5)], test=60)
+    with caplog.at_level(logging.WARNING):
+        assert series_cli._references(split, argparse.Namespace(horizon=3, season=None)) == {}
+    assert "ARIMA/ETS references skipped: the test parts hold 62 forecast origins, more than 50" in caplog.text
+
+
+@pytest.mark.slow
+def test_arima_on_a_long_series_fits_on_the_latest_points_and_forecasts_like_the_whole_history(caplog):
+    pytest.importorskip("statsmodels")
+    from sinlstm_sym.constants import REFERENCE_MAX_HISTORY
+    from sinlstm_sym.series.reference import arima_forecaster
+    rng = np.random.default_rng(0)
+    x = np.zeros(3 * REFERENCE_MAX_HISTORY)
+    for t in range(1, len(x)):
+        x[t] = 0.7 * x[t - 1] + rng.normal()
+    split = split_by_time([x], test=20)
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.series.reference"):
+        forecast = arima_forecaster(split, max_ar=2)
+    assert f"ARIMA: fitting series 0 ({REFERENCE_MAX_HISTORY} points, AR orders 1..2)" in caplog.text
+    histories = [x[:len(x) - 20 + k] for k in range(3)]
+    got = forecast(0, histories, 4)
+    from statsmodels.tsa.arima.model import ARIMA
+    end = len(x) - 20  # the training part
+    res = ARIMA(x[end - REFERENCE_MAX_HISTORY:end], order=forecast.order[0], trend="c").fit()
+    whole = np.stack([res.apply(h).forecast(4) for h in histories])
+    np.testing.assert_allclose(got, whole, rtol=1e-6, atol=1e-9)  # an AR forecast needs only the last p points

@@ -3,8 +3,9 @@ that refuse a bad value while the command line is read, before anything else hap
 import argparse
 import json
 import sys
-from typing import Any, Callable, Dict, List, NoReturn, Optional
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
+from ..constants import MAX_LIST_VALUES
 from ..outputs import PLOT_SUFFIXES, check_output_dir, check_output_file
 
 ERROR_EXIT = 2
@@ -28,17 +29,23 @@ def flags_named(message: str, flag_settings: Dict[str, str]) -> str:
 
 
 def int_list(text: str) -> List[int]:
-    """'1-9,12,16' -> [1, 2, ..., 9, 12, 16] (every value an int >= 1)."""
-    values: List[int] = []
+    """'1-9,12,16' -> [1, 2, ..., 9, 12, 16] (every value an int >= 1, at most ``MAX_LIST_VALUES`` of them,
+    counted before any range is expanded)."""
+    accepted = f"expected ints >= 1 and ranges such as '1-9,12', got {text!r}"
+    ranges: List[Tuple[int, int]] = []
     try:
         for part in text.split(","):
             lo, _, hi = part.partition("-")
-            values.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+            ranges.append((int(lo), int(hi) if hi else int(lo)))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected ints >= 1 and ranges such as '1-9,12', got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected ints >= 1 and ranges such as '1-9,12', got {text!r}")
-    return values
+        raise argparse.ArgumentTypeError(accepted) from None
+    ranges = [(lo, hi) for lo, hi in ranges if hi >= lo]
+    if not ranges or min(lo for lo, _ in ranges) < 1:
+        raise argparse.ArgumentTypeError(accepted)
+    count = sum(hi - lo + 1 for lo, hi in ranges)
+    if count > MAX_LIST_VALUES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_LIST_VALUES} values, got {count} in {text!r}")
+    return [value for lo, hi in ranges for value in range(lo, hi + 1)]
 
 
 def float_list(text: str) -> List[float]:

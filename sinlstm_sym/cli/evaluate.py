@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..evaluation import evaluate
+from ..limits import check_evaluation
 from ..outputs import AtomicOutputs, check_output_file
 from ..predictor import Predictor
 from .args import Parser, csv_file, fail, int_at_least, int_list, json_file, needs_matplotlib, plot_file
@@ -67,6 +68,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             check_output_file("the file", _steps_path(args.plot), (Path(args.plot).suffix.lower(),))
         except (ValueError, FileNotFoundError) as err:
             fail(parser, "--plot", str(err))
+    try:
+        check_evaluation(args.lengths, args.num_samples, lengths_name="--lengths", samples_name="--num-samples")
+    except ValueError as err:
+        fail(parser, "--lengths/--num-samples", str(err))
     logging.basicConfig(level=logging.WARNING)
     if args.list:
         return _list(parser, args.checkpoint)
@@ -74,6 +79,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         predictor = Predictor.load(args.checkpoint)
     except (FileNotFoundError, ValueError, TypeError) as err:
         fail(parser, "checkpoint", str(err))
+    try:
+        check_evaluation(args.lengths, args.num_samples, predictor.hidden_sizes, predictor.cell,
+                         predictor.batch_size, lengths_name="--lengths", samples_name="--num-samples")
+    except ValueError as err:
+        fail(parser, "--lengths/--num-samples", str(err))
     result = evaluate(predictor, args.lengths, num_samples=args.num_samples, seed=args.seed)
     written: List[Path] = []
     with AtomicOutputs() as outputs:

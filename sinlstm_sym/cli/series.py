@@ -12,8 +12,8 @@ import sys
 from typing import Any, Dict, List, Optional
 
 from ..config import FitConfig
-from ..constants import LABEL_MODES
-from ..series.data import SCALINGS, read_csv_series, split_by_time
+from ..constants import LABEL_MODES, REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
+from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
 from ..series.iterator import SeriesBucketIter
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
@@ -23,6 +23,7 @@ from .args import (Parser, check_output_flags, fail, flags_named, int_at_least, 
                    plot_file)
 
 logger = logging.getLogger(__name__)
+
 FLAG_SETTINGS = {"--buckets": "buckets", "--hidden-sizes": "hidden_sizes", "--batch-size": "batch_size",
                  "--num-samples": "num_samples", "--num-epoch": "num_epoch", "--label-mode": "label_mode",
                  "--optimizer": "optimizer", "--optimizer-params": "optimizer_params", "--seed": "seed",
@@ -85,7 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-every", type=int_at_least(1), default=200, help="log the mean loss every N batches")
     p.add_argument("--checkpoint", metavar="DIR", default=None, help="write checkpoints to DIR")
     p.add_argument("--references", choices=["auto", "off"], default="auto",
-                   help="'auto': also score statsmodels' ARIMA and ETS when statsmodels is installed")
+                   help="'auto': also score statsmodels' ARIMA and ETS when statsmodels is installed (fitted on "
+                        f"the latest {REFERENCE_MAX_HISTORY} training points of each series, forecasting from the "
+                        f"latest {REFERENCE_FORECAST_HISTORY}; skipped beyond {REFERENCE_MAX_ORIGINS} forecast "
+                        "origins)")
     p.add_argument("--plot", metavar="FILE.png", type=plot_file, default=None,
                    help="history, held-out truth and forecasts (.png, .pdf or .svg; needs matplotlib)")
     p.add_argument("--json", metavar="FILE.json", type=json_file, default=None, help="write the metrics as JSON")
@@ -101,11 +105,12 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     settings = _settings(args)
     for flag, setting in FLAG_SETTINGS.items():
         try:
-            FitConfig.from_flat(**{setting: settings[setting]}, **{k: settings[k] for k in _NEEDS.get(setting, ())})
+            FitConfig.from_flat(**{setting: settings[setting]},
+                                **{k: settings[k] for k in _NEEDS.get(setting, ())}).check_memory()
         except (ValueError, TypeError) as err:
             fail(parser, flag, str(err))
     try:
-        config = FitConfig.from_flat(feature="value", **SERIES_RECIPE, **settings)
+        config = FitConfig.from_flat(feature="value", **SERIES_RECIPE, **settings).check_memory()
     except (ValueError, TypeError) as err:
         flags = flags_named(str(err), FLAG_SETTINGS)
         fail(parser, flags or "--buckets", str(err))
@@ -120,9 +125,13 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     except (ValueError, TypeError) as err:
         fail(parser, "--test/--valid", str(err))
     try:
+        Scaling.fit(split.train, args.scaling)
+    except ValueError as err:
+        fail(parser, "--column", f"{args.csv}, column {args.column!r}: {err}")
+    try:
         SeriesBucketIter(split.train, config.data.buckets, batch_size=config.data.batch_size,
                          num_samples=config.data.num_samples, label_mode=config.model.label_mode, seed=0,
-                         names=split.names)
+                         scaling=args.scaling, names=split.names)
     except (ValueError, TypeError) as err:
         fail(parser, "--buckets", f"{err} (the training part is what is left after --test and --valid)")
     needed = args.horizon - 1 + max(args.horizon, args.season or 1)
@@ -131,6 +140,23 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
              f"it (horizon - 1 + max(horizon, season)) to score every horizon")
     check_output_flags(parser, args.checkpoint, args.plot)
     return config, series, names
+
+
+def _references(split: TimeSplit, args: argparse.Namespace) -> Dict[str, Any]:
+    """statsmodels' ARIMA and ETS, unless statsmodels is missing or the test parts have too many origins."""
+    if not statsmodels_available():
+        print("note: statsmodels is not installed (pip install 'sinlstm-sym[data]'): no ARIMA/ETS reference",
+              file=sys.stderr)
+        return {}
+    origins = sum(len(t) + args.horizon - 1 for t in split.test if len(t))
+    if origins > REFERENCE_MAX_ORIGINS:
+        logger.warning("ARIMA/ETS references skipped: the test parts hold %d forecast origins, more than %d (each "
+                       "runs a statsmodels filter); shorten --test to compare with them, or pass --references off",
+                       origins, REFERENCE_MAX_ORIGINS)
+        return {}
+    logger.info("fitting the ARIMA and ETS references on %d series (%d forecast origins)", len(split.series),
+                origins)
+    return {"arima": arima_forecaster(split), "ets": ets_forecaster(split, args.season)}
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -150,13 +176,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     split, predictor = fitted.split, fitted.predictor()
     forecasters: Dict[str, Any] = {"model": model_forecaster(predictor)}
     if args.references == "auto":
-        if statsmodels_available():
-            logger.info("fitting the ARIMA and ETS references on the training part of %d series", len(split.series))
-            forecasters["arima"] = arima_forecaster(split)
-            forecasters["ets"] = ets_forecaster(split, args.season)
-        else:
-            print("note: statsmodels is not installed (pip install 'sinlstm-sym[data]'): no ARIMA/ETS reference",
-                  file=sys.stderr)
+        forecasters.update(_references(split, args))
     evaluation = rolling_origin_evaluation(split, forecasters, args.horizon, season=args.season)
     held = sum(len(t) for t in split.test)
     print(f"\nheld-out test part: {held} points in {len(split.series)} series, every point forecast at horizons "

@@ -24,6 +24,8 @@ from ..constants import (CELLS, DEFAULT_STEP, FEATURES, INITS, KVSTORES, LABEL_M
                          ORIGINAL_T_RANGE)
 from ..data import half_sine
 from ..evaluation import format_error_table, per_length_error, step_outputs
+from ..gluon_reference import check_reference_settings
+from ..limits import check_evaluation
 from ..params import init_params
 from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
 from ..training import fit
@@ -47,7 +49,7 @@ _NEEDS = {"length_weights": ("buckets",), "checkpoint_every": ("checkpoint",), "
           "optimizer_params": ("optimizer",), "num_samples": ("batch_size",),
           "extend_schedule": ("optimizer", "optimizer_params", "lr_schedule"),
           "validate_every": ("validation_lengths",), "target_max_error": ("validation_lengths",),
-          "patience": ("validation_lengths",),
+          "patience": ("validation_lengths",), "validation_samples": ("validation_lengths",),
           "ctx": ("batch_size", "num_samples")}
 INTERRUPTED_EXIT = 130
 logger = logging.getLogger(__name__)
@@ -164,11 +166,11 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             continue
         needed = {k: settings[k] for k in _NEEDS.get(setting, ()) if k in settings}
         try:
-            base.replace(**{setting: settings[setting]}, **needed)
+            base.replace(**{setting: settings[setting]}, **needed).check_memory()
         except (ValueError, TypeError) as err:
             fail(parser, flag, str(err))
     try:
-        config = base.replace(**settings)
+        config = base.replace(**settings).check_memory()
     except (ValueError, TypeError) as err:
         refuse(parser, err)
     check_output_flags(parser, None if args.resume else args.checkpoint, args.plot)
@@ -177,7 +179,22 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
             RunDirectory(args.checkpoint).check_new_run(bool(args.overwrite))
         except ValueError as err:
             fail(parser, "--checkpoint", str(err))
+    check_report_flags(parser, args, config)
     return config
+
+
+def check_report_flags(parser: argparse.ArgumentParser, args: argparse.Namespace, config: FitConfig) -> None:
+    """Refuse now an error table that would not fit in memory, or a --compare-gluon the reference cannot run."""
+    try:
+        check_evaluation(args.eval_lengths, args.eval_samples, config.model.hidden_sizes, config.model.cell,
+                         lengths_name="--eval-lengths", samples_name="--eval-samples")
+    except ValueError as err:
+        fail(parser, "--eval-lengths/--eval-samples", str(err))
+    if args.compare_gluon:
+        try:
+            check_reference_settings(config.optimizer.name, list(config.run.ctx))
+        except ValueError as err:
+            fail(parser, "--compare-gluon", str(err))
 
 
 def refuse(parser: argparse.ArgumentParser, err: BaseException) -> NoReturn:

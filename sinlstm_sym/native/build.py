@@ -7,8 +7,14 @@ and the CPU's features (``-march=native`` code only runs on the CPU it was built
 A build writes to a temporary name in the same directory and is renamed into place, so a
 half-built library never has the final name; a per-key file lock makes concurrent
 builds in several processes wait for one another instead of compiling twice.
+
+Beside each library a small sidecar, ``sinlstm_native-<key>.json``, records its size and
+SHA-256 (written atomically after the library). A cached library is used only when it
+matches its sidecar: a truncated, damaged or foreign file (loading one can kill the process
+with SIGBUS) is compiled again instead.
 """
 import hashlib
+import json
 import logging
 import os
 import platform
@@ -19,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from ..outputs import write_text_atomic
 
 try:  # POSIX only; elsewhere concurrent builds still never load a partial file (atomic rename)
     import fcntl
@@ -122,11 +130,59 @@ def build_key(cxx: str, flags: List[str]) -> str:
     return digest.hexdigest()[:20]
 
 
+def _file_digest(path: Path) -> Dict[str, object]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return {"size": size, "sha256": digest.hexdigest()}
+
+
+def sidecar_path(library: Path) -> Path:
+    """Where the size and SHA-256 of ``library`` are recorded."""
+    return library.with_suffix(".json")
+
+
+def verify_library(library: Path) -> Optional[str]:
+    """None if ``library`` matches the size and SHA-256 recorded at its build, else why not."""
+    if not library.exists():
+        return "it does not exist"
+    try:
+        recorded = json.loads(sidecar_path(library).read_text())
+        expected = {"size": int(recorded["size"]), "sha256": str(recorded["sha256"])}
+    except FileNotFoundError:
+        return f"its record {sidecar_path(library).name} is missing"
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        return f"its record {sidecar_path(library).name} is unreadable ({err})"
+    try:
+        actual = _file_digest(library)
+    except OSError as err:
+        return f"it cannot be read ({err})"
+    if actual["size"] != expected["size"]:
+        return f"its size is {actual['size']} bytes, {expected['size']} were built"
+    if actual["sha256"] != expected["sha256"]:
+        return "its SHA-256 differs from the one recorded at its build"
+    return None
+
+
+def _cached(target: Path, force: bool) -> bool:
+    """Whether ``target`` can be used as it is; logs why a cached file is rebuilt."""
+    if force:
+        return False
+    problem = verify_library(target)
+    if problem is not None and target.exists():
+        logger.warning("the cached native library %s is damaged or foreign (%s): compiling it again", target, problem)
+    return problem is None
+
+
 def build_library(force: bool = False) -> BuildResult:
     """Return the cached library for this setup, compiling it first if needed.
 
-    Raises :class:`BuildError` when there is no compiler, the compile fails or the cache
-    directory cannot be written.
+    A cached library is returned only if it matches the size and SHA-256 recorded when it
+    was built; otherwise it is compiled again. Raises :class:`BuildError` when there is no
+    compiler, the compile fails or the cache directory cannot be written.
     """
     cxx = find_compiler()
     flags = compile_flags()
@@ -139,7 +195,7 @@ def build_library(force: bool = False) -> BuildResult:
         raise BuildError(f"cannot create the cache directory {directory} ({err})") from None
     target = directory / f"sinlstm_native-{key}.so"
     command = [cxx, *flags, "-I", str(files["include"]), str(SOURCE), str(files["lib_api"]), "-o"]
-    if target.exists() and not force:
+    if target.exists() and verify_library(target) is None and not force:
         return BuildResult(target, False, 0.0, command + [str(target)])
     try:
         lock = open(directory / f"sinlstm_native-{key}.lock", "w")
@@ -148,7 +204,7 @@ def build_library(force: bool = False) -> BuildResult:
     with lock:
         if fcntl is not None:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
-        if target.exists() and not force:  # another process built it while we waited
+        if _cached(target, force):  # another process built (or repaired) it while we waited
             return BuildResult(target, False, 0.0, command + [str(target)])
         fd, tmp_name = tempfile.mkstemp(prefix=f".sinlstm_native-{key}.", suffix=".tmp", dir=directory)
         os.close(fd)
@@ -164,7 +220,9 @@ def build_library(force: bool = False) -> BuildResult:
             if proc.returncode != 0:
                 tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
                 raise BuildError(f"{cxx} exited with {proc.returncode}:\n{tail}")
+            record = json.dumps(_file_digest(tmp))
             os.replace(tmp, target)
+            write_text_atomic(sidecar_path(target), record + "\n")
         finally:
             if tmp.exists():
                 tmp.unlink()

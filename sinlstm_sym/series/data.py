@@ -164,11 +164,15 @@ class Scaling:
             return cls(0.0, 1.0)
         values = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays])
         check_condition(values.size > 0, "scaling needs at least one training value")
-        if method == "standard":
-            center, spread = float(values.mean()), STD_PER_UNIT * float(values.std())
-        else:
-            low, high = float(values.min()), float(values.max())
-            center, spread = (low + high) / 2.0, high - low
+        with np.errstate(over="ignore", invalid="ignore"):
+            if method == "standard":
+                center, spread = float(values.mean()), STD_PER_UNIT * float(values.std())
+            else:
+                low, high = float(values.min()), float(values.max())
+                center, spread = (low + high) / 2.0, high - low
+        check_condition(math.isfinite(center) and math.isfinite(spread), f"scaling {method!r} of the training "
+                        f"values overflows float64 (the largest magnitude is {float(np.abs(values).max()):g}): "
+                        "divide the values by a power of ten first")
         return cls(center, spread if spread > 0 else 1.0)
 
     def transform(self, x: np.ndarray) -> np.ndarray:
@@ -182,6 +186,17 @@ class Scaling:
         return (self.center, self.scale)
 
 
+def _cell_value(path: str, line: int, column: str, text: Optional[str]) -> float:
+    cell = (text or "").strip()
+    try:
+        value = float(cell)
+    except ValueError:
+        raise ValueError(f"{path}, line {line}: column {column!r} holds {cell[:80]!r}, not a number") from None
+    check_condition(math.isfinite(value), f"{path}, line {line}: column {column!r} is {cell!r}: "
+                    "fill or drop missing values first")
+    return value
+
+
 def read_csv_series(path: Union[str, "os.PathLike[str]"], column: str,
                     group: Optional[str] = None) -> Tuple[List[np.ndarray], Optional[List[str]]]:
     """Values of ``column`` in a CSV file with a header row: one series, or one per value of ``group``
@@ -191,20 +206,17 @@ def read_csv_series(path: Union[str, "os.PathLike[str]"], column: str,
     groups: Dict[str, List[float]] = {}
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        for name, what in ((column, "column"), (group, "group")):
-            check_condition(name is None or name in header, f"{what} {name!r} is not a column of {path} "
-                            f"(columns: {header})")
-        for row in reader:
-            cell = (row.get(column) or "").strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                raise ValueError(f"{path}, line {reader.line_num}: column {column!r} holds {cell!r}, not a number"
-                                 ) from None
-            check_condition(math.isfinite(value), f"{path}, line {reader.line_num}: column {column!r} is {cell!r}: "
-                            "fill or drop missing values first")
-            groups.setdefault(row[group] if group else "", []).append(value)
+        try:
+            header = reader.fieldnames or []
+            for name, what in ((column, "column"), (group, "group")):
+                check_condition(name is None or name in header, f"{what} {name!r} is not a column of {path} "
+                                f"(columns: {header})")
+            for row in reader:
+                groups.setdefault(row[group] if group else "", []).append(_cell_value(path, reader.line_num,
+                                                                                      column, row.get(column)))
+        except csv.Error as err:  # a cell over the csv module's field limit, a NUL byte, an unclosed quote
+            raise ValueError(f"{path}, line {reader.line_num + 1}: not a CSV file of values ({err}; a cell may hold at "
+                             f"most {csv.field_size_limit()} characters)") from None
     check_condition(len(groups) > 0, f"{path} has no data rows")
     arrays = [np.asarray(v, dtype=np.float64) for v in groups.values()]
     return arrays, (list(groups) if group else None)
