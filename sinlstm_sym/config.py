@@ -23,9 +23,8 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         DEFAULT_OPTIMIZER_PARAMS, DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES,
                         FUSED_LAYOUT_CELLS, INITS, KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
-from .checkpoint import check_checkpointable_optimizer
-from .context import ContextSpec, resolve_contexts
-from .optimizer_args import argument_defaults, check_optimizer_arg, spec_of
+from .context import context_strings
+from .optimizer_args import argument_defaults, check_checkpointable_optimizer, check_optimizer_arg, spec_of
 from .params import check_hidden_sizes
 
 # Arguments fit sets itself or that cannot be stored as JSON.
@@ -286,10 +285,6 @@ class OptimizerConfig:
         return segment
 
 
-def _context_strings(ctx: ContextSpec) -> Tuple[str, ...]:
-    return tuple(f"{c.device_type}:{c.device_id}" for c in resolve_contexts(ctx))
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """How the run goes: epochs, seed (``None``: drawn once and recorded), devices, kvstore,
@@ -297,7 +292,7 @@ class RunConfig:
 
     num_epoch: int = DEFAULT_NUM_EPOCH
     seed: Optional[int] = None
-    ctx: Any = None  # normalised to a tuple of 'cpu:0'-style strings
+    ctx: Any = None  # normalised to a tuple of 'cpu:0'-style strings; its devices are checked by fit
     kvstore: str = "local"
     log_every: int = 100
     progress_bar: bool = False
@@ -316,7 +311,7 @@ class RunConfig:
         _set(self, "num_epoch", check_int("num_epoch", self.num_epoch, minimum=1))
         if self.seed is not None:
             _set(self, "seed", check_int("seed", self.seed, minimum=0))
-        _set(self, "ctx", _context_strings(self.ctx))
+        _set(self, "ctx", context_strings(self.ctx))  # checked against the machine by fit
         check_choice("kvstore", self.kvstore, KVSTORES)
         _set(self, "log_every", check_int("log_every", self.log_every, minimum=1))
         check_bool("progress_bar", self.progress_bar)
@@ -370,6 +365,20 @@ RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar",
                      "validate_every", "target_max_error", "patience")
 
 
+def _changed_sections(sections: Dict[str, Any], flat: Mapping[str, Any]) -> Dict[str, Any]:
+    """``sections`` (name -> section object) with the given flat settings changed."""
+    unknown = sorted(set(flat) - set(_FLAT))
+    check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError)
+    if "optimizer" in flat and "optimizer_params" not in flat and \
+            str(flat["optimizer"]).lower() != sections["optimizer"].name:
+        flat = dict(flat, optimizer_params={})  # another optimizer starts from MXNet's own arguments
+    changes: Dict[str, Dict[str, Any]] = {}
+    for key, value in flat.items():
+        section, name = _FLAT[key]
+        changes.setdefault(section, {})[name] = value
+    return {s: dataclasses.replace(obj, **changes[s]) if s in changes else obj for s, obj in sections.items()}
+
+
 @dataclass(frozen=True)
 class FitConfig:
     """Everything :func:`~sinlstm_sym.training.fit` needs, in four validated sections."""
@@ -395,21 +404,12 @@ class FitConfig:
 
     def replace(self, **flat: Any) -> "FitConfig":
         """A copy with the given flat settings changed (``buckets=...``, ``optimizer_params=...``)."""
-        unknown = sorted(set(flat) - set(_FLAT))
-        check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError)
-        if "optimizer" in flat and "optimizer_params" not in flat and \
-                str(flat["optimizer"]).lower() != self.optimizer.name:
-            flat = dict(flat, optimizer_params={})  # another optimizer starts from MXNet's own arguments
-        changes: Dict[str, Dict[str, Any]] = {}
-        for key, value in flat.items():
-            section, name = _FLAT[key]
-            changes.setdefault(section, {})[name] = value
-        return dataclasses.replace(self, **{s: dataclasses.replace(getattr(self, s), **c) for s, c in changes.items()})
+        return type(self)(**_changed_sections({s: getattr(self, s) for s in _SECTIONS}, flat))
 
     @classmethod
     def from_flat(cls, **flat: Any) -> "FitConfig":
         """A configuration from flat settings, the others at their defaults."""
-        return cls().replace(**flat)
+        return cls(**_changed_sections({s: klass() for s, klass in _SECTIONS.items()}, flat))
 
     def flat(self) -> Dict[str, Any]:
         """Every setting under its flat keyword."""
