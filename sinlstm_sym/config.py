@@ -22,7 +22,9 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         DEFAULT_LR_SCHEDULE, DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER,
                         DEFAULT_OPTIMIZER_PARAMS, DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES,
                         FUSED_LAYOUT_CELLS, INITS, KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
-                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
+                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE, SERIES_BATCH_SIZE,
+                        SERIES_BUCKETS, SERIES_FORGET_BIAS, SERIES_HIDDEN_SIZES, SERIES_NUM_EPOCH, SERIES_NUM_SAMPLES,
+                        SERIES_OPTIMIZER_PARAMS)
 from .context import context_strings
 from .optimizer_args import argument_defaults, check_checkpointable_optimizer, check_optimizer_arg, spec_of
 from .params import check_hidden_sizes
@@ -464,11 +466,23 @@ class FitConfig:
         every bias 0, no forget-gate offset); with ``flat`` settings changed."""
         return cls.from_flat(**{**ORIGINAL_SETTINGS, **flat})
 
+    @classmethod
+    def series(cls, **flat: Any) -> "FitConfig":
+        """The recipe for real series (:func:`~sinlstm_sym.series.fit_series`, ``examples/own_series.py``):
+        next-value windows of 5, 10, 15 and 20 points (``feature='value'``, last-step label), a 32-32-1 stack,
+        batch 100, 60000 windows per epoch, 5 epochs, Adam at a constant 0.01 with weight decay 1e-4 and the
+        forget-gate bias 1; with ``flat`` settings changed."""
+        return cls.from_flat(**{**SERIES_SETTINGS, **flat})
+
 
 ORIGINAL_SETTINGS: Dict[str, Any] = dict(
     buckets=ORIGINAL_BUCKETS, label_mode="last", batch_size=ORIGINAL_BATCH_SIZE, num_samples=ORIGINAL_NUM_SAMPLES,
     num_epoch=1, optimizer_params={}, lr_schedule=None, forget_bias=ORIGINAL_FORGET_BIAS, init=ORIGINAL_INIT,
     step_weight=0.0, t_low=ORIGINAL_T_RANGE[0], t_high=ORIGINAL_T_RANGE[1])
+SERIES_SETTINGS: Dict[str, Any] = dict(
+    feature="value", label_mode="last", buckets=SERIES_BUCKETS, hidden_sizes=SERIES_HIDDEN_SIZES,
+    batch_size=SERIES_BATCH_SIZE, num_samples=SERIES_NUM_SAMPLES, num_epoch=SERIES_NUM_EPOCH,
+    optimizer_params=SERIES_OPTIMIZER_PARAMS, lr_schedule=None, forget_bias=SERIES_FORGET_BIAS)
 # The defaults of version 0.1, whose checkpoints store flat settings: the original's task with the library's
 # initial weights and forget bias 1 (what 0.1 called the original).
 V01_DEFAULTS: Dict[str, Any] = dict(ORIGINAL_SETTINGS, forget_bias=1.0, init=DEFAULT_INIT)

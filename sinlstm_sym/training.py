@@ -228,14 +228,13 @@ def _fit(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Opt
 
 def _plan(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter],
           cleanup: contextlib.ExitStack) -> Tuple[_Plan, Optional[RunWriter]]:
-    """Every check and settled value, in order: the devices, the output and the run resumed, the model's
-    spec (its cell resolved once), the data (the built-in iterator is made once: it checks the data
-    settings), the kvstore; then the settled configuration. Also the locked writer of a resumed run."""
+    """Every check and settled value, in order: the devices, the output and the run resumed, the data (the
+    built-in iterator is made once: it checks the data settings), the kvstore, the model's spec (its cell
+    resolved once); then the settled configuration. Also the locked writer of a resumed run."""
     contexts = resolve_contexts(list(config.run.ctx))  # the configuration names devices; this machine has them?
     saved, writer = _check_before_training(config, train_iter, eval_iter, cleanup)
     saved_config = _saved_config(saved) if saved is not None else None
     seed = config.run.seed if config.run.seed is not None or saved_config is None else saved_config.run.seed
-    spec = ModelSpec.from_model(config.model, contexts)
     built_in = train_iter is None
     if train_iter is None:  # before connecting to anything
         train_iter = SinBucketIter.from_config(config.data, config.model, seed=seed)
@@ -246,6 +245,7 @@ def _plan(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Op
     if built_in and config.run.distributed:  # this worker's shard of the same epoch, once its rank is known
         train_iter = SinBucketIter.from_config(config.data, config.model, seed=seed, num_parts=num_workers,
                                                part_index=rank)
+    spec = ModelSpec.from_model(config.model, contexts)  # the cell resolved once (it may build the operator)
     config = _settle(config, saved, saved_config, train_iter, spec, seed)
     return _Plan(config, spec, contexts, train_iter, saved, kv, rank, num_workers), writer
 

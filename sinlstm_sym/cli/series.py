@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional
 
-from ..config import FitConfig
+from ..config import SERIES_SETTINGS, FitConfig
 from ..constants import LABEL_MODES
 from ..series.data import SCALINGS, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
@@ -28,12 +28,8 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--hidden-sizes": "hidden_sizes", "--ba
                  "--optimizer": "optimizer", "--optimizer-params": "optimizer_params", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint"}
 _NEEDS = {"optimizer_params": ("optimizer",), "num_samples": ("batch_size",)}
-# The recipe tuned on the sunspots demo (see README, "Your own series"): a constant rate and the forget-gate
-# bias 1 (the sine recipe's cosine schedule and bias 0 were not tuned for it), beside the flags' defaults below.
-SERIES_RECIPE: Dict[str, Any] = {"lr_schedule": None, "forget_bias": 1.0}
-DEFAULTS: Dict[str, Any] = {"buckets": [5, 10, 15, 20], "hidden_sizes": [32, 32, 1], "batch_size": 100,
-                            "num_samples": 60000, "num_epoch": 5, "label_mode": "last",
-                            "optimizer_params": {"learning_rate": 0.01, "wd": 0.0001}}
+# The flags' defaults: the series recipe (FitConfig.series()), lists as argparse shows them.
+DEFAULTS: Dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in SERIES_SETTINGS.items()}
 
 
 def holdout(text: str) -> Any:
@@ -105,7 +101,7 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
         except (ValueError, TypeError) as err:
             fail(parser, flag, str(err))
     try:
-        config = FitConfig.from_flat(feature="value", **SERIES_RECIPE, **settings)
+        config = FitConfig.series(**settings)
     except (ValueError, TypeError) as err:
         flags = flags_named(str(err), FLAG_SETTINGS)
         fail(parser, flags or "--buckets", str(err))

@@ -41,13 +41,15 @@ def fit_series(series: Any, config: Optional[FitConfig] = None, *, test: Holdout
     The last ``test`` and, before it, ``valid`` points of every series (fractions or numbers
     of points) are held out: training windows come from the rest only
     (:class:`SeriesBucketIter` on ``split.train``), and so does the ``scaling``, which is
-    stored in ``config.model.scaling``. ``config.data`` gives the window lengths (``buckets``),
-    ``batch_size``, ``num_samples`` (windows per epoch) and ``length_weights``; the model's
-    ``feature`` is ``'value'``. The validation part, when long enough, is ``fit``'s ``eval_iter``.
+    stored in ``config.model.scaling``. ``config`` defaults to the series recipe,
+    :meth:`FitConfig.series() <sinlstm_sym.config.FitConfig.series>`; ``settings`` change it.
+    ``config.data`` gives the window lengths (``buckets``), ``batch_size``, ``num_samples`` (windows
+    per epoch) and ``length_weights``; the model's ``feature`` is ``'value'``. The validation part,
+    when long enough, is ``fit``'s ``eval_iter``.
     """
     check_condition(config is None or isinstance(config, FitConfig),
                     f"config must be a FitConfig or None, got {type(config).__name__}", TypeError)
-    config = (config or FitConfig()).replace(feature="value", **settings)
+    config = FitConfig.series(**settings) if config is None else config.replace(feature="value", **settings)
     seed = config.run.seed if config.run.seed is not None else int(np.random.SeedSequence().generate_state(1)[0] >> 1)
     split = split_by_time(series, test=test, valid=valid, names=names)
     data = config.data
