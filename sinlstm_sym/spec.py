@@ -15,7 +15,7 @@ import numpy as np
 from .checks import check_condition
 from .config import ModelConfig
 from .constants import FUSED_LAYOUT_CELLS
-from .native import resolve_cell
+from .native import choose_cell
 from .params import ParamDict, canonical_from, layout_for
 
 
@@ -39,7 +39,7 @@ class ModelSpec:
         resolved, which may build the native operator once per process."""
         check_condition(isinstance(model, ModelConfig), f"model must be a ModelConfig, got {type(model).__name__}",
                         TypeError)
-        return cls(hidden_sizes=model.hidden_sizes, cell=resolve_cell(model.cell, contexts),
+        return cls(hidden_sizes=model.hidden_sizes, cell=choose_cell(model.cell, contexts),
                    label_mode=model.label_mode, feature=model.feature, scaling=model.scaling,
                    step_weight=model.step_weight, step_tau=model.step_tau, forget_bias=model.forget_bias,
                    init=model.init)

@@ -97,7 +97,7 @@ def test_sinlstm_evaluate_reads_a_gpu_trained_checkpoint(gpu_checkpoint, tmp_pat
 
 def test_fit_resolves_the_cell_once_and_builds_one_configuration_and_one_iterator(monkeypatch):
     counts = {"resolve": 0, "FitConfig": 0, "SinBucketIter": 0}
-    resolve, post, init = spec_module.resolve_cell, config_module.FitConfig.__post_init__, \
+    resolve, post, init = spec_module.choose_cell, config_module.FitConfig.__post_init__, \
         data_module.SinBucketIter.__init__
 
     def counted(name, original):
@@ -106,7 +106,7 @@ def test_fit_resolves_the_cell_once_and_builds_one_configuration_and_one_iterato
             return original(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(spec_module, "resolve_cell", counted("resolve", resolve))
+    monkeypatch.setattr(spec_module, "choose_cell", counted("resolve", resolve))
     monkeypatch.setattr(config_module.FitConfig, "__post_init__", counted("FitConfig", post))
     monkeypatch.setattr(data_module.SinBucketIter, "__init__", counted("SinBucketIter", init))
     config = FitConfig.from_flat(cell="auto", **SMALL)
@@ -131,8 +131,9 @@ def test_a_sym_gen_only_builds_symbols(monkeypatch):
         raise AssertionError("a sym_gen call resolved the cell or loaded the native operator")
 
     monkeypatch.setattr(native, "resolve_cell", refuse)
+    monkeypatch.setattr(native, "choose_cell", refuse)
     monkeypatch.setattr(native, "load_native", refuse)
-    monkeypatch.setattr(spec_module, "resolve_cell", refuse)
+    monkeypatch.setattr(spec_module, "choose_cell", refuse)
     first, data_names, label_names = _fresh_names(sym_gen, 4)
     assert (data_names, label_names) == ((DATA_NAME,), (LABEL_NAME,))
     assert _fresh_names(sym_gen, 4)[0].tojson() == first.tojson()

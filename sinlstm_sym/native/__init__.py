@@ -24,7 +24,7 @@ from .build import OP_NAME, BuildError, BuildResult, build_library
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["native_available", "load_native", "lstm_stack", "stack_operator", "resolve_cell",
+__all__ = ["native_available", "load_native", "lstm_stack", "stack_operator", "resolve_cell", "choose_cell",
            "NativeUnavailableError"]
 
 _LOCK = threading.Lock()
@@ -78,11 +78,18 @@ def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> 
     operator cannot load. Other cells are returned unchanged. The choice is logged.
     """
     cell = check_choice("cell", cell, CELLS)
+    if contexts is not None and cell in ("native", "auto"):
+        check_condition(all(isinstance(c, mx.Context) for c in contexts),
+                        f"contexts must be mx.Context objects, got {list(contexts)!r}", TypeError)
+    return choose_cell(cell, contexts)
+
+
+def choose_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> str:
+    """:func:`resolve_cell` of arguments already checked (a :class:`~sinlstm_sym.config.ModelConfig`'s cell,
+    contexts from :func:`~sinlstm_sym.context.resolve_contexts`)."""
     if cell not in ("native", "auto"):
         return cell
     devices = list(contexts) if contexts is not None else [mx.current_context()]
-    check_condition(all(isinstance(c, mx.Context) for c in devices),
-                    f"contexts must be mx.Context objects, got {devices!r}", TypeError)
     if not all(_is_cpu(c) for c in devices):
         logger.info("cell=%r on %s: using cell='fused' (the native operator runs on CPU only)",
                     cell, [str(c) for c in devices])
