@@ -97,24 +97,31 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
                         init_seed=check_int("init_seed", init_seed, minimum=0))
 
 
-def _stack_prediction(spec: ModelSpec, data_name: str, length: int, initializer: StackInit) -> mx.sym.Symbol:
-    """The prediction of ``spec``'s stack for windows of ``length``: ``(B, L)`` or ``(B, 1)`` by label mode."""
+def _unrolled_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
     data = mx.sym.var(data_name)
-    if spec.cell == "unrolled":
-        seq = _unrolled_stack(data, length, spec.hidden_sizes, initializer)  # (B, L, h)
-        steps = seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
-        return mx.sym.reshape(steps, shape=(0, -1))
-    if spec.cell == "native":
-        # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
-        data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
-        params = [mx.sym.var(name, shape=shape, init=initializer)
-                  for name, shape in fused_shapes(spec.hidden_sizes).items()]
-        seq = stack_operator(data, params, spec.hidden_sizes)  # (B, L)
-        return seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
-    seq = _fused_stack(data, spec.hidden_sizes, initializer)  # (L, B, h)
+    seq = _unrolled_stack(data, length, spec.hidden_sizes, init)  # (B, L, h)
+    steps = seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
+    return mx.sym.reshape(steps, shape=(0, -1))
+
+
+def _native_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
+    # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
+    data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
+    params = [mx.sym.var(name, shape=shape, init=init) for name, shape in fused_shapes(spec.hidden_sizes).items()]
+    seq = stack_operator(data, params, spec.hidden_sizes)  # (B, L)
+    return seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
+
+
+def _fused_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
+    seq = _fused_stack(mx.sym.var(data_name), spec.hidden_sizes, init)  # (L, B, h)
     if spec.label_mode == "sequence":
         return mx.sym.reshape(mx.sym.swapaxes(seq, dim1=0, dim2=1), shape=(0, -1))
     return mx.sym.reshape(mx.sym.slice_axis(seq, axis=0, begin=length - 1, end=length), shape=(-3, -1))
+
+
+# The prediction ``(B, L)`` or ``(B, 1)`` (by label mode) of a resolved cell's stack for windows of one length.
+_PREDICTIONS: Dict[str, Callable[[ModelSpec, str, int, StackInit], mx.sym.Symbol]] = {
+    "unrolled": _unrolled_prediction, "native": _native_prediction, "fused": _fused_prediction}
 
 
 def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_NAME, label_name: str = LABEL_NAME,
@@ -125,12 +132,15 @@ def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_
     data_name = check_name("data_name", data_name)
     label_name = check_name("label_name", label_name)
     check_condition(data_name != label_name, f"data_name and label_name must differ, both are {data_name!r}")
+    check_condition(spec.cell in _PREDICTIONS, f"spec.cell must be a resolved cell, one of {list(_PREDICTIONS)} "
+                    f"(ModelSpec.from_model resolves it), got {spec.cell!r}")
     initializer = StackInit.for_spec(spec, init_seed)
+    predict = _PREDICTIONS[spec.cell]  # the cell chosen once
     weigh = bool(spec.step_weight) and spec.label_mode == "sequence"
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")
-        pred = _stack_prediction(spec, data_name, length, initializer)
+        pred = predict(spec, data_name, length, initializer)
         if not with_loss:
             return mx.sym.identity(pred, name=PRED_NAME), (data_name,), None
         if weigh:
