@@ -167,3 +167,23 @@ def test_the_series_recipe_is_the_configurations():
     flags = {setting: getattr(args, flag[2:].replace("-", "_")) for flag, setting in series_cli.FLAG_SETTINGS.items()}
     from_cli = FitConfig.series(**flags)
     assert from_cli.replace(seed=None, log_every=recipe.run.log_every) == recipe  # the flags' defaults are it
+
+
+def test_the_series_command_line_builds_its_training_windows_once(tmp_path, monkeypatch, capsys):
+    from sinlstm_sym.cli import series as series_cli
+    from sinlstm_sym.series import iterator as iterator_module
+    built = []
+    init = iterator_module.SeriesBucketIter.__init__
+
+    def counted(self, *args, **kwargs):
+        built.append(kwargs.get("refresh", True))  # refresh=False: the fixed validation windows
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(iterator_module.SeriesBucketIter, "__init__", counted)
+    path = tmp_path / "d.csv"
+    path.write_text("t,v\n" + "".join(f"{i},{np.sin(i / 3):.4f}\n" for i in range(160)))
+    assert series_cli.main(["--csv", str(path), "--column", "v", "--buckets", "4,8", "--hidden-sizes", "4,1",
+                            "--num-samples", "200", "--num-epoch", "1", "--horizon", "2", "--references", "off",
+                            "--log-every", "1000"]) == 0
+    assert built == [True, False]  # one training iterator (checked and trained), one validation iterator
+    assert "MASE" in capsys.readouterr().out

@@ -15,9 +15,8 @@ from ..config import SERIES_SETTINGS, FitConfig
 from ..constants import LABEL_MODES
 from ..series.data import SCALINGS, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
-from ..series.iterator import SeriesBucketIter
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
-from ..series.training import fit_series
+from ..series.training import fit_planned, plan_series
 from ..trainer import NonFiniteLossError, TrainingDivergedError
 from .args import (Parser, check_output_flags, fail, flags_named, int_at_least, int_list, json_dict, json_file,
                    plot_file)
@@ -93,7 +92,7 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
-    """Every flag and the data checked before training; returns (config, series, names)."""
+    """Every flag and the data checked before training; returns the plan to train."""
     settings = _settings(args)
     for flag, setting in FLAG_SETTINGS.items():
         try:
@@ -116,9 +115,7 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     except (ValueError, TypeError) as err:
         fail(parser, "--test/--valid", str(err))
     try:
-        SeriesBucketIter(split.train, config.data.buckets, batch_size=config.data.batch_size,
-                         num_samples=config.data.num_samples, label_mode=config.model.label_mode, seed=0,
-                         names=split.names)
+        plan = plan_series(split, config, args.scaling)  # the windows trained on, built once
     except (ValueError, TypeError) as err:
         fail(parser, "--buckets", f"{err} (the training part is what is left after --test and --valid)")
     needed = args.horizon - 1 + max(args.horizon, args.season or 1)
@@ -126,17 +123,17 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
         fail(parser, "--horizon/--season/--test", f"no series has a test part with at least {needed} points before "
              f"it (horizon - 1 + max(horizon, season)) to score every horizon")
     check_output_flags(parser, args.checkpoint, args.plot)
-    return config, series, names
+    return plan
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    config, series, names = check_all(parser, args)
+    plan = check_all(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        fitted = fit_series(series, config, test=args.test, valid=args.valid, scaling=args.scaling, names=names)
+        fitted = fit_planned(plan)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
