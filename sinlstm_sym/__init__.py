@@ -17,15 +17,12 @@ from .bucket_checks import SafeBucketingModule  # noqa: E402
 from .checkpoint import load_checkpoint  # noqa: E402
 from .config import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig  # noqa: E402
 from .data import SinBucketIter  # noqa: E402
-from .distributed import install_exit_hooks  # noqa: E402
 from .evaluation import evaluate  # noqa: E402
 from .predictor import Predictor  # noqa: E402
 from .symbol import make_sym_gen  # noqa: E402
 from .trainer import NonFiniteLossError  # noqa: E402
 from .training import FitResult, fit  # noqa: E402
 from .version import __version__  # noqa: E402
-
-install_exit_hooks()  # only under python -m sinlstm_sym.launch: a failing worker ends the job, never hangs
 
 __all__ = ["fit", "FitConfig", "ModelConfig", "DataConfig", "OptimizerConfig", "RunConfig", "FitResult",
            "SinBucketIter", "make_sym_gen", "Predictor", "evaluate", "SafeBucketingModule", "NonFiniteLossError",

@@ -22,11 +22,12 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         DEFAULT_LR_SCHEDULE, DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER,
                         DEFAULT_OPTIMIZER_PARAMS, DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES,
                         FUSED_LAYOUT_CELLS, INITS, KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
-                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
-from .checkpoint import check_checkpointable_optimizer
-from .context import ContextSpec, resolve_contexts
+                        ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE, SERIES_BATCH_SIZE,
+                        SERIES_BUCKETS, SERIES_FORGET_BIAS, SERIES_HIDDEN_SIZES, SERIES_NUM_EPOCH, SERIES_NUM_SAMPLES,
+                        SERIES_OPTIMIZER_PARAMS)
+from .context import context_strings
 from .limits import check_training, check_validation
-from .optimizer_args import argument_defaults, check_optimizer_arg, spec_of
+from .optimizer_args import argument_defaults, check_checkpointable_optimizer, check_optimizer_arg, spec_of
 from .params import check_hidden_sizes
 
 # Arguments fit sets itself or that cannot be stored as JSON.
@@ -287,10 +288,6 @@ class OptimizerConfig:
         return segment
 
 
-def _context_strings(ctx: ContextSpec) -> Tuple[str, ...]:
-    return tuple(f"{c.device_type}:{c.device_id}" for c in resolve_contexts(ctx))
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """How the run goes: epochs, seed (``None``: drawn once and recorded), devices, kvstore,
@@ -298,7 +295,7 @@ class RunConfig:
 
     num_epoch: int = DEFAULT_NUM_EPOCH
     seed: Optional[int] = None
-    ctx: Any = None  # normalised to a tuple of 'cpu:0'-style strings
+    ctx: Any = None  # normalised to a tuple of 'cpu:0'-style strings; its devices are checked by fit
     kvstore: str = "local"
     log_every: int = 100
     progress_bar: bool = False
@@ -317,7 +314,7 @@ class RunConfig:
         _set(self, "num_epoch", check_int("num_epoch", self.num_epoch, minimum=1))
         if self.seed is not None:
             _set(self, "seed", check_int("seed", self.seed, minimum=0))
-        _set(self, "ctx", _context_strings(self.ctx))
+        _set(self, "ctx", context_strings(self.ctx))  # checked against the machine by fit
         check_choice("kvstore", self.kvstore, KVSTORES)
         _set(self, "log_every", check_int("log_every", self.log_every, minimum=1))
         check_bool("progress_bar", self.progress_bar)
@@ -371,6 +368,20 @@ RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar",
                      "validate_every", "target_max_error", "patience")
 
 
+def _changed_sections(sections: Dict[str, Any], flat: Mapping[str, Any]) -> Dict[str, Any]:
+    """``sections`` (name -> section object) with the given flat settings changed."""
+    unknown = sorted(set(flat) - set(_FLAT))
+    check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError)
+    if "optimizer" in flat and "optimizer_params" not in flat and \
+            str(flat["optimizer"]).lower() != sections["optimizer"].name:
+        flat = dict(flat, optimizer_params={})  # another optimizer starts from MXNet's own arguments
+    changes: Dict[str, Dict[str, Any]] = {}
+    for key, value in flat.items():
+        section, name = _FLAT[key]
+        changes.setdefault(section, {})[name] = value
+    return {s: dataclasses.replace(obj, **changes[s]) if s in changes else obj for s, obj in sections.items()}
+
+
 @dataclass(frozen=True)
 class FitConfig:
     """Everything :func:`~sinlstm_sym.training.fit` needs, in four validated sections."""
@@ -407,21 +418,12 @@ class FitConfig:
 
     def replace(self, **flat: Any) -> "FitConfig":
         """A copy with the given flat settings changed (``buckets=...``, ``optimizer_params=...``)."""
-        unknown = sorted(set(flat) - set(_FLAT))
-        check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError)
-        if "optimizer" in flat and "optimizer_params" not in flat and \
-                str(flat["optimizer"]).lower() != self.optimizer.name:
-            flat = dict(flat, optimizer_params={})  # another optimizer starts from MXNet's own arguments
-        changes: Dict[str, Dict[str, Any]] = {}
-        for key, value in flat.items():
-            section, name = _FLAT[key]
-            changes.setdefault(section, {})[name] = value
-        return dataclasses.replace(self, **{s: dataclasses.replace(getattr(self, s), **c) for s, c in changes.items()})
+        return type(self)(**_changed_sections({s: getattr(self, s) for s in _SECTIONS}, flat))
 
     @classmethod
     def from_flat(cls, **flat: Any) -> "FitConfig":
         """A configuration from flat settings, the others at their defaults."""
-        return cls().replace(**flat)
+        return cls(**_changed_sections({s: klass() for s, klass in _SECTIONS.items()}, flat))
 
     def flat(self) -> Dict[str, Any]:
         """Every setting under its flat keyword."""
@@ -476,11 +478,23 @@ class FitConfig:
         every bias 0, no forget-gate offset); with ``flat`` settings changed."""
         return cls.from_flat(**{**ORIGINAL_SETTINGS, **flat})
 
+    @classmethod
+    def series(cls, **flat: Any) -> "FitConfig":
+        """The recipe for real series (:func:`~sinlstm_sym.series.fit_series`, ``examples/own_series.py``):
+        next-value windows of 5, 10, 15 and 20 points (``feature='value'``, last-step label), a 32-32-1 stack,
+        batch 100, 60000 windows per epoch, 5 epochs, Adam at a constant 0.01 with weight decay 1e-4 and the
+        forget-gate bias 1; with ``flat`` settings changed."""
+        return cls.from_flat(**{**SERIES_SETTINGS, **flat})
+
 
 ORIGINAL_SETTINGS: Dict[str, Any] = dict(
     buckets=ORIGINAL_BUCKETS, label_mode="last", batch_size=ORIGINAL_BATCH_SIZE, num_samples=ORIGINAL_NUM_SAMPLES,
     num_epoch=1, optimizer_params={}, lr_schedule=None, forget_bias=ORIGINAL_FORGET_BIAS, init=ORIGINAL_INIT,
     step_weight=0.0, t_low=ORIGINAL_T_RANGE[0], t_high=ORIGINAL_T_RANGE[1])
+SERIES_SETTINGS: Dict[str, Any] = dict(
+    feature="value", label_mode="last", buckets=SERIES_BUCKETS, hidden_sizes=SERIES_HIDDEN_SIZES,
+    batch_size=SERIES_BATCH_SIZE, num_samples=SERIES_NUM_SAMPLES, num_epoch=SERIES_NUM_EPOCH,
+    optimizer_params=SERIES_OPTIMIZER_PARAMS, lr_schedule=None, forget_bias=SERIES_FORGET_BIAS)
 # The defaults of version 0.1, whose checkpoints store flat settings: the original's task with the library's
 # initial weights and forget bias 1 (what 0.1 called the original).
 V01_DEFAULTS: Dict[str, Any] = dict(ORIGINAL_SETTINGS, forget_bias=1.0, init=DEFAULT_INIT)

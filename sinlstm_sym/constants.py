@@ -43,6 +43,15 @@ ORIGINAL_T_RANGE = (0.0, 1.0)  # the original's t0 ~ U[0, 1)
 ORIGINAL_BUCKETS: Tuple[int, ...] = (9,)  # the original 2018 task: 9 steps, last label, batch 300, 300000 per pass
 ORIGINAL_BATCH_SIZE = 300
 ORIGINAL_NUM_SAMPLES = 300000
+# The recipe for real series (FitConfig.series()), tuned on the sunspots demo (README, "Your own series"): a
+# constant rate and the forget-gate bias 1 (the sine recipe's cosine schedule and bias 0 were not tuned for it).
+SERIES_BUCKETS: Tuple[int, ...] = (5, 10, 15, 20)
+SERIES_HIDDEN_SIZES: Tuple[int, ...] = (32, 32, 1)
+SERIES_BATCH_SIZE = 100
+SERIES_NUM_SAMPLES = 60000
+SERIES_NUM_EPOCH = 5
+SERIES_FORGET_BIAS = 1.0
+SERIES_OPTIMIZER_PARAMS = {"learning_rate": 0.01, "wd": 0.0001}
 
 # --- the 2018 note's figures (docs/results.md) --------------------------------
 # Mean loss of batches 1-20, 21-40, ..., 81-100 of the fixed task (FitConfig.original()), per optimizer.

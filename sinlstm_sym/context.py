@@ -1,5 +1,6 @@
-"""Turn the user's ``ctx`` argument into a list of ``mx.Context``, checked before binding."""
-from typing import List, Sequence, Union
+"""Turn the user's ``ctx`` argument into a list of ``mx.Context``: its form when a configuration is made,
+the machine's devices only when something is trained or predicted on them."""
+from typing import List, Sequence, Tuple, Union
 
 import mxnet as mx
 
@@ -38,8 +39,9 @@ def _one(spec: object) -> List[mx.Context]:
     raise TypeError(f"ctx must be {_ACCEPTED}, got {spec!r} ({type(spec).__name__})")
 
 
-def resolve_contexts(ctx: ContextSpec) -> List[mx.Context]:
-    """The contexts to train on; raises before binding if a GPU is asked for and absent."""
+def parse_contexts(ctx: ContextSpec) -> List[mx.Context]:
+    """The contexts ``ctx`` names, checked for form only: no device is probed (a configuration read on
+    another machine, e.g. a GPU-trained checkpoint on a CPU-only host, stays readable)."""
     if ctx is None:
         contexts = [mx.cpu()]
     elif isinstance(ctx, (str, mx.Context)):
@@ -50,6 +52,18 @@ def resolve_contexts(ctx: ContextSpec) -> List[mx.Context]:
     else:
         raise TypeError(f"ctx must be {_ACCEPTED}, got {ctx!r} ({type(ctx).__name__})")
     check_condition(len(set(map(str, contexts))) == len(contexts), f"ctx lists a device twice: {contexts}")
+    return contexts
+
+
+def context_strings(ctx: ContextSpec) -> Tuple[str, ...]:
+    """``ctx`` as ``'cpu:0'``-style strings (what a configuration stores), checked for form only."""
+    return tuple(f"{c.device_type}:{c.device_id}" for c in parse_contexts(ctx))
+
+
+def resolve_contexts(ctx: ContextSpec) -> List[mx.Context]:
+    """The contexts to train or predict on, checked against this machine: raises before binding if a GPU
+    is asked for and absent."""
+    contexts = parse_contexts(ctx)
     gpus = [c for c in contexts if c.device_type == "gpu"]
     if gpus:
         available = mx.context.num_gpus()

@@ -107,4 +107,22 @@ def spec_of(name: str, default: Any) -> Optional[_Spec]:
     return ARG_KINDS.get(name) or _spec_from_default(default)
 
 
-__all__ = ["ARG_KINDS", "argument_defaults", "check_optimizer_arg", "spec_of"]
+# Optimizers whose whole state is their update counters and per-parameter NDArrays (or
+# tuples of them, or None); the others keep state in attributes (Nadam's m_schedule,
+# LBSGD, LARS), hold None inside a tuple (DCASGD) or draw random numbers (SGLD): a resume could not
+# continue exactly.
+CHECKPOINTABLE_OPTIMIZERS = ("adam", "sgd", "nag", "adamax", "adagrad", "adadelta", "rmsprop", "ftrl", "signum",
+                             "ftml", "lamb")
+
+
+def check_checkpointable_optimizer(name: str) -> None:
+    """Refuse an optimizer whose state a checkpoint cannot hold exactly (``ValueError`` naming the supported ones)."""
+    check_condition(isinstance(name, str), f"optimizer must be an MXNet optimizer name such as 'adam' or 'sgd', "
+                    f"got {name!r}", TypeError)
+    check_condition(name.lower() in CHECKPOINTABLE_OPTIMIZERS,
+                    f"optimizer {name!r} cannot be checkpointed (its state is not only per-parameter arrays and "
+                    f"update counts); with checkpoint='DIR' use one of {', '.join(CHECKPOINTABLE_OPTIMIZERS)}")
+
+
+__all__ = ["ARG_KINDS", "CHECKPOINTABLE_OPTIMIZERS", "argument_defaults", "check_checkpointable_optimizer",
+           "check_optimizer_arg", "spec_of"]

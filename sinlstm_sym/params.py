@@ -8,14 +8,17 @@ the same numbers as one flat vector ``lstm{i}_parameters``: both weights, then b
 biases. The native operator (``cell='native'``, :mod:`sinlstm_sym.native`) uses the fused
 layout, and so does ``'auto'`` (native where it loads, else fused).
 """
-from typing import Any, Dict, Mapping, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
-from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
+from .checks import check_choice, check_condition, check_int, check_int_sequence
 from .constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
                         INPUT_SIZE, MAX_ARRAY_ELEMENTS)
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec
 
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
@@ -75,9 +78,13 @@ def init_params(hidden_sizes: Sequence[int], seed: int, forget_bias: float = DEF
     except the forget gate's i2h bias, ``forget_bias`` (as ``mx.rnn.LSTMCell``; Gluon's ``LSTMCell`` has
     none: 0). Uses its own generator; the global RNGs are untouched.
     """
-    hidden_sizes = check_hidden_sizes(hidden_sizes)
-    seed = check_int("seed", seed, minimum=0)
-    init = check_choice("init", init, INITS)
+    return initial_values(check_hidden_sizes(hidden_sizes), check_int("seed", seed, minimum=0), forget_bias,
+                          input_size, check_choice("init", init, INITS))
+
+
+def initial_values(hidden_sizes: Sequence[int], seed: int, forget_bias: float, input_size: int,
+                   init: str) -> ParamDict:
+    """:func:`init_params` of arguments already checked (a :class:`~sinlstm_sym.spec.ModelSpec`'s)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(0x1517,)))
     params: ParamDict = {}
     for name, shape in unpacked_shapes(hidden_sizes, input_size).items():
@@ -118,20 +125,28 @@ def unpack_fused(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int],
     return out
 
 
-def to_layout(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
-    """Canonical-layout ``params`` in the layout of ``cell`` (one of ``CELLS``)."""
-    check_choice("cell", cell, CELLS)
-    if cell in FUSED_LAYOUT_CELLS:
+def layout_for(params: Mapping[str, np.ndarray], fused: bool, hidden_sizes: Sequence[int]) -> ParamDict:
+    """Canonical-layout ``params`` in the fused layout (``fused``) or as float32 arrays."""
+    if fused:
         return pack_fused(params, hidden_sizes)
     return {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
 
 
-def to_canonical(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
-    """``params`` of ``cell``'s layout in the canonical layout."""
-    check_choice("cell", cell, CELLS)
-    if cell in FUSED_LAYOUT_CELLS:
+def canonical_from(params: Mapping[str, np.ndarray], fused: bool, hidden_sizes: Sequence[int]) -> ParamDict:
+    """``params`` of the fused layout (``fused``) or the canonical one, in the canonical layout."""
+    if fused:
         return unpack_fused(params, hidden_sizes)
     return {k: np.asarray(v) for k, v in params.items()}
+
+
+def to_layout(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
+    """Canonical-layout ``params`` in the layout of ``cell`` (one of ``CELLS``)."""
+    return layout_for(params, check_choice("cell", cell, CELLS) in FUSED_LAYOUT_CELLS, hidden_sizes)
+
+
+def to_canonical(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
+    """``params`` of ``cell``'s layout in the canonical layout."""
+    return canonical_from(params, check_choice("cell", cell, CELLS) in FUSED_LAYOUT_CELLS, hidden_sizes)
 
 
 @mx.init.register
@@ -139,24 +154,26 @@ class StackInit(mx.init.Initializer):
     """The library's seeded initial value of one parameter of the stack, as an MXNet initializer.
 
     Every parameter variable built by :func:`~sinlstm_sym.symbol.make_sym_gen` carries one
-    (``mx.sym.var(name, init=StackInit(...))``), so ``module.init_params(<any initializer>)``
-    gives the LSTM parameters the values of :func:`init_params` in the layout of ``cell``.
+    (``mx.sym.var(name, init=StackInit.for_spec(spec, seed))``), so ``module.init_params(<any initializer>)``
+    gives the LSTM parameters the values of :func:`init_params` in the layout of ``cell``. Its arguments come
+    from a checked :class:`~sinlstm_sym.spec.ModelSpec` (MXNet re-creates it from the symbol's JSON).
     """
 
     def __init__(self, hidden_sizes: Sequence[int], seed: int, cell: str, forget_bias: float = DEFAULT_FORGET_BIAS,
                  init: str = DEFAULT_INIT):
-        hidden_sizes = list(check_hidden_sizes(hidden_sizes))
-        seed = check_int("seed", seed, minimum=0)
-        cell = check_choice("cell", cell, CELLS)
-        forget_bias = check_float("forget_bias", forget_bias)
-        init = check_choice("init", init, INITS)
+        hidden_sizes = list(hidden_sizes)
         super().__init__(hidden_sizes=hidden_sizes, seed=seed, cell=cell, forget_bias=forget_bias, init=init)
         self.hidden_sizes, self.seed, self.cell, self.forget_bias = hidden_sizes, seed, cell, forget_bias
         self.init = init
 
+    @classmethod
+    def for_spec(cls, spec: "ModelSpec", seed: int) -> "StackInit":
+        """The initializer of ``spec``'s parameters drawn from ``seed``."""
+        return cls(spec.hidden_sizes, seed, spec.cell, spec.forget_bias, spec.init)
+
     def _init_weight(self, name: Any, arr: mx.nd.NDArray) -> None:
-        values = to_layout(init_params(self.hidden_sizes, self.seed, self.forget_bias, init=self.init), self.cell,
-                           self.hidden_sizes)
+        values = layout_for(initial_values(self.hidden_sizes, self.seed, self.forget_bias, INPUT_SIZE, self.init),
+                            self.cell in FUSED_LAYOUT_CELLS, self.hidden_sizes)
         check_condition(str(name) in values, f"StackInit knows no parameter {str(name)!r} for cell {self.cell!r} "
                         f"and hidden_sizes {self.hidden_sizes}; known: {sorted(values)}")
         value = values[str(name)]
@@ -168,4 +185,3 @@ class StackInit(mx.init.Initializer):
         self._init_weight(name, arr)
 
     _init_default = _init_weight
-

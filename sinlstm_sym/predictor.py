@@ -12,24 +12,23 @@ serialises the use of the bound modules, so one predictor may serve several thre
 import logging
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import mxnet as mx
 import numpy as np
 
-from .sine_batches import BatchSpec, check_batch
-from .checks import check_choice, check_condition, check_int, check_scaling
+from .checks import check_condition, check_int
+from .config import FitConfig, ModelConfig
+from .constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
+                        DEFAULT_LABEL_MODE, DEFAULT_PREDICT_BATCH, DEFAULT_STEP, FUSED_LAYOUT_CELLS)
 from .context import ContextSpec, resolve_contexts
-from .constants import (CELLS, DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
-                        DEFAULT_LABEL_MODE, DEFAULT_PREDICT_BATCH, DEFAULT_STEP, FEATURES, LABEL_MODES)
 from .data import half_sine, make_windows
 from .limits import check_memory, chunk_rows, predict_bytes
-from .params import check_hidden_sizes, to_canonical, to_layout, unpacked_shapes
-from .native import resolve_cell
-from .symbol import make_sym_gen
-
-if TYPE_CHECKING:
-    from .config import ModelConfig
+from .params import canonical_from, unpacked_shapes
+from .progress import Progress
+from .sine_batches import BatchSpec, check_batch
+from .spec import ModelSpec
+from .symbol import spec_sym_gen
 
 logger = logging.getLogger(__name__)
 _SPEC = BatchSpec(label_name=None)
@@ -49,19 +48,26 @@ class Predictor:
                  ctx: ContextSpec = None, batch_size: int = DEFAULT_PREDICT_BATCH, max_cached_lengths: int = 16,
                  step: float = DEFAULT_STEP, trained_lengths: Optional[Sequence[int]] = None,
                  scaling: Optional[Sequence[float]] = None) -> None:
-        self.hidden_sizes = check_hidden_sizes(hidden_sizes)
-        self.label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
-        self.feature = check_choice("feature", feature, FEATURES)
-        self.cell = check_choice("cell", cell, CELLS)
+        given: Dict[str, Any] = dict(hidden_sizes=hidden_sizes, label_mode=label_mode, feature=feature, cell=cell,
+                                     scaling=scaling)
+        model = ModelConfig(**given)  # checks them
+        self._setup(params, model, ctx, batch_size=batch_size, max_cached_lengths=max_cached_lengths, step=step,
+                    trained_lengths=trained_lengths)
+
+    def _setup(self, params: Mapping[str, np.ndarray], model: ModelConfig, ctx: ContextSpec,
+               batch_size: int = DEFAULT_PREDICT_BATCH, max_cached_lengths: int = 16, step: float = DEFAULT_STEP,
+               trained_lengths: Optional[Sequence[int]] = None) -> None:
+        """The boundary: ``ctx`` checked against the machine, the model's spec made once for it."""
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.max_cached_lengths = check_int("max_cached_lengths", max_cached_lengths, minimum=1)
         self.step = float(step)
         self.trained_lengths = tuple(trained_lengths) if trained_lengths is not None else None
-        self.scaling = check_scaling(scaling) if scaling is not None else None
         contexts = resolve_contexts(ctx)
         check_condition(len(contexts) == 1, f"ctx for prediction must be one device, got {contexts}")
         self.context = contexts[0]
-        self.cell = resolve_cell(self.cell, contexts)  # 'native' needs a CPU context and a built operator
+        self.spec = ModelSpec.from_model(model, contexts)  # 'native' needs a CPU context and a built operator
+        self.hidden_sizes, self.label_mode, self.feature = self.spec.hidden_sizes, model.label_mode, model.feature
+        self.cell, self.scaling = self.spec.cell, model.scaling
         expected = unpacked_shapes(self.hidden_sizes)
         check_condition(isinstance(params, Mapping), f"params must be a dict of arrays, got {type(params).__name__}",
                         TypeError)
@@ -70,26 +76,28 @@ class Predictor:
         for name, shape in expected.items():
             got = tuple(np.shape(params[name]))
             check_condition(got == shape, f"params[{name!r}] has shape {got}, expected {shape}")
-        layout = to_layout({k: params[k] for k in expected}, self.cell, self.hidden_sizes)
+        layout = self.spec.to_layout({k: params[k] for k in expected})
         self._arg_params = {k: mx.nd.array(v, ctx=self.context) for k, v in layout.items()}
-        self._sym_gen = make_sym_gen(self.hidden_sizes, label_mode=self.label_mode, cell=self.cell, with_loss=False)
+        self._sym_gen = spec_sym_gen(self.spec, with_loss=False)
         self._modules: "OrderedDict[int, mx.mod.Module]" = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, params: Mapping[str, np.ndarray], model: "ModelConfig", ctx: ContextSpec = None,
+    def from_config(cls, params: Mapping[str, np.ndarray], model: ModelConfig, ctx: ContextSpec = None,
                     **kwargs: Any) -> "Predictor":
-        """A predictor for the model section of a :class:`~sinlstm_sym.config.FitConfig`."""
-        return cls(params, hidden_sizes=model.hidden_sizes, label_mode=model.label_mode, feature=model.feature,
-                   cell=model.cell, ctx=ctx, scaling=model.scaling, **kwargs)
+        """A predictor for the model section of a :class:`~sinlstm_sym.config.FitConfig` (already checked)."""
+        check_condition(isinstance(model, ModelConfig), f"model must be a ModelConfig, got {type(model).__name__}",
+                        TypeError)
+        predictor = cls.__new__(cls)
+        predictor._setup(params, model, ctx, **kwargs)
+        return predictor
 
     @classmethod
     def load(cls, directory: str, ctx: ContextSpec = None, best: bool = True, **kwargs: Any) -> "Predictor":
         """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``), or on the
-        ``ckpt-N`` directory given; its files are checked against the checkpoint's manifest first."""
+        ``ckpt-N`` directory given; its files are checked against the checkpoint's manifest first. The
+        checkpoint's own devices play no part: ``ctx`` is where this predictor runs."""
         from .checkpoint import RunDirectory, load_checkpoint
-        from .config import FitConfig
-        from .trainer import Progress
         best_dir = RunDirectory(directory).best_for() if best else None
         if best_dir is not None:
             logger.info("%s: loading the best checkpoint by validation, %s (best=False loads the latest)",
@@ -97,7 +105,7 @@ class Predictor:
         saved = load_checkpoint(best_dir or directory)
         try:
             model = FitConfig.from_settings(saved.config["settings"]).model
-            params = to_canonical(saved.arg_params, model.cell, model.hidden_sizes)
+            params = canonical_from(saved.arg_params, model.cell in FUSED_LAYOUT_CELLS, model.hidden_sizes)
             kwargs.setdefault("trained_lengths", Progress.from_json(saved.config["progress"]).trained_lengths)
             return cls.from_config(params, model, ctx=ctx, **kwargs)
         except (KeyError, ValueError, TypeError) as err:

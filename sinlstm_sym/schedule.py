@@ -6,7 +6,7 @@ import logging
 from typing import Any, Dict, Optional, Tuple
 
 from .checks import check_condition
-from .config import FitConfig, schedule_has_end
+from .config import FitConfig, check_lr_schedule, schedule_has_end
 from .constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -36,10 +36,10 @@ def _filled(config: FitConfig, saved: Optional[FitConfig], last: Optional[int]) 
     return spec
 
 
-def _extension(config: FitConfig, saved: Optional[FitConfig], done: int, last: int,
+def _extension(config: FitConfig, spec: Dict[str, Any], saved: Optional[FitConfig], done: int, last: int,
                end: int) -> Tuple[Optional[Dict[str, Any]], bool]:
     """(the settled extend_schedule, whether it is new in this run) for a run whose last update is ``last``
-    and whose checkpoint's schedule ends at ``end``."""
+    and whose checkpoint's schedule (``spec``, settled) ends at ``end``."""
     asked = config.optimizer.extend_schedule
     stored = saved.optimizer.extend_schedule if saved is not None else None
     if last <= end:
@@ -47,7 +47,6 @@ def _extension(config: FitConfig, saved: Optional[FitConfig], done: int, last: i
                         f"extend_schedule={asked and asked['peak_lr']!r}: there is nothing to extend, the run's "
                         f"{last} updates end within the schedule (it ends at update {end})")
         return stored, False
-    spec = config.optimizer.lr_schedule or {}
     if saved is None:
         raise ValueError(f"lr_schedule max_update ({spec.get('max_update')}) is shorter than the run's {last} "
                          f"updates: give max_update >= {last}, or leave it out (the run's updates)"
@@ -62,32 +61,33 @@ def _extension(config: FitConfig, saved: Optional[FitConfig], done: int, last: i
 
 
 def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
-                  updates: Optional[int]) -> Tuple[FitConfig, bool]:
-    """``config`` with its schedule settled and checked against a run of ``updates`` updates (``None``:
-    unknown) resumed at update ``done`` of ``saved`` (``None``: a new run); and whether ``extend_schedule``
-    starts a new segment in this run (the checkpoint then had none or an older one)."""
+                  updates: Optional[int]) -> Tuple[Dict[str, Any], bool]:
+    """The flat settings that settle ``config``'s schedule (``lr_schedule``, ``extend_schedule``; empty if
+    none changes), checked against a run of ``updates`` updates (``None``: unknown) resumed at update ``done``
+    of ``saved`` (``None``: a new run); and whether ``extend_schedule`` starts a new segment in this run (the
+    checkpoint then had none or an older one). ``fit`` applies them with its other settled values at once."""
     optimizer = config.optimizer
     begin = int(optimizer.params.get("begin_num_update", 0))
     last = None if updates is None else begin + updates  # the scheduler sees updates begin+1 .. begin+updates
     check_condition(last is None or last <= OPTIMIZER_INT_LIMIT, f"optimizer_params['begin_num_update'] ({begin}) "
                     f"plus the run's {updates} updates must be <= {OPTIMIZER_INT_LIMIT}: MXNet counts updates in int32")
     if optimizer.lr_schedule is None:
-        return config, False
+        return {}, False
     spec = _filled(config, saved, last)
     if last is None:
-        return config.replace(lr_schedule=spec), False
+        return {"lr_schedule": spec}, False
     default = optimizer.lr_schedule == DEFAULT_LR_SCHEDULE  # left at the default: it may be all warm-up (logged)
     if not default and "max_update" not in (optimizer.lr_schedule or {}):  # else the run may be a prefix of it
         check_condition(spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps ({spec.get('warmup_steps')})"
                         f" must be < the run's {last} updates (num_epoch x batches per epoch), else the run is all "
                         "warm-up and never decays: lower warmup_steps or train longer")
-    config = config.replace(lr_schedule=spec)  # checks warmup_steps < max_update
+    spec = check_lr_schedule(spec) or {}  # checks warmup_steps < max_update
     if not schedule_has_end(spec):
-        return config, False
+        return {"lr_schedule": spec}, False
     stored = saved.optimizer.extend_schedule if saved is not None else None
     end = stored["max_update"] if stored is not None else spec["max_update"]
-    extension, new = _extension(config, saved, done, last, end)
-    return config.replace(extend_schedule=extension), new
+    extension, new = _extension(config, spec, saved, done, last, end)
+    return {"lr_schedule": spec, "extend_schedule": extension}, new
 
 
 __all__ = ["plan_schedule"]

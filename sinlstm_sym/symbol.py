@@ -11,17 +11,18 @@ The only output is the prediction, ``pred_output``: ``(B, L)`` (every step) or `
 ``0.5 * mean_over_steps((pred - label)^2)`` (as ``gluon.loss.L2Loss``). So MXNet's own
 ``mod.fit(..., eval_metric='mse')`` works, and reports twice that loss.
 """
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
 
+from .checks import check_bool, check_condition, check_int, check_name
+from .config import ModelConfig
+from .constants import (DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT,
+                        DEFAULT_LABEL_MODE, DEFAULT_STEP_TAU, INPUT_SIZE, LABEL_NAME, PRED_NAME)
+from .native import stack_operator
+from .params import PARTS, StackInit, fused_shapes, layer_prefix
 from .sine_batches import check_key
-from .checks import check_bool, check_choice, check_condition, check_float, check_int, check_name
-from .constants import (CELLS, DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT,
-                        DEFAULT_STEP_TAU, INPUT_SIZE,
-                        DEFAULT_LABEL_MODE, LABEL_MODES, LABEL_NAME, PRED_NAME)
-from .native import lstm_stack, resolve_cell
-from .params import PARTS, StackInit, check_hidden_sizes, fused_shapes, layer_prefix
+from .spec import ModelSpec
 
 SymGenResult = Tuple[mx.sym.Symbol, Tuple[str, ...], Optional[Tuple[str, ...]]]
 SymGen = Callable[[int], SymGenResult]
@@ -85,46 +86,65 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
     (:func:`~sinlstm_sym.params.init_params`).
     ``step_weight`` > 0 (``'sequence'`` only) weighs the loss of step ``k`` by
     ``1 + step_weight * exp(-(k - 1) / step_tau)``; the output stays the prediction.
+    Checks the arguments and resolves the cell once (:class:`~sinlstm_sym.spec.ModelSpec`), then
+    :func:`spec_sym_gen`.
     """
-    hidden_sizes = check_hidden_sizes(hidden_sizes)
-    label_mode = check_choice("label_mode", label_mode, LABEL_MODES)
-    cell = check_choice("cell", cell, CELLS)
-    with_loss = check_bool("with_loss", with_loss)
+    given: Dict[str, Any] = dict(hidden_sizes=hidden_sizes, label_mode=label_mode, cell=cell,
+                                 forget_bias=forget_bias, step_weight=step_weight, step_tau=step_tau, init=init)
+    model = ModelConfig(**given)  # checks them (and normalises hidden_sizes to a tuple)
+    return spec_sym_gen(ModelSpec.from_model(model), with_loss=check_bool("with_loss", with_loss),
+                        data_name=data_name, label_name=label_name,
+                        init_seed=check_int("init_seed", init_seed, minimum=0))
+
+
+def _unrolled_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
+    data = mx.sym.var(data_name)
+    seq = _unrolled_stack(data, length, spec.hidden_sizes, init)  # (B, L, h)
+    steps = seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
+    return mx.sym.reshape(steps, shape=(0, -1))
+
+
+def _native_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
+    # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
+    data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
+    params = [mx.sym.var(name, shape=shape, init=init) for name, shape in fused_shapes(spec.hidden_sizes).items()]
+    seq = stack_operator(data, params, spec.hidden_sizes)  # (B, L)
+    return seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
+
+
+def _fused_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
+    seq = _fused_stack(mx.sym.var(data_name), spec.hidden_sizes, init)  # (L, B, h)
+    if spec.label_mode == "sequence":
+        return mx.sym.reshape(mx.sym.swapaxes(seq, dim1=0, dim2=1), shape=(0, -1))
+    return mx.sym.reshape(mx.sym.slice_axis(seq, axis=0, begin=length - 1, end=length), shape=(-3, -1))
+
+
+# The prediction ``(B, L)`` or ``(B, 1)`` (by label mode) of a resolved cell's stack for windows of one length.
+_PREDICTIONS: Dict[str, Callable[[ModelSpec, str, int, StackInit], mx.sym.Symbol]] = {
+    "unrolled": _unrolled_prediction, "native": _native_prediction, "fused": _fused_prediction}
+
+
+def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_NAME, label_name: str = LABEL_NAME,
+                 init_seed: int = 0) -> SymGen:
+    """:func:`make_sym_gen` for a :class:`~sinlstm_sym.spec.ModelSpec` (its cell resolved): the returned
+    ``sym_gen`` only builds symbols (no check but the bucket key's, no cell resolution, no build)."""
+    check_condition(isinstance(spec, ModelSpec), f"spec must be a ModelSpec, got {type(spec).__name__}", TypeError)
     data_name = check_name("data_name", data_name)
     label_name = check_name("label_name", label_name)
     check_condition(data_name != label_name, f"data_name and label_name must differ, both are {data_name!r}")
-    check_condition(hidden_sizes[-1] == 1, "hidden_sizes must end with 1: the last layer's hidden state is the "
-                    f"prediction of one value per step, got {hidden_sizes!r}")
-    initializer = StackInit(hidden_sizes, check_int("init_seed", init_seed, minimum=0), cell,
-                            check_float("forget_bias", forget_bias), init)
-    step_weight = check_float("step_weight", step_weight, minimum=0.0)
-    step_tau = check_float("step_tau", step_tau, minimum=0.0, strict_minimum=True)
-    cell = resolve_cell(cell)  # 'native' / 'auto' -> 'native' or 'fused' (same parameters)
+    check_condition(spec.cell in _PREDICTIONS, f"spec.cell must be a resolved cell, one of {list(_PREDICTIONS)} "
+                    f"(ModelSpec.from_model resolves it), got {spec.cell!r}")
+    initializer = StackInit.for_spec(spec, init_seed)
+    predict = _PREDICTIONS[spec.cell]  # the cell chosen once
+    weigh = bool(spec.step_weight) and spec.label_mode == "sequence"
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")
-        data = mx.sym.var(data_name)
-        if cell == "unrolled":
-            seq = _unrolled_stack(data, length, hidden_sizes, initializer)  # (B, L, h)
-            steps = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
-            pred = mx.sym.reshape(steps, shape=(0, -1))
-        elif cell == "native":
-            # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
-            data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
-            params = [mx.sym.var(name, shape=shape, init=initializer)
-                      for name, shape in fused_shapes(hidden_sizes).items()]
-            seq = lstm_stack(data, params, hidden_sizes)  # (B, L)
-            pred = seq if label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
-        else:
-            seq = _fused_stack(data, hidden_sizes, initializer)  # (L, B, h)
-            if label_mode == "sequence":
-                pred = mx.sym.reshape(mx.sym.swapaxes(seq, dim1=0, dim2=1), shape=(0, -1))
-            else:
-                pred = mx.sym.reshape(mx.sym.slice_axis(seq, axis=0, begin=length - 1, end=length), shape=(-3, -1))
+        pred = predict(spec, data_name, length, initializer)
         if not with_loss:
             return mx.sym.identity(pred, name=PRED_NAME), (data_name,), None
-        if step_weight and label_mode == "sequence":
-            pred = _weigh_steps(pred, length, step_weight, step_tau)
+        if weigh:
+            pred = _weigh_steps(pred, length, spec.step_weight, spec.step_tau)
         head = mx.sym.LinearRegressionOutput(data=pred, label=mx.sym.var(label_name), name=PRED_NAME)
         return head, (data_name,), (label_name,)
 

@@ -7,7 +7,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -16,7 +15,8 @@ import numpy as np
 
 from .callback_errors import callback_errors, raise_first
 from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
-from .validation import StopTraining, ValidationRecord, Validator
+from .progress import LossRecord, Progress
+from .validation import StopTraining, Validator
 
 logger = logging.getLogger(__name__)
 
@@ -111,52 +111,6 @@ def deferring_signals(write: Optional[Callable[[], Path]]) -> Optional[Callable[
         with signals_deferred():
             return write()
     return deferred
-
-
-@dataclass
-class LossRecord:
-    """The mean L2 loss over the windows trained since the previous record."""
-
-    epoch: int
-    batch: int  # batches done in this epoch when the record was taken
-    loss: float
-    samples_per_sec: float
-    bucket_counts: Dict[int, int] = field(default_factory=dict)
-
-
-@dataclass
-class Progress:
-    """Where training stands; a checkpoint stores it so that a resumed run continues exactly."""
-
-    epoch: int = 0  # current epoch
-    batch: int = 0  # batches done in the current epoch
-    global_batch: int = 0
-    history: List[LossRecord] = field(default_factory=list)
-    epoch_losses: List[float] = field(default_factory=list)
-    eval_losses: List[float] = field(default_factory=list)  # mean L2 loss on eval_iter after each epoch
-    trained_lengths: List[int] = field(default_factory=list)  # bucket keys that had at least one batch
-    window_loss: float = 0.0  # loss summed over windows since the last log point (flushed part)
-    window_windows: int = 0
-    window_keys: List[int] = field(default_factory=list)
-    epoch_loss: float = 0.0  # loss summed over the current epoch's windows (flushed part)
-    epoch_windows: int = 0
-    first_loss: Optional[float] = None  # mean loss of the first log window, the reference for divergence
-    validation: List[ValidationRecord] = field(default_factory=list)  # scores on the held-out set
-    train_seconds: float = 0.0  # time spent training (validation passes excluded)
-    stopped: Optional[str] = None  # why training stopped early
-
-    def to_json(self) -> Dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, payload: Dict[str, Any]) -> "Progress":
-        payload = dict(payload)
-        payload["history"] = [LossRecord(**{**r, "bucket_counts": {int(k): v for k, v in r["bucket_counts"].items()}})
-                              for r in payload["history"]]
-        payload["validation"] = [ValidationRecord.from_json(r) for r in payload.get("validation", [])]
-        if "trained_lengths" not in payload:  # written by version 0.1: every bucket with a logged batch
-            payload["trained_lengths"] = sorted({k for r in payload["history"] for k in r.bucket_counts})
-        return cls(**payload)
 
 
 def batch_loss_sum(output: mx.nd.NDArray, label: mx.nd.NDArray, pad: int = 0) -> mx.nd.NDArray:

@@ -15,13 +15,14 @@ from .config import FitConfig, RunConfig
 from .context import resolve_contexts
 from .data import SinBucketIter, label_shape
 from .distributed import RankLogAdapter, create_kvstore, pull_final_params
-from .native import resolve_cell
 from .outputs import check_output_dir
-from .params import ParamDict, to_canonical
+from .params import ParamDict
+from .progress import LossRecord, Progress
 from .schedule import plan_schedule
 from .sine_batches import SineBucketingModule, check_key
-from .symbol import SymGen, make_sym_gen
-from .trainer import LossRecord, Progress, Trainer, deferring_signals
+from .spec import ModelSpec
+from .symbol import SymGen, spec_sym_gen
+from .trainer import Trainer, deferring_signals
 from .validation import ValidationRecord, ValidationSet, Validator, best_record
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ class FitResult:
     sym_gen: SymGen
     config: FitConfig
     progress: Progress
+    spec: ModelSpec  # the model as trained: its cell resolved for the run's devices
     rank: int = 0
     num_workers: int = 1
     best_params: Optional[ParamDict] = None  # by validation, in the trained cell's layout
@@ -80,13 +82,12 @@ class FitResult:
     def arg_params(self, best: bool = False) -> ParamDict:
         """Parameters as numpy arrays in the canonical (per-gate-matrix) layout: the last ones, or with
         ``best=True`` the best by validation."""
-        model = self.config.model
         if best:
             check_condition(self.best_params is not None, "best=True needs validation (validation_lengths=...)")
             assert self.best_params is not None
-            return to_canonical(self.best_params, model.cell, model.hidden_sizes)
+            return self.spec.to_canonical(self.best_params)
         args, _ = self.module.get_params()
-        return to_canonical({k: v.asnumpy() for k, v in args.items()}, model.cell, model.hidden_sizes)
+        return self.spec.to_canonical({k: v.asnumpy() for k, v in args.items()})
 
     def predictor(self, ctx: Any = None, best: Optional[bool] = None, **kwargs: Any) -> "Predictor":
         """A :class:`~sinlstm_sym.predictor.Predictor` on the best parameters by validation (when there was
@@ -100,8 +101,9 @@ class FitResult:
 def _resolve_config(config: Optional[FitConfig], overrides: Dict[str, Any]) -> FitConfig:
     check_condition(config is None or isinstance(config, FitConfig),
                     f"config must be a FitConfig or None, got {type(config).__name__}", TypeError)
-    base = config if config is not None else FitConfig()
-    return base.replace(**overrides) if overrides else base
+    if config is None:
+        return FitConfig.from_flat(**overrides)
+    return config.replace(**overrides) if overrides else config
 
 
 def _check_train_iter(train_iter: Any, label_mode: str) -> Tuple[int, str, str, int]:
@@ -189,43 +191,77 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         return _fit(config, train_iter, eval_iter, log, cleanup)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What fit settles before anything is bound: the one configuration (seed, batch size, schedule, cell),
+    the model's spec, the devices, the one training iterator, the run resumed and the kvstore."""
+
+    config: FitConfig
+    spec: ModelSpec
+    contexts: List[mx.Context]
+    train_iter: mx.io.DataIter
+    saved: Optional[Checkpoint]
+    kv: Any
+    rank: int
+    num_workers: int
+
+
 def _fit(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter], log: Any,
          cleanup: contextlib.ExitStack) -> FitResult:
-    saved, writer = _check_before_training(config, train_iter, eval_iter, cleanup)
-    if saved is not None and config.run.seed is None:
-        config = config.replace(seed=_saved_config(saved).run.seed)
-    kv, rank, num_workers = _connect(config.run)
-    if num_workers > 1:
-        log = RankLogAdapter(log, rank, num_workers)
-    train_iter, config = _training_data(config, train_iter, rank, num_workers)
-    config = _settle(config, saved, train_iter)
-    run = config.run
-    module, sym_gen, validation_set = _build_module(config, train_iter, eval_iter)
+    plan, writer = _plan(config, train_iter, eval_iter, cleanup)
+    config, run = plan.config, plan.config.run
+    if plan.num_workers > 1:
+        log = RankLogAdapter(log, plan.rank, plan.num_workers)
+    module, sym_gen, validation_set = _build_module(plan, eval_iter)
     optimizer = config.optimizer.create(
-        rescale_grad=1.0 / (config.data.batch_size * (num_workers if run.kvstore == "dist_sync" else 1)))
-    progress = _init_state(module, optimizer, kv, saved, log)
-    if writer is None and run.checkpoint is not None and rank == 0:  # a new run: lock after every check
+        rescale_grad=1.0 / (config.data.batch_size * (plan.num_workers if run.kvstore == "dist_sync" else 1)))
+    progress = _init_state(module, optimizer, plan.kv, plan.saved, log)
+    if writer is None and run.checkpoint is not None and plan.rank == 0:  # a new run: lock after every check
         writer = cleanup.enter_context(RunDirectory(run.checkpoint).open(new_run_id(), new_run=True,
                                                                          overwrite=run.overwrite))
-    best_params = _train(config, module, optimizer, progress, train_iter, eval_iter, validation_set, saved, writer,
-                         log)
+    best_params = _train(plan, module, optimizer, progress, eval_iter, validation_set, writer, log)
     if run.kvstore == "dist_async":
-        pull_final_params(module, kv)
-    return FitResult(module=module, sym_gen=sym_gen, config=replace(config), progress=progress, rank=rank,
-                     num_workers=num_workers, best_params=best_params)
+        pull_final_params(module, plan.kv)
+    return FitResult(module=module, sym_gen=sym_gen, config=config, progress=progress, spec=plan.spec,
+                     rank=plan.rank, num_workers=plan.num_workers, best_params=best_params)
 
 
-def _train(config: FitConfig, module: SineBucketingModule, optimizer: mx.optimizer.Optimizer, progress: Progress,
-           train_iter: mx.io.DataIter, eval_iter: Optional[mx.io.DataIter], validation_set: Optional[ValidationSet],
-           saved: Optional[Checkpoint], writer: Optional[RunWriter], log: Any) -> Optional[ParamDict]:
+def _plan(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter],
+          cleanup: contextlib.ExitStack) -> Tuple[_Plan, Optional[RunWriter]]:
+    """Every check and settled value, in order: the devices, the output and the run resumed, the data (the
+    built-in iterator is made once: it checks the data settings), the kvstore, the model's spec (its cell
+    resolved once); then the settled configuration. Also the locked writer of a resumed run."""
+    contexts = resolve_contexts(list(config.run.ctx))  # the configuration names devices; this machine has them?
+    saved, writer = _check_before_training(config, train_iter, eval_iter, cleanup)
+    saved_config = _saved_config(saved) if saved is not None else None
+    seed = config.run.seed if config.run.seed is not None or saved_config is None else saved_config.run.seed
+    built_in = train_iter is None
+    if train_iter is None:  # before connecting to anything
+        train_iter = SinBucketIter.from_config(config.data, config.model, seed=seed)
+        seed = train_iter.seed
+    elif seed is None:
+        seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    kv, rank, num_workers = _connect(config.run)
+    if built_in and config.run.distributed:  # this worker's shard of the same epoch, once its rank is known
+        train_iter = SinBucketIter.from_config(config.data, config.model, seed=seed, num_parts=num_workers,
+                                               part_index=rank)
+    spec = ModelSpec.from_model(config.model, contexts)  # the cell resolved once (it may build the operator)
+    config = _settle(config, saved, saved_config, train_iter, spec, seed)
+    return _Plan(config, spec, contexts, train_iter, saved, kv, rank, num_workers), writer
+
+
+def _train(plan: _Plan, module: SineBucketingModule, optimizer: mx.optimizer.Optimizer, progress: Progress,
+           eval_iter: Optional[mx.io.DataIter], validation_set: Optional[ValidationSet], writer: Optional[RunWriter],
+           log: Any) -> Optional[ParamDict]:
     """Run the epochs (checkpoints through ``writer``); the best parameters by validation, if validated."""
+    config, train_iter, saved = plan.config, plan.train_iter, plan.saved
     run = config.run
     log.info("training %s stacked LSTM %s on buckets %s (%s batches of %d per epoch, %s), %d epoch(s), seed %d",
              config.model.cell, list(config.model.hidden_sizes), getattr(train_iter, "buckets", "?"),
              len(train_iter) if hasattr(train_iter, "__len__") else "?", config.data.batch_size,
              config.model.label_mode, run.num_epoch, run.seed)
     names = _data_label_names(train_iter)
-    save, save_best = _checkpoint_writers(config, module, optimizer, progress, writer, names)
+    save, save_best = _checkpoint_writers(plan, module, optimizer, progress, writer, names)
     validator = None
     if validation_set is not None:
         validator = Validator(validation_set, module, config.data.batch_size, log, progress.validation,
@@ -246,6 +282,8 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
     """Every check that needs no bound module; the checkpoint to resume from and its locked run directory
     (or ``None``s)."""
     run, model = config.run, config.model
+    if train_iter is None:  # the built-in data's memory, before anything is locked or built
+        config.check_memory()
     if run.checkpoint is not None and not run.resume:
         check_output_dir("checkpoint", run.checkpoint)
         RunDirectory(run.checkpoint).check_new_run(run.overwrite)
@@ -253,10 +291,7 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
     check_condition(not run.distributed or run.seed is not None or saved is not None,
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
                     "shard it")
-    if train_iter is None:  # the data settings, before connecting to anything
-        config.check_memory()
-        SinBucketIter.from_config(config.data, model, seed=0)
-    else:
+    if train_iter is not None:  # the built-in one is made (and checks the data settings) by _plan
         check_condition(not run.distributed, "train_iter cannot be combined with a distributed kvstore: each worker "
                         "needs its own shard; use the built-in iterator (config.data)")
         check_condition(saved is None or hasattr(train_iter, "set_epoch"), "resume=True with train_iter needs an "
@@ -277,36 +312,22 @@ def _connect(run: RunConfig) -> Tuple[Any, int, int]:
     return kv, kv.rank, kv.num_workers
 
 
-def _training_data(config: FitConfig, train_iter: Optional[mx.io.DataIter], rank: int,
-                   num_workers: int) -> Tuple[mx.io.DataIter, FitConfig]:
-    """The training iterator (the built-in one, this worker's shard, unless given) and the configuration
-    with the seed and batch size it settled."""
-    model, data = config.model, config.data
-    if train_iter is None:
-        train_iter = SinBucketIter.from_config(data, model, seed=config.run.seed, num_parts=num_workers,
-                                               part_index=rank)
-        config = config.replace(seed=train_iter.seed)
-    elif config.run.seed is None:
-        config = config.replace(seed=int(np.random.SeedSequence().generate_state(1)[0] >> 1))
-    batch_size = _check_train_iter(train_iter, model.label_mode)[3]
-    if batch_size != data.batch_size:
-        config = config.replace(batch_size=batch_size)
-    return train_iter, config
-
-
-def _settle(config: FitConfig, saved: Optional[Checkpoint], train_iter: mx.io.DataIter) -> FitConfig:
-    """Fix what was left open (the schedule, planned against the run; the cell 'auto' chose) and compare with
-    a resumed run."""
-    saved_config = _saved_config(saved) if saved is not None else None
+def _settle(config: FitConfig, saved: Optional[Checkpoint], saved_config: Optional[FitConfig],
+            train_iter: mx.io.DataIter, spec: ModelSpec, seed: int) -> FitConfig:
+    """The one settled configuration: the seed, the batch size of the iterator, the cell the spec resolved
+    ('auto', or 'native' without its library or on a GPU) and the schedule planned against the run; compared
+    with a resumed run."""
+    batch_size = _check_train_iter(train_iter, config.model.label_mode)[3]
     updates = config.run.num_epoch * len(train_iter) if hasattr(train_iter, "__len__") else None
     if updates is None and config.optimizer.schedule_needs_length:
         _batches_per_epoch(train_iter)  # refuses: the schedule's length is unknown
     done = 0 if saved is None else int(config.optimizer.params.get("begin_num_update", 0)) + \
         int(saved.config["progress"].get("global_batch", 0))
-    config, extended = plan_schedule(config, saved_config, done, updates)
-    chosen = resolve_cell(config.model.cell, resolve_contexts(list(config.run.ctx)))
-    if chosen != config.model.cell:  # 'auto' (or 'native' without its library or on a GPU)
-        config = config.replace(cell=chosen)
+    changes, extended = plan_schedule(config, saved_config, done, updates)
+    current = config.flat()
+    changes.update({k: v for k, v in dict(seed=seed, batch_size=batch_size, cell=spec.cell).items()
+                    if v != current[k]})
+    config = config.replace(**changes) if changes else config
     if saved_config is not None:
         if extended:  # the new segment is the one setting a resumed run may add
             saved_config = saved_config.replace(extend_schedule=config.optimizer.extend_schedule)
@@ -325,10 +346,10 @@ def _data_label_names(train_iter: mx.io.DataIter) -> Tuple[str, str]:
     return train_iter.provide_data[0][0], train_iter.provide_label[0][0]
 
 
-def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Optional[mx.io.DataIter]
+def _build_module(plan: _Plan, eval_iter: Optional[mx.io.DataIter]
                   ) -> Tuple[SineBucketingModule, SymGen, Optional[ValidationSet]]:
     """The bound module (default bucket: the longest length it will see), its sym_gen, the held-out set."""
-    model, run, batch_size = config.model, config.run, config.data.batch_size
+    train_iter, model, run, batch_size = plan.train_iter, plan.spec, plan.config.run, plan.config.data.batch_size
     default_key = check_key(train_iter.default_bucket_key, "train_iter.default_bucket_key")
     if eval_iter is not None:
         default_key = max(default_key, check_key(eval_iter.default_bucket_key, "eval_iter.default_bucket_key"))
@@ -339,14 +360,12 @@ def _build_module(config: FitConfig, train_iter: mx.io.DataIter, eval_iter: Opti
                                        model.feature)
         default_key = max(default_key, max(run.validation_lengths))
     data_name, label_name = _data_label_names(train_iter)
-    sym_gen = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell=model.cell, data_name=data_name,
-                           label_name=label_name, init_seed=run.seed or 0, forget_bias=model.forget_bias,
-                           step_weight=model.step_weight, step_tau=model.step_tau, init=model.init)
+    sym_gen = spec_sym_gen(model, data_name=data_name, label_name=label_name, init_seed=run.seed or 0)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                               label_name: label_shape(batch_size, key, model.label_mode)})
     module = SineBucketingModule(sym_gen, default_bucket_key=default_key, label_mode=model.label_mode,
-                                 context=resolve_contexts(list(run.ctx)))
+                                 context=plan.contexts)
     module.bind(data_shapes=[(data_name, (batch_size, default_key, 1))],
                 label_shapes=[(label_name, label_shape(batch_size, default_key, model.label_mode))],
                 for_training=True)
@@ -373,17 +392,17 @@ def _init_state(module: SineBucketingModule, optimizer: mx.optimizer.Optimizer, 
 Writer = Optional[Callable[[], Path]]
 
 
-def _checkpoint_writers(config: FitConfig, module: SineBucketingModule, optimizer: mx.optimizer.Optimizer,
+def _checkpoint_writers(plan: _Plan, module: SineBucketingModule, optimizer: mx.optimizer.Optimizer,
                         progress: Progress, writer: Optional[RunWriter],
                         names: Tuple[str, str]) -> Tuple[Writer, Writer]:
     """``save()`` for the run's checkpoints and ``save_best()`` for its best one (both ``None`` without a
     ``writer``)."""
-    run, model = config.run, config.model
+    config, run = plan.config, plan.config.run
     if writer is None:
         return None, None
     # plain MXNet must load a checkpoint without the native operator's library: fused symbols, same parameters
-    portable = make_sym_gen(model.hidden_sizes, label_mode=model.label_mode, cell="fused", data_name=names[0],
-                            label_name=names[1]) if model.cell == "native" else None
+    portable = spec_sym_gen(replace(plan.spec, cell="fused"), data_name=names[0], label_name=names[1],
+                            init_seed=run.seed or 0) if plan.spec.cell == "native" else None
 
     def write(where: RunWriter, with_optimizer: bool) -> Path:
         return save_checkpoint(where, module, optimizer, {"settings": config.to_json(), "progress": progress.to_json()},

@@ -21,7 +21,7 @@ import pytest
 
 from sinlstm_sym.distributed import install_exit_hooks
 from sinlstm_sym.distributed import launch as launch_module
-from sinlstm_sym.distributed.launch import LAUNCHED_ENV, launch, main
+from sinlstm_sym.distributed.launch import LAUNCHED_ENV, launch, main, worker_environment
 
 PY = sys.executable
 MARKER_VAR = "SINLSTM_TEST_JOB"
@@ -190,6 +190,28 @@ def test_importing_the_package_outside_the_launcher_changes_no_hook():
     assert out.returncode == 0, out.stderr
 
 
+def test_importing_the_package_under_the_launcher_changes_no_hook():
+    code = ("import sys, threading; before = (sys.excepthook, threading.excepthook, sys.exit); import sinlstm_sym; "
+            "assert (sys.excepthook, threading.excepthook, sys.exit) == before")
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, **{LAUNCHED_ENV: "1"}))
+    assert out.returncode == 0, out.stderr
+
+
+def test_worker_bootstrap_installs_the_hooks_and_runs_the_site_customization_it_shadows(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nos.environ['SITE_CUSTOMIZED'] = 'yes'\n")
+    env = worker_environment(dict(os.environ, PYTHONPATH=str(site)))
+    assert env[LAUNCHED_ENV] == "1" and env["PYTHONPATH"].split(os.pathsep)[1:] == [str(site)]
+    code = ("import os, sys, threading; print(sys.exit.__module__, threading.excepthook.__module__, "
+            "os.environ.get('SITE_CUSTOMIZED'), 'sinlstm_sym' in sys.modules)")
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["sinlstm_sym.distributed.worker", "sinlstm_sym.distributed.worker", "yes", "True"]
+    assert worker_environment(env)["PYTHONPATH"] == env["PYTHONPATH"]  # the bootstrap is added once
+
+
 # A stand-in for a dist kvstore: freeing it blocks, like MXNet's shutdown barrier when a peer never comes.
 HOOK_SCRIPT = textwrap.dedent("""
     import atexit, sys, threading, time
@@ -242,7 +264,7 @@ HOOK_SCRIPT = textwrap.dedent("""
 def test_exit_hooks_end_a_failing_worker_before_the_barrier(tmp_path, mode, status, stdout, stderr):
     script = tmp_path / "hook.py"
     script.write_text(HOOK_SCRIPT)
-    env = dict(os.environ, **{LAUNCHED_ENV: "1"})
+    env = worker_environment(os.environ)  # as the launcher starts a worker: its bootstrap installs the hooks
     start = time.monotonic()
     out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=60, env=env)
     assert time.monotonic() - start < 30  # importing MXNet takes seconds on a loaded machine; the barrier 1000 s
@@ -262,7 +284,7 @@ def test_exit_hooks_end_a_failing_worker_before_the_barrier(tmp_path, mode, stat
 def test_exit_hooks_leave_normal_exits_alone(tmp_path, mode, stdout):
     script = tmp_path / "hook.py"
     script.write_text(HOOK_SCRIPT)
-    env = dict(os.environ, **{LAUNCHED_ENV: "1"})
+    env = worker_environment(os.environ)  # as the launcher starts a worker: its bootstrap installs the hooks
     out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout == stdout
@@ -273,7 +295,7 @@ def test_exit_hooks_leave_normal_exits_alone(tmp_path, mode, stdout):
 
 WORKER = textwrap.dedent("""
     import json, os, sys, threading, time
-    import sinlstm_sym  # under the launcher this installs the exit hooks
+    import sinlstm_sym  # the launcher's bootstrap installed the exit hooks before this script ran
     import mxnet as mx
 
     def fail(mode):

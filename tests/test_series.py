@@ -241,7 +241,8 @@ def test_scaling_round_trip_through_a_checkpoint_gives_original_units(tmp_path):
     direct = fitted.predictor().predict(windows)
     np.testing.assert_allclose(loaded.predict(windows), direct, rtol=1e-6)
     # an independent check: the same parameters without scaling, fed scaled values, scaled back
-    raw = Predictor(fitted.result.arg_params(), hidden_sizes=[4, 1], feature="value")
+    raw = Predictor(fitted.result.arg_params(), hidden_sizes=[4, 1], feature="value",
+                    label_mode=fitted.config.model.label_mode)  # the series recipe's ('last')
     np.testing.assert_allclose(direct, raw.predict((windows - center) / scale) * scale + center, rtol=1e-5)
     assert abs(direct.mean() - x.mean()) < 3 * x.std()  # in the series' units, not the model's
     forecast = loaded.forecast(x[:3], steps=5)  # a history shorter than any bucket

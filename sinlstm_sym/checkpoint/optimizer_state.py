@@ -15,26 +15,11 @@ import mxnet as mx
 import numpy as np
 
 from ..checks import check_condition
+from ..optimizer_args import CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer  # noqa: F401 (re-exported)
 from .files import write_bytes
 from .schema import OPTIMIZER_ARRAYS, OPTIMIZER_JSON, PICKLED_OPTIMIZER, PREFIX
 
 logger = logging.getLogger(__name__)
-
-# Optimizers whose whole state is their update counters and per-parameter NDArrays (or
-# tuples of them, or None); the others keep state in attributes (Nadam's m_schedule,
-# LBSGD, LARS), hold None inside a tuple (DCASGD) or draw random numbers (SGLD): a resume could not
-# continue exactly.
-CHECKPOINTABLE_OPTIMIZERS = ("adam", "sgd", "nag", "adamax", "adagrad", "adadelta", "rmsprop", "ftrl", "signum",
-                             "ftml", "lamb")
-
-
-def check_checkpointable_optimizer(name: str) -> None:
-    """Refuse an optimizer whose state a checkpoint cannot hold exactly (``ValueError`` naming the supported ones)."""
-    check_condition(isinstance(name, str), f"optimizer must be an MXNet optimizer name such as 'adam' or 'sgd', "
-                    f"got {name!r}", TypeError)
-    check_condition(name.lower() in CHECKPOINTABLE_OPTIMIZERS,
-                    f"optimizer {name!r} cannot be checkpointed (its state is not only per-parameter arrays and "
-                    f"update counts); with checkpoint='DIR' use one of {', '.join(CHECKPOINTABLE_OPTIMIZERS)}")
 
 
 def _param_of(key: Any, idx2name: Dict[int, str], source: str) -> str:

@@ -11,13 +11,12 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional
 
-from ..config import FitConfig
+from ..config import SERIES_SETTINGS, FitConfig
 from ..constants import LABEL_MODES, REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
 from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
-from ..series.iterator import SeriesBucketIter
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
-from ..series.training import fit_series
+from ..series.training import fit_planned, plan_series
 from ..trainer import NonFiniteLossError, TrainingDivergedError
 from .args import (Parser, check_output_flags, fail, flags_named, int_at_least, int_list, json_dict, json_file,
                    plot_file)
@@ -29,12 +28,8 @@ FLAG_SETTINGS = {"--buckets": "buckets", "--hidden-sizes": "hidden_sizes", "--ba
                  "--optimizer": "optimizer", "--optimizer-params": "optimizer_params", "--seed": "seed",
                  "--log-every": "log_every", "--checkpoint": "checkpoint"}
 _NEEDS = {"optimizer_params": ("optimizer",), "num_samples": ("batch_size",)}
-# The recipe tuned on the sunspots demo (see README, "Your own series"): a constant rate and the forget-gate
-# bias 1 (the sine recipe's cosine schedule and bias 0 were not tuned for it), beside the flags' defaults below.
-SERIES_RECIPE: Dict[str, Any] = {"lr_schedule": None, "forget_bias": 1.0}
-DEFAULTS: Dict[str, Any] = {"buckets": [5, 10, 15, 20], "hidden_sizes": [32, 32, 1], "batch_size": 100,
-                            "num_samples": 60000, "num_epoch": 5, "label_mode": "last",
-                            "optimizer_params": {"learning_rate": 0.01, "wd": 0.0001}}
+# The flags' defaults: the series recipe (FitConfig.series()), lists as argparse shows them.
+DEFAULTS: Dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in SERIES_SETTINGS.items()}
 
 
 def holdout(text: str) -> Any:
@@ -101,7 +96,7 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
-    """Every flag and the data checked before training; returns (config, series, names)."""
+    """Every flag and the data checked before training; returns the plan to train."""
     settings = _settings(args)
     for flag, setting in FLAG_SETTINGS.items():
         try:
@@ -110,7 +105,7 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
         except (ValueError, TypeError) as err:
             fail(parser, flag, str(err))
     try:
-        config = FitConfig.from_flat(feature="value", **SERIES_RECIPE, **settings).check_memory()
+        config = FitConfig.series(**settings).check_memory()
     except (ValueError, TypeError) as err:
         flags = flags_named(str(err), FLAG_SETTINGS)
         fail(parser, flags or "--buckets", str(err))
@@ -129,9 +124,7 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     except ValueError as err:
         fail(parser, "--column", f"{args.csv}, column {args.column!r}: {err}")
     try:
-        SeriesBucketIter(split.train, config.data.buckets, batch_size=config.data.batch_size,
-                         num_samples=config.data.num_samples, label_mode=config.model.label_mode, seed=0,
-                         scaling=args.scaling, names=split.names)
+        plan = plan_series(split, config, args.scaling)  # the windows trained on, built once
     except (ValueError, TypeError) as err:
         fail(parser, "--buckets", f"{err} (the training part is what is left after --test and --valid)")
     needed = args.horizon - 1 + max(args.horizon, args.season or 1)
@@ -139,7 +132,7 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
         fail(parser, "--horizon/--season/--test", f"no series has a test part with at least {needed} points before "
              f"it (horizon - 1 + max(horizon, season)) to score every horizon")
     check_output_flags(parser, args.checkpoint, args.plot)
-    return config, series, names
+    return plan
 
 
 def _references(split: TimeSplit, args: argparse.Namespace) -> Dict[str, Any]:
@@ -163,10 +156,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    config, series, names = check_all(parser, args)
+    plan = check_all(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        fitted = fit_series(series, config, test=args.test, valid=args.valid, scaling=args.scaling, names=names)
+        fitted = fit_planned(plan)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

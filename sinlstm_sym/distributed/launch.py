@@ -23,11 +23,13 @@ and returns that exit code (``128 + N`` for signal ``N``); on ``timeout`` it ret
 or SIGHUP it returns ``128 + N``. If the launcher itself is killed, the kernel kills its children (Linux).
 
 A worker that fails would leave the others waiting in MXNet's shutdown barrier, and wait there itself.
-``import sinlstm_sym`` under the launcher (``SINLSTM_LAUNCHED=1``) installs exit hooks
-(:func:`sinlstm_sym.distributed.install_exit_hooks`): an uncaught exception in any thread ends the worker
-with code 1, ``sys.exit(n)`` with ``n`` non-zero with code ``n``, without entering that barrier. Python
-exposes no hook for a bare ``raise SystemExit(n)`` or ``exit(n)``: such a worker still waits, and only
-``timeout`` ends the job. A worker script that does not import sinlstm_sym calls ``install_exit_hooks()``.
+The launcher starts every worker with ``SINLSTM_LAUNCHED=1`` and its bootstrap first on ``PYTHONPATH``
+(:func:`worker_environment`), whose ``sitecustomize`` installs exit hooks when the worker's Python starts
+(:func:`sinlstm_sym.distributed.install_exit_hooks`; importing sinlstm_sym changes nothing): an uncaught
+exception in any thread ends the worker with code 1, ``sys.exit(n)`` with ``n`` non-zero with code ``n``,
+without entering that barrier. Python exposes no hook for a bare ``raise SystemExit(n)`` or ``exit(n)``: such
+a worker still waits, and only ``timeout`` ends the job. A worker whose command replaces ``PYTHONPATH`` calls
+``install_exit_hooks()`` itself (``fit`` does when it creates a ``dist_*`` kvstore).
 
 Several machines (documented, not tested here): start the same processes on each host by hand, through
 ssh or a cluster scheduler, with ``DMLC_PS_ROOT_URI`` = the scheduler host's address as the other hosts
@@ -56,6 +58,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from ..callback_errors import SERVER_NODE_CODE
 from ..checks import check_condition, check_float, check_int
+from .bootstrap import BOOTSTRAP_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,14 @@ def _bind_port(address: str, port: int, host: str) -> int:
                                  f"({address}): {err}") from None
             raise ValueError(f"port {port} on {host!r} ({address}) is not free: {err}") from None
         return sock.getsockname()[1]
+
+
+def worker_environment(env: Mapping[str, str]) -> Dict[str, str]:
+    """``env`` for a worker: ``SINLSTM_LAUNCHED=1`` and the worker bootstrap first on ``PYTHONPATH``, whose
+    ``sitecustomize`` installs the exit hooks when the worker's Python starts (importing sinlstm_sym
+    installs nothing)."""
+    path = [BOOTSTRAP_DIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != BOOTSTRAP_DIR]
+    return dict(env, **{LAUNCHED_ENV: "1", "PYTHONPATH": os.pathsep.join(path)})
 
 
 def _check_env(env: Any) -> Dict[str, str]:
@@ -258,7 +269,7 @@ class _Job:
     def _start(self, role: str, index: int, argv: List[str]) -> Optional[int]:
         env = dict(self.env, DMLC_ROLE=role)
         if role == "worker":
-            env[LAUNCHED_ENV] = "1"
+            env = worker_environment(env)
         try:
             proc = subprocess.Popen(argv, env=env, start_new_session=True, preexec_fn=self.preexec)
         except OSError as err:
@@ -399,9 +410,9 @@ def _parser() -> argparse.ArgumentParser:
                     "as soon as one fails.",
         epilog="Exit status: 0 when every worker exited 0; else the exit code of the first process that failed "
                "(128+N if killed by signal N), 124 on --timeout, 128+N if the launcher got signal N, "
-               "2 for bad arguments. Importing sinlstm_sym in a worker installs exit hooks, so that a failing "
-               "worker ends the job at once; a script that does not import it calls "
-               "sinlstm_sym.distributed.install_exit_hooks().")
+               "2 for bad arguments. Every worker starts with exit hooks installed (the launcher's "
+               "sitecustomize, first on PYTHONPATH), so that a failing worker ends the job at once; a command "
+               "that replaces PYTHONPATH calls sinlstm_sym.distributed.install_exit_hooks().")
     p.add_argument("-n", "--num-workers", type=int, required=True, metavar="WORKERS",
                    help="number of worker processes, each running COMMAND (ranks come from kv.rank)")
     p.add_argument("-s", "--num-servers", type=int, default=1, metavar="SERVERS",

@@ -102,8 +102,9 @@ def install_exit_hooks() -> bool:
 
     Installs ``sys.excepthook`` and ``threading.excepthook`` (traceback, flush, ``os._exit(1)``) and wraps
     ``sys.exit`` (non-zero status: ``os._exit(status)`` once the ``SystemExit`` reaches top level); see the
-    module docstring. ``import sinlstm_sym`` calls it. Returns whether the hooks are installed; outside the
-    launcher it installs nothing and returns False.
+    module docstring. The launcher's worker bootstrap calls it when a worker's Python starts, and
+    :func:`create_kvstore` when it creates a ``dist_*`` kvstore; importing the package does not. Returns
+    whether the hooks are installed; outside the launcher it installs nothing and returns False.
     """
     global _installed
     if os.environ.get(LAUNCHED_ENV) != "1":
@@ -159,6 +160,7 @@ def create_kvstore(name: str) -> mx.kv.KVStore:
     name = check_choice("kvstore", name, KVSTORES)
     if name.startswith("dist"):
         _check_worker_env(name)
+        install_exit_hooks()  # the bootstrap's, unless the worker's command replaced PYTHONPATH
     return mx.kv.create(name)
 
 

@@ -24,7 +24,8 @@ from .build import OP_NAME, BuildError, BuildResult, build_library
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["native_available", "load_native", "lstm_stack", "resolve_cell", "NativeUnavailableError"]
+__all__ = ["native_available", "load_native", "lstm_stack", "stack_operator", "resolve_cell", "choose_cell",
+           "NativeUnavailableError"]
 
 _LOCK = threading.Lock()
 _LOADED: Optional[Union[BuildResult, str]] = None  # BuildResult once loaded, the reason once failed
@@ -77,11 +78,18 @@ def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> 
     operator cannot load. Other cells are returned unchanged. The choice is logged.
     """
     cell = check_choice("cell", cell, CELLS)
+    if contexts is not None and cell in ("native", "auto"):
+        check_condition(all(isinstance(c, mx.Context) for c in contexts),
+                        f"contexts must be mx.Context objects, got {list(contexts)!r}", TypeError)
+    return choose_cell(cell, contexts)
+
+
+def choose_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> str:
+    """:func:`resolve_cell` of arguments already checked (a :class:`~sinlstm_sym.config.ModelConfig`'s cell,
+    contexts from :func:`~sinlstm_sym.context.resolve_contexts`)."""
     if cell not in ("native", "auto"):
         return cell
     devices = list(contexts) if contexts is not None else [mx.current_context()]
-    check_condition(all(isinstance(c, mx.Context) for c in devices),
-                    f"contexts must be mx.Context objects, got {devices!r}", TypeError)
     if not all(_is_cpu(c) for c in devices):
         logger.info("cell=%r on %s: using cell='fused' (the native operator runs on CPU only)",
                     cell, [str(c) for c in devices])
@@ -134,8 +142,18 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
             check_condition(declared == shape, f"params[{i}] ({param.name!r}) must be declared with "
                             f"shape={shape} (mx.sym.var(name, shape=...)), got {declared}")
     load_native()
-    op = getattr(mx.sym, OP_NAME)
+    return stack_operator(data, params, hidden_sizes, name)
+
+
+def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_sizes: Sequence[int],
+                   name: str = "lstm_stack") -> mx.sym.Symbol:
+    """:func:`lstm_stack` of arguments already checked (a :class:`~sinlstm_sym.spec.ModelSpec` whose cell
+    resolved to ``'native'``, so the operator is loaded)."""
+    op = getattr(mx.sym, OP_NAME, None)
+    if op is None:
+        raise NativeUnavailableError("the native operator is not loaded: resolve the cell first "
+                                     "(ModelSpec.from_model, resolve_cell)")
     # The operator cannot see grad_req (MXNet's external-op API does not pass it) and always writes
     # its gradients; an identity in front of each input applies 'add' / 'null' for that input.
-    inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate([data] + params)]
+    inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate([data, *params])]
     return op(*inputs, hidden_sizes=",".join(str(h) for h in hidden_sizes), name=name)

@@ -33,6 +33,31 @@ class SeriesFitResult:
         return self.result.predictor(**kwargs)
 
 
+@dataclass
+class SeriesPlan:
+    """What :func:`fit_series` trains on, built once: the configuration (its scaling and seed settled), the
+    split, the training iterator (whose scaling is the training part's) and the validation iterator."""
+
+    config: FitConfig
+    split: TimeSplit
+    train_iter: SeriesBucketIter
+    eval_iter: Optional[SeriesBucketIter]
+
+
+def plan_series(split: TimeSplit, config: FitConfig, scaling: str = DEFAULT_SCALING) -> SeriesPlan:
+    """The plan of a training on ``split.train`` with ``config`` (feature ``'value'``); every data check
+    happens here (the windows the buckets need, the scaling), before anything is bound."""
+    check_condition(isinstance(config, FitConfig) and config.model.feature == "value", "config must be a "
+                    f"FitConfig with feature='value' (FitConfig.series()), got {config!r}", TypeError)
+    seed = config.run.seed if config.run.seed is not None else int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    data = config.data
+    train_iter = SeriesBucketIter(split.train, data.buckets, batch_size=data.batch_size, num_samples=data.num_samples,
+                                  length_weights=data.length_weights, label_mode=config.model.label_mode,
+                                  scaling=scaling, seed=seed, names=split.names)
+    config = config.replace(scaling=train_iter.scaling.as_tuple(), seed=seed)
+    return SeriesPlan(config, split, train_iter, _valid_iter(split, config, train_iter.scaling, seed))
+
+
 def fit_series(series: Any, config: Optional[FitConfig] = None, *, test: Holdout = 0.2, valid: Holdout = 0.0,
                scaling: str = DEFAULT_SCALING, names: Optional[Sequence[str]] = None,
                logger: Optional[logging.Logger] = None, **settings: Any) -> SeriesFitResult:
@@ -41,23 +66,24 @@ def fit_series(series: Any, config: Optional[FitConfig] = None, *, test: Holdout
     The last ``test`` and, before it, ``valid`` points of every series (fractions or numbers
     of points) are held out: training windows come from the rest only
     (:class:`SeriesBucketIter` on ``split.train``), and so does the ``scaling``, which is
-    stored in ``config.model.scaling``. ``config.data`` gives the window lengths (``buckets``),
-    ``batch_size``, ``num_samples`` (windows per epoch) and ``length_weights``; the model's
-    ``feature`` is ``'value'``. The validation part, when long enough, is ``fit``'s ``eval_iter``.
+    stored in ``config.model.scaling``. ``config`` defaults to the series recipe,
+    :meth:`FitConfig.series() <sinlstm_sym.config.FitConfig.series>`; ``settings`` change it.
+    ``config.data`` gives the window lengths (``buckets``), ``batch_size``, ``num_samples`` (windows
+    per epoch) and ``length_weights``; the model's ``feature`` is ``'value'``. The validation part,
+    when long enough, is ``fit``'s ``eval_iter``. :func:`plan_series` and :func:`fit_planned` are its two
+    halves (the command line checks the plan before training it).
     """
     check_condition(config is None or isinstance(config, FitConfig),
                     f"config must be a FitConfig or None, got {type(config).__name__}", TypeError)
-    config = (config or FitConfig()).replace(feature="value", **settings)
-    seed = config.run.seed if config.run.seed is not None else int(np.random.SeedSequence().generate_state(1)[0] >> 1)
+    config = FitConfig.series(**settings) if config is None else config.replace(feature="value", **settings)
     split = split_by_time(series, test=test, valid=valid, names=names)
-    data = config.data
-    train_iter = SeriesBucketIter(split.train, data.buckets, batch_size=data.batch_size, num_samples=data.num_samples,
-                                  length_weights=data.length_weights, label_mode=config.model.label_mode,
-                                  scaling=scaling, seed=seed, names=split.names)
-    config = config.replace(scaling=train_iter.scaling.as_tuple(), seed=seed)
-    eval_iter = _valid_iter(split, config, train_iter.scaling, seed)
-    result = fit(config, train_iter=train_iter, eval_iter=eval_iter, logger=logger)
-    return SeriesFitResult(result, split, train_iter.scaling, train_iter)
+    return fit_planned(plan_series(split, config, scaling), logger=logger)
+
+
+def fit_planned(plan: SeriesPlan, logger: Optional[logging.Logger] = None) -> SeriesFitResult:
+    """Train the plan made by :func:`plan_series`."""
+    result = fit(plan.config, train_iter=plan.train_iter, eval_iter=plan.eval_iter, logger=logger)
+    return SeriesFitResult(result, plan.split, plan.train_iter.scaling, plan.train_iter)
 
 
 def _valid_iter(split: TimeSplit, config: FitConfig, scaling: Scaling, seed: int) -> Optional[SeriesBucketIter]:
