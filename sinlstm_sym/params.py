@@ -8,7 +8,7 @@ the same numbers as one flat vector ``lstm{i}_parameters``: both weights, then b
 biases. The native operator (``cell='native'``, :mod:`sinlstm_sym.native`) uses the fused
 layout, and so does ``'auto'`` (native where it loads, else fused).
 """
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Sequence, Tuple
+from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -17,8 +17,6 @@ from .checks import check_choice, check_condition, check_int, check_int_sequence
 from .constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
                         INPUT_SIZE, MAX_ARRAY_ELEMENTS)
 
-if TYPE_CHECKING:
-    from .spec import ModelSpec
 
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
@@ -154,7 +152,7 @@ class StackInit(mx.init.Initializer):
     """The library's seeded initial value of one parameter of the stack, as an MXNet initializer.
 
     Every parameter variable built by :func:`~sinlstm_sym.symbol.make_sym_gen` carries one
-    (``mx.sym.var(name, init=StackInit.for_spec(spec, seed))``), so ``module.init_params(<any initializer>)``
+    (``mx.sym.var(name, init=spec.initializer(seed))``), so ``module.init_params(<any initializer>)``
     gives the LSTM parameters the values of :func:`init_params` in the layout of ``cell``. Its arguments come
     from a checked :class:`~sinlstm_sym.spec.ModelSpec` (MXNet re-creates it from the symbol's JSON).
     """
@@ -165,11 +163,6 @@ class StackInit(mx.init.Initializer):
         super().__init__(hidden_sizes=hidden_sizes, seed=seed, cell=cell, forget_bias=forget_bias, init=init)
         self.hidden_sizes, self.seed, self.cell, self.forget_bias = hidden_sizes, seed, cell, forget_bias
         self.init = init
-
-    @classmethod
-    def for_spec(cls, spec: "ModelSpec", seed: int) -> "StackInit":
-        """The initializer of ``spec``'s parameters drawn from ``seed``."""
-        return cls(spec.hidden_sizes, seed, spec.cell, spec.forget_bias, spec.init)
 
     def _init_weight(self, name: Any, arr: mx.nd.NDArray) -> None:
         values = layout_for(initial_values(self.hidden_sizes, self.seed, self.forget_bias, INPUT_SIZE, self.init),

@@ -16,7 +16,7 @@ from .checks import check_condition
 from .config import ModelConfig
 from .constants import FUSED_LAYOUT_CELLS
 from .native import choose_cell
-from .params import ParamDict, canonical_from, layout_for
+from .params import ParamDict, StackInit, canonical_from, layout_for
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,10 @@ class ModelSpec:
     def fused_layout(self) -> bool:
         """Whether the parameters are one flat vector per layer (``'fused'``, ``'native'``)."""
         return self.cell in FUSED_LAYOUT_CELLS
+
+    def initializer(self, seed: int) -> StackInit:
+        """The MXNet initializer of this model's parameters drawn from ``seed``."""
+        return StackInit(self.hidden_sizes, seed, self.cell, self.forget_bias, self.init)
 
     def to_layout(self, params: Mapping[str, np.ndarray]) -> ParamDict:
         """Canonical-layout ``params`` in this cell's layout."""

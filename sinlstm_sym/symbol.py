@@ -134,7 +134,7 @@ def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_
     check_condition(data_name != label_name, f"data_name and label_name must differ, both are {data_name!r}")
     check_condition(spec.cell in _PREDICTIONS, f"spec.cell must be a resolved cell, one of {list(_PREDICTIONS)} "
                     f"(ModelSpec.from_model resolves it), got {spec.cell!r}")
-    initializer = StackInit.for_spec(spec, init_seed)
+    initializer = spec.initializer(init_seed)
     predict = _PREDICTIONS[spec.cell]  # the cell chosen once
     weigh = bool(spec.step_weight) and spec.label_mode == "sequence"
 
