@@ -73,3 +73,8 @@ DIVERGENCE_FACTOR = 4.0
 DIVERGENCE_MIN_WINDOWS = 100  # log windows holding fewer training windows are too noisy to judge
 # A parameter larger than this in absolute value means the updates exploded (every gate saturated).
 EXPLODED_PARAMETER = 1e3
+# OpenMP threads of MXNet's operators while fit trains (its operators are tiny: more threads only spin against
+# the Python thread); OMP_NUM_THREADS still governs everything outside fit.
+TRAINING_OMP_THREADS = 1
+# How many batches of windows the built-in iterator generates in one vectorised call.
+WINDOW_CHUNK_BATCHES = 64
