@@ -12,9 +12,11 @@ import ctypes
 import logging
 import os
 import threading
-from typing import Iterator, List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 import mxnet as mx
+
+from .constants import TRAINING_OMP_THREADS
 
 logger = logging.getLogger(__name__)
 
@@ -47,47 +49,57 @@ def _worker_threads() -> int:
         return 1
 
 
-def _on_workers(device_ids: Sequence[int], threads: Optional[List[int]]) -> List[int]:
-    """Set the OpenMP thread count of every CPU engine worker of ``device_ids`` (``threads[i]`` for the
-    i-th worker reached, or ``TRAINING_OMP_THREADS``); return the counts they had."""
-    from .constants import TRAINING_OMP_THREADS
-    gomp, workers = _openmp(), _worker_threads()
-    previous: List[int] = []
-    lock = threading.Lock()
+def on_cpu_workers(device_id: int, task: Callable[[int], None]) -> None:
+    """Run ``task(i)`` on each engine worker thread of ``cpu(device_id)`` (``i`` counts the workers reached)
+    and wait for all of them. With several workers each task holds its worker (up to a second) so that
+    the next lands on another one."""
+    workers, lock, reached = _worker_threads(), threading.Lock(), [0]
+    barrier = threading.Barrier(workers)
 
     def run(rctx: int, param: int) -> None:
         with lock:
-            index = len(previous)
-            previous.append(gomp.omp_get_max_threads() if gomp is not None else 0)
-        mx.base._LIB.MXSetNumOMPThreads(threads[index] if threads else TRAINING_OMP_THREADS)
-        if workers > 1:  # hold this worker so that the next call lands on another one
+            index, reached[0] = reached[0], reached[0] + 1
+        task(index)
+        if workers > 1:
             try:
                 barrier.wait(_BARRIER_SECONDS)
             except threading.BrokenBarrierError:
                 pass
 
-    callback = _SYNC_FUNC(run)
-    for device in device_ids:
-        barrier = threading.Barrier(workers)
-        context = _Context(1, device)  # kCPU
-        for _ in range(workers):
-            mx.base.check_call(mx.base._LIB.MXEnginePushSync(callback, None, None, ctypes.byref(context), None, 0,
-                                                             None, 0, None, 0, b"sinlstm_omp_threads"))
-        mx.nd.waitall()
-    return previous
+    callback = _SYNC_FUNC(run)  # kept alive until waitall returns
+    context = _Context(1, device_id)  # kCPU
+    for _ in range(workers):
+        mx.base.check_call(mx.base._LIB.MXEnginePushSync(callback, None, None, ctypes.byref(context), None, 0, None,
+                                                         0, None, 0, b"sinlstm_omp_threads"))
+    mx.nd.waitall()
+
+
+def worker_omp_threads(device_id: int = 0) -> List[int]:
+    """``omp_get_max_threads()`` of each engine worker of ``cpu(device_id)`` (empty without libgomp)."""
+    gomp = _openmp()
+    counts: List[int] = []
+    if gomp is not None:
+        on_cpu_workers(device_id, lambda index: counts.append(gomp.omp_get_max_threads()))
+    return counts
+
+
+def _set_worker_threads(device_id: int, counts: Sequence[int]) -> None:
+    def task(index: int) -> None:
+        mx.base._LIB.MXSetNumOMPThreads(counts[min(index, len(counts) - 1)])
+    on_cpu_workers(device_id, task)
 
 
 @contextlib.contextmanager
-def operator_threads(contexts: Sequence[mx.Context]) -> Iterator[None]:
-    """While active, MXNet's operators on the CPU ``contexts`` run with ``TRAINING_OMP_THREADS`` OpenMP
-    threads whatever ``OMP_NUM_THREADS`` says; the previous counts are restored on exit."""
+def operator_threads(contexts: Sequence[mx.Context], threads: int = TRAINING_OMP_THREADS) -> Iterator[None]:
+    """While active, MXNet's operators on the CPU ``contexts`` run with ``threads`` OpenMP threads whatever
+    ``OMP_NUM_THREADS`` says; the previous counts are restored on exit (when they can be read)."""
     devices = sorted({c.device_id for c in contexts if c.device_type == "cpu"})
-    if not devices:
-        yield
-        return
-    previous = _on_workers(devices, None)
+    previous = {device: worker_omp_threads(device) for device in devices}
+    for device in devices:
+        _set_worker_threads(device, [threads])
     try:
         yield
     finally:
-        if _openmp() is not None and all(previous):
-            _on_workers(devices, previous)
+        for device, counts in previous.items():
+            if counts:
+                _set_worker_threads(device, counts)
