@@ -694,9 +694,10 @@ def main(argv=None):
     print()
     print(f"# samples/s = windows per second over the {args.batches} measured batches (after {args.warmup} warm-up); "
           f"{args.rounds} round(s); data generation {'excluded from' if args.data == 'pregen' else 'included in'} "
-          f"every row. Peak RSS = max over rounds of the child's VmHWM. Fixed rows (L=9, last-step loss) and mixed "
-          f"rows (L=1..9, loss over every step) have different losses and window lengths: compare losses within a "
-          f"task; 'x PyTorch best' compares with the fastest torch row of the same task (its best thread count). 'other load' = median cores kept busy by "
+          f"every row but the end-to-end ones (10-13), which generate their own. Peak RSS = max over rounds of the "
+          f"child's VmHWM. Fixed rows (L=9, last-step loss) and mixed rows (L=1..9, loss over every step) have "
+          f"different losses and window lengths: compare losses within a task; 'x PyTorch best' compares with the "
+          f"fastest torch row of the same task (its best thread count). 'other load' = median cores kept busy by "
           f"OTHER processes while the row's child ran (should be ~0; this box is shared); 'noisy' rounds stayed above "
           f"--max-other-load after {args.retries} retries. Total {total_wall:.0f} s.")
     loads = [m["foreign_load"] for ms in results.values() for m in ms if m["foreign_load"] is not None]
