@@ -78,7 +78,9 @@ def worker_omp_threads(device_id: int = 0) -> List[int]:
     """``omp_get_max_threads()`` of each engine worker of ``cpu(device_id)`` (empty without libgomp)."""
     gomp = _openmp()
     counts: List[int] = []
-    if gomp is not None:
+    if gomp is None:
+        logger.debug("no libgomp.so.1 in this process: the workers' OpenMP thread counts cannot be read or restored")
+    else:
         on_cpu_workers(device_id, lambda index: counts.append(gomp.omp_get_max_threads()))
     return counts
 
