@@ -12,6 +12,21 @@ Rows (``--rows`` takes numbers or names, comma-separated; default all):
   7 torch-mixed         the same on lengths 1..9, 0.5*MSE over every step
   8 fit-native-fixed    library ``fit``, cell='native', buckets=[9],    label_mode='last'
   9 fit-native-mixed    library ``fit``, cell='native', buckets=1..9,   label_mode='sequence'
+ 10 e2e-fixed           ``fit`` as a user calls it: ``fit(buckets=[9], label_mode='last', batch_size=B,
+                        num_samples=N, num_epoch=1, seed=S)``, every other setting the library's default
+                        (cell 'auto', its own windows generated live), MXNet choosing its own threads
+                        (no OMP_NUM_THREADS / MXNET_* thread variable in the child's environment)
+ 11 e2e-mixed           the same with ``buckets=range(1, 10)`` (label_mode 'sequence', the default)
+ 12 e2e-mixed-omp1      row 11 with OMP_NUM_THREADS=1
+ 13 e2e-mixed-omp2      row 11 with OMP_NUM_THREADS=2 (what many users set on a 2-core box)
+ 14 torch-fixed-2t      row 6 with torch.set_num_threads(2) (and OMP_NUM_THREADS=2)
+ 15 torch-mixed-2t      row 7 with 2 threads
+
+"x PyTorch" compares a row with the fastest torch row of its task in the run (rows 6/14 or
+7/15: PyTorch's best thread count). The end-to-end rows (10-13) ignore ``--data`` and
+``--threads``: their windows are generated inside ``fit`` on the clock, from the library's
+default start times (so their losses are not comparable with the other rows'), and their
+``bind`` of each bucket falls into the warm-up as for the other fit rows.
 
 The native rows need the C++ operator (``python -m sinlstm_sym.native --build`` is run
 once before the rounds, so no row pays the compile); without a compiler they are skipped
@@ -86,7 +101,16 @@ ROWS = [
     ("torch-mixed", "torch", None, "mixed", "PyTorch nn.LSTM, L=1..9, sequence"),
     ("fit-native-fixed", "fit", "native", "fixed", "fit, native, L=9, last"),
     ("fit-native-mixed", "fit", "native", "mixed", "fit, native, L=1..9, sequence"),
+    ("e2e-fixed", "e2e", "auto", "fixed", "fit as a user calls it, L=9, last, live windows, default threads"),
+    ("e2e-mixed", "e2e", "auto", "mixed", "fit as a user calls it, L=1..9, live windows, default threads"),
+    ("e2e-mixed-omp1", "e2e", "auto", "mixed", "fit as a user calls it, L=1..9, OMP_NUM_THREADS=1"),
+    ("e2e-mixed-omp2", "e2e", "auto", "mixed", "fit as a user calls it, L=1..9, OMP_NUM_THREADS=2"),
+    ("torch-fixed-2t", "torch", None, "fixed", "PyTorch nn.LSTM, L=9, last, 2 threads"),
+    ("torch-mixed-2t", "torch", None, "mixed", "PyTorch nn.LSTM, L=1..9, sequence, 2 threads"),
 ]
+# Rows whose threads are not --threads: "default" = no thread variable at all (MXNet and torch choose), or a count.
+ROW_THREADS = {"e2e-fixed": "default", "e2e-mixed": "default", "e2e-mixed-omp1": 1, "e2e-mixed-omp2": 2,
+               "torch-fixed-2t": 2, "torch-mixed-2t": 2}
 ROW_BY_NAME = {r[0]: r for r in ROWS}
 TASKS = {
     "fixed": dict(buckets=[9], label_mode="last"),
@@ -109,6 +133,19 @@ def thread_env(threads, mx_workers):
         "MXNET_CPU_WORKER_NTHREADS": str(mx_workers),
         "MXNET_SUBGRAPH_VERBOSE": "0",
     }
+
+
+def row_env(base, name, threads, mx_workers):
+    """The environment of row ``name``'s child: ``base`` with the row's thread settings."""
+    env = dict(base)
+    chosen = ROW_THREADS.get(name, threads)
+    for key in thread_env(0, 0):
+        env.pop(key, None)
+    if chosen == "default":
+        env["MXNET_SUBGRAPH_VERBOSE"] = "0"
+    else:
+        env.update(thread_env(chosen, mx_workers))
+    return env, chosen
 
 
 def peak_rss():
@@ -262,7 +299,10 @@ def child_mxnet(spec):
         if not native_available():
             raise RuntimeError("the native operator did not load in this child: the row would measure 'fused'")
     t0 = time.perf_counter()
-    if spec["kind"] == "fit":  # like for like with the other rows: the original's settings, these windows
+    if spec["kind"] == "e2e":  # as a user calls it: the library's defaults, its own live windows
+        res = fit(buckets=task["buckets"], label_mode=task["label_mode"], batch_size=spec["batch_size"],
+                  num_samples=spec["num_samples"], num_epoch=1, seed=spec["seed"], log_every=spec["log_every"])
+    elif spec["kind"] == "fit":  # like for like with the other rows: the original's settings, these windows
         data = None if pregen is None else pregen(task["buckets"], batch_size=spec["batch_size"],
                                                   num_samples=spec["num_samples"], label_mode=task["label_mode"],
                                                   seed=spec["seed"], **WINDOWS)
@@ -275,6 +315,8 @@ def child_mxnet(spec):
                for r in res.loss_history]
     out = {"records": records, "wall_in_call": wall, "versions": {"mxnet": mx.__version__,
                                                                   "sinlstm_sym": sinlstm_sym.__version__}}
+    if spec["kind"] == "e2e":
+        out["cell"] = res.config.model.cell
     if pregen is not None:  # fit may build extra iterators (e.g. to validate arguments); one must do the training
         used = [i for i in pregen.instances if i.replayed]
         if len(used) != 1 or used[0].replayed != spec["total_batches"]:
@@ -292,7 +334,8 @@ def child_torch(spec):
     import numpy as np
     import torch
     from torch import nn
-    torch.set_num_threads(spec["threads"])
+    if spec["threads"] != "default":
+        torch.set_num_threads(spec["threads"])
     torch.manual_seed(spec["seed"])
     last = TASKS[spec["task"]]["label_mode"] == "last"
 
@@ -369,7 +412,7 @@ def child_main(spec):
         out = child_datagen(spec)
     elif spec["kind"] == "torch":
         out = child_torch(spec)
-    else:
+    else:  # fit, e2e, gluon
         out = child_mxnet(spec)
     out["peak_rss_mib"], out["ru_maxrss_mib"] = peak_rss()
     out["child_wall"] = time.perf_counter() - t_start
@@ -493,7 +536,7 @@ def main(argv=None):
     ap.add_argument("--data", choices=("pregen", "live"), default="pregen",
                     help="pregen: data generation excluded from every row; live: included in every row")
     ap.add_argument("--seed", type=int, default=0, help="seed of windows and initial weights (default 0)")
-    ap.add_argument("--rows", help="comma-separated rows, numbers 1-9 or names (default: all)")
+    ap.add_argument("--rows", help="comma-separated rows, numbers or names (default: all)")
     ap.add_argument("--json", help="write all measurements and the summary to this file")
     ap.add_argument("--timeout", type=float, default=600, help="seconds per child (default 600)")
     ap.add_argument("--max-other-load", type=float, default=0.3,
@@ -534,7 +577,7 @@ def main(argv=None):
         if torch_version is None:
             notes.append(f"torch rows skipped: torch is not importable ({err[0]})")
             rows = [r for r in rows if ROW_BY_NAME[r][1] != "torch"]
-    if any(ROW_BY_NAME[r][2] == "native" for r in rows):
+    if any(ROW_BY_NAME[r][2] in ("native", "auto") for r in rows):  # 'auto' (e2e rows) uses it when it builds
         build = subprocess.run([sys.executable, "-m", "sinlstm_sym.native", "--build"], env=env, capture_output=True,
                                text=True, timeout=args.timeout)
         if build.returncode != 0:
@@ -562,13 +605,15 @@ def main(argv=None):
     for rnd in range(1, args.rounds + 1):
         for name in rows:
             _, kind, cell, task, _ = ROW_BY_NAME[name]
+            child_env, threads = row_env(env, name, args.threads, args.mx_workers)
+            data = "live" if kind == "e2e" else args.data
             spec = dict(kind=kind, row=name, cell=cell, task=task, batch_size=args.batch_size,
                         num_samples=num_samples, total_batches=total_batches, log_every=log_every, seed=args.seed,
-                        data=args.data, threads=args.threads, npz=npz.get(task))
+                        data=data, threads=threads, npz=npz.get(task))
             attempts = []
             while True:
                 waited = wait_for_quiet(args.max_other_load, args.quiet_wait) if args.max_other_load >= 0 else 0.0
-                res = run_child(spec, env, args.timeout)
+                res = run_child(spec, child_env, args.timeout)
                 attempts.append(dict(foreign_load=res["foreign_load"], waited=waited))
                 noisy = (args.max_other_load >= 0 and res["foreign_load"] is not None
                          and res["foreign_load"] > args.max_other_load)
@@ -581,7 +626,7 @@ def main(argv=None):
             if windows != args.batches * args.batch_size:
                 raise RuntimeError(f"{name}: measured {windows} windows, expected {args.batches * args.batch_size}; "
                                    f"records at batches {[r['batch'] for r in res['records']]}")
-            if args.data == "pregen" and res.get("checksum") != data_checksums[task]:
+            if data == "pregen" and res.get("checksum") != data_checksums[task]:
                 raise RuntimeError(f"{name}: its windows differ from the {task} reference windows")
             nb = sum(buckets.values())
             m = dict(round=rnd, samples_per_sec=windows / elapsed, measured_seconds=elapsed,
@@ -591,7 +636,8 @@ def main(argv=None):
                      bucket_counts=buckets, peak_rss_mib=res["peak_rss_mib"], ru_maxrss_mib=res["ru_maxrss_mib"],
                      child_wall=res["child_wall"], child_cpu_seconds=res["child_cpu_seconds"],
                      foreign_load=res["foreign_load"], records=res["records"], env=res["env"],
-                     versions=res.get("versions"), torch_threads=res.get("torch_threads"),
+                     versions=res.get("versions"), torch_threads=res.get("torch_threads"), cell=res.get("cell"),
+                     wall_in_call=res.get("wall_in_call"),
                      attempts=attempts, noisy=noisy)
             results[name].append(m)
             print(f"# round {rnd} {name:20s} {m['samples_per_sec']:>10,.0f} samples/s  loss {m['final_loss']:.3e}  "
@@ -620,12 +666,13 @@ def main(argv=None):
     for s in summary.values():
         s["steps_per_sec_median"] = s["median"] * s["mean_length"]
         s["ratio_to_gluon"] = s["median"] / gluon if gluon else None
-        torch_row = summary.get(f"torch-{s['task']}", {}).get("median")
-        s["ratio_to_torch"] = s["median"] / torch_row if torch_row else None
+        torch_best = max((t["median"] for n, t in summary.items() if ROW_BY_NAME[n][1] == "torch"
+                          and t["task"] == s["task"]), default=None)  # PyTorch's best thread count
+        s["ratio_to_torch"] = s["median"] / torch_best if torch_best else None
 
     tail = results[rows[0]][0]["tail_batches"] if rows else 0
     lines = [
-        f"| # | row | median samples/s | min | max | x Gluon ref | x PyTorch (same task) | mean L | "
+        f"| # | row | median samples/s | min | max | x Gluon ref | x PyTorch best (same task) | mean L | "
         f"peak RSS MiB | final loss (last {tail} batches) | other load |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -647,9 +694,10 @@ def main(argv=None):
     print()
     print(f"# samples/s = windows per second over the {args.batches} measured batches (after {args.warmup} warm-up); "
           f"{args.rounds} round(s); data generation {'excluded from' if args.data == 'pregen' else 'included in'} "
-          f"every row. Peak RSS = max over rounds of the child's VmHWM. Fixed rows (L=9, last-step loss) and mixed "
-          f"rows (L=1..9, loss over every step) have different losses and window lengths: compare losses within a "
-          f"task; 'x PyTorch' compares with the torch row of the same task. 'other load' = median cores kept busy by "
+          f"every row but the end-to-end ones (10-13), which generate their own. Peak RSS = max over rounds of the "
+          f"child's VmHWM. Fixed rows (L=9, last-step loss) and mixed rows (L=1..9, loss over every step) have "
+          f"different losses and window lengths: compare losses within a task; 'x PyTorch best' compares with the "
+          f"fastest torch row of the same task (its best thread count). 'other load' = median cores kept busy by "
           f"OTHER processes while the row's child ran (should be ~0; this box is shared); 'noisy' rounds stayed above "
           f"--max-other-load after {args.retries} retries. Total {total_wall:.0f} s.")
     loads = [m["foreign_load"] for ms in results.values() for m in ms if m["foreign_load"] is not None]
@@ -658,6 +706,11 @@ def main(argv=None):
               f"measurements (median {statistics.median(loads):.2f}); compare min/max and rerun when the box is quiet.")
     for note in notes:
         print(f"# NOTE: {note}")
+    cells = {name: sorted({m["cell"] for m in results[name]}) for name in rows if ROW_BY_NAME[name][1] == "e2e"}
+    if cells:
+        print(f"# end-to-end rows: cell 'auto' chose {cells}; wall time of the whole fit call (bind and warm-up "
+              f"included), median: " + ", ".join(f"{n} {statistics.median(m['wall_in_call'] for m in results[n]):.2f} s"
+                                                 for n in cells))
 
     if args.json:
         doc = dict(settings=dict(vars(args), log_every=log_every, total_batches=total_batches,

@@ -18,7 +18,7 @@ import logging
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Set, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -192,6 +192,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._batches_seen = 0
         self._batch_number = 0  # the batch being checked: the next one in prepare, the current one in forward
         self._loaded: Optional[Tuple[Dict[str, mx.nd.NDArray], Dict[str, mx.nd.NDArray]]] = None
+        self._passed: Set[Hashable] = set()  # signatures of batches that passed check_batch since the last bind
 
     # --- what the user declared ---------------------------------------------------------------
     def input_names(self, bucket_key: Any) -> Tuple[List[str], List[str]]:
@@ -214,6 +215,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
                           "label": declare(label_descs, self.default_key)}
         self._signature = self._signature_of(symbol, data_descs + label_descs)
         self._known_keys = {self.default_key}
+        self._passed = set()
         if self._loaded is not None:
             self.set_params(*self._loaded)
             self._loaded = None
@@ -254,6 +256,21 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         if key not in self._known_keys:
             self._check_new_bucket(key, data_batch.provide_data, data_batch.provide_label,
                                    self.describe_batch(data_batch))
+
+    def check_batch_once(self, data_batch: Any, training: bool) -> None:
+        """:meth:`check_batch`, run in full only for a batch unlike every batch that passed it since ``bind``.
+
+        Whether a batch passes depends only on its type, key, arrays' types, shapes and dtypes and
+        descriptions (and on the bound module), so a batch equal in all of them to one that passed
+        passes too: it costs a few attribute reads instead of the checks."""
+        signature = _batch_signature(data_batch, training, self.allow_larger_keys)
+        if signature is not None and signature in self._passed:
+            return
+        self.check_batch(data_batch, training)
+        if signature is not None:
+            if len(self._passed) >= _MAX_SIGNATURES:
+                self._passed.clear()
+            self._passed.add(signature)
 
     def _check_inputs(self, batch: Any, key: Any, field: str, arrays: Any, descs: Any) -> List[Tuple[str, int]]:
         """Check one field (data or label) of a batch; (name, batch size) of each input."""
@@ -344,7 +361,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     def prepare(self, data_batch, sparse_row_id_fn=None):
         if self._is_new_bucket(data_batch):  # mod.fit prepares the next batch before its forward
             self._batch_number = self._batches_seen + 1
-            self.check_batch(data_batch, self.for_training)
+            self.check_batch_once(data_batch, self.for_training)
         super().prepare(data_batch, sparse_row_id_fn=sparse_row_id_fn)
 
     def _is_new_bucket(self, data_batch: Any) -> bool:
@@ -357,7 +374,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._outputs_valid = False
         self._batches_seen += 1
         self._batch_number = self._batches_seen
-        self.check_batch(data_batch, self.for_training if is_train is None else is_train)
+        self.check_batch_once(data_batch, self.for_training if is_train is None else is_train)
         super().forward(data_batch, is_train=is_train)
         self._outputs_valid = True
 
@@ -410,6 +427,42 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         if not self.binded and self._loaded is not None:  # loaded, not bound yet: the checkpoint's values
             return self._loaded
         return super().get_params()
+
+
+_MAX_SIGNATURES = 4096  # batch signatures remembered by check_batch_once (then forgotten and relearnt)
+
+
+def _arrays_signature(arrays: Any) -> Optional[Tuple[Any, ...]]:
+    if arrays is None:
+        return None
+    if not isinstance(arrays, (list, tuple)):
+        raise TypeError("not a list of arrays")
+    return tuple((type(a), a.shape, a.dtype) if isinstance(a, mx.nd.NDArray) else (type(a),) for a in arrays)
+
+
+def _descs_signature(descs: Any) -> Optional[Tuple[Any, ...]]:
+    if descs is None:
+        return None
+    if not isinstance(descs, (list, tuple)):
+        raise TypeError("not a list of descriptions")
+    return tuple((type(d), d.name, tuple(d.shape), d.dtype, d.layout) if isinstance(d, mx.io.DataDesc)
+                 else (type(d), d[0], tuple(d[1]), len(d)) for d in descs)
+
+
+def _batch_signature(batch: Any, training: bool, allow_larger_keys: bool) -> Optional[Hashable]:
+    """Everything :meth:`SafeBucketingModule.check_batch` looks at, hashable; ``None`` if it cannot be taken
+    (an unusual batch: the full check runs and says what is wrong)."""
+    if type(batch) is not mx.io.DataBatch:
+        return None
+    try:
+        key = batch.bucket_key
+        signature = (bool(training), allow_larger_keys, type(key), key, _arrays_signature(batch.data),
+                     _descs_signature(batch.provide_data), _arrays_signature(batch.label),
+                     _descs_signature(batch.provide_label))
+        hash(signature)
+    except Exception:  # noqa: BLE001 -- any oddity: no signature, the full check reports it
+        return None
+    return signature
 
 
 def _key_int_parts(key: Any) -> bool:

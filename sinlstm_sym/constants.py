@@ -131,3 +131,9 @@ REFERENCE_FORECAST_HISTORY = 500
 # origin on one core): beyond this many origins (held-out points of all series, about two minutes) they are
 # skipped with a warning; the model and the baselines still run.
 REFERENCE_MAX_ORIGINS = 5000
+
+# OpenMP threads of MXNet's operators while fit trains (its operators are tiny: more threads only spin against
+# the Python thread); OMP_NUM_THREADS still governs everything outside fit.
+TRAINING_OMP_THREADS = 1
+# How many batches of windows the built-in iterator generates in one vectorised call.
+WINDOW_CHUNK_BATCHES = 64

@@ -15,7 +15,7 @@ from .checks import (check_bool, check_choice, check_condition, check_float, che
                      check_name, check_weights)
 from .constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_FEATURE,
                         DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES, DEFAULT_STEP, DEFAULT_T_RANGE, DTYPES, FEATURES,
-                        LABEL_MODES, LABEL_NAME)
+                        LABEL_MODES, LABEL_NAME, WINDOW_CHUNK_BATCHES)
 from .limits import available_memory
 
 if TYPE_CHECKING:
@@ -164,6 +164,25 @@ class BucketWindowIter(mx.io.DataIter):
         """Inputs ``(B, length, 1)`` and labels of batch ``position`` of the current epoch's global schedule."""
         raise NotImplementedError
 
+    def group_arrays(self, positions: Sequence[int], length: int) -> Tuple[np.ndarray, np.ndarray]:
+        """The :meth:`window_arrays` of several batches of one ``length``, stacked along the batch axis
+        (a subclass may generate them in one vectorised call; the windows must be the same)."""
+        groups = [self.window_arrays(p, length) for p in positions]
+        return np.concatenate([g[0] for g in groups]), np.concatenate([g[1] for g in groups])
+
+    def _prepare_chunk(self) -> None:
+        """Generate the next ``WINDOW_CHUNK_BATCHES`` batches, one call and one MXNet array per length:
+        each batch is then a view of its length's array."""
+        cursors = np.arange(self.cursor, min(self.cursor + WINDOW_CHUNK_BATCHES, len(self.schedule)))
+        lengths = self.schedule[cursors]
+        batch = self.batch_size
+        for length in np.unique(lengths):
+            chosen = cursors[lengths == length]
+            inputs, labels = self.group_arrays([int(p) for p in self.batch_indices[chosen]], int(length))
+            data, label = _to_ndarray(inputs, self.dtype), _to_ndarray(labels, self.dtype)
+            for i, cursor in enumerate(chosen):
+                self._ready[int(cursor)] = (data[i * batch:(i + 1) * batch], label[i * batch:(i + 1) * batch])
+
     # --- description -------------------------------------------------------
     def data_desc(self, length: int) -> List[mx.io.DataDesc]:
         """``provide_data`` of a batch of windows of ``length``."""
@@ -193,6 +212,7 @@ class BucketWindowIter(mx.io.DataIter):
         self.batch_indices = shard_positions(self.global_schedule, self.num_parts, self.part_index)
         self.schedule = self.global_schedule[self.batch_indices]
         self.cursor = 0
+        self._ready: Dict[int, Tuple[mx.nd.NDArray, mx.nd.NDArray]] = {}  # cursor -> generated (data, label)
 
     def reset(self) -> None:
         """Start the next epoch, with fresh windows (``refresh=False``: the same windows again)."""
@@ -207,6 +227,7 @@ class BucketWindowIter(mx.io.DataIter):
         check_condition(cursor <= self.num_batches, f"cursor must be <= {self.num_batches}, got {cursor}")
         self._start_epoch()
         self.cursor = cursor
+        self._ready = {}
 
     def iter_next(self) -> bool:
         return self.cursor < len(self.schedule)
@@ -215,11 +236,12 @@ class BucketWindowIter(mx.io.DataIter):
         if not self.iter_next():
             raise StopIteration
         length = int(self.schedule[self.cursor])
-        inputs, labels = self.window_arrays(int(self.batch_indices[self.cursor]), length)
+        if self.cursor not in self._ready:
+            self._prepare_chunk()
+        data, label = self._ready.pop(self.cursor)
         self.cursor += 1
-        return mx.io.DataBatch(
-            data=[_to_ndarray(inputs, self.dtype)], label=[_to_ndarray(labels, self.dtype)],
-            pad=0, bucket_key=length, provide_data=self.data_desc(length), provide_label=self.label_desc(length))
+        return mx.io.DataBatch(data=[data], label=[label], pad=0, bucket_key=length,
+                               provide_data=self.data_desc(length), provide_label=self.label_desc(length))
 
     def __len__(self) -> int:
         return self.num_batches
@@ -300,3 +322,9 @@ class SinBucketIter(BucketWindowIter):
     def window_arrays(self, position: int, length: int) -> Tuple[np.ndarray, np.ndarray]:
         return make_windows(self.start_times(position), length, self.step, self.label_mode, self.feature,
                             self.target)
+
+    def group_arrays(self, positions: Sequence[int], length: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Every window of the batches at ``positions`` in one call: each row is computed as
+        :meth:`window_arrays` computes it (same start time, time stamps and ``target`` row)."""
+        t0 = np.concatenate([self.start_times(p) for p in positions])
+        return make_windows(t0, length, self.step, self.label_mode, self.feature, self.target)

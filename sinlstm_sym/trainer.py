@@ -16,6 +16,7 @@ import numpy as np
 from .callback_errors import callback_errors, raise_first
 from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
 from .progress import LossRecord, Progress
+from .threads import operator_threads
 from .validation import StopTraining, Validator
 
 logger = logging.getLogger(__name__)
@@ -115,9 +116,19 @@ def deferring_signals(write: Optional[Callable[[], Path]]) -> Optional[Callable[
 
 def batch_loss_sum(output: mx.nd.NDArray, label: mx.nd.NDArray, pad: int = 0) -> mx.nd.NDArray:
     """``sum over windows of 0.5 * mean over steps (pred - label)^2`` on the device, padding rows left out."""
-    rows = output.shape[0] - pad
-    diff = output[:rows] - label[:rows].as_in_context(output.context)
-    return 0.5 * mx.nd.mean(mx.nd.square(diff), axis=1).sum()
+    return 0.5 * batch_square_sum(output, label, pad)
+
+
+def batch_square_sum(output: mx.nd.NDArray, label: mx.nd.NDArray, pad: int = 0) -> mx.nd.NDArray:
+    """``sum over windows of mean over steps (pred - label)^2`` on the device (twice
+    :func:`batch_loss_sum`, exactly: the factor 0.5 is a power of two), padding rows left out; four
+    operators when there is no padding and the label is on the output's device."""
+    if pad:
+        rows = output.shape[0] - pad
+        output, label = output[:rows], label[:rows]
+    if label.context != output.context:
+        label = label.as_in_context(output.context)
+    return mx.nd.mean(mx.nd.square(output - label), axis=1).sum()
 
 
 def _progress_bar(total: int, enabled: bool, description: str) -> Any:
@@ -139,7 +150,7 @@ class Trainer:
                  log: Any, log_every: int, save: Optional[Callable[[], Path]] = None,
                  checkpoint_every: Optional[int] = None, eval_iter: Optional[mx.io.DataIter] = None,
                  progress_bar: bool = False, learning_rate: Optional[float] = None,
-                 validator: Optional[Validator] = None) -> None:
+                 validator: Optional[Validator] = None, contexts: Optional[List[mx.Context]] = None) -> None:
         self.module, self.train_iter, self.progress, self.log = module, train_iter, progress, log
         self.log_every, self.checkpoint_every = log_every, checkpoint_every
         self.write, self.save = save, deferring_signals(save)  # the checkpoint writer, and it with signals deferred
@@ -147,8 +158,9 @@ class Trainer:
         self.stop = StopRequest()
         self.rising = 0  # consecutive log windows far above the first one
         self.validator = validator
+        self.contexts = contexts if contexts is not None else [mx.cpu()]  # the module's devices
         self.mark = time.perf_counter()  # start of the training time not yet added to progress.train_seconds
-        self.pending: List[mx.nd.NDArray] = []  # per-batch loss sums not yet read from the device
+        self.pending: List[mx.nd.NDArray] = []  # per-batch sums of squares (2x loss) not yet read from the device
         self.pending_keys: List[int] = []
         self.pending_windows: List[int] = []
         self.bar: Any = None
@@ -159,7 +171,8 @@ class Trainer:
         """Train until ``num_epoch`` epochs are done; Ctrl-C stops at the next batch boundary
         (after a checkpoint, if there are checkpoints) with :class:`TrainingInterrupted`."""
         self.mark = time.perf_counter()
-        with stop_on_interrupt() as self.stop, callback_errors() as self.updater_errors:
+        with stop_on_interrupt() as self.stop, callback_errors() as self.updater_errors, \
+                operator_threads(self.contexts):
             try:
                 self._run(num_epoch)
             except StopTraining as stop:
@@ -225,7 +238,7 @@ class Trainer:
                 self.module.forward_backward(batch)
                 self.module.update()
                 raise_first(self.updater_errors, f"at epoch {p.epoch}, batch {p.batch + 1}")
-                self.pending.append(batch_loss_sum(self.module.get_outputs()[0], batch.label[0], batch.pad or 0))
+                self.pending.append(batch_square_sum(self.module.get_outputs()[0], batch.label[0], batch.pad or 0))
                 self.pending_keys.append(int(batch.bucket_key))
                 self.pending_windows.append(batch.data[0].shape[0] - (batch.pad or 0))
                 p.batch += 1
@@ -260,7 +273,7 @@ class Trainer:
         if not self.pending:
             return
         p = self.progress
-        sums = mx.nd.concat(*[s.reshape((1,)) for s in self.pending], dim=0).asnumpy().astype(np.float64)
+        sums = 0.5 * mx.nd.concat(*[s.reshape((1,)) for s in self.pending], dim=0).asnumpy().astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(sums))
         if bad.size:
             i = int(bad[0])

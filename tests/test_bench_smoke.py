@@ -8,10 +8,12 @@ import pytest
 @pytest.mark.slow
 def test_train_throughput_smoke(root, python, tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([python, str(root / "bench" / "train_throughput.py"), "--rounds", "1", "--rows", "1,3,5",
+    proc = subprocess.run([python, str(root / "bench" / "train_throughput.py"), "--rounds", "1", "--rows", "1,3,5,11",
                            "--batches", "30", "--warmup", "30", "--json", str(out)],
                           capture_output=True, text=True, timeout=600, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = [line for line in proc.stdout.splitlines() if line.startswith("| ") and line[2:3].isdigit()]
-    assert [line.split("|")[1].strip() for line in table] == ["1", "3", "5"]
-    assert out.stat().st_size > 0 and json.loads(out.read_text())
+    assert [line.split("|")[1].strip() for line in table] == ["1", "3", "5", "11"]
+    doc = json.loads(out.read_text())
+    e2e = doc["measurements"]["e2e-mixed"][0]
+    assert e2e["cell"] in ("native", "fused") and e2e["env"]["OMP_NUM_THREADS"] is None  # as a user runs it
