@@ -69,6 +69,7 @@ KVSTORES = ("local", "device", "dist_sync", "dist_async")
 DISTRIBUTED_KVSTORES = ("dist_sync", "dist_async")
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_NUM_EPOCH = 2
+DEFAULT_CLI_SEED = 0  # sinlstm-train is repeatable by default (fit draws a seed); a resume keeps the checkpoint's
 DEFAULT_OPTIMIZER_PARAMS = {"learning_rate": 0.03, "beta2": 0.99}
 DEFAULT_LR_SCHEDULE = {"name": "cosine", "warmup_steps": 100}  # to zero over the run's updates
 HEARTBEAT_SECONDS = 10.0  # long phases that log nothing else (the Gluon reference, evaluations) say where they are

@@ -404,3 +404,15 @@ def test_the_convert_command_runs_without_a_runpy_warning(python):
     out = subprocess.run([python, "-W", "error::RuntimeWarning", "-m", "sinlstm_sym.checkpoint", "--help"],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and "convert" in out.stdout and "Warning" not in out.stderr, out.stderr
+
+
+def test_cli_resume_keeps_the_checkpoints_seed(tmp_path, caplog):
+    """--resume without --seed continues the checkpoint's run (its seed), not a run of the default seed 0."""
+    run, unseeded = tmp_path / "run", CLI_RUN[2:]  # CLI_RUN without its --seed
+    assert train_cli.main(unseeded + ["--seed", "5", "--checkpoint", str(run)]) == 0
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert train_cli.main(unseeded + ["--num-epoch", "2", "--checkpoint", str(run), "--resume"]) == 0
+    assert any("resuming from" in r.getMessage() for r in caplog.records)
+    assert load_checkpoint(run).config["settings"]["run"]["seed"] == 5
+    assert load_checkpoint(run).config["progress"]["epoch"] == 2

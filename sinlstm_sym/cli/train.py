@@ -20,8 +20,8 @@ import numpy as np
 from ..callback_errors import UpdaterError
 from ..checkpoint import DiskFullError, RunDirectory
 from ..config import FitConfig
-from ..constants import (CELLS, DEFAULT_STEP, FEATURES, INITS, KVSTORES, LABEL_MODES, NOTE_STEPS, NOTE_T0,
-                         ORIGINAL_T_RANGE)
+from ..constants import (CELLS, DEFAULT_CLI_SEED, DEFAULT_STEP, FEATURES, INITS, KVSTORES, LABEL_MODES, NOTE_STEPS,
+                         NOTE_T0, ORIGINAL_T_RANGE)
 from ..data import half_sine
 from ..evaluation import format_error_table, per_length_error, step_outputs
 from ..gluon_reference import check_reference_settings
@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kvstore", choices=list(KVSTORES), default=None,
                    help="gradient aggregation: local/device for several --ctx devices, dist_* for workers started "
                         "by python -m sinlstm_sym.launch (then only rank 0 prints the report)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of windows and initial weights (default 0)")
+    p.add_argument("--seed", type=int_at_least(0), default=None,
+                   help="seed of windows and initial weights (default 0; with --resume, the checkpoint's)")
     p.add_argument("--log-every", type=int_at_least(1), default=None, help="log the mean loss every N batches")
     p.add_argument("--checkpoint", metavar="DIR", default=None,
                    help="write an atomic checkpoint to DIR after every epoch (see sinlstm-evaluate)")
@@ -151,6 +152,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def _settings(args: argparse.Namespace) -> Dict[str, Any]:
     """The fit settings given on the command line (flags left out keep the configuration's defaults)."""
     given = {setting: getattr(args, flag[2:].replace("-", "_")) for flag, setting in FLAG_SETTINGS.items()}
+    if given["seed"] is None and not args.resume:  # a resumed run keeps its checkpoint's seed
+        given["seed"] = DEFAULT_CLI_SEED
     if "--lr-schedule" in args.raw_argv:  # 'null' (None) is a value here: a constant rate
         given.setdefault("lr_schedule", None)
         return {k: v for k, v in given.items() if v is not None or k == "lr_schedule"}
@@ -244,7 +247,9 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"{result.progress.train_seconds:.1f} s; cell {result.config.model.cell}")
     predictor = result.predictor()
     logger.info("scoring %d fresh windows per length on lengths %s", args.eval_samples, args.eval_lengths)
-    rows = per_length_error(predictor, args.eval_lengths, num_samples=args.eval_samples, seed=args.seed + 1)
+    seed = result.config.run.seed
+    assert seed is not None  # fit settles it
+    rows = per_length_error(predictor, args.eval_lengths, num_samples=args.eval_samples, seed=seed + 1)
     target = "last step" if result.config.model.label_mode == "last" else "every step"
     print(f"\nerror per length on {args.eval_samples} fresh windows each ({target}); trained = had a batch")
     print(format_error_table(rows))
@@ -252,7 +257,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print_note_window(result)
     if args.plot:
         from ..plotting import plot_predictions
-        print(f"\nsaved {plot_predictions(predictor, args.eval_lengths, args.plot, seed=args.seed)}")
+        print(f"\nsaved {plot_predictions(predictor, args.eval_lengths, args.plot, seed=seed)}")
     return 0
 
 
