@@ -44,6 +44,14 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.epoch, self.batch, self.checkpoint, self.signum = epoch, batch, checkpoint, signum
 
 
+class StopAtOnce(KeyboardInterrupt):
+    """A second Ctrl-C or SIGTERM while training stops: stop at once; ``signum`` says which signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped at once by a second {signal.Signals(signum).name}")
+        self.signum = signum
+
+
 class StopRequest(threading.Event):
     """Set by the first SIGINT or SIGTERM while training; ``signum`` says which."""
 
@@ -57,7 +65,7 @@ def _main_thread() -> bool:
 @contextlib.contextmanager
 def stop_on_interrupt() -> Iterator[StopRequest]:
     """While active (main thread only), the first SIGINT (Ctrl-C) or SIGTERM sets the yielded event instead
-    of raising; a second one raises ``KeyboardInterrupt`` at once."""
+    of raising; a second one raises :class:`StopAtOnce` (a ``KeyboardInterrupt``) at once."""
     stop = StopRequest()
     if not _main_thread():
         yield stop
@@ -65,7 +73,7 @@ def stop_on_interrupt() -> Iterator[StopRequest]:
 
     def handler(signum: int, frame: Any) -> None:
         if stop.is_set():
-            raise KeyboardInterrupt
+            raise StopAtOnce(signum)
         stop.signum = signum
         stop.set()
         logger.warning("%s: stopping after this batch (press Ctrl-C again to stop at once)",

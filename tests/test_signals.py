@@ -110,3 +110,23 @@ def test_a_signal_during_the_epoch_end_checkpoint_stops_at_the_epoch_boundary(tm
         fit(checkpoint=tmp_path, **dict(RUN, num_epoch=2))
     assert (stop.value.epoch, stop.value.batch) == (1, 0) and written == [stop.value.checkpoint]
     assert load_checkpoint(tmp_path).config["progress"]["global_batch"] == 60
+
+
+def test_a_second_sigterm_stops_at_once_and_the_cli_exits_143(monkeypatch, capsys):
+    from sinlstm_sym.cli import train as train_cli
+    from sinlstm_sym.trainer import StopAtOnce, stop_on_interrupt
+
+    with pytest.raises(StopAtOnce) as stop:
+        with stop_on_interrupt() as request:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert request.is_set() and request.signum == signal.SIGTERM  # the first one only asks
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)  # the handler raises before this ends
+    assert stop.value.signum == signal.SIGTERM
+
+    def second_sigterm(*args, **kwargs):
+        raise StopAtOnce(signal.SIGTERM)
+    monkeypatch.setattr(train_cli, "fit", second_sigterm)
+    assert train_cli.main(["--num-samples", "600", "--progress", "off"]) == 143
+    assert capsys.readouterr().err.strip() == "interrupted"

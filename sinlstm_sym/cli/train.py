@@ -27,7 +27,7 @@ from ..evaluation import format_error_table, per_length_error, step_outputs
 from ..gluon_reference import check_reference_settings
 from ..limits import check_evaluation
 from ..params import init_params
-from ..trainer import NonFiniteLossError, TrainingDivergedError, TrainingInterrupted
+from ..trainer import NonFiniteLossError, StopAtOnce, TrainingDivergedError, TrainingInterrupted
 from ..training import fit
 from .args import (Parser, check_output_flags, fail, flags_named, float_list, int_at_least, int_list, json_dict,
                    json_dict_or_null, plot_file, resume_command)
@@ -227,9 +227,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             print(f"{where}; nothing was saved (pass --checkpoint DIR to be able to resume)", file=sys.stderr)
         return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports a process they ended
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:  # a second signal: 130 for Ctrl-C, 143 for SIGTERM
         print("interrupted", file=sys.stderr)
-        return INTERRUPTED_EXIT
+        return 128 + err.signum if isinstance(err, StopAtOnce) else INTERRUPTED_EXIT
     except DiskFullError as err:
         print(f"{parser.prog}: error: {err}", file=sys.stderr)
         return 1
