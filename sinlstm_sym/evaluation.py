@@ -3,6 +3,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
@@ -11,12 +12,15 @@ import numpy as np
 
 from .checks import check_int, check_int_sequence
 from .data import half_sine, make_windows
+from .heartbeat import Heartbeat
 from .limits import check_evaluation
 from .outputs import write_text_atomic
 from .predictor import Predictor
 
 if TYPE_CHECKING:
     from .config import ModelConfig
+
+logger = logging.getLogger(__name__)
 
 Row = Dict[str, Any]
 
@@ -38,7 +42,9 @@ def per_length_error(predictor: Predictor, lengths: Iterable[int] = range(1, 21)
     trained = set(trained_lengths if trained_lengths is not None else (predictor.trained_lengths or ()))
     rng = np.random.default_rng(seed)
     rows: List[Row] = []
-    for length in lengths:
+    heartbeat = Heartbeat(logger)
+    for done, length in enumerate(lengths):
+        heartbeat.beat("error per length: %d of %d lengths scored", done, len(lengths))
         t0 = rng.uniform(t_low, t_high, size=num_samples)
         inputs, labels = make_windows(t0, length, predictor.step, predictor.label_mode, predictor.feature, half_sine)
         pred = predictor.predict(inputs).reshape(labels.shape)

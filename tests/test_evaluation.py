@@ -131,3 +131,22 @@ def test_a_table_beyond_the_memory_ceiling_is_refused_at_once():
                        r"needs about [\d.]+ GiB of memory"):
         per_length_error(Predictor(init_params((10, 20, 1), seed=0)), range(1, 100001))
     assert time.perf_counter() - start < 10
+
+
+def test_a_long_error_table_says_where_it_is(monkeypatch, caplog):
+    """A table that takes long logs its progress (here every beat: the interval patched to 0)."""
+    import logging
+
+    from sinlstm_sym import evaluation
+    from sinlstm_sym.evaluation import per_length_error
+    from sinlstm_sym.heartbeat import Heartbeat
+    from sinlstm_sym.params import init_params
+    from sinlstm_sym.predictor import Predictor
+
+    monkeypatch.setattr(evaluation, "Heartbeat", lambda log: Heartbeat(log, interval=0.0))
+    predictor = Predictor(init_params((3, 1), 0), hidden_sizes=(3, 1), cell="fused")
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.evaluation"):
+        rows = per_length_error(predictor, [1, 2, 3], num_samples=4)
+    assert [r["length"] for r in rows] == [1, 2, 3]
+    assert [r.getMessage() for r in caplog.records if r.name == "sinlstm_sym.evaluation"] == \
+        [f"error per length: {i} of 3 lengths scored" for i in range(3)]
