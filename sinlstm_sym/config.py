@@ -1,4 +1,4 @@
-"""One typed configuration for :func:`~sinlstm_sym.training.fit`: frozen dataclasses, validated on creation.
+"""One typed configuration for :func:`~sinlstm_sym.fitting.fit`: frozen dataclasses, validated on creation.
 
 ``FitConfig`` has four sections: ``model`` (what is trained), ``data`` (the built-in sine
 windows), ``optimizer`` and ``run`` (epochs, seed, devices, logging, checkpoints). Every
@@ -46,7 +46,7 @@ class ModelConfig:
     initial weights (``init``: ``'library'``, Xavier per gate block, or ``'gluon'``, Gluon's default
     ``U[-0.07, 0.07]``; both drawn from the run's seed).
     ``scaling=(center, scale)`` (``feature='value'`` only): the model sees ``(x - center) / scale``;
-    a :class:`~sinlstm_sym.predictor.Predictor` takes and returns values in the series' own units."""
+    a :class:`~sinlstm_sym.infer.predictor.Predictor` takes and returns values in the series' own units."""
 
     hidden_sizes: Tuple[int, ...] = DEFAULT_HIDDEN_SIZES
     label_mode: str = DEFAULT_LABEL_MODE
@@ -78,7 +78,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The built-in sine windows (:class:`~sinlstm_sym.data.SinBucketIter`): lengths, batch size,
+    """The built-in sine windows (:class:`~sinlstm_sym.data.windows.SinBucketIter`): lengths, batch size,
     windows per epoch and the relative frequency of each length. Ignored by ``fit(train_iter=...)``
     except ``batch_size``, which then comes from the iterator."""
 
@@ -384,7 +384,7 @@ def _changed_sections(sections: Dict[str, Any], flat: Mapping[str, Any]) -> Dict
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything :func:`~sinlstm_sym.training.fit` needs, in four validated sections."""
+    """Everything :func:`~sinlstm_sym.fitting.fit` needs, in four validated sections."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

@@ -9,7 +9,7 @@ import pytest
 from sinlstm_sym import fit
 from sinlstm_sym.evaluation import Evaluation, evaluate
 from sinlstm_sym.params import init_params
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.infer.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_evaluate_cli_lists_and_accepts_a_ckpt_directory(tmp_path, capsys):
 
 def test_evaluate_cli_writes_all_outputs_or_none(tmp_path, monkeypatch, checkpointed):
     pytest.importorskip("matplotlib")
-    from sinlstm_sym import plotting
+    from sinlstm_sym.infer import plotting
     from sinlstm_sym.cli.evaluate import main
 
     def broken(*args, **kwargs):

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-import sinlstm_sym.training as training
+import sinlstm_sym.fitting as training
 from sinlstm_sym import fit, load_checkpoint
-from sinlstm_sym.trainer import TrainingInterrupted
+from sinlstm_sym.train.loop import TrainingInterrupted
 
 from test_interrupt import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
 
