@@ -104,12 +104,6 @@ class DataConfig:
         check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={self.t_low!r}, "
                         f"t_high={self.t_high!r}")
 
-    @property
-    def trained_buckets(self) -> Tuple[int, ...]:
-        """The buckets that get batches (weight > 0)."""
-        weights = self.length_weights or (1.0,) * len(self.buckets)
-        return tuple(k for k, w in zip(self.buckets, weights) if w > 0)
-
 
 # Learning-rate schedules (MXNet's own ``mx.lr_scheduler`` classes) by name, and the checks of their arguments:
 # name -> (class, {argument: kind}); kinds: 'int>=1', 'int>=0', 'ints>=1' (increasing), 'rate' (0 < x <= 1),
