@@ -3,7 +3,7 @@
 A top-level module, outside the package, so that it imports in no time: the package (and MXNet) is imported
 here, inside the handlers, so Ctrl-C at any moment, the imports included, exits 130 with one line and no
 traceback, and SIGTERM exits 143 (while training, both stop at a batch boundary and write a checkpoint if
-asked: :func:`sinlstm_sym.trainer.stop_on_interrupt`).
+asked: :func:`sinlstm_sym.train.loop.stop_on_interrupt`).
 """
 import importlib
 import signal

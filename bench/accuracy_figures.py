@@ -10,8 +10,8 @@ import numpy as np
 
 from sinlstm_sym import fit
 from sinlstm_sym.evaluation import evaluate
-from sinlstm_sym.gluon_reference import build_gluon_model, copy_params_to_gluon, gluon_predict
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.reference.gluon import build_gluon_model, copy_params_to_gluon, gluon_predict
+from sinlstm_sym.infer.predictor import Predictor
 
 
 def main() -> None:

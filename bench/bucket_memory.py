@@ -10,7 +10,7 @@ CHILD = r'''
 import sys
 import mxnet as mx
 from sinlstm_sym import SinBucketIter, fit, make_sym_gen
-from sinlstm_sym.bucket_checks import SafeBucketingModule
+from sinlstm_sym.model.bucketing import SafeBucketingModule
 from sinlstm_sym.params import init_params, to_layout
 
 def mib(field):

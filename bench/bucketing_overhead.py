@@ -22,8 +22,8 @@ import mxnet as mx
 import numpy as np
 
 from sinlstm_sym import SinBucketIter, make_sym_gen
-from sinlstm_sym.bucket_checks import SafeBucketingModule
-from sinlstm_sym.sine_batches import SineBucketingModule
+from sinlstm_sym.model.bucketing import SafeBucketingModule
+from sinlstm_sym.model.batches import SineBucketingModule
 
 VOCAB, EMBED, HIDDEN = 100, 32, 64
 

@@ -31,7 +31,7 @@ TESTS = ["unittest/test_module.py::test_bucket_module_ctx_group", "unittest/test
 SWAP = '''import os
 import mxnet as mx
 if os.environ.get("BUCKETING_MODULE") == "safe":
-    from sinlstm_sym.bucket_checks import SafeBucketingModule
+    from sinlstm_sym.model.bucketing import SafeBucketingModule
     mx.mod.BucketingModule = mx.module.BucketingModule = SafeBucketingModule
 '''
 NOSE_TOOLS = '''import functools

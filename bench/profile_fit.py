@@ -62,17 +62,17 @@ os.environ.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
 import mxnet as mx  # noqa: E402
 import numpy as np  # noqa: E402
 
-import sinlstm_sym.data as data_mod  # noqa: E402
+import sinlstm_sym.data.windows as data_mod  # noqa: E402
 from train_throughput import git_state  # noqa: E402  (same folder; its import is side-effect free)
 try:  # the validation layer (present since the SafeBucketingModule commit)
-    import sinlstm_sym.bucket_checks as bucket_checks  # noqa: E402
+    import sinlstm_sym.model.bucketing as bucket_checks  # noqa: E402
 except ImportError:  # pragma: no cover
     bucket_checks = None
 try:  # fit's module since the general SafeBucketingModule (issue 19): the sine contract + the general checks
-    from sinlstm_sym.sine_batches import SineBucketingModule  # noqa: E402
+    from sinlstm_sym.model.batches import SineBucketingModule  # noqa: E402
 except ImportError:  # pragma: no cover
     SineBucketingModule = None
-from sinlstm_sym.training import fit  # noqa: E402
+from sinlstm_sym.fitting import fit  # noqa: E402
 
 
 def fit_kwargs(batches):

@@ -49,7 +49,7 @@ import numpy as np
 
 from sinlstm_sym import SinBucketIter
 from sinlstm_sym.constants import NOTE_STEPS
-from sinlstm_sym.data import half_sine, make_windows
+from sinlstm_sym.data.windows import half_sine, make_windows
 from sinlstm_sym.params import init_params, layer_prefix, to_canonical, to_layout
 
 HIDDEN = (10, 20, 1)
@@ -536,7 +536,7 @@ def check() -> None:
     """The loop here equals ``sinlstm_sym.fit``; the evaluation here equals ``per_length_error``."""
     from sinlstm_sym import fit
     from sinlstm_sym.evaluation import per_length_error
-    from sinlstm_sym.predictor import Predictor
+    from sinlstm_sym.infer.predictor import Predictor
     r = RECIPES["baseline"]
     ours = train(r, seed=0)
     tic = time.perf_counter()

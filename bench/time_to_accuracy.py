@@ -133,7 +133,7 @@ def torch_train(rec, seed, threads, num_samples=None, num_epoch=None, validation
     """Train the torch copy; returns (records [(updates, seconds, max_err)], train seconds, forward, updates)."""
     import numpy as np
     import torch
-    from sinlstm_sym.data import SinBucketIter
+    from sinlstm_sym.data.windows import SinBucketIter
     layers, forward = torch_model(rec, seed, threads)
     opt = torch.optim.Adam(layers.parameters(), lr=schedule_of(rec, 1), betas=(rec["beta1"], rec["beta2"]),
                            eps=rec["epsilon"])
@@ -190,7 +190,7 @@ def torch_validate(forward, validation):
 
 
 def validation_set(seed, samples):
-    from sinlstm_sym.validation import ValidationSet
+    from sinlstm_sym.train.validation import ValidationSet
     return ValidationSet(VALIDATION_LENGTHS, samples, seed=seed, label_mode="sequence", feature="time")
 
 

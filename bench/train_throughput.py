@@ -46,7 +46,7 @@ How it measures (read this before quoting a number):
   final losses are directly comparable within the fixed and within the mixed task.
 * ``--data pregen`` (default): data generation is excluded from EVERY row. The windows of
   the whole run are generated before the clock starts: for the MXNet rows by a
-  SinBucketIter subclass patched into ``sinlstm_sym.training`` / ``gluon_reference`` that
+  SinBucketIter subclass patched into ``sinlstm_sym.fitting`` / ``reference.gluon`` that
   builds every DataBatch (numpy windows + ``mx.nd.array`` copies) in its constructor and
   replays them; for the torch rows by a separate data child that writes the same windows
   to an .npz (checked by checksum), turned into tensors before the clock starts.
@@ -199,7 +199,7 @@ def _windows_checksum(pairs):
 
 def child_datagen(spec):
     import numpy as np
-    from sinlstm_sym.data import SinBucketIter
+    from sinlstm_sym.data.windows import SinBucketIter
     from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS, ORIGINAL_INIT
     from sinlstm_sym.params import init_params
     task = TASKS[spec["task"]]
@@ -222,8 +222,8 @@ def child_datagen(spec):
 def _install_pregen_iter(patch_gluon_reference: bool):
     """A replaying SinBucketIter class; ``fit`` takes one as ``train_iter``, the Gluon reference (which
     builds its own iterator) gets the class patched in."""
-    import sinlstm_sym.data as data_mod
-    import sinlstm_sym.gluon_reference as gref
+    import sinlstm_sym.data.windows as data_mod
+    import sinlstm_sym.reference.gluon as gref
 
     class PregenIter(data_mod.SinBucketIter):
         """SinBucketIter that builds every DataBatch of an epoch up front and replays them.
@@ -277,8 +277,8 @@ def _install_pregen_iter(patch_gluon_reference: bool):
 
     if patch_gluon_reference:
         if getattr(gref, "SinBucketIter", None) is not data_mod.SinBucketIter:
-            raise RuntimeError("sinlstm_sym.gluon_reference no longer uses sinlstm_sym.data.SinBucketIter under that "
-                               "name; the --data pregen patch cannot be applied (use --data live)")
+            raise RuntimeError("sinlstm_sym.reference.gluon no longer uses sinlstm_sym.data.windows.SinBucketIter "
+                               "under that name; the --data pregen patch cannot be applied (use --data live)")
         gref.SinBucketIter = PregenIter
     return PregenIter
 
@@ -286,9 +286,9 @@ def _install_pregen_iter(patch_gluon_reference: bool):
 def child_mxnet(spec):
     import mxnet as mx
     import sinlstm_sym
-    from sinlstm_sym.gluon_reference import train_gluon_reference
+    from sinlstm_sym.reference.gluon import train_gluon_reference
     from sinlstm_sym import FitConfig
-    from sinlstm_sym.training import fit
+    from sinlstm_sym.fitting import fit
     task = TASKS[spec["task"]]
     pregen = _install_pregen_iter(spec["kind"] != "fit") if spec["data"] == "pregen" else None
     common = dict(buckets=task["buckets"], label_mode=task["label_mode"], hidden_sizes=HIDDEN,
@@ -361,7 +361,7 @@ def child_torch(spec):
         batches = [(torch.from_numpy(d), torch.from_numpy(lab)) for d, lab in pairs]
         source = batches
     else:
-        from sinlstm_sym.data import SinBucketIter
+        from sinlstm_sym.data.windows import SinBucketIter
         from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS, ORIGINAL_INIT
         from sinlstm_sym.params import init_params
         task = TASKS[spec["task"]]

@@ -1,4 +1,4 @@
-"""One typed configuration for :func:`~sinlstm_sym.training.fit`: frozen dataclasses, validated on creation.
+"""One typed configuration for :func:`~sinlstm_sym.fitting.fit`: frozen dataclasses, validated on creation.
 
 ``FitConfig`` has four sections: ``model`` (what is trained), ``data`` (the built-in sine
 windows), ``optimizer`` and ``run`` (epochs, seed, devices, logging, checkpoints). Every
@@ -46,7 +46,7 @@ class ModelConfig:
     initial weights (``init``: ``'library'``, Xavier per gate block, or ``'gluon'``, Gluon's default
     ``U[-0.07, 0.07]``; both drawn from the run's seed).
     ``scaling=(center, scale)`` (``feature='value'`` only): the model sees ``(x - center) / scale``;
-    a :class:`~sinlstm_sym.predictor.Predictor` takes and returns values in the series' own units."""
+    a :class:`~sinlstm_sym.infer.predictor.Predictor` takes and returns values in the series' own units."""
 
     hidden_sizes: Tuple[int, ...] = DEFAULT_HIDDEN_SIZES
     label_mode: str = DEFAULT_LABEL_MODE
@@ -78,7 +78,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The built-in sine windows (:class:`~sinlstm_sym.data.SinBucketIter`): lengths, batch size,
+    """The built-in sine windows (:class:`~sinlstm_sym.data.windows.SinBucketIter`): lengths, batch size,
     windows per epoch and the relative frequency of each length. Ignored by ``fit(train_iter=...)``
     except ``batch_size``, which then comes from the iterator."""
 
@@ -103,12 +103,6 @@ class DataConfig:
         _set(self, "t_high", check_float("t_high", self.t_high))
         check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={self.t_low!r}, "
                         f"t_high={self.t_high!r}")
-
-    @property
-    def trained_buckets(self) -> Tuple[int, ...]:
-        """The buckets that get batches (weight > 0)."""
-        weights = self.length_weights or (1.0,) * len(self.buckets)
-        return tuple(k for k, w in zip(self.buckets, weights) if w > 0)
 
 
 # Learning-rate schedules (MXNet's own ``mx.lr_scheduler`` classes) by name, and the checks of their arguments:
@@ -384,7 +378,7 @@ def _changed_sections(sections: Dict[str, Any], flat: Mapping[str, Any]) -> Dict
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything :func:`~sinlstm_sym.training.fit` needs, in four validated sections."""
+    """Everything :func:`~sinlstm_sym.fitting.fit` needs, in four validated sections."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)

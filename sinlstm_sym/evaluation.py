@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 import numpy as np
 
 from .checks import check_int, check_int_sequence
-from .data import half_sine, make_windows
+from .data.windows import half_sine, make_windows
 from .heartbeat import Heartbeat
 from .limits import check_evaluation
 from .outputs import write_text_atomic
-from .predictor import Predictor
+from .infer.predictor import Predictor
 
 if TYPE_CHECKING:
     from .config import ModelConfig
@@ -99,7 +99,7 @@ class Evaluation:
 def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = range(1, 21),
              num_samples: int = 3000, seed: int = 0) -> Evaluation:
     """Error per length of ``model`` (a Predictor, a FitResult or a checkpoint directory) on fresh windows."""
-    from .training import FitResult
+    from .fitting import FitResult
     if isinstance(model, (str, Path)):
         predictor = Predictor.load(str(model))
     elif isinstance(model, Predictor):

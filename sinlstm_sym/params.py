@@ -82,7 +82,7 @@ def init_params(hidden_sizes: Sequence[int], seed: int, forget_bias: float = DEF
 
 def initial_values(hidden_sizes: Sequence[int], seed: int, forget_bias: float, input_size: int,
                    init: str) -> ParamDict:
-    """:func:`init_params` of arguments already checked (a :class:`~sinlstm_sym.spec.ModelSpec`'s)."""
+    """:func:`init_params` of arguments already checked (a :class:`~sinlstm_sym.model.spec.ModelSpec`'s)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(0x1517,)))
     params: ParamDict = {}
     for name, shape in unpacked_shapes(hidden_sizes, input_size).items():
@@ -151,10 +151,10 @@ def to_canonical(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequ
 class StackInit(mx.init.Initializer):
     """The library's seeded initial value of one parameter of the stack, as an MXNet initializer.
 
-    Every parameter variable built by :func:`~sinlstm_sym.symbol.make_sym_gen` carries one
+    Every parameter variable built by :func:`~sinlstm_sym.model.symbol.make_sym_gen` carries one
     (``mx.sym.var(name, init=spec.initializer(seed))``), so ``module.init_params(<any initializer>)``
     gives the LSTM parameters the values of :func:`init_params` in the layout of ``cell``. Its arguments come
-    from a checked :class:`~sinlstm_sym.spec.ModelSpec` (MXNet re-creates it from the symbol's JSON).
+    from a checked :class:`~sinlstm_sym.model.spec.ModelSpec` (MXNet re-creates it from the symbol's JSON).
     """
 
     def __init__(self, hidden_sizes: Sequence[int], seed: int, cell: str, forget_bias: float = DEFAULT_FORGET_BIAS,

@@ -13,7 +13,7 @@ from pathlib import Path
 import mxnet as mx
 
 from sinlstm_sym.checkpoint import load_checkpoint
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.infer.predictor import Predictor
 
 calls = []
 _real = mx.nd.load_frombuffer

@@ -15,7 +15,7 @@ import pytest
 from sinlstm_sym import fit, make_sym_gen
 from sinlstm_sym import checkpoint as checkpoint_module
 from sinlstm_sym.checkpoint import load_checkpoint
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.infer.predictor import Predictor
 from sinlstm_sym import NonFiniteLossError
 
 RUN = dict(seed=3, num_samples=6000, batch_size=300, log_every=7, buckets=[1, 2, 3, 4, 5])  # 20 batches an epoch

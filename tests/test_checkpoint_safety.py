@@ -18,7 +18,7 @@ from sinlstm_sym import fit
 from sinlstm_sym import checkpoint as ckpt_module
 from sinlstm_sym.checkpoint import (CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer, load_checkpoint,
                                     save_checkpoint)
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.infer.predictor import Predictor
 
 SMALL = dict(seed=4, num_samples=1200, batch_size=100, log_every=5, buckets=[1, 2, 3])  # 12 batches an epoch
 FIXTURES = Path(__file__).with_name("fixtures")

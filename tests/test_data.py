@@ -1,4 +1,4 @@
-"""``sinlstm_sym.data``: the batch allocation, the windows' closed form, and the ``SinBucketIter``
+"""``sinlstm_sym.data.windows``: the batch allocation, the windows' closed form, and the ``SinBucketIter``
 contract (shapes, bucket keys, schedule, determinism, RNG hygiene, DataIter protocol, validation)."""
 import collections
 import math
@@ -11,8 +11,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sinlstm_sym.data import (SinBucketIter, allocate_batches, batch_schedule, half_sine, label_shape, make_windows,
-                              shard_positions)
+from sinlstm_sym.data.windows import (SinBucketIter, allocate_batches, batch_schedule, half_sine, label_shape,
+                                      make_windows, shard_positions)
 
 FAST = settings(max_examples=30, deadline=None)
 

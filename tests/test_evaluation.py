@@ -9,7 +9,7 @@ import pytest
 from sinlstm_sym import fit
 from sinlstm_sym.evaluation import Evaluation, evaluate
 from sinlstm_sym.params import init_params
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.infer.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_evaluate_cli_lists_and_accepts_a_ckpt_directory(tmp_path, capsys):
 
 def test_evaluate_cli_writes_all_outputs_or_none(tmp_path, monkeypatch, checkpointed):
     pytest.importorskip("matplotlib")
-    from sinlstm_sym import plotting
+    from sinlstm_sym.infer import plotting
     from sinlstm_sym.cli.evaluate import main
 
     def broken(*args, **kwargs):
@@ -141,7 +141,7 @@ def test_a_long_error_table_says_where_it_is(monkeypatch, caplog):
     from sinlstm_sym.evaluation import per_length_error
     from sinlstm_sym.heartbeat import Heartbeat
     from sinlstm_sym.params import init_params
-    from sinlstm_sym.predictor import Predictor
+    from sinlstm_sym.infer.predictor import Predictor
 
     monkeypatch.setattr(evaluation, "Heartbeat", lambda log: Heartbeat(log, interval=0.0))
     predictor = Predictor(init_params((3, 1), 0), hidden_sizes=(3, 1), cell="fused")

@@ -11,9 +11,9 @@ import pytest
 
 from sinlstm_sym import SinBucketIter, make_sym_gen
 from sinlstm_sym.constants import WINDOW_CHUNK_BATCHES
-from sinlstm_sym.data import make_windows
-from sinlstm_sym.sine_batches import SineBucketingModule
-from sinlstm_sym.trainer import batch_loss_sum, batch_square_sum
+from sinlstm_sym.data.windows import make_windows
+from sinlstm_sym.model.batches import SineBucketingModule
+from sinlstm_sym.train.loop import batch_loss_sum, batch_square_sum
 
 
 def batch_arrays(batch):
@@ -120,8 +120,8 @@ def test_a_batch_that_differs_from_one_that_passed_is_checked_in_full():
 THREADS_SCRIPT = """
 import mxnet as mx
 from sinlstm_sym import fit
-from sinlstm_sym.threads import operator_threads, worker_omp_threads
-import sinlstm_sym.trainer as trainer
+from sinlstm_sym.train.threads import operator_threads, worker_omp_threads
+import sinlstm_sym.train.loop as trainer
 mx.nd.zeros(1).wait_to_read()
 seen = []
 original = trainer.Trainer._epoch

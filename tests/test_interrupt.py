@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import fit, load_checkpoint
-from sinlstm_sym.trainer import TrainingDivergedError, TrainingInterrupted
+from sinlstm_sym.train.loop import TrainingDivergedError, TrainingInterrupted
 
 RUN = dict(buckets=[1, 2, 3], batch_size=50, num_samples=50 * 60, seed=5, log_every=10)
 
@@ -109,7 +109,7 @@ class _SmallParams:
     ([0.03, 0.1, 0.11], 300, False),        # under 4x
 ])
 def test_divergence_rule_on_log_windows(losses, windows, diverged):
-    from sinlstm_sym.trainer import LossRecord, Progress, Trainer
+    from sinlstm_sym.train.loop import LossRecord, Progress, Trainer
     trainer = Trainer(_SmallParams(), None, Progress(), logging.getLogger("t"), 10, learning_rate=0.5)
 
     def feed():

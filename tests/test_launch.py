@@ -1,4 +1,4 @@
-"""The single-machine ps-lite launcher ``sinlstm_sym.distributed.launch``: argument checks and CLI, the
+"""The single-machine ps-lite launcher ``sinlstm_sym.distributed.launcher``: argument checks and CLI, the
 worker exit hooks, a real 2-worker ``dist_sync`` job, and teardown when a worker fails (exception in any
 thread, ``sys.exit(3)``), a server dies, the job times out or the launcher itself is killed. Everything runs
 on 127.0.0.1; after each job no process carrying the job's marker may be left."""
@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from sinlstm_sym.distributed import install_exit_hooks
-from sinlstm_sym.distributed import launch as launch_module
-from sinlstm_sym.distributed.launch import LAUNCHED_ENV, launch, main, worker_environment
+from sinlstm_sym.distributed import launcher as launch_module
+from sinlstm_sym.distributed.launcher import LAUNCHED_ENV, launch, main, worker_environment
 
 PY = sys.executable
 MARKER_VAR = "SINLSTM_TEST_JOB"

@@ -17,7 +17,7 @@ from sinlstm_sym import fit, make_sym_gen
 from sinlstm_sym.native import NativeUnavailableError, lstm_stack, native_available, resolve_cell
 from sinlstm_sym.native import build as native_build
 from sinlstm_sym.params import fused_shapes, to_canonical, to_layout, unpacked_shapes
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.infer.predictor import Predictor
 
 needs_native = pytest.mark.skipif(not native_available(), reason="the native operator could not be built or "
                                   "loaded here (no C++ compiler?); see the sinlstm_sym.native warning")
@@ -420,7 +420,7 @@ PLAIN_LOAD = textwrap.dedent("""
     import numpy as np
     from sinlstm_sym import make_sym_gen
     from sinlstm_sym.checkpoint import load_checkpoint
-    from sinlstm_sym.predictor import Predictor
+    from sinlstm_sym.infer.predictor import Predictor
     directory, x_path = sys.argv[1], sys.argv[2]
     x = np.load(x_path)
     saved = load_checkpoint(directory)
@@ -483,7 +483,7 @@ TRUNCATED_LOAD = textwrap.dedent("""
     import json, logging
     logging.basicConfig(level=logging.WARNING)
     from sinlstm_sym.native import native_available
-    from sinlstm_sym.predictor import Predictor
+    from sinlstm_sym.infer.predictor import Predictor
     from sinlstm_sym.params import unpacked_shapes
     import numpy as np
     params = {k: np.full(s, 0.1, np.float32) for k, s in unpacked_shapes((10, 20, 1)).items()}

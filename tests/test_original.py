@@ -9,9 +9,9 @@ import pytest
 from sinlstm_sym import FitConfig, ModelConfig, Predictor, fit, make_sym_gen
 from sinlstm_sym.cli import train as train_cli
 from sinlstm_sym.constants import GLUON_UNIFORM_SCALE, NOTE_LOG_EVERY, NOTE_LOSSES, NOTE_STEPS, NOTE_T0
-from sinlstm_sym.data import half_sine
+from sinlstm_sym.data.windows import half_sine
 from sinlstm_sym.evaluation import step_outputs
-from sinlstm_sym.gluon_reference import build_gluon_model, params_from_gluon, train_gluon_reference
+from sinlstm_sym.reference.gluon import build_gluon_model, params_from_gluon, train_gluon_reference
 from sinlstm_sym.params import init_params, to_layout
 
 HIDDEN = (10, 20, 1)

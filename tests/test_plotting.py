@@ -12,8 +12,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
 from sinlstm_sym.params import init_params  # noqa: E402
-from sinlstm_sym.plotting import _prediction_figure, plot_predictions  # noqa: E402
-from sinlstm_sym.predictor import Predictor  # noqa: E402
+from sinlstm_sym.infer.plotting import _prediction_figure, plot_predictions  # noqa: E402
+from sinlstm_sym.infer.predictor import Predictor  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 STEP = 0.01  # the predictor's default time step

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from sinlstm_sym.context import resolve_contexts
-from sinlstm_sym.data import half_sine
+from sinlstm_sym.data.windows import half_sine
 from sinlstm_sym.params import init_params
-from sinlstm_sym.predictor import Predictor
+from sinlstm_sym.infer.predictor import Predictor
 
 PARAMS = init_params((10, 20, 1), seed=0)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import FitConfig, fit, load_checkpoint
-from sinlstm_sym.trainer import TrainingInterrupted
+from sinlstm_sym.train.loop import TrainingInterrupted
 
 # 50 batches of 10 windows an epoch, two epochs: 100 updates, the default warm-up's length
 HUNDRED = dict(buckets=[1, 2], batch_size=10, num_samples=500, num_epoch=2, seed=1, log_every=1000, hidden_sizes=[4, 1])
@@ -67,7 +67,7 @@ def test_a_schedule_ending_before_the_run_is_refused():
 
 @pytest.mark.parametrize("num_epoch", [1, 2])  # 50 and 100 updates: the default warm-up is 100 updates
 def test_the_default_schedule_in_a_run_no_longer_than_its_warm_up_is_all_warm_up_and_says_so(num_epoch, caplog):
-    with caplog.at_level(logging.INFO, logger="sinlstm_sym.schedule"):
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.train.schedule"):
         result = fit(**dict(HUNDRED, num_epoch=num_epoch))
     assert "the whole run trains at a rising rate, with no decay" in caplog.text
     assert result.config.optimizer.lr_schedule == {"name": "cosine", "warmup_steps": 100, "max_update": 101}

@@ -9,9 +9,9 @@ import time
 import numpy as np
 import pytest
 
-import sinlstm_sym.training as training
+import sinlstm_sym.fitting as training
 from sinlstm_sym import fit, load_checkpoint
-from sinlstm_sym.trainer import TrainingInterrupted
+from sinlstm_sym.train.loop import TrainingInterrupted
 
 from test_interrupt import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
 
@@ -114,7 +114,7 @@ def test_a_signal_during_the_epoch_end_checkpoint_stops_at_the_epoch_boundary(tm
 
 def test_a_second_sigterm_stops_at_once_and_the_cli_exits_143(monkeypatch, capsys):
     from sinlstm_sym.cli import train as train_cli
-    from sinlstm_sym.trainer import StopAtOnce, stop_on_interrupt
+    from sinlstm_sym.train.loop import StopAtOnce, stop_on_interrupt
 
     with pytest.raises(StopAtOnce) as stop:
         with stop_on_interrupt() as request:

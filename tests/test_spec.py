@@ -9,19 +9,19 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import sinlstm_sym.spec as spec_module
+import sinlstm_sym.model.spec as spec_module
 from sinlstm_sym import FitConfig, ModelConfig, Predictor, evaluate, fit, make_sym_gen
 from sinlstm_sym import config as config_module
-from sinlstm_sym import data as data_module
 from sinlstm_sym import native
 from sinlstm_sym.checkpoint import load_checkpoint, save_checkpoint
 from sinlstm_sym.constants import DATA_NAME, LABEL_NAME
+from sinlstm_sym.data import windows as data_module
 from sinlstm_sym.cli import evaluate as evaluate_cli
-from sinlstm_sym.spec import ModelSpec
-from sinlstm_sym.symbol import spec_sym_gen
-from sinlstm_sym.validation import ValidationSet
+from sinlstm_sym.model.spec import ModelSpec
+from sinlstm_sym.model.symbol import spec_sym_gen
+from sinlstm_sym.train.validation import ValidationSet
 
-PACKAGE = Path(spec_module.__file__).parent
+PACKAGE = Path(config_module.__file__).parent
 NO_GPU = mx.context.num_gpus() == 0
 SMALL = dict(hidden_sizes=[6, 1], buckets=[3, 6], num_samples=600, batch_size=50, label_mode="last", seed=0,
              log_every=100)
@@ -40,7 +40,8 @@ def _imports(module: str) -> set:
 
 def test_the_configuration_imports_no_checkpoint_and_the_predictor_no_training_loop():
     assert "params" in _imports("config.py") and "checkpoint" not in _imports("config.py")
-    assert "data" in _imports("predictor.py") and not {"trainer", "training"} & _imports("predictor.py")
+    assert "data.windows" in _imports("infer/predictor.py") and not ({"train.loop", "fitting"}
+                                                                     & _imports("infer/predictor.py"))
 
 
 @pytest.mark.skipif(not NO_GPU, reason="checks what a CPU-only host does with a GPU context")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import Predictor, SinBucketIter, fit, load_checkpoint
-from sinlstm_sym.validation import ValidationSet
+from sinlstm_sym.train.validation import ValidationSet
 
 RUN = dict(buckets=[1, 2, 3], batch_size=50, num_samples=50 * 40, seed=7, log_every=10,
            optimizer_params={"learning_rate": 0.01})
@@ -75,7 +75,7 @@ def test_best_checkpoint_is_loaded_by_default_and_resume_keeps_best_and_history(
     assert (tmp_path / "best" / "latest.json").is_file()
     best_saved = load_checkpoint(tmp_path / "best")
     assert best_saved.config["progress"]["global_batch"] == first.best.global_batch
-    with caplog.at_level("INFO", logger="sinlstm_sym.predictor"):
+    with caplog.at_level("INFO", logger="sinlstm_sym.infer.predictor"):
         loaded = Predictor.load(tmp_path)
     assert "loading the best checkpoint by validation" in caplog.text
     x = np.linspace(0, 1, 12, dtype=np.float32).reshape(4, 3)

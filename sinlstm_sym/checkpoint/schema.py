@@ -154,7 +154,7 @@ def _check_validation(where: Path, records: List[Any]) -> None:
 
 
 def check_progress(where: Path, progress: Any) -> Dict[str, Any]:
-    """``progress`` (as :class:`~sinlstm_sym.trainer.Progress` stores it) after checking every field."""
+    """``progress`` (as :class:`~sinlstm_sym.train.progress.Progress` stores it) after checking every field."""
     fields = _Fields(where, "progress.")
     fields.keys(progress, "", _PROGRESS_REQUIRED, _PROGRESS_OPTIONAL)
     for name in ("epoch", "batch", "global_batch", *(n for n in _PROGRESS_COUNTS if n in progress)):

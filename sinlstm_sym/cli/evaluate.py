@@ -17,7 +17,7 @@ from typing import List, Optional, Sequence
 from ..evaluation import evaluate
 from ..limits import check_evaluation
 from ..outputs import AtomicOutputs, check_output_file
-from ..predictor import Predictor
+from ..infer.predictor import Predictor
 from .args import Parser, csv_file, fail, int_at_least, int_list, json_file, needs_matplotlib, plot_file
 
 
@@ -94,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result.write_csv(outputs.stage(args.csv))
             written.append(Path(args.csv))
         if args.plot:
-            from ..plotting import plot_error_per_length, plot_predictions
+            from ..infer.plotting import plot_error_per_length, plot_predictions
             plot_error_per_length(result.rows, str(outputs.stage(args.plot)))
             plot_predictions(predictor, args.lengths, str(outputs.stage(_steps_path(args.plot))), seed=args.seed)
             written += [Path(args.plot), _steps_path(args.plot)]

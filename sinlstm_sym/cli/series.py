@@ -17,7 +17,7 @@ from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, split_b
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
 from ..series.training import fit_planned, plan_series
-from ..trainer import NonFiniteLossError, TrainingDivergedError
+from ..train.loop import NonFiniteLossError, TrainingDivergedError
 from .args import (Parser, check_output_flags, fail, flags_named, int_at_least, int_list, json_dict, json_file,
                    plot_file)
 

@@ -22,13 +22,13 @@ from ..checkpoint import DiskFullError, RunDirectory
 from ..config import FitConfig
 from ..constants import (CELLS, DEFAULT_CLI_SEED, DEFAULT_STEP, FEATURES, INITS, KVSTORES, LABEL_MODES, NOTE_STEPS,
                          NOTE_T0, ORIGINAL_T_RANGE)
-from ..data import half_sine
+from ..data.windows import half_sine
 from ..evaluation import format_error_table, per_length_error, step_outputs
-from ..gluon_reference import check_reference_settings
+from ..reference.gluon import check_reference_settings
 from ..limits import check_evaluation
 from ..params import init_params
-from ..trainer import NonFiniteLossError, StopAtOnce, TrainingDivergedError, TrainingInterrupted
-from ..training import fit
+from ..train.loop import NonFiniteLossError, StopAtOnce, TrainingDivergedError, TrainingInterrupted
+from ..fitting import fit
 from .args import (Parser, check_output_flags, fail, flags_named, float_list, int_at_least, int_list, json_dict,
                    json_dict_or_null, plot_file, resume_command)
 
@@ -256,14 +256,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.fixed:
         print_note_window(result)
     if args.plot:
-        from ..plotting import plot_predictions
+        from ..infer.plotting import plot_predictions
         print(f"\nsaved {plot_predictions(predictor, args.eval_lengths, args.plot, seed=seed)}")
     return 0
 
 
 def compare_gluon(result: Any) -> None:
     """Train the original's Gluon loop on the same windows from the same weights; print both loss traces."""
-    from ..gluon_reference import train_gluon_reference
+    from ..reference.gluon import train_gluon_reference
     c = result.config
     if c.model.feature != "time" or c.data.length_weights is not None or c.optimizer.lr_schedule is not None \
             or c.model.step_weight or (c.data.t_low, c.data.t_high) != ORIGINAL_T_RANGE:

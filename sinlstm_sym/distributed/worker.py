@@ -26,7 +26,7 @@ import mxnet as mx
 
 from ..checks import check_choice, check_condition
 from ..constants import KVSTORES
-from .launch import LAUNCHED_ENV
+from .launcher import LAUNCHED_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _check_worker_env(name: str) -> None:
     env = {key: os.environ.get(key, "").strip() for key in _WORKER_ENV}
     missing = [key for key, value in env.items() if not value]
     start = (f"kvstore={name!r} runs under MXNet's parameter server: start every worker with `{_LAUNCH_HINT}`, "
-             f"which sets {', '.join(_WORKER_ENV)} (or set them by hand, see sinlstm_sym.distributed.launch)")
+             f"which sets {', '.join(_WORKER_ENV)} (or set them by hand, see sinlstm_sym.distributed.launcher)")
     check_condition(not missing, f"{start}; missing here: {', '.join(missing)}")
     check_condition(env["DMLC_ROLE"] == "worker", f"{start}; DMLC_ROLE must be 'worker', got {env['DMLC_ROLE']!r}")
     for key, low, high in (("DMLC_PS_ROOT_PORT", 1, 65535), ("DMLC_NUM_SERVER", 1, None),

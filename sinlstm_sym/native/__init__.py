@@ -147,7 +147,7 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
 
 def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_sizes: Sequence[int],
                    name: str = "lstm_stack") -> mx.sym.Symbol:
-    """:func:`lstm_stack` of arguments already checked (a :class:`~sinlstm_sym.spec.ModelSpec` whose cell
+    """:func:`lstm_stack` of arguments already checked (a :class:`~sinlstm_sym.model.spec.ModelSpec` whose cell
     resolved to ``'native'``, so the operator is loaded)."""
     op = getattr(mx.sym, OP_NAME, None)
     if op is None:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..checks import check_condition
 from ..constants import DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_LABEL_MODE, LABEL_NAME
-from ..data import BucketWindowIter
+from ..data.windows import BucketWindowIter
 from .data import DEFAULT_SCALING, Scaling, check_series, series_label
 
 logger = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ class SeriesBucketIter(BucketWindowIter):
     replacement from all windows of that length; values are scaled by ``scaling``
     (``'standard'``, ``'range'``, ``'none'`` fitted on ``series``, or a :class:`Scaling`).
 
-    Same contract and guarantees as :class:`~sinlstm_sym.data.SinBucketIter`: one epoch has
+    Same contract and guarantees as :class:`~sinlstm_sym.data.windows.SinBucketIter`: one epoch has
     ``num_samples // batch_size`` full batches (default ``num_samples``: every window once on
     average), shared among the buckets by largest remainder in proportion to
     ``length_weights``; batch order from a generator seeded by ``(seed, epoch)``, each batch's

@@ -7,8 +7,8 @@ import numpy as np
 
 from ..checks import check_condition
 from ..config import FitConfig
-from ..predictor import Predictor
-from ..training import FitResult, fit
+from ..infer.predictor import Predictor
+from ..fitting import FitResult, fit
 from .data import DEFAULT_SCALING, Holdout, Scaling, TimeSplit, split_by_time
 from .iterator import SeriesBucketIter
 

@@ -8,25 +8,25 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
-from .bucket_checks import check_sym_gen
+from .model.bucketing import check_sym_gen
 from .checkpoint import Checkpoint, RunDirectory, RunWriter, load_checkpoint, new_run_id, save_checkpoint
 from .checks import check_condition
 from .config import FitConfig, RunConfig
 from .context import resolve_contexts
-from .data import SinBucketIter, label_shape
+from .data.windows import SinBucketIter, label_shape
 from .distributed import RankLogAdapter, create_kvstore, pull_final_params
 from .outputs import check_output_dir
 from .params import ParamDict
-from .progress import LossRecord, Progress
-from .schedule import plan_schedule
-from .sine_batches import SineBucketingModule, check_key
-from .spec import ModelSpec
-from .symbol import SymGen, spec_sym_gen
-from .trainer import Trainer, deferring_signals
-from .validation import ValidationRecord, ValidationSet, Validator, best_record
+from .train.progress import LossRecord, Progress
+from .train.schedule import plan_schedule
+from .model.batches import SineBucketingModule, check_key
+from .model.spec import ModelSpec
+from .model.symbol import SymGen, spec_sym_gen
+from .train.loop import Trainer, deferring_signals
+from .train.validation import ValidationRecord, ValidationSet, Validator, best_record
 
 if TYPE_CHECKING:
-    from .predictor import Predictor
+    from .infer.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,9 @@ class FitResult:
         return self.spec.to_canonical({k: v.asnumpy() for k, v in args.items()})
 
     def predictor(self, ctx: Any = None, best: Optional[bool] = None, **kwargs: Any) -> "Predictor":
-        """A :class:`~sinlstm_sym.predictor.Predictor` on the best parameters by validation (when there was
+        """A :class:`~sinlstm_sym.infer.predictor.Predictor` on the best parameters by validation (when there was
         validation; ``best=False``: the last parameters)."""
-        from .predictor import Predictor
+        from .infer.predictor import Predictor
         kwargs.setdefault("trained_lengths", self.trained_lengths)
         use_best = self.best_params is not None if best is None else best
         return Predictor.from_config(self.arg_params(best=use_best), self.config.model, ctx=ctx, **kwargs)
@@ -165,7 +165,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     before anything is bound. ``fit(buckets=[9], label_mode='last')`` is the original's
     fixed 9-step task.
 
-    Data: by default a :class:`~sinlstm_sym.data.SinBucketIter` built from ``config.data``
+    Data: by default a :class:`~sinlstm_sym.data.windows.SinBucketIter` built from ``config.data``
     (``num_samples // batch_size`` batches per epoch). ``train_iter`` replaces it with any
     ``mx.io.DataIter`` that honours the bucketing contract (``default_bucket_key`` = the
     largest length; each batch of one length ``L`` with ``bucket_key == L``, data ``(B, L, 1)``,

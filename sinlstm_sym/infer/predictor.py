@@ -17,18 +17,18 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 import mxnet as mx
 import numpy as np
 
-from .checks import check_condition, check_int
-from .config import FitConfig, ModelConfig
-from .constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
+from ..checks import check_condition, check_int
+from ..config import FitConfig, ModelConfig
+from ..constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
                         DEFAULT_LABEL_MODE, DEFAULT_PREDICT_BATCH, DEFAULT_STEP, FUSED_LAYOUT_CELLS)
-from .context import ContextSpec, resolve_contexts
-from .data import half_sine, make_windows
-from .limits import check_memory, chunk_rows, predict_bytes
-from .params import canonical_from, unpacked_shapes
-from .progress import Progress
-from .sine_batches import BatchSpec, check_batch
-from .spec import ModelSpec
-from .symbol import spec_sym_gen
+from ..context import ContextSpec, resolve_contexts
+from ..data.windows import half_sine, make_windows
+from ..limits import check_memory, chunk_rows, predict_bytes
+from ..params import canonical_from, unpacked_shapes
+from ..train.progress import Progress
+from ..model.batches import BatchSpec, check_batch
+from ..model.spec import ModelSpec
+from ..model.symbol import spec_sym_gen
 
 logger = logging.getLogger(__name__)
 _SPEC = BatchSpec(label_name=None)
@@ -97,7 +97,7 @@ class Predictor:
         """A predictor on the latest checkpoint in ``directory`` (written by ``fit(checkpoint=...)``), or on the
         ``ckpt-N`` directory given; its files are checked against the checkpoint's manifest first. The
         checkpoint's own devices play no part: ``ctx`` is where this predictor runs."""
-        from .checkpoint import RunDirectory, load_checkpoint
+        from ..checkpoint import RunDirectory, load_checkpoint
         best_dir = RunDirectory(directory).best_for() if best else None
         if best_dir is not None:
             logger.info("%s: loading the best checkpoint by validation, %s (best=False loads the latest)",

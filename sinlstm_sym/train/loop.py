@@ -1,4 +1,4 @@
-"""The training loop of :func:`~sinlstm_sym.training.fit`: batches, loss bookkeeping, log points,
+"""The training loop of :func:`~sinlstm_sym.fitting.fit`: batches, loss bookkeeping, log points,
 evaluation passes, checkpoints and the optional progress bar."""
 import contextlib
 import logging
@@ -13,8 +13,8 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
-from .callback_errors import callback_errors, raise_first
-from .constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
+from ..callback_errors import callback_errors, raise_first
+from ..constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
 from .progress import LossRecord, Progress
 from .threads import operator_threads
 from .validation import StopTraining, Validator

@@ -5,9 +5,9 @@ return the peak rate past their ``max_update``) is refused with what to do inste
 import logging
 from typing import Any, Dict, Optional, Tuple
 
-from .checks import check_condition
-from .config import FitConfig, check_lr_schedule, schedule_has_end
-from .constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
+from ..checks import check_condition
+from ..config import FitConfig, check_lr_schedule, schedule_has_end
+from ..constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
 
 logger = logging.getLogger(__name__)
 

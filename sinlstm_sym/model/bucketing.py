@@ -23,8 +23,8 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Set,
 import mxnet as mx
 import numpy as np
 
-from .checks import check_condition
-from .outputs import AtomicOutputs
+from ..checks import check_condition
+from ..outputs import AtomicOutputs
 
 logger = logging.getLogger(__name__)
 

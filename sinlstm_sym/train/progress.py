@@ -1,5 +1,5 @@
 """Where a training stands (:class:`Progress`, with its loss records): kept by the training loop, stored in
-every checkpoint, read back by a resumed run and by :meth:`~sinlstm_sym.predictor.Predictor.load`."""
+every checkpoint, read back by a resumed run and by :meth:`~sinlstm_sym.infer.predictor.Predictor.load`."""
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 

@@ -16,15 +16,15 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from .checks import check_choice, check_condition, check_int
-from .context import ContextSpec, resolve_contexts
-from .constants import (DEFAULT_HIDDEN_SIZES, GLUON_REFERENCE_OPTIMIZERS, LABEL_MODES, NOTE_LOG_EVERY,
+from ..checks import check_choice, check_condition, check_int
+from ..context import ContextSpec, resolve_contexts
+from ..constants import (DEFAULT_HIDDEN_SIZES, GLUON_REFERENCE_OPTIMIZERS, LABEL_MODES, NOTE_LOG_EVERY,
                         ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS, ORIGINAL_FORGET_BIAS, ORIGINAL_INIT,
                         ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
-from .data import SinBucketIter
-from .heartbeat import Heartbeat
-from .params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
-from .trainer import LossRecord
+from ..data.windows import SinBucketIter
+from ..heartbeat import Heartbeat
+from ..params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
+from ..train.loop import LossRecord
 
 logger = logging.getLogger(__name__)
 

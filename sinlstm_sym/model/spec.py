@@ -3,7 +3,7 @@
 A :class:`~sinlstm_sym.config.ModelConfig` is what a user asks for (checked when it is made); a
 ``ModelSpec`` is that model for the devices it runs on: the cell resolved (``'auto'`` and ``'native'``
 become ``'native'`` or ``'fused'``, :func:`~sinlstm_sym.native.resolve_cell`). ``fit`` and the
-:class:`~sinlstm_sym.predictor.Predictor` make one at their boundary; the symbol, the initializer, the
+:class:`~sinlstm_sym.infer.predictor.Predictor` make one at their boundary; the symbol, the initializer, the
 layout conversion and the native operator take it as it is and check nothing again.
 """
 from dataclasses import dataclass
@@ -12,11 +12,11 @@ from typing import Mapping, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from .checks import check_condition
-from .config import ModelConfig
-from .constants import FUSED_LAYOUT_CELLS
-from .native import choose_cell
-from .params import ParamDict, StackInit, canonical_from, layout_for
+from ..checks import check_condition
+from ..config import ModelConfig
+from ..constants import FUSED_LAYOUT_CELLS
+from ..native import choose_cell
+from ..params import ParamDict, StackInit, canonical_from, layout_for
 
 
 @dataclass(frozen=True)

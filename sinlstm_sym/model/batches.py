@@ -2,8 +2,8 @@
 
 A sine batch holds one window length ``L``: ``bucket_key == L`` (an int), data ``(B, L, 1)``
 and labels ``(B, L)`` (``label_mode='sequence'``) or ``(B, 1)`` (``'last'``), in one dtype.
-``fit`` and the :class:`~sinlstm_sym.predictor.Predictor` check their batches against it;
-the general checks every bucketing model needs live in :mod:`sinlstm_sym.bucket_checks`.
+``fit`` and the :class:`~sinlstm_sym.infer.predictor.Predictor` check their batches against it;
+the general checks every bucketing model needs live in :mod:`sinlstm_sym.model.bucketing`.
 """
 import numbers
 from dataclasses import dataclass
@@ -12,9 +12,9 @@ from typing import Any, List, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from .bucket_checks import SafeBucketingModule
-from .checks import check_condition
-from .data import label_shape
+from .bucketing import SafeBucketingModule
+from ..checks import check_condition
+from ..data.windows import label_shape
 
 
 def check_key(bucket_key: Any, where: str) -> int:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, List, Optional, Sequence
 
 import mxnet as mx
 
-from .constants import TRAINING_OMP_THREADS
+from ..constants import TRAINING_OMP_THREADS
 
 logger = logging.getLogger(__name__)
 

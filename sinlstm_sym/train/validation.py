@@ -11,9 +11,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from .checks import check_int, check_int_sequence
-from .constants import DATA_NAME, DEFAULT_STEP, LABEL_NAME
-from .data import half_sine, label_shape, make_windows
+from ..checks import check_int, check_int_sequence
+from ..constants import DATA_NAME, DEFAULT_STEP, LABEL_NAME
+from ..data.windows import half_sine, label_shape, make_windows
 
 VALIDATION_STREAM = (0x7A11D, 0, 0)  # three entries: never a training stream, which has one or two
 

@@ -15,13 +15,13 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
 
-from .checks import check_bool, check_condition, check_int, check_name
-from .config import ModelConfig
-from .constants import (DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT,
+from ..checks import check_bool, check_condition, check_int, check_name
+from ..config import ModelConfig
+from ..constants import (DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT,
                         DEFAULT_LABEL_MODE, DEFAULT_STEP_TAU, INPUT_SIZE, LABEL_NAME, PRED_NAME)
-from .native import stack_operator
-from .params import PARTS, StackInit, fused_shapes, layer_prefix
-from .sine_batches import check_key
+from ..native import stack_operator
+from ..params import PARTS, StackInit, fused_shapes, layer_prefix
+from .batches import check_key
 from .spec import ModelSpec
 
 SymGenResult = Tuple[mx.sym.Symbol, Tuple[str, ...], Optional[Tuple[str, ...]]]
@@ -86,7 +86,7 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
     (:func:`~sinlstm_sym.params.init_params`).
     ``step_weight`` > 0 (``'sequence'`` only) weighs the loss of step ``k`` by
     ``1 + step_weight * exp(-(k - 1) / step_tau)``; the output stays the prediction.
-    Checks the arguments and resolves the cell once (:class:`~sinlstm_sym.spec.ModelSpec`), then
+    Checks the arguments and resolves the cell once (:class:`~sinlstm_sym.model.spec.ModelSpec`), then
     :func:`spec_sym_gen`.
     """
     given: Dict[str, Any] = dict(hidden_sizes=hidden_sizes, label_mode=label_mode, cell=cell,
@@ -126,7 +126,7 @@ _PREDICTIONS: Dict[str, Callable[[ModelSpec, str, int, StackInit], mx.sym.Symbol
 
 def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_NAME, label_name: str = LABEL_NAME,
                  init_seed: int = 0) -> SymGen:
-    """:func:`make_sym_gen` for a :class:`~sinlstm_sym.spec.ModelSpec` (its cell resolved): the returned
+    """:func:`make_sym_gen` for a :class:`~sinlstm_sym.model.spec.ModelSpec` (its cell resolved): the returned
     ``sym_gen`` only builds symbols (no check but the bucket key's, no cell resolution, no build)."""
     check_condition(isinstance(spec, ModelSpec), f"spec must be a ModelSpec, got {type(spec).__name__}", TypeError)
     data_name = check_name("data_name", data_name)

@@ -1,0 +1,1 @@
+"""Using a trained model: the Predictor and its figures."""

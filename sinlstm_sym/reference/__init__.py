@@ -1,0 +1,1 @@
+"""Reference implementations the symbolic model is checked against (a Gluon port)."""
