@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from bucket_models import EMBED, HIDDEN, VOCAB, Seq2SeqModel, TokenModel, cross_entropy
-from sinlstm_sym import SafeBucketingModule, SinBucketIter, fit, make_sym_gen
+from training_asserts import SpoiledBatchAt
+from sinlstm_sym import SafeBucketingModule, fit, make_sym_gen
 
 STOCK = mx.mod.BucketingModule
 TOKEN, SEQ2SEQ = TokenModel(), Seq2SeqModel()
@@ -326,24 +327,14 @@ def test_default_bucket_key_must_be_given_and_hashable():
         SafeBucketingModule(SEQ2SEQ.sym_gen(), default_bucket_key=[3, 4])
 
 
-class _WrongLabelAt(SinBucketIter):
-    """Sine windows whose batch ``bad`` (1-based) has labels of the other label mode's shape."""
-
-    def __init__(self, bad, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.bad, self.count = bad, 0
-
-    def next(self):
-        batch = super().next()
-        self.count += 1
-        if self.count == self.bad:
-            label = batch.label[0][:, -1:]
-            batch.label, batch.provide_label = [label], [mx.io.DataDesc("label", label.shape, layout="NT")]
-        return batch
+def _label_of_the_other_mode(batch):
+    """Labels of the other label mode's shape: (batch, 1) instead of (batch, L)."""
+    label = batch.label[0][:, -1:]
+    batch.label, batch.provide_label = [label], [mx.io.DataDesc("label", label.shape, layout="NT")]
 
 
 def test_fit_checks_each_batch_of_a_user_iterator_against_the_sine_contract(caplog):
-    data = _WrongLabelAt(3, [2, 4], batch_size=10, num_samples=100, seed=0)
+    data = SpoiledBatchAt(3, _label_of_the_other_mode, [2, 4], batch_size=10, num_samples=100, seed=0)
     key = int(data.schedule[2])
     with caplog.at_level(logging.ERROR):
         with pytest.raises(ValueError, match=rf"batch 3 \(bucket_key {key}\): label must have shape \(10, {key}\) "

@@ -4,8 +4,9 @@ import logging
 import numpy as np
 import pytest
 
-from sinlstm_sym import FitConfig, FitResult, SinBucketIter, fit
+from sinlstm_sym import FitConfig, FitResult, fit
 from sinlstm_sym.evaluation import per_length_error
+from training_asserts import SpoiledBatchAt
 
 # Loss of the best constant prediction: 0.5 * Var(sin(t)/2) for t ~ U[0, 1) is about 0.0077.
 CONSTANT_PREDICTOR_LOSS = 0.5 * (0.5 - np.sin(2.0) / 4 - (1 - np.cos(1.0)) ** 2) / 4
@@ -134,24 +135,13 @@ def test_fit_rejects_bad_arguments(kwargs, error, message):
         fit(**{"num_samples": 600, **kwargs})
 
 
-class _NaNAtBatch(SinBucketIter):
-    """Sine windows whose batch ``bad`` (1-based) holds a NaN input."""
-
-    def __init__(self, bad, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.bad, self.count = bad, 0
-
-    def next(self):
-        batch = super().next()
-        self.count += 1
-        if self.count == self.bad:
-            batch.data[0][0, 0, 0] = float("nan")
-        return batch
+def _nan_input(batch):
+    batch.data[0][0, 0, 0] = float("nan")
 
 
 def test_non_finite_loss_stops_training_naming_epoch_batch_and_bucket():
     from sinlstm_sym import NonFiniteLossError
-    data = _NaNAtBatch(4, range(1, 10), num_samples=3000, seed=0)
+    data = SpoiledBatchAt(4, _nan_input, range(1, 10), num_samples=3000, seed=0)
     key = int(data.schedule[3])
     with pytest.raises(NonFiniteLossError, match=rf"loss became nan at epoch 0, batch 4 \(bucket_key {key}\)"):
         fit(train_iter=data, seed=0, log_every=5)

@@ -1,5 +1,23 @@
-"""Assertions shared by the test modules: two training runs are the same training."""
+"""Assertions and data shared by the test modules: two training runs are the same training; sine windows
+with one spoiled batch."""
 import numpy as np
+
+from sinlstm_sym import SinBucketIter
+
+
+class SpoiledBatchAt(SinBucketIter):
+    """Sine windows whose batch ``bad`` (1-based) goes through ``spoil(batch)`` before it is yielded."""
+
+    def __init__(self, bad, spoil, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bad, self.spoil, self.count = bad, spoil, 0
+
+    def next(self):
+        batch = super().next()
+        self.count += 1
+        if self.count == self.bad:
+            self.spoil(batch)
+        return batch
 
 
 def assert_same_training(a, b, atol: float = 1e-6) -> None:
