@@ -4,15 +4,60 @@ Each helper raises ``TypeError`` for a value of the wrong kind and ``ValueError`
 for a value of the right kind outside the accepted set, always naming the
 argument and what is accepted, so that nothing bad reaches MXNet's C++ layer.
 """
+import contextlib
 import math
 import numbers
-from typing import Any, Iterable, Optional, Sequence, Tuple, Type
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Type
 
 
-def check_condition(condition: bool, message: str, error: Type[Exception] = ValueError) -> None:
-    """Raise ``error(message)`` unless ``condition`` holds."""
+class SettingError(Exception):
+    """A bad value of named settings (``settings``: their :func:`~sinlstm_sym.fitting.fit` keywords, the one at
+    fault first), so a caller such as the command line can name its flags without reading the message."""
+
+    def __init__(self, message: str, settings: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.settings: Tuple[str, ...] = tuple(settings)
+
+
+class SettingValueError(SettingError, ValueError):
+    """A setting's value outside what is accepted."""
+
+
+class SettingTypeError(SettingError, TypeError):
+    """A setting's value of the wrong kind."""
+
+
+class SettingFileNotFoundError(SettingError, FileNotFoundError):
+    """A setting names a file or directory that does not exist."""
+
+
+_NAMED: Dict[Type[Exception], Type[SettingError]] = {
+    ValueError: SettingValueError, TypeError: SettingTypeError, FileNotFoundError: SettingFileNotFoundError}
+
+
+def check_condition(condition: bool, message: str, error: Type[Exception] = ValueError,
+                    settings: Sequence[str] = ()) -> None:
+    """Raise ``error(message)`` unless ``condition`` holds; with ``settings``, its :class:`SettingError` twin
+    naming them."""
     if not condition:
-        raise error(message)
+        raise _NAMED[error](message, settings) if settings and error in _NAMED else error(message)
+
+
+def settings_of(err: BaseException) -> Tuple[str, ...]:
+    """The settings an error names (``()`` for an error that names none)."""
+    return err.settings if isinstance(err, SettingError) else ()
+
+
+@contextlib.contextmanager
+def naming(*settings: str) -> Iterator[None]:
+    """Name ``settings`` in a ``ValueError``, ``TypeError`` or ``FileNotFoundError`` raised inside (same
+    message; an error that already names settings, or of another class, passes unchanged)."""
+    try:
+        yield
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        if isinstance(err, SettingError) or type(err) not in _NAMED:
+            raise
+        raise _NAMED[type(err)](str(err), settings) from err
 
 
 def _is_int(value: Any) -> bool:

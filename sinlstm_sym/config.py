@@ -15,8 +15,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
 import mxnet as mx
 
-from .checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
-                     check_scaling, check_weights)
+from .checks import check_condition, check_int, check_int_sequence, check_scaling, check_weights, naming
 from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
                         DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT, DEFAULT_LABEL_MODE,
                         DEFAULT_LR_SCHEDULE, DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER,
@@ -27,8 +26,10 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         SERIES_OPTIMIZER_PARAMS)
 from .context import context_strings
 from .limits import check_training, check_validation
+from .lr_schedules import check_extend_schedule, check_lr_schedule, create_scheduler, schedule_needs_length
 from .optimizer_args import argument_defaults, check_checkpointable_optimizer, check_optimizer_arg, spec_of
 from .params import check_hidden_sizes
+from .settings import SettingInfo, check_declared, declared, setting
 
 # Arguments fit sets itself or that cannot be stored as JSON.
 _RESERVED_ARGS = {"rescale_grad": "fit sets it to 1/batch_size", "param_idx2name": "the module sets it",
@@ -48,32 +49,41 @@ class ModelConfig:
     ``scaling=(center, scale)`` (``feature='value'`` only): the model sees ``(x - center) / scale``;
     a :class:`~sinlstm_sym.infer.predictor.Predictor` takes and returns values in the series' own units."""
 
-    hidden_sizes: Tuple[int, ...] = DEFAULT_HIDDEN_SIZES
-    label_mode: str = DEFAULT_LABEL_MODE
-    feature: str = DEFAULT_FEATURE
-    cell: str = DEFAULT_CELL
-    forget_bias: float = DEFAULT_FORGET_BIAS
-    step_weight: float = DEFAULT_STEP_WEIGHT  # loss weight of step k: 1 + step_weight * exp(-(k - 1) / step_tau)
-    step_tau: float = DEFAULT_STEP_TAU
-    scaling: Optional[Tuple[float, float]] = None
-    init: str = DEFAULT_INIT
+    hidden_sizes: Tuple[int, ...] = setting(
+        DEFAULT_HIDDEN_SIZES, kind="ints", help="one stacked LSTM layer per size; the last must be 1 (it is the "
+        "prediction)")
+    label_mode: str = setting(DEFAULT_LABEL_MODE, kind="choice", choices=LABEL_MODES,
+                              help="'sequence': a label at every step; 'last': the step after the window only")
+    feature: str = setting(DEFAULT_FEATURE, kind="choice", choices=FEATURES,
+                           help="input at each step: the time stamp t (as the original) or the value at t "
+                           "(sin(t)/2 for the built-in windows)")
+    cell: str = setting(DEFAULT_CELL, kind="choice", choices=CELLS, help="'auto': 'native' (one C++ operator for "
+                        "the stack) where it builds, else 'fused' (one mx.sym.RNN per layer); 'unrolled': "
+                        "mx.rnn.LSTMCell per step; the same parameters, outputs equal within about 1e-5 (not bit "
+                        "for bit)")
+    forget_bias: float = setting(DEFAULT_FORGET_BIAS, kind="float", flag=False, help="initial forget-gate bias")
+    step_weight: float = setting(  # loss weight of step k: 1 + step_weight * exp(-(k - 1) / step_tau)
+        DEFAULT_STEP_WEIGHT, kind="float", minimum=0.0, flag=False, help="extra loss weight of the first steps")
+    step_tau: float = setting(DEFAULT_STEP_TAU, kind="float", minimum=0.0, strict=True, flag=False,
+                              help="how many steps the extra weight lasts")
+    scaling: Optional[Tuple[float, float]] = setting(None, kind="tuple", flag=False,
+                                                     help="(center, scale) of the series' values")
+    init: str = setting(DEFAULT_INIT, kind="choice", choices=INITS, help="initial weights, drawn from the seed: "
+                        "'library' (Xavier per gate block) or 'gluon' (Gluon's default, every weight "
+                        "U[-0.07, 0.07], the original's)")
 
     def __post_init__(self) -> None:
-        sizes = check_hidden_sizes(self.hidden_sizes)
-        check_condition(sizes[-1] == 1, "hidden_sizes must end with 1: the last layer's hidden state is the "
-                        f"prediction of one value per step, got {list(sizes)}")
+        check_declared(self, _set)
+        with naming("hidden_sizes"):
+            sizes = check_hidden_sizes(self.hidden_sizes)
+            check_condition(sizes[-1] == 1, "hidden_sizes must end with 1: the last layer's hidden state is the "
+                            f"prediction of one value per step, got {list(sizes)}")
         _set(self, "hidden_sizes", sizes)
-        check_choice("label_mode", self.label_mode, LABEL_MODES)
-        check_choice("feature", self.feature, FEATURES)
-        check_choice("cell", self.cell, CELLS)
-        check_choice("init", self.init, INITS)
-        _set(self, "forget_bias", check_float("forget_bias", self.forget_bias))
-        _set(self, "step_weight", check_float("step_weight", self.step_weight, minimum=0.0))
-        _set(self, "step_tau", check_float("step_tau", self.step_tau, minimum=0.0, strict_minimum=True))
         if self.scaling is not None:
-            _set(self, "scaling", check_scaling(self.scaling))
+            with naming("scaling"):
+                _set(self, "scaling", check_scaling(self.scaling))
             check_condition(self.feature == "value", "scaling applies to past values: it needs feature='value', "
-                            f"got feature={self.feature!r}")
+                            f"got feature={self.feature!r}", settings=("scaling", "feature"))
 
 
 @dataclass(frozen=True)
@@ -82,110 +92,30 @@ class DataConfig:
     windows per epoch and the relative frequency of each length. Ignored by ``fit(train_iter=...)``
     except ``batch_size``, which then comes from the iterator."""
 
-    buckets: Tuple[int, ...] = DEFAULT_BUCKETS
-    batch_size: int = DEFAULT_BATCH_SIZE
-    num_samples: int = DEFAULT_NUM_SAMPLES
-    length_weights: Optional[Tuple[float, ...]] = None
-    t_low: float = DEFAULT_T_RANGE[0]  # start times of training windows: t0 ~ U[t_low, t_high)
-    t_high: float = DEFAULT_T_RANGE[1]
+    buckets: Tuple[int, ...] = setting(DEFAULT_BUCKETS, kind="ints", help="window lengths to train on, one "
+                                       "bucket each, e.g. '1-9' or '3,6,9'")
+    batch_size: int = setting(DEFAULT_BATCH_SIZE, kind="int", minimum=1, help="windows per batch")
+    num_samples: int = setting(DEFAULT_NUM_SAMPLES, kind="int", minimum=1, help="windows per epoch")
+    length_weights: Optional[Tuple[float, ...]] = setting(
+        None, kind="floats", help="relative frequency of each bucket, in the order of the buckets (default: equal)")
+    t_low: float = setting(DEFAULT_T_RANGE[0], kind="float", flag=False,  # t0 ~ U[t_low, t_high)
+                           help="earliest start time of a training window")
+    t_high: float = setting(DEFAULT_T_RANGE[1], kind="float", flag=False, help="latest start time (excluded)")
 
     def __post_init__(self) -> None:
-        given = check_int_sequence("buckets", self.buckets, minimum=1)
+        check_declared(self, _set)
+        with naming("buckets"):
+            given = check_int_sequence("buckets", self.buckets, minimum=1)
         _set(self, "buckets", tuple(sorted(given)))
-        batch_size = check_int("batch_size", self.batch_size, minimum=1)
-        _set(self, "batch_size", batch_size)
-        _set(self, "num_samples", check_int("num_samples", self.num_samples, minimum=batch_size))
+        with naming("num_samples", "batch_size"):
+            check_int("num_samples", self.num_samples, minimum=self.batch_size)
         if self.length_weights is not None:
-            by_key = dict(zip(given, check_weights("length_weights", self.length_weights, len(given))))
+            with naming("length_weights", "buckets"):
+                by_key = dict(zip(given, check_weights("length_weights", self.length_weights, len(given))))
             weights = tuple(by_key[k] for k in self.buckets)
             _set(self, "length_weights", None if len(set(weights)) == 1 else weights)  # equal weights: the default
-        _set(self, "t_low", check_float("t_low", self.t_low))
-        _set(self, "t_high", check_float("t_high", self.t_high))
         check_condition(self.t_high > self.t_low, f"t_high must be > t_low, got t_low={self.t_low!r}, "
-                        f"t_high={self.t_high!r}")
-
-
-# Learning-rate schedules (MXNet's own ``mx.lr_scheduler`` classes) by name, and the checks of their arguments:
-# name -> (class, {argument: kind}); kinds: 'int>=1', 'int>=0', 'ints>=1' (increasing), 'rate' (0 < x <= 1),
-# 'float>=0', 'float>0', 'mode'. ``base_lr`` is the optimizer's learning_rate.
-_SCHEDULES: Dict[str, Tuple[Any, Dict[str, str]]] = {
-    "cosine": (mx.lr_scheduler.CosineScheduler, {"max_update": "int>=1", "final_lr": "float>=0"}),
-    "poly": (mx.lr_scheduler.PolyScheduler, {"max_update": "int>=1", "final_lr": "float>=0", "pwr": "float>0"}),
-    "factor": (mx.lr_scheduler.FactorScheduler, {"step": "int>=1", "factor": "rate", "stop_factor_lr": "float>=0"}),
-    "multifactor": (mx.lr_scheduler.MultiFactorScheduler, {"step": "ints>=1", "factor": "rate"}),
-}
-_WARMUP_ARGS = {"warmup_steps": "int>=0", "warmup_begin_lr": "float>=0", "warmup_mode": "mode"}
-_REQUIRED = {"factor": ("step",), "multifactor": ("step",)}  # max_update defaults to the run's total updates
-
-
-def _check_schedule_value(name: str, kind: str, value: Any) -> Any:
-    if kind in ("int>=1", "int>=0"):
-        return check_int(name, value, minimum=1 if kind == "int>=1" else 0)
-    if kind == "ints>=1":
-        steps = check_int_sequence(name, value, minimum=1)
-        check_condition(list(steps) == sorted(steps), f"{name} must be increasing, got {list(steps)}")
-        return list(steps)
-    if kind == "mode":
-        return check_choice(name, value, ("linear", "constant"))
-    number = check_float(name, value, minimum=0.0, strict_minimum=kind in ("float>0", "rate"))
-    check_condition(kind != "rate" or number <= 1.0, f"{name} must be in (0, 1], got {value!r}")
-    return number
-
-
-def check_lr_schedule(spec: Any) -> Optional[Dict[str, Any]]:
-    """A learning-rate schedule as JSON: ``{'name': 'cosine'|'poly'|'factor'|'multifactor', **arguments}``."""
-    if spec is None:
-        return None
-    check_condition(isinstance(spec, Mapping) and isinstance(spec.get("name"), str),
-                    f"lr_schedule must be None or a dict with a 'name' among {sorted(_SCHEDULES)}, got {spec!r}",
-                    TypeError)
-    name = spec["name"]
-    check_condition(name in _SCHEDULES, f"lr_schedule name must be one of {sorted(_SCHEDULES)}, got {name!r}")
-    kinds = {**_SCHEDULES[name][1], **_WARMUP_ARGS}
-    clean: Dict[str, Any] = {"name": name}
-    for key, value in spec.items():
-        if key == "name":
-            continue
-        check_condition(key in kinds, f"lr_schedule {name!r} takes {sorted(kinds)}, got {key!r}")
-        clean[key] = _check_schedule_value(f"lr_schedule[{key!r}]", kinds[key], value)
-    missing = [k for k in _REQUIRED.get(name, ()) if k not in clean]
-    check_condition(not missing, f"lr_schedule {name!r} needs {missing}")
-    if "max_update" in clean:  # MXNet divides by max_update - warmup_steps once the warm-up is over
-        check_condition(clean.get("warmup_steps", 0) < clean["max_update"], f"lr_schedule warmup_steps "
-                        f"({clean.get('warmup_steps')}) must be < max_update ({clean['max_update']}): the "
-                        f"{name} decay needs at least one update after the warm-up")
-    return clean
-
-
-def schedule_has_end(spec: Optional[Mapping[str, Any]]) -> bool:
-    """Whether a schedule ends at its ``max_update`` (cosine, poly): past it MXNet's scheduler, rebuilt on
-    resume, would return the peak rate."""
-    return spec is not None and "max_update" in _SCHEDULES[spec["name"]][1]
-
-
-def check_extend_schedule(value: Any, lr_schedule: Optional[Mapping[str, Any]],
-                          learning_rate: float) -> Optional[Dict[str, Any]]:
-    """``extend_schedule``: ``None``, the peak rate of a cosine segment appended past the schedule's end, or
-    that segment settled as ``{'peak_lr', 'from_update', 'max_update'}`` (what a checkpoint stores)."""
-    if value is None:
-        return None
-    spec = value if isinstance(value, Mapping) else {"peak_lr": value}
-    check_condition(set(spec) <= {"peak_lr", "from_update", "max_update"} and "peak_lr" in spec,
-                    f"extend_schedule must be None, a learning rate or {{'peak_lr', 'from_update', 'max_update'}}, "
-                    f"got {value!r}", TypeError)
-    check_condition(schedule_has_end(lr_schedule), "extend_schedule appends to a schedule that ends (lr_schedule "
-                    f"'cosine' or 'poly'), got lr_schedule={lr_schedule!r}")
-    assert lr_schedule is not None
-    final = float(lr_schedule.get("final_lr", 0.0))
-    peak = check_optimizer_arg("extend_schedule", spec_of("learning_rate", None), spec["peak_lr"])
-    check_condition(final <= peak <= learning_rate, f"extend_schedule must be a rate between the schedule's final_lr "
-                    f"({final:g}) and its peak learning_rate ({learning_rate:g}), got {spec['peak_lr']!r}")
-    clean: Dict[str, Any] = {"peak_lr": peak}
-    if "from_update" in spec or "max_update" in spec:
-        clean["from_update"] = check_int("extend_schedule['from_update']", spec.get("from_update"), minimum=1)
-        clean["max_update"] = check_int("extend_schedule['max_update']", spec.get("max_update"),
-                                        minimum=clean["from_update"] + 1)
-    return clean
+                        f"t_high={self.t_high!r}", settings=("t_high", "t_low"))
 
 
 def _optimizer_class(name: str) -> Type[mx.optimizer.Optimizer]:
@@ -201,6 +131,21 @@ def _default_learning_rate(name: str) -> float:
     return float(default) if isinstance(default, (int, float)) else 0.01
 
 
+def _checked_params(name: str, klass: Type[mx.optimizer.Optimizer], params: Any) -> Dict[str, Any]:
+    """``optimizer_params`` checked against optimizer ``name``'s arguments (kinds and ranges)."""
+    params = {} if params is None else params
+    check_condition(isinstance(params, Mapping) and all(isinstance(k, str) for k in params),
+                    f"optimizer_params must be a dict of keyword arguments, got {params!r}", TypeError)
+    defaults = {k: v for k, v in argument_defaults(klass).items() if k not in _RESERVED_ARGS}
+    clean: Dict[str, Any] = {}
+    for key, value in params.items():
+        check_condition(key not in _RESERVED_ARGS, f"optimizer_params must not set {key}: {_RESERVED_ARGS.get(key)}")
+        check_condition(key in defaults, f"optimizer_params: {key!r} is not an argument of optimizer {name!r}; "
+                        f"accepted: {sorted(defaults)}")
+        clean[key] = check_optimizer_arg(f"optimizer_params[{key!r}]", spec_of(key, defaults[key]), value)
+    return clean
+
+
 @dataclass(frozen=True)
 class OptimizerConfig:
     """An MXNet optimizer by ``name`` with keyword arguments ``params`` (JSON values, each checked against its
@@ -208,34 +153,37 @@ class OptimizerConfig:
     trained past its schedule's end, ``extend_schedule`` (the peak rate of a cosine segment over the extra
     updates, down to the schedule's ``final_lr``)."""
 
-    name: str = DEFAULT_OPTIMIZER
-    params: Dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_OPTIMIZER_PARAMS))
-    lr_schedule: Optional[Dict[str, Any]] = field(default_factory=lambda: dict(DEFAULT_LR_SCHEDULE))  # None: constant
-    extend_schedule: Optional[Any] = None
+    name: str = setting(DEFAULT_OPTIMIZER, kind="name", name="optimizer",
+                        help="an MXNet optimizer name, e.g. adam or sgd")
+    params: Dict[str, Any] = setting(kind="json", name="optimizer_params",
+                                     factory=lambda: dict(DEFAULT_OPTIMIZER_PARAMS),
+                                     help="JSON object of optimizer arguments")
+    lr_schedule: Optional[Dict[str, Any]] = setting(  # None: a constant rate
+        kind="json_or_null", factory=lambda: dict(DEFAULT_LR_SCHEDULE),
+        help="JSON learning-rate schedule, e.g. '{\"name\": \"cosine\", \"warmup_steps\": 100}' (names: cosine, "
+             "poly, factor, multifactor; max_update defaults to the run's updates; 'null' for a constant rate)")
+    extend_schedule: Optional[Any] = setting(
+        None, kind="float", metavar="RATE", help="with a resume for more updates than the checkpoint's schedule "
+        "covers: append a cosine from RATE down to the schedule's final rate over the extra updates (e.g. a tenth "
+        "of the peak rate); without it such a resume is refused")
 
     def __post_init__(self) -> None:
-        check_condition(isinstance(self.name, str), f"optimizer must be an MXNet optimizer name such as 'adam' or "
-                        f"'sgd', got {self.name!r}", TypeError)
-        klass = _optimizer_class(self.name)
+        with naming("optimizer"):
+            check_condition(isinstance(self.name, str), f"optimizer must be an MXNet optimizer name such as "
+                            f"'adam' or 'sgd', got {self.name!r}", TypeError)
+            klass = _optimizer_class(self.name)
         _set(self, "name", self.name.lower())
-        params = {} if self.params is None else self.params
-        check_condition(isinstance(params, Mapping) and all(isinstance(k, str) for k in params),
-                        f"optimizer_params must be a dict of keyword arguments, got {params!r}", TypeError)
-        defaults = {k: v for k, v in argument_defaults(klass).items() if k not in _RESERVED_ARGS}
-        clean: Dict[str, Any] = {}
-        for key, value in params.items():
-            check_condition(key not in _RESERVED_ARGS,
-                            f"optimizer_params must not set {key}: {_RESERVED_ARGS.get(key)}")
-            check_condition(key in defaults, f"optimizer_params: {key!r} is not an argument of optimizer "
-                            f"{self.name!r}; accepted: {sorted(defaults)}")
-            clean[key] = check_optimizer_arg(f"optimizer_params[{key!r}]", spec_of(key, defaults[key]), value)
-        _set(self, "params", clean)
-        _set(self, "lr_schedule", check_lr_schedule(self.lr_schedule))
+        with naming("optimizer_params", "optimizer"):
+            _set(self, "params", _checked_params(self.name, klass, self.params))
+        with naming("lr_schedule"):
+            _set(self, "lr_schedule", check_lr_schedule(self.lr_schedule))
         warmup_begin = (self.lr_schedule or {}).get("warmup_begin_lr", 0.0)
         check_condition(warmup_begin <= self.learning_rate, f"lr_schedule warmup_begin_lr ({warmup_begin:g}) must "
-                        f"be <= the learning_rate ({self.learning_rate:g}) the warm-up rises to")
-        _set(self, "extend_schedule", check_extend_schedule(self.extend_schedule, self.lr_schedule,
-                                                            self.learning_rate))
+                        f"be <= the learning_rate ({self.learning_rate:g}) the warm-up rises to",
+                        settings=("lr_schedule", "optimizer_params"))
+        with naming("extend_schedule", "lr_schedule", "optimizer_params"):
+            _set(self, "extend_schedule", check_extend_schedule(self.extend_schedule, self.lr_schedule,
+                                                                self.learning_rate))
 
     @property
     def learning_rate(self) -> float:
@@ -245,18 +193,14 @@ class OptimizerConfig:
     @property
     def schedule_needs_length(self) -> bool:
         """Whether the schedule still needs ``max_update`` (``fit`` fills in the run's number of updates)."""
-        return self.lr_schedule is not None and "max_update" in _SCHEDULES[self.lr_schedule["name"]][1] and \
-            "max_update" not in self.lr_schedule
+        return schedule_needs_length(self.lr_schedule)
 
     def create(self, rescale_grad: float) -> mx.optimizer.Optimizer:
         """A fresh MXNet optimizer; gradients are multiplied by ``rescale_grad`` (1 / windows per update)."""
         check_condition(not self.schedule_needs_length, "lr_schedule needs max_update (the number of updates)")
         params = dict(self.params)
         if self.lr_schedule is not None:
-            schedule = dict(self.lr_schedule)
-            # the schedule starts from the optimizer's rate (MXNet's schedulers keep their own base_lr otherwise)
-            schedule["base_lr"] = params.get("learning_rate", _default_learning_rate(self.name))
-            params["lr_scheduler"] = _SCHEDULES[schedule.pop("name")][0](**schedule)
+            params["lr_scheduler"] = create_scheduler(self.lr_schedule, self.learning_rate)
         if self.extend_schedule is not None:
             check_condition("max_update" in self.extend_schedule, "extend_schedule needs from_update and max_update "
                             "(fit settles them against the checkpoint and the run)")
@@ -282,67 +226,77 @@ class OptimizerConfig:
         return segment
 
 
+# (setting, the setting it needs, the message when it is missing)
+_NEEDS = (("checkpoint_every", "checkpoint", "checkpoint_every needs checkpoint='DIR'"),
+          ("overwrite", "checkpoint", "overwrite=True needs checkpoint='DIR' (the directory whose checkpoints the "
+                                      "new run replaces)"),
+          ("resume", "checkpoint", "resume=True needs checkpoint='DIR'"),
+          *((name, "validation_lengths", f"{name} needs validation_lengths (the held-out lengths to score)")
+            for name in ("validate_every", "target_max_error", "patience")))
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """How the run goes: epochs, seed (``None``: drawn once and recorded), devices, kvstore,
     logging, progress bar and checkpoints."""
 
-    num_epoch: int = DEFAULT_NUM_EPOCH
-    seed: Optional[int] = None
-    ctx: Any = None  # normalised to a tuple of 'cpu:0'-style strings; its devices are checked by fit
-    kvstore: str = "local"
-    log_every: int = 100
-    progress_bar: bool = False
-    checkpoint: Optional[str] = None
-    checkpoint_every: Optional[int] = None
-    resume: bool = False
-    allow_pickle: bool = False  # resume a version 0.1 checkpoint, whose optimizer state is a pickle
-    overwrite: bool = False  # a new run may replace another run's checkpoints in `checkpoint`
-    validation_lengths: Optional[Tuple[int, ...]] = None  # held-out windows of these lengths (None: no validation)
-    validation_samples: int = 500  # held-out windows per length
-    validate_every: Optional[int] = None  # also validate every N batches (always at each epoch end)
-    target_max_error: Optional[float] = None  # stop once the max abs error on the held-out set is this small
-    patience: Optional[int] = None  # stop after this many validations without improvement
+    num_epoch: int = setting(DEFAULT_NUM_EPOCH, kind="int", minimum=1, help="passes over fresh windows")
+    seed: Optional[int] = setting(None, kind="int", minimum=0, help="seed of the windows and the initial weights "
+                                  "(a resumed run keeps its checkpoint's)")
+    ctx: Any = setting(None, kind="contexts", help="devices: 'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1' (GPUs need the "
+                       "GPU build); checked against the machine by fit")
+    kvstore: str = setting("local", kind="choice", choices=KVSTORES, help="gradient aggregation: local/device for "
+                           "several devices, dist_* for workers started by python -m sinlstm_sym.launch (then only "
+                           "rank 0 reports)")
+    log_every: int = setting(100, kind="int", minimum=1, help="log the mean loss every N batches")
+    progress_bar: bool = setting(False, kind="flag", flag=False, help="a progress bar (needs tqdm)")
+    checkpoint: Optional[str] = setting(None, kind="path", metavar="DIR", help="write an atomic checkpoint to DIR "
+                                        "after every epoch (see sinlstm-evaluate)")
+    checkpoint_every: Optional[int] = setting(None, kind="int", minimum=1, metavar="N",
+                                              help="also checkpoint every N batches (needs a checkpoint directory)")
+    resume: bool = setting(False, kind="flag", help="continue from the latest checkpoint in the checkpoint directory")
+    allow_pickle: bool = setting(  # a version 0.1 checkpoint's optimizer state is a pickle
+        False, kind="flag", flag=False, help="resume a version 0.1 checkpoint")
+    overwrite: bool = setting(False, kind="flag", help="start a new run in a checkpoint directory that holds another "
+                              "run's checkpoints; they are removed once this run's first checkpoint is complete "
+                              "(without it, such a directory is refused)")
+    validation_lengths: Optional[Tuple[int, ...]] = setting(
+        None, kind="ints", help="score held-out windows of these lengths while training (e.g. '1-20'); keeps the "
+        "best parameters (and DIR/best with a checkpoint directory)")
+    validation_samples: int = setting(500, kind="int", minimum=1, help="held-out windows per length")
+    validate_every: Optional[int] = setting(None, kind="int", minimum=1, metavar="N",
+                                            help="also validate every N batches (always at each epoch end)")
+    target_max_error: Optional[float] = setting(None, kind="float", minimum=0.0, strict=True,
+                                                help="stop once the held-out max abs error is this small")
+    patience: Optional[int] = setting(None, kind="int", minimum=1,
+                                      help="stop after this many validations without improvement")
 
     def __post_init__(self) -> None:
-        _set(self, "num_epoch", check_int("num_epoch", self.num_epoch, minimum=1))
-        if self.seed is not None:
-            _set(self, "seed", check_int("seed", self.seed, minimum=0))
-        _set(self, "ctx", context_strings(self.ctx))  # checked against the machine by fit
-        check_choice("kvstore", self.kvstore, KVSTORES)
-        _set(self, "log_every", check_int("log_every", self.log_every, minimum=1))
-        check_bool("progress_bar", self.progress_bar)
+        check_declared(self, _set)
+        with naming("ctx"):
+            _set(self, "ctx", context_strings(self.ctx))  # checked against the machine by fit
         if self.checkpoint is not None:
             check_condition(isinstance(self.checkpoint, (str, os.PathLike)) and str(self.checkpoint) != "",
-                            f"checkpoint must be a directory path or None, got {self.checkpoint!r}", TypeError)
+                            f"checkpoint must be a directory path or None, got {self.checkpoint!r}", TypeError,
+                            settings=("checkpoint",))
             _set(self, "checkpoint", os.fspath(self.checkpoint))
-        if self.checkpoint_every is not None:
-            _set(self, "checkpoint_every", check_int("checkpoint_every", self.checkpoint_every, minimum=1))
-            check_condition(self.checkpoint is not None, "checkpoint_every needs checkpoint='DIR'")
-        check_bool("resume", self.resume)
-        check_bool("allow_pickle", self.allow_pickle)
-        check_bool("overwrite", self.overwrite)
-        check_condition(not self.overwrite or self.checkpoint is not None, "overwrite=True needs checkpoint='DIR' "
-                        "(the directory whose checkpoints the new run replaces)")
-        check_condition(not (self.overwrite and self.resume), "overwrite=True starts a new run over another run's "
-                        "checkpoints; it cannot be combined with resume=True, which continues that run")
         if self.validation_lengths is not None:
-            _set(self, "validation_lengths", tuple(sorted(check_int_sequence("validation_lengths",
-                                                                             self.validation_lengths, minimum=1))))
-        _set(self, "validation_samples", check_int("validation_samples", self.validation_samples, minimum=1))
-        if self.validate_every is not None:
-            _set(self, "validate_every", check_int("validate_every", self.validate_every, minimum=1))
-        if self.target_max_error is not None:
-            _set(self, "target_max_error", check_float("target_max_error", self.target_max_error, minimum=0.0,
-                                                       strict_minimum=True))
-        if self.patience is not None:
-            _set(self, "patience", check_int("patience", self.patience, minimum=1))
-        for name in ("validate_every", "target_max_error", "patience"):
-            check_condition(getattr(self, name) is None or self.validation_lengths is not None,
-                            f"{name} needs validation_lengths (the held-out lengths to score)")
-        check_condition(not self.resume or self.checkpoint is not None, "resume=True needs checkpoint='DIR'")
+            with naming("validation_lengths"):
+                lengths = check_int_sequence("validation_lengths", self.validation_lengths, minimum=1)
+            _set(self, "validation_lengths", tuple(sorted(lengths)))
+        self._check_combinations()
+
+    def _check_combinations(self) -> None:
+        """The settings that need another one, or exclude it."""
+        for name, needed, message in _NEEDS:
+            check_condition(getattr(self, name) in (None, False) or getattr(self, needed) is not None, message,
+                            settings=(name, needed))
+        check_condition(not (self.overwrite and self.resume), "overwrite=True starts a new run over another run's "
+                        "checkpoints; it cannot be combined with resume=True, which continues that run",
+                        settings=("overwrite", "resume"))
         check_condition(not (self.resume and self.distributed), f"resume=True is not supported with "
-                        f"kvstore={self.kvstore!r}: the optimizer state lives on the servers")
+                        f"kvstore={self.kvstore!r}: the optimizer state lives on the servers",
+                        settings=("resume", "kvstore"))
 
     @property
     def distributed(self) -> bool:
@@ -352,10 +306,10 @@ class RunConfig:
 _SECTIONS: Dict[str, Type[Any]] = {"model": ModelConfig, "data": DataConfig, "optimizer": OptimizerConfig,
                                    "run": RunConfig}
 # fit's flat keyword -> (section, field); the optimizer's fields keep their 0.1 keyword names.
-_FLAT: Dict[str, Tuple[str, str]] = {
-    **{f.name: (s, f.name) for s, k in _SECTIONS.items() if s != "optimizer" for f in dataclasses.fields(k)},
-    "optimizer": ("optimizer", "name"), "optimizer_params": ("optimizer", "params"),
-    "lr_schedule": ("optimizer", "lr_schedule"), "extend_schedule": ("optimizer", "extend_schedule")}
+_DECLARED: Dict[str, Tuple[str, str, SettingInfo]] = {  # flat keyword -> (section, field, declaration)
+    info.name: (s, name, info) for s in ("model", "data", "run", "optimizer")
+    for name, info in declared(_SECTIONS[s]).items()}
+_FLAT: Dict[str, Tuple[str, str]] = {key: (s, name) for key, (s, name, _) in _DECLARED.items()}
 # Settings a resumed run may change: they change no number of the training.
 RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar", "checkpoint", "checkpoint_every",
                      "resume", "allow_pickle", "overwrite", "validation_lengths", "validation_samples",
@@ -365,7 +319,7 @@ RESUMABLE_CHANGES = ("num_epoch", "ctx", "kvstore", "log_every", "progress_bar",
 def _changed_sections(sections: Dict[str, Any], flat: Mapping[str, Any]) -> Dict[str, Any]:
     """``sections`` (name -> section object) with the given flat settings changed."""
     unknown = sorted(set(flat) - set(_FLAT))
-    check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError)
+    check_condition(not unknown, f"unknown setting(s) {unknown}; accepted: {list(_FLAT)}", TypeError, settings=unknown)
     if "optimizer" in flat and "optimizer_params" not in flat and \
             str(flat["optimizer"]).lower() != sections["optimizer"].name:
         flat = dict(flat, optimizer_params={})  # another optimizer starts from MXNet's own arguments
@@ -390,25 +344,35 @@ class FitConfig:
             check_condition(isinstance(getattr(self, name), klass), f"FitConfig.{name} must be a {klass.__name__}, "
                             f"got {getattr(self, name)!r}", TypeError)
         if self.run.checkpoint is not None and not self.run.distributed:
-            check_checkpointable_optimizer(self.optimizer.name)
+            with naming("optimizer", "checkpoint"):
+                check_checkpointable_optimizer(self.optimizer.name)
         check_condition(self.data.batch_size >= len(self.run.ctx), f"ctx lists {len(self.run.ctx)} devices but "
-                        f"batch_size is {self.data.batch_size}: every device needs at least one window of a batch")
+                        f"batch_size is {self.data.batch_size}: every device needs at least one window of a batch",
+                        settings=("ctx", "batch_size"))
 
     def check_memory(self) -> "FitConfig":
         """This configuration, unless its buckets, batch, model or held-out set would not fit in the memory
         available now (``ValueError`` with the estimate; time: one pass over the lengths). ``fit`` calls it
         before training; it is not part of creating a configuration, so a checkpoint's always loads."""
         model, data = self.model, self.data
-        check_training(data.buckets, data.batch_size, model.hidden_sizes, model.cell)
+        with naming("buckets", "batch_size", "hidden_sizes"):
+            check_training(data.buckets, data.batch_size, model.hidden_sizes, model.cell)
         if self.run.validation_lengths is not None:
-            check_validation(self.run.validation_lengths, self.run.validation_samples, data.batch_size,
-                             model.hidden_sizes, model.cell)
+            with naming("validation_lengths", "validation_samples", "batch_size", "hidden_sizes"):
+                check_validation(self.run.validation_lengths, self.run.validation_samples, data.batch_size,
+                                 model.hidden_sizes, model.cell)
         return self
 
     @staticmethod
     def flat_names() -> Tuple[str, ...]:
         """The keywords :func:`fit` and :meth:`replace` accept."""
         return tuple(_FLAT)
+
+    @staticmethod
+    def declarations() -> Dict[str, SettingInfo]:
+        """What each setting is (help, kind, bounds, choices), by flat keyword: the command lines' flags are
+        made from it."""
+        return {key: info for key, (_, _, info) in _DECLARED.items()}
 
     def replace(self, **flat: Any) -> "FitConfig":
         """A copy with the given flat settings changed (``buckets=...``, ``optimizer_params=...``)."""
@@ -449,11 +413,15 @@ class FitConfig:
             flat["cell"] = "fused layout"
         return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
 
+    def differences(self, other: "FitConfig") -> Dict[str, Tuple[Any, Any]]:
+        """``{name: (this value, other's value)}`` for every training setting that differs, by name."""
+        mine, theirs = self.training_json(), other.training_json()
+        return {k: (mine.get(k), theirs.get(k)) for k in sorted(set(mine) | set(theirs))
+                if mine.get(k) != theirs.get(k)}
+
     def describe_differences(self, other: "FitConfig") -> str:
         """``'name=a there, b now'`` for every training setting that differs ('' if none)."""
-        mine, theirs = self.training_json(), other.training_json()
-        return ", ".join(f"{k}={mine.get(k)!r} there, {theirs.get(k)!r} now" for k in sorted(set(mine) | set(theirs))
-                         if mine.get(k) != theirs.get(k))
+        return ", ".join(f"{k}={a!r} there, {b!r} now" for k, (a, b) in self.differences(other).items())
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> "FitConfig":

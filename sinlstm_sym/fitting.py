@@ -3,14 +3,14 @@ import contextlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from .model.bucketing import check_sym_gen
 from .checkpoint import Checkpoint, RunDirectory, RunWriter, load_checkpoint, new_run_id, save_checkpoint
-from .checks import check_condition
+from .checks import check_condition, naming
 from .config import FitConfig, RunConfig
 from .context import resolve_contexts
 from .data.windows import SinBucketIter, label_shape
@@ -183,12 +183,25 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     ``ctx=[...]`` with ``kvstore='local'|'device'``; several processes: ``kvstore='dist_sync'``
     or ``'dist_async'`` under ``python -m sinlstm_sym.launch`` (each worker trains its shard).
     """
+    with fit_session(config, train_iter=train_iter, eval_iter=eval_iter, logger=logger, **settings) as session:
+        return session.train()
+
+
+@contextlib.contextmanager
+def fit_session(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIter] = None,
+                eval_iter: Optional[mx.io.DataIter] = None, logger: Optional[logging.Logger] = None,
+                **settings: Any) -> Iterator["FitSession"]:
+    """What :func:`fit` does before its first batch (same arguments): every check, the module bound, its
+    parameters and optimizer initialised (or resumed), the run directory locked; yields the
+    :class:`FitSession` whose :meth:`~FitSession.train` trains. An error on entering comes before any
+    training (a bad setting names it: :class:`~sinlstm_sym.checks.SettingError`); the lock is released on
+    leaving."""
     log: Any = logger if logger is not None else globals()["logger"]
     check_condition(isinstance(log, logging.Logger), f"logger must be a logging.Logger or None, got {log!r}",
                     TypeError)
     config = _resolve_config(config, settings)
     with contextlib.ExitStack() as cleanup:  # releases the run directory's lock however fit ends
-        return _fit(config, train_iter, eval_iter, log, cleanup)
+        yield _prepare(config, train_iter, eval_iter, log, cleanup)
 
 
 @dataclass(frozen=True)
@@ -206,8 +219,38 @@ class _Plan:
     num_workers: int
 
 
-def _fit(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter], log: Any,
-         cleanup: contextlib.ExitStack) -> FitResult:
+@dataclass
+class FitSession:
+    """A fit checked, bound and initialised, ready to train (:func:`fit_session` makes it)."""
+
+    plan: _Plan
+    module: SineBucketingModule
+    sym_gen: SymGen
+    optimizer: mx.optimizer.Optimizer
+    progress: Progress
+    eval_iter: Optional[mx.io.DataIter]
+    validation_set: Optional[ValidationSet]
+    writer: Optional[RunWriter]
+    log: Any
+
+    @property
+    def config(self) -> FitConfig:
+        """The settled configuration: seed, batch size, cell and schedule as this run trains them."""
+        return self.plan.config
+
+    def train(self) -> FitResult:
+        """Run the epochs; the trained module, its history and the configuration."""
+        plan = self.plan
+        best_params = _train(plan, self.module, self.optimizer, self.progress, self.eval_iter, self.validation_set,
+                             self.writer, self.log)
+        if plan.config.run.kvstore == "dist_async":
+            pull_final_params(self.module, plan.kv)
+        return FitResult(module=self.module, sym_gen=self.sym_gen, config=plan.config, progress=self.progress,
+                         spec=plan.spec, rank=plan.rank, num_workers=plan.num_workers, best_params=best_params)
+
+
+def _prepare(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter], log: Any,
+             cleanup: contextlib.ExitStack) -> FitSession:
     plan, writer = _plan(config, train_iter, eval_iter, cleanup)
     config, run = plan.config, plan.config.run
     if plan.num_workers > 1:
@@ -217,13 +260,10 @@ def _fit(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Opt
         rescale_grad=1.0 / (config.data.batch_size * (plan.num_workers if run.kvstore == "dist_sync" else 1)))
     progress = _init_state(module, optimizer, plan.kv, plan.saved, log)
     if writer is None and run.checkpoint is not None and plan.rank == 0:  # a new run: lock after every check
-        writer = cleanup.enter_context(RunDirectory(run.checkpoint).open(new_run_id(), new_run=True,
-                                                                         overwrite=run.overwrite))
-    best_params = _train(plan, module, optimizer, progress, eval_iter, validation_set, writer, log)
-    if run.kvstore == "dist_async":
-        pull_final_params(module, plan.kv)
-    return FitResult(module=module, sym_gen=sym_gen, config=config, progress=progress, spec=plan.spec,
-                     rank=plan.rank, num_workers=plan.num_workers, best_params=best_params)
+        with naming("checkpoint"):
+            writer = cleanup.enter_context(RunDirectory(run.checkpoint).open(new_run_id(), new_run=True,
+                                                                             overwrite=run.overwrite))
+    return FitSession(plan, module, sym_gen, optimizer, progress, eval_iter, validation_set, writer, log)
 
 
 def _plan(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter],
@@ -231,9 +271,11 @@ def _plan(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Op
     """Every check and settled value, in order: the devices, the output and the run resumed, the data (the
     built-in iterator is made once: it checks the data settings), the kvstore, the model's spec (its cell
     resolved once); then the settled configuration. Also the locked writer of a resumed run."""
-    contexts = resolve_contexts(list(config.run.ctx))  # the configuration names devices; this machine has them?
+    with naming("ctx"):
+        contexts = resolve_contexts(list(config.run.ctx))  # the configuration names devices; this machine has them?
     saved, writer = _check_before_training(config, train_iter, eval_iter, cleanup)
-    saved_config = _saved_config(saved) if saved is not None else None
+    with naming("checkpoint", "resume"):
+        saved_config = _saved_config(saved) if saved is not None else None
     seed = config.run.seed if config.run.seed is not None or saved_config is None else saved_config.run.seed
     built_in = train_iter is None
     if train_iter is None:  # before connecting to anything
@@ -241,11 +283,13 @@ def _plan(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Op
         seed = train_iter.seed
     elif seed is None:
         seed = int(np.random.SeedSequence().generate_state(1)[0] >> 1)
-    kv, rank, num_workers = _connect(config.run)
+    with naming("kvstore"):
+        kv, rank, num_workers = _connect(config.run)
     if built_in and config.run.distributed:  # this worker's shard of the same epoch, once its rank is known
         train_iter = SinBucketIter.from_config(config.data, config.model, seed=seed, num_parts=num_workers,
                                                part_index=rank)
-    spec = ModelSpec.from_model(config.model, contexts)  # the cell resolved once (it may build the operator)
+    with naming("cell", "ctx"):
+        spec = ModelSpec.from_model(config.model, contexts)  # the cell resolved once (it may build the operator)
     config = _settle(config, saved, saved_config, train_iter, spec, seed)
     return _Plan(config, spec, contexts, train_iter, saved, kv, rank, num_workers), writer
 
@@ -285,12 +329,14 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
     if train_iter is None:  # the built-in data's memory, before anything is locked or built
         config.check_memory()
     if run.checkpoint is not None and not run.resume:
-        check_output_dir("checkpoint", run.checkpoint)
-        RunDirectory(run.checkpoint).check_new_run(run.overwrite)
-    saved, writer = _load_resume(config, cleanup)
+        with naming("checkpoint", "overwrite"):
+            check_output_dir("checkpoint", run.checkpoint)
+            RunDirectory(run.checkpoint).check_new_run(run.overwrite)
+    with naming("checkpoint", "resume"):
+        saved, writer = _load_resume(config, cleanup)
     check_condition(not run.distributed or run.seed is not None or saved is not None,
                     f"kvstore={run.kvstore!r} needs an explicit seed: every worker must draw the same epoch to "
-                    "shard it")
+                    "shard it", settings=("seed", "kvstore"))
     if train_iter is not None:  # the built-in one is made (and checks the data settings) by _plan
         check_condition(not run.distributed, "train_iter cannot be combined with a distributed kvstore: each worker "
                         "needs its own shard; use the built-in iterator (config.data)")
@@ -334,7 +380,7 @@ def _settle(config: FitConfig, saved: Optional[Checkpoint], saved_config: Option
         assert saved is not None
         differ = saved_config.describe_differences(config)
         check_condition(not differ, f"resume=True: the checkpoint {saved.path} was trained with other settings: "
-                        f"{differ}")
+                        f"{differ}", settings=(*saved_config.differences(config), "resume"))
         batch = saved.config["progress"]["batch"]
         check_condition(not hasattr(train_iter, "__len__") or batch <= len(train_iter),
                         f"{saved.path / 'config.json'}: progress.batch is {batch}, beyond the {len(train_iter)} "

@@ -127,6 +127,7 @@ def test_a_second_sigterm_stops_at_once_and_the_cli_exits_143(monkeypatch, capsy
 
     def second_sigterm(*args, **kwargs):
         raise StopAtOnce(signal.SIGTERM)
-    monkeypatch.setattr(train_cli, "fit", second_sigterm)
+    from sinlstm_sym.fitting import FitSession
+    monkeypatch.setattr(FitSession, "train", second_sigterm)  # the second signal arrives while training
     assert train_cli.main(["--num-samples", "600", "--progress", "off"]) == 143
     assert capsys.readouterr().err.strip() == "interrupted"

@@ -23,11 +23,6 @@ def fail(parser: argparse.ArgumentParser, flag: str, message: str) -> NoReturn:
     parser.error(f"argument {flag}: {' '.join(message.split())}")
 
 
-def flags_named(message: str, flag_settings: Dict[str, str]) -> str:
-    """The flags whose settings a message names (``'--num-samples/--batch-size'``), or ``''``."""
-    return "/".join(flag for flag, setting in flag_settings.items() if setting in message)
-
-
 def int_list(text: str) -> List[int]:
     """'1-9,12,16' -> [1, 2, ..., 9, 12, 16] (every value an int >= 1, at most ``MAX_LIST_VALUES`` of them,
     counted before any range is expanded)."""

@@ -11,25 +11,26 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional
 
-from ..config import SERIES_SETTINGS, FitConfig
-from ..constants import LABEL_MODES, REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
+from ..config import FitConfig
+from ..constants import REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
 from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
 from ..series.training import fit_planned, plan_series
 from ..train.loop import NonFiniteLossError, TrainingDivergedError
-from .args import (Parser, check_output_flags, fail, flags_named, int_at_least, int_list, json_dict, json_file,
-                   plot_file)
+from .args import Parser, check_output_flags, fail, int_at_least, json_file, plot_file
+from .flags import add_setting_flags, flag_of, refuse_setting
 
 logger = logging.getLogger(__name__)
 
-FLAG_SETTINGS = {"--buckets": "buckets", "--hidden-sizes": "hidden_sizes", "--batch-size": "batch_size",
-                 "--num-samples": "num_samples", "--num-epoch": "num_epoch", "--label-mode": "label_mode",
-                 "--optimizer": "optimizer", "--optimizer-params": "optimizer_params", "--seed": "seed",
-                 "--log-every": "log_every", "--checkpoint": "checkpoint"}
-_NEEDS = {"optimizer_params": ("optimizer",), "num_samples": ("batch_size",)}
-# The flags' defaults: the series recipe (FitConfig.series()), lists as argparse shows them.
-DEFAULTS: Dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in SERIES_SETTINGS.items()}
+# The settings offered as flags (help, types, bounds and choices from FitConfig) and their values when left out:
+# the series recipe (FitConfig.series()), seeded, logging every 200 batches.
+SETTING_FLAGS = ("buckets", "hidden_sizes", "label_mode", "batch_size", "num_samples", "num_epoch", "optimizer",
+                 "optimizer_params", "seed", "log_every", "checkpoint")
+DEFAULTS: Dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v
+                            for k, v in dict(FitConfig.series().flat(), seed=0, log_every=200).items()}
+FLAG_SETTINGS = {flag_of(setting): setting for setting in SETTING_FLAGS}
+DATA_FLAGS = {"--csv": "csv", "--column": "column", "--group": "group"}  # read_csv_series's arguments
 
 
 def holdout(text: str) -> Any:
@@ -66,20 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scaling", choices=list(SCALINGS), default="standard",
                    help="'standard': (x - mean) / (3 std) of the training part; 'range': training part to "
                         "[-0.5, 0.5]; the model's output lies in (-1, 1)")
-    p.add_argument("--buckets", type=int_list, default=DEFAULTS["buckets"], help="window lengths, e.g. '5,10,20'")
-    p.add_argument("--hidden-sizes", type=int_list, default=DEFAULTS["hidden_sizes"],
-                   help="one stacked LSTM layer per size; the last must be 1 (it is the prediction)")
-    p.add_argument("--label-mode", choices=list(LABEL_MODES), default=DEFAULTS["label_mode"],
-                   help="'last': train on the next value after each window; 'sequence': after every step")
-    p.add_argument("--batch-size", type=int_at_least(1), default=DEFAULTS["batch_size"], help="windows per batch")
-    p.add_argument("--num-samples", type=int_at_least(1), default=DEFAULTS["num_samples"], help="windows per epoch")
-    p.add_argument("--num-epoch", type=int_at_least(1), default=DEFAULTS["num_epoch"], help="epochs")
-    p.add_argument("--optimizer", default="adam", help="an MXNet optimizer name")
-    p.add_argument("--optimizer-params", type=json_dict, default=DEFAULTS["optimizer_params"],
-                   help="JSON object of optimizer arguments")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="seed of windows and initial weights")
-    p.add_argument("--log-every", type=int_at_least(1), default=200, help="log the mean loss every N batches")
-    p.add_argument("--checkpoint", metavar="DIR", default=None, help="write checkpoints to DIR")
+    add_setting_flags(p, SETTING_FLAGS, shown={}, defaults=DEFAULTS)
     p.add_argument("--references", choices=["auto", "off"], default="auto",
                    help="'auto': also score statsmodels' ARIMA and ETS when statsmodels is installed (fitted on "
                         f"the latest {REFERENCE_MAX_HISTORY} training points of each series, forecasting from the "
@@ -92,29 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Dict[str, Any]:
-    return {setting: getattr(args, flag[2:].replace("-", "_")) for flag, setting in FLAG_SETTINGS.items()}
+    return {setting: getattr(args, setting) for setting in SETTING_FLAGS}
 
 
 def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     """Every flag and the data checked before training; returns the plan to train."""
     settings = _settings(args)
-    for flag, setting in FLAG_SETTINGS.items():
-        try:
-            FitConfig.from_flat(**{setting: settings[setting]},
-                                **{k: settings[k] for k in _NEEDS.get(setting, ())}).check_memory()
-        except (ValueError, TypeError) as err:
-            fail(parser, flag, str(err))
     try:
         config = FitConfig.series(**settings).check_memory()
     except (ValueError, TypeError) as err:
-        flags = flags_named(str(err), FLAG_SETTINGS)
-        fail(parser, flags or "--buckets", str(err))
+        refuse_setting(parser, err, FLAG_SETTINGS, [k for k, v in settings.items() if v != DEFAULTS[k]])
     try:
         series, names = read_csv_series(args.csv, args.column, args.group)
-    except FileNotFoundError as err:
-        fail(parser, "--csv", str(err))
-    except (ValueError, TypeError) as err:
-        fail(parser, "--group" if "group" in str(err).split(" ")[0] else "--csv/--column", str(err))
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        refuse_setting(parser, err, DATA_FLAGS, ("csv", "column", "group"))
     try:
         split = split_by_time(series, test=args.test, valid=args.valid, names=names)
     except (ValueError, TypeError) as err:

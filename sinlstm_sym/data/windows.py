@@ -149,11 +149,12 @@ class BucketWindowIter(mx.io.DataIter):
         self.num_samples = check_int("num_samples", num_samples, minimum=batch_size)
         self.num_batches = self.num_samples // batch_size // self.num_parts
         check_condition(self.num_batches >= 1, f"num_samples={num_samples} gives fewer than one batch of "
-                        f"{batch_size} per part for num_parts={self.num_parts}")
+                        f"{batch_size} per part for num_parts={self.num_parts}", settings=("num_samples", "batch_size"))
         needed, free = self.num_batches * self.num_parts * SCHEDULE_BYTES_PER_BATCH, available_memory()
         check_condition(needed <= free // 2, f"num_samples={num_samples} gives {self.num_batches * self.num_parts} "
                         f"batches of {batch_size} per epoch, whose schedule needs {needed / 2 ** 30:.3g} GiB; "
-                        f"{free / 2 ** 30:.3g} GiB are free: use fewer windows per epoch and more epochs")
+                        f"{free / 2 ** 30:.3g} GiB are free: use fewer windows per epoch and more epochs",
+                        settings=("num_samples", "batch_size"))
         self.batches_per_bucket: Dict[int, int] = dict(
             zip(self.buckets, allocate_batches(self.num_batches, self.length_weights)))
         self.default_bucket_key = max(self.buckets)

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..checks import check_condition, check_float, check_int, check_scaling
+from ..checks import SettingValueError, check_condition, check_float, check_int, check_scaling
 
 logger = logging.getLogger(__name__)
 
@@ -191,9 +191,10 @@ def _cell_value(path: str, line: int, column: str, text: Optional[str]) -> float
     try:
         value = float(cell)
     except ValueError:
-        raise ValueError(f"{path}, line {line}: column {column!r} holds {cell[:80]!r}, not a number") from None
+        raise SettingValueError(f"{path}, line {line}: column {column!r} holds {cell[:80]!r}, not a number",
+                                ("csv", "column")) from None
     check_condition(math.isfinite(value), f"{path}, line {line}: column {column!r} is {cell!r}: "
-                    "fill or drop missing values first")
+                    "fill or drop missing values first", settings=("csv", "column"))
     return value
 
 
@@ -202,7 +203,7 @@ def read_csv_series(path: Union[str, "os.PathLike[str]"], column: str,
     """Values of ``column`` in a CSV file with a header row: one series, or one per value of ``group``
     (rows in file order). Raises naming the file, the line and the column for a missing or non-numeric value."""
     path = os.fspath(path)
-    check_condition(os.path.isfile(path), f"csv: {path!r} is not a file", FileNotFoundError)
+    check_condition(os.path.isfile(path), f"csv: {path!r} is not a file", FileNotFoundError, settings=("csv",))
     groups: Dict[str, List[float]] = {}
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
@@ -210,13 +211,13 @@ def read_csv_series(path: Union[str, "os.PathLike[str]"], column: str,
             header = reader.fieldnames or []
             for name, what in ((column, "column"), (group, "group")):
                 check_condition(name is None or name in header, f"{what} {name!r} is not a column of {path} "
-                                f"(columns: {header})")
+                                f"(columns: {header})", settings=("csv", what) if what == "column" else (what,))
             for row in reader:
                 groups.setdefault(row[group] if group else "", []).append(_cell_value(path, reader.line_num,
                                                                                       column, row.get(column)))
         except csv.Error as err:  # a cell over the csv module's field limit, a NUL byte, an unclosed quote
-            raise ValueError(f"{path}, line {reader.line_num + 1}: not a CSV file of values ({err}; a cell may hold at "
-                             f"most {csv.field_size_limit()} characters)") from None
-    check_condition(len(groups) > 0, f"{path} has no data rows")
+            raise SettingValueError(f"{path}, line {reader.line_num + 1}: not a CSV file of values ({err}; a cell may "
+                                    f"hold at most {csv.field_size_limit()} characters)", ("csv", "column")) from None
+    check_condition(len(groups) > 0, f"{path} has no data rows", settings=("csv", "column"))
     arrays = [np.asarray(v, dtype=np.float64) for v in groups.values()]
     return arrays, (list(groups) if group else None)

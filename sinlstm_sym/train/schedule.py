@@ -5,8 +5,9 @@ return the peak rate past their ``max_update``) is refused with what to do inste
 import logging
 from typing import Any, Dict, Optional, Tuple
 
-from ..checks import check_condition
-from ..config import FitConfig, check_lr_schedule, schedule_has_end
+from ..checks import SettingValueError, check_condition, naming
+from ..config import FitConfig
+from ..lr_schedules import check_lr_schedule, schedule_has_end
 from ..constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -45,18 +46,21 @@ def _extension(config: FitConfig, spec: Dict[str, Any], saved: Optional[FitConfi
     if last <= end:
         check_condition(asked is None or (stored is not None and asked["peak_lr"] == stored["peak_lr"]),
                         f"extend_schedule={asked and asked['peak_lr']!r}: there is nothing to extend, the run's "
-                        f"{last} updates end within the schedule (it ends at update {end})")
+                        f"{last} updates end within the schedule (it ends at update {end})",
+                        settings=("extend_schedule",))
         return stored, False
     if saved is None:
-        raise ValueError(f"lr_schedule max_update ({spec.get('max_update')}) is shorter than the run's {last} "
+        raise SettingValueError(f"lr_schedule max_update ({spec.get('max_update')}) is shorter than the run's {last} "
                          f"updates: give max_update >= {last}, or leave it out (the run's updates)"
-                         + ("" if asked is None else "; extend_schedule only continues a resumed run"))
+                         + ("" if asked is None else "; extend_schedule only continues a resumed run"),
+                                ("lr_schedule", "num_epoch"))
     check_condition(asked is not None, f"resume=True with num_epoch={config.run.num_epoch} trains {last} updates, "
                     f"past the end of the checkpoint's {spec.get('name')} schedule (update {end}): rebuilt, it would "
-                    f"restart at the peak rate; {_HOW_TO_EXTEND}")
+                    f"restart at the peak rate; {_HOW_TO_EXTEND}", settings=("num_epoch", "extend_schedule"))
     assert asked is not None
     check_condition(done >= end, f"extend_schedule appends after the schedule's end (update {end}), but the "
-                    f"checkpoint stopped at update {done}: resume it with the num_epoch it was trained for first")
+                    f"checkpoint stopped at update {done}: resume it with the num_epoch it was trained for first",
+                    settings=("extend_schedule", "num_epoch"))
     return {"peak_lr": asked["peak_lr"], "from_update": end, "max_update": last}, True
 
 
@@ -70,7 +74,8 @@ def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
     begin = int(optimizer.params.get("begin_num_update", 0))
     last = None if updates is None else begin + updates  # the scheduler sees updates begin+1 .. begin+updates
     check_condition(last is None or last <= OPTIMIZER_INT_LIMIT, f"optimizer_params['begin_num_update'] ({begin}) "
-                    f"plus the run's {updates} updates must be <= {OPTIMIZER_INT_LIMIT}: MXNet counts updates in int32")
+                    f"plus the run's {updates} updates must be <= {OPTIMIZER_INT_LIMIT}: MXNet counts updates in int32",
+                    settings=("optimizer_params", "num_epoch", "num_samples"))
     if optimizer.lr_schedule is None:
         return {}, False
     spec = _filled(config, saved, last)
@@ -80,8 +85,10 @@ def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
     if not default and "max_update" not in (optimizer.lr_schedule or {}):  # else the run may be a prefix of it
         check_condition(spec.get("warmup_steps", 0) < last, f"lr_schedule warmup_steps ({spec.get('warmup_steps')})"
                         f" must be < the run's {last} updates (num_epoch x batches per epoch), else the run is all "
-                        "warm-up and never decays: lower warmup_steps or train longer")
-    spec = check_lr_schedule(spec) or {}  # checks warmup_steps < max_update
+                        "warm-up and never decays: lower warmup_steps or train longer",
+                        settings=("lr_schedule", "num_epoch", "num_samples", "batch_size"))
+    with naming("lr_schedule"):
+        spec = check_lr_schedule(spec) or {}  # checks warmup_steps < max_update
     if not schedule_has_end(spec):
         return {"lr_schedule": spec}, False
     stored = saved.optimizer.extend_schedule if saved is not None else None

@@ -1,0 +1,103 @@
+"""Learning-rate schedules as JSON (``{'name': 'cosine', 'warmup_steps': 100, ...}``), checked, and the segment
+a resumed run may append past a schedule's end (``extend_schedule``); both become MXNet's own
+``mx.lr_scheduler`` objects in :meth:`~sinlstm_sym.config.OptimizerConfig.create`."""
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+import mxnet as mx
+
+from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
+from .optimizer_args import check_optimizer_arg, spec_of
+
+# Learning-rate schedules (MXNet's own ``mx.lr_scheduler`` classes) by name, and the checks of their arguments:
+# name -> (class, {argument: kind}); kinds: 'int>=1', 'int>=0', 'ints>=1' (increasing), 'rate' (0 < x <= 1),
+# 'float>=0', 'float>0', 'mode'. ``base_lr`` is the optimizer's learning_rate.
+SCHEDULES: Dict[str, Tuple[Any, Dict[str, str]]] = {
+    "cosine": (mx.lr_scheduler.CosineScheduler, {"max_update": "int>=1", "final_lr": "float>=0"}),
+    "poly": (mx.lr_scheduler.PolyScheduler, {"max_update": "int>=1", "final_lr": "float>=0", "pwr": "float>0"}),
+    "factor": (mx.lr_scheduler.FactorScheduler, {"step": "int>=1", "factor": "rate", "stop_factor_lr": "float>=0"}),
+    "multifactor": (mx.lr_scheduler.MultiFactorScheduler, {"step": "ints>=1", "factor": "rate"}),
+}
+_WARMUP_ARGS = {"warmup_steps": "int>=0", "warmup_begin_lr": "float>=0", "warmup_mode": "mode"}
+_REQUIRED = {"factor": ("step",), "multifactor": ("step",)}  # max_update defaults to the run's total updates
+
+
+def _check_schedule_value(name: str, kind: str, value: Any) -> Any:
+    if kind in ("int>=1", "int>=0"):
+        return check_int(name, value, minimum=1 if kind == "int>=1" else 0)
+    if kind == "ints>=1":
+        steps = check_int_sequence(name, value, minimum=1)
+        check_condition(list(steps) == sorted(steps), f"{name} must be increasing, got {list(steps)}")
+        return list(steps)
+    if kind == "mode":
+        return check_choice(name, value, ("linear", "constant"))
+    number = check_float(name, value, minimum=0.0, strict_minimum=kind in ("float>0", "rate"))
+    check_condition(kind != "rate" or number <= 1.0, f"{name} must be in (0, 1], got {value!r}")
+    return number
+
+
+def check_lr_schedule(spec: Any) -> Optional[Dict[str, Any]]:
+    """A learning-rate schedule as JSON: ``{'name': 'cosine'|'poly'|'factor'|'multifactor', **arguments}``."""
+    if spec is None:
+        return None
+    check_condition(isinstance(spec, Mapping) and isinstance(spec.get("name"), str),
+                    f"lr_schedule must be None or a dict with a 'name' among {sorted(SCHEDULES)}, got {spec!r}",
+                    TypeError)
+    name = spec["name"]
+    check_condition(name in SCHEDULES, f"lr_schedule name must be one of {sorted(SCHEDULES)}, got {name!r}")
+    kinds = {**SCHEDULES[name][1], **_WARMUP_ARGS}
+    clean: Dict[str, Any] = {"name": name}
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        check_condition(key in kinds, f"lr_schedule {name!r} takes {sorted(kinds)}, got {key!r}")
+        clean[key] = _check_schedule_value(f"lr_schedule[{key!r}]", kinds[key], value)
+    missing = [k for k in _REQUIRED.get(name, ()) if k not in clean]
+    check_condition(not missing, f"lr_schedule {name!r} needs {missing}")
+    if "max_update" in clean:  # MXNet divides by max_update - warmup_steps once the warm-up is over
+        check_condition(clean.get("warmup_steps", 0) < clean["max_update"], f"lr_schedule warmup_steps "
+                        f"({clean.get('warmup_steps')}) must be < max_update ({clean['max_update']}): the "
+                        f"{name} decay needs at least one update after the warm-up")
+    return clean
+
+
+def schedule_has_end(spec: Optional[Mapping[str, Any]]) -> bool:
+    """Whether a schedule ends at its ``max_update`` (cosine, poly): past it MXNet's scheduler, rebuilt on
+    resume, would return the peak rate."""
+    return spec is not None and "max_update" in SCHEDULES[spec["name"]][1]
+
+
+def check_extend_schedule(value: Any, lr_schedule: Optional[Mapping[str, Any]],
+                          learning_rate: float) -> Optional[Dict[str, Any]]:
+    """``extend_schedule``: ``None``, the peak rate of a cosine segment appended past the schedule's end, or
+    that segment settled as ``{'peak_lr', 'from_update', 'max_update'}`` (what a checkpoint stores)."""
+    if value is None:
+        return None
+    spec = value if isinstance(value, Mapping) else {"peak_lr": value}
+    check_condition(set(spec) <= {"peak_lr", "from_update", "max_update"} and "peak_lr" in spec,
+                    f"extend_schedule must be None, a learning rate or {{'peak_lr', 'from_update', 'max_update'}}, "
+                    f"got {value!r}", TypeError)
+    check_condition(schedule_has_end(lr_schedule), "extend_schedule appends to a schedule that ends (lr_schedule "
+                    f"'cosine' or 'poly'), got lr_schedule={lr_schedule!r}")
+    assert lr_schedule is not None
+    final = float(lr_schedule.get("final_lr", 0.0))
+    peak = check_optimizer_arg("extend_schedule", spec_of("learning_rate", None), spec["peak_lr"])
+    check_condition(final <= peak <= learning_rate, f"extend_schedule must be a rate between the schedule's final_lr "
+                    f"({final:g}) and its peak learning_rate ({learning_rate:g}), got {spec['peak_lr']!r}")
+    clean: Dict[str, Any] = {"peak_lr": peak}
+    if "from_update" in spec or "max_update" in spec:
+        clean["from_update"] = check_int("extend_schedule['from_update']", spec.get("from_update"), minimum=1)
+        clean["max_update"] = check_int("extend_schedule['max_update']", spec.get("max_update"),
+                                        minimum=clean["from_update"] + 1)
+    return clean
+
+
+def schedule_needs_length(spec: Optional[Mapping[str, Any]]) -> bool:
+    """Whether a schedule still needs ``max_update`` (``fit`` fills in the run's number of updates)."""
+    return schedule_has_end(spec) and spec is not None and "max_update" not in spec
+
+
+def create_scheduler(spec: Mapping[str, Any], base_lr: float) -> mx.lr_scheduler.LRScheduler:
+    """MXNet's scheduler for a checked ``spec``, starting from ``base_lr`` (the optimizer's learning rate:
+    MXNet's schedulers keep their own ``base_lr`` otherwise)."""
+    arguments = {k: v for k, v in spec.items() if k != "name"}
+    return SCHEDULES[spec["name"]][0](base_lr=base_lr, **arguments)
