@@ -26,7 +26,6 @@ from .data import TimeSplit
 logger = logging.getLogger(__name__)
 
 Forecaster = Callable[[int, Sequence[np.ndarray], int], np.ndarray]
-METRICS = ("mae", "rmse", "mase", "smape")
 
 
 # --- metrics on flat arrays -----------------------------------------------------------------------
