@@ -66,7 +66,6 @@ NOTE_STEPS = {"label": (0.3411, 0.3505, 0.3598, 0.3692, 0.3784, 0.3877, 0.3969, 
 
 # --- training ----------------------------------------------------------------
 KVSTORES = ("local", "device", "dist_sync", "dist_async")
-DISTRIBUTED_KVSTORES = ("dist_sync", "dist_async")
 DEFAULT_OPTIMIZER = "adam"
 DEFAULT_NUM_EPOCH = 2
 DEFAULT_CLI_SEED = 0  # sinlstm-train is repeatable by default (fit draws a seed); a resume keeps the checkpoint's

@@ -1,7 +1,7 @@
 """Pictures of predictions per step (needs the optional ``plot`` extra: matplotlib)."""
 import textwrap
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, List, Sequence, Tuple
 
 import numpy as np
 
@@ -11,7 +11,9 @@ from ..outputs import PLOT_SUFFIXES, AtomicOutputs, check_output_file
 from .predictor import Predictor
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.gridspec import SubplotSpec
 
 UNTRAINED_NOTE = "not trained: extrapolated"
 LAST_MODE_NOTE = ("label_mode='last' (sinlstm-train --fixed): only the LAST step of windows of the trained "
@@ -84,6 +86,106 @@ def _wrap(lines: Sequence[str], width: int) -> str:
     return "\n".join(textwrap.fill(line, width) for line in lines)
 
 
+def _grid(panels: int) -> Tuple[int, int, float]:
+    """Columns, rows (of values/error pairs) and the figure's width in inches for ``panels`` lengths."""
+    cols = min(panels, 6 if panels > 12 else 4)
+    return cols, (panels + cols - 1) // cols, max(3.3 * cols, 6.0)
+
+
+def _error_limits(data: Sequence[_LengthWindows]) -> Tuple[float, float]:
+    """One log scale for every error panel."""
+    # Decades around the drawn curves (max and median), not around the best window's luckiest step.
+    return _log_limits(np.concatenate([np.concatenate([w.error.max(axis=0), np.median(w.error, axis=0)])
+                                       for w in data]))
+
+
+def _row_value_limits(row: Sequence[_LengthWindows]) -> Tuple[float, float]:
+    """One y-range for a row of values panels: their worst windows' labels and predictions, 6 % padding."""
+    shown = [(w.labels[w.worst], w.pred[w.worst]) for w in row]
+    low = min(min(lab.min(), pred.min()) for lab, pred in shown)
+    high = max(max(lab.max(), pred.max()) for lab, pred in shown)
+    pad = 0.06 * (high - low) if high > low else 0.05
+    return low - pad, high + pad
+
+
+def _draw_values(ax: "Axes", w: _LengthWindows, limits: Tuple[float, float], count: int, untrained: bool) -> None:
+    """Label and prediction of the worst window, titled with its ``t0``."""
+    steps = np.arange(1, w.length + 1)
+    ax.plot(steps, w.labels[w.worst], "o-", color=COLOR_LABEL, markersize=3, label="label sin(t)/2")
+    ax.plot(steps, w.pred[w.worst], "s--", color=COLOR_PRED, markersize=3, label="prediction")
+    ax.set_ylim(*limits)
+    ax.tick_params(labelbottom=False)
+    title = f"L={w.length}: worst of {count}, t0={w.t0[w.worst]:.3f}"
+    if untrained:
+        title += f"\n{UNTRAINED_NOTE}"
+    ax.set_title(title, fontsize=8, color=COLOR_UNTRAINED if untrained else "black")
+
+
+def _draw_errors(ax: "Axes", w: _LengthWindows, limits: Tuple[float, float]) -> None:
+    """Max and median over the windows of ``|prediction - label|`` per step, on a log scale."""
+    steps = np.arange(1, w.length + 1)
+    error = w.error
+    ax.plot(steps, error.max(axis=0), "v-", color=COLOR_PRED, markersize=3, label="max")
+    ax.plot(steps, np.median(error, axis=0), ".-", color="tab:blue", markersize=3, label="median")
+    ax.set_yscale("log")
+    ax.set_ylim(*limits)
+    ax.grid(True, which="major", axis="y", linewidth=0.4, alpha=0.6)
+    ax.set_xlabel("step", fontsize=8)
+
+
+def _draw_panel(fig: "Figure", spec: "SubplotSpec", w: _LengthWindows, value_limits: Tuple[float, float],
+                error_limits: Tuple[float, float], count: int, untrained: bool) -> Tuple["Axes", "Axes"]:
+    """The values axes over the error axes of one length, sharing the step axis; returns both."""
+    inner = spec.subgridspec(2, 1, height_ratios=[3, 2], hspace=0.0)
+    ax_val = fig.add_subplot(inner[0], label=f"values L={w.length}")
+    ax_err = fig.add_subplot(inner[1], sharex=ax_val, label=f"error L={w.length}")
+    _draw_values(ax_val, w, value_limits, count, untrained)
+    _draw_errors(ax_err, w, error_limits)
+    ax_val.set_xlim(0.5, w.length + 0.5)
+    if w.length <= 12:
+        ax_val.set_xticks(np.arange(1, w.length + 1))
+    else:
+        locator: Any = ax_val.xaxis.get_major_locator()  # the default AutoLocator, a MaxNLocator
+        locator.set_params(integer=True)
+    for ax in (ax_val, ax_err):
+        ax.tick_params(which="both", labelsize=7)
+        if untrained:
+            ax.set_facecolor("#fff4e6")
+            for spine in ax.spines.values():
+                spine.set_edgecolor(COLOR_UNTRAINED)
+    return ax_val, ax_err
+
+
+def _label_first_column(ax_val: "Axes", ax_err: "Axes", count: int, legend: bool) -> None:
+    """Y-axis labels on a row's first panel, and the legends on the figure's first."""
+    ax_val.set_ylabel("value", fontsize=8)
+    ax_err.set_ylabel("|prediction - label|", fontsize=8)
+    if legend:
+        ax_val.legend(fontsize=7)
+        ax_err.legend(fontsize=6.5, title=f"over {count} windows", title_fontsize=6.5)
+
+
+def _add_texts(fig: "Figure", predictor: Predictor, lengths: Sequence[int], count: int, seed: int,
+               t_range: Tuple[float, float], width: int) -> None:
+    """The headline, and beneath the panels the notes on untrained lengths and on ``label_mode='last'``."""
+    headline = [f"prediction vs label per step (the worst of {count} windows per length, one y-scale per row)",
+             f"|prediction - label| per step (log scale, one scale for all; max and median over {count} windows); "
+             f"t0 ~ U[{t_range[0]:g}, {t_range[1]:g}), seed {seed}"]
+    fig.suptitle(_wrap(headline, width), fontsize=9)
+    trained = predictor.trained_lengths
+    notes = []
+    if trained is None:
+        notes.append("trained lengths unknown")
+    elif any(n not in trained for n in lengths):
+        notes.append(f"trained lengths {list(trained)}; the others (orange) are {UNTRAINED_NOTE}")
+    if predictor.label_mode == "last":
+        notes.append(LAST_MODE_NOTE.format(trained=list(trained) if trained is not None else "(unknown)"))
+    if notes:
+        last = predictor.label_mode == "last"
+        box = {"boxstyle": "round", "facecolor": "#fdecea", "edgecolor": "darkred"} if last else None
+        fig.supxlabel(_wrap(notes, width), fontsize=8.5, color="darkred" if last else "black", bbox=box)
+
+
 def _prediction_figure(predictor: Predictor, lengths: Sequence[int], seed: int = 0, windows_per_length: int = 32,
                        t_low: float = 0.0, t_high: float = 1.0) -> "Figure":
     """The figure of :func:`plot_predictions` (not saved; the caller closes it).
@@ -99,74 +201,19 @@ def _prediction_figure(predictor: Predictor, lengths: Sequence[int], seed: int =
     plt = _pyplot()
     data = _windows(predictor, lengths, seed, count, t_low, t_high)
     trained = predictor.trained_lengths
-    cols = min(len(lengths), 6 if len(lengths) > 12 else 4)
-    pairs = (len(lengths) + cols - 1) // cols
-    inches = max(3.3 * cols, 6.0)
+    cols, pairs, inches = _grid(len(lengths))
     fig = plt.figure(figsize=(inches, 1.0 + 4.0 * pairs), layout="constrained")
     outer = fig.add_gridspec(pairs, cols, hspace=0.08)
-    # Decades around the drawn curves (max and median), not around the best window's luckiest step.
-    error_limits = _log_limits(np.concatenate([np.concatenate([w.error.max(axis=0), np.median(w.error, axis=0)])
-                                               for w in data]))
+    error_limits = _error_limits(data)
     for pair in range(pairs):
         row = data[pair * cols:(pair + 1) * cols]
-        shown = [(w.labels[w.worst], w.pred[w.worst]) for w in row]
-        low = min(min(lab.min(), pred.min()) for lab, pred in shown)
-        high = max(max(lab.max(), pred.max()) for lab, pred in shown)
-        pad = 0.06 * (high - low) if high > low else 0.05
-        for col, (w, (lab, pred)) in enumerate(zip(row, shown)):
+        value_limits = _row_value_limits(row)
+        for col, w in enumerate(row):
             untrained = trained is not None and w.length not in trained
-            steps = np.arange(1, w.length + 1)
-            inner = outer[pair, col].subgridspec(2, 1, height_ratios=[3, 2], hspace=0.0)
-            ax_val = fig.add_subplot(inner[0], label=f"values L={w.length}")
-            ax_err = fig.add_subplot(inner[1], sharex=ax_val, label=f"error L={w.length}")
-            ax_val.plot(steps, lab, "o-", color=COLOR_LABEL, markersize=3, label="label sin(t)/2")
-            ax_val.plot(steps, pred, "s--", color=COLOR_PRED, markersize=3, label="prediction")
-            ax_val.set_ylim(low - pad, high + pad)
-            ax_val.tick_params(labelbottom=False)
-            title = f"L={w.length}: worst of {count}, t0={w.t0[w.worst]:.3f}"
-            if untrained:
-                title += f"\n{UNTRAINED_NOTE}"
-            ax_val.set_title(title, fontsize=8, color=COLOR_UNTRAINED if untrained else "black")
-            error = w.error
-            ax_err.plot(steps, error.max(axis=0), "v-", color=COLOR_PRED, markersize=3, label="max")
-            ax_err.plot(steps, np.median(error, axis=0), ".-", color="tab:blue", markersize=3, label="median")
-            ax_err.set_yscale("log")
-            ax_err.set_ylim(*error_limits)
-            ax_err.grid(True, which="major", axis="y", linewidth=0.4, alpha=0.6)
-            ax_err.set_xlabel("step", fontsize=8)
-            ax_val.set_xlim(0.5, w.length + 0.5)
-            if w.length <= 12:
-                ax_val.set_xticks(steps)
-            else:
-                ax_val.xaxis.get_major_locator().set_params(integer=True)
-            for ax in (ax_val, ax_err):
-                ax.tick_params(which="both", labelsize=7)
-                if untrained:
-                    ax.set_facecolor("#fff4e6")
-                    for spine in ax.spines.values():
-                        spine.set_edgecolor(COLOR_UNTRAINED)
+            ax_val, ax_err = _draw_panel(fig, outer[pair, col], w, value_limits, error_limits, count, untrained)
             if col == 0:
-                ax_val.set_ylabel("value", fontsize=8)
-                ax_err.set_ylabel("|prediction - label|", fontsize=8)
-            if pair == 0 and col == 0:
-                ax_val.legend(fontsize=7)
-                ax_err.legend(fontsize=6.5, title=f"over {count} windows", title_fontsize=6.5)
-    width = int(16 * inches)  # characters per line at these font sizes
-    headline = [f"prediction vs label per step (the worst of {count} windows per length, one y-scale per row)",
-             f"|prediction - label| per step (log scale, one scale for all; max and median over {count} windows); "
-             f"t0 ~ U[{t_low:g}, {t_high:g}), seed {seed}"]
-    fig.suptitle(_wrap(headline, width), fontsize=9)
-    notes = []
-    if trained is None:
-        notes.append("trained lengths unknown")
-    elif any(n not in trained for n in lengths):
-        notes.append(f"trained lengths {list(trained)}; the others (orange) are {UNTRAINED_NOTE}")
-    if predictor.label_mode == "last":
-        notes.append(LAST_MODE_NOTE.format(trained=list(trained) if trained is not None else "(unknown)"))
-    if notes:
-        last = predictor.label_mode == "last"
-        box = {"boxstyle": "round", "facecolor": "#fdecea", "edgecolor": "darkred"} if last else None
-        fig.supxlabel(_wrap(notes, width), fontsize=8.5, color="darkred" if last else "black", bbox=box)
+                _label_first_column(ax_val, ax_err, count, legend=pair == 0)
+    _add_texts(fig, predictor, lengths, count, seed, (t_low, t_high), int(16 * inches))  # characters per line
     return fig
 
 

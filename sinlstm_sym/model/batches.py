@@ -141,10 +141,6 @@ class SineBucketingModule(SafeBucketingModule):
                                                 max_key=None if allow_larger_keys else default_bucket_key)
                             for training in (True, False)}
 
-    def batch_spec(self, for_training: bool) -> BatchSpec:
-        """The sine :class:`BatchSpec` batches are checked against."""
-        return self._sine_specs[bool(for_training)]
-
     def check_batch(self, data_batch: Any, training: bool) -> None:
         """The sine contract first (its messages name the window length), then the general checks."""
         check_batch(data_batch, self._sine_specs[bool(training)], self.describe_batch(data_batch))

@@ -103,6 +103,20 @@ def check_reference_settings(optimizer: str, ctx: ContextSpec) -> List[mx.Contex
     return contexts
 
 
+def _train_batch(net: gluon.rnn.SequentialRNNCell, trainer: gluon.Trainer, loss_fn: gluon.loss.Loss,
+                 batch: mx.io.DataBatch, context: mx.Context, label_mode: str) -> mx.nd.NDArray:
+    """One update of ``net`` on ``batch``; returns the loss per window."""
+    data = batch.data[0].as_in_context(context)
+    label = batch.label[0].as_in_context(context)
+    with autograd.record():
+        out, _ = net.unroll(batch.bucket_key, data, layout="NTC", merge_outputs=True)
+        pred = out[:, -1, :] if label_mode == "last" else out.reshape((0, -1))
+        loss = loss_fn(pred, label)
+    loss.backward()
+    trainer.step(batch.data[0].shape[0])
+    return loss
+
+
 def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
                           hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, batch_size: int = ORIGINAL_BATCH_SIZE,
                           num_samples: int = ORIGINAL_NUM_SAMPLES, num_epoch: int = 1,
@@ -128,7 +142,6 @@ def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
     context = check_reference_settings(optimizer, ctx)[0]
     train_iter = SinBucketIter(buckets, batch_size=batch_size, num_samples=num_samples, label_mode=label_mode,
                                t_low=ORIGINAL_T_RANGE[0], t_high=ORIGINAL_T_RANGE[1], seed=seed)
-    context = check_reference_settings(optimizer, ctx)[0]
     net = build_gluon_model(hidden_sizes)
     initial = init_params(hidden_sizes, train_iter.seed, forget_bias=forget_bias, init=init)
     copy_params_to_gluon(initial, net, ctx=context)
@@ -143,14 +156,7 @@ def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
             train_iter.reset()
         total, windows, tic = None, 0, time.perf_counter()
         for nbatch, batch in enumerate(train_iter, start=1):
-            data = batch.data[0].as_in_context(context)
-            label = batch.label[0].as_in_context(context)
-            with autograd.record():
-                out, _ = net.unroll(batch.bucket_key, data, layout="NTC", merge_outputs=True)
-                pred = out[:, -1, :] if label_mode == "last" else out.reshape((0, -1))
-                loss = loss_fn(pred, label)
-            loss.backward()
-            trainer.step(batch.data[0].shape[0])
+            loss = _train_batch(net, trainer, loss_fn, batch, context, label_mode)
             total = loss.sum() if total is None else total + loss.sum()
             windows += batch.data[0].shape[0]
             if nbatch % log_every == 0 or nbatch == train_iter.num_batches:

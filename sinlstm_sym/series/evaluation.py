@@ -14,7 +14,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -26,7 +26,6 @@ from .data import TimeSplit
 logger = logging.getLogger(__name__)
 
 Forecaster = Callable[[int, Sequence[np.ndarray], int], np.ndarray]
-METRICS = ("mae", "rmse", "mase", "smape")
 
 
 # --- metrics on flat arrays -----------------------------------------------------------------------
@@ -127,6 +126,48 @@ class SeriesEvaluation:
         return self.table()
 
 
+def _with_baselines(forecasters: Mapping[str, Forecaster], season: Optional[int]) -> Dict[str, Forecaster]:
+    """``forecasters`` plus ``naive`` and (with ``season``) ``seasonal_naive`` where absent."""
+    methods: Dict[str, Forecaster] = dict(forecasters)
+    methods.setdefault("naive", naive_forecaster)
+    if season is not None:
+        methods.setdefault("seasonal_naive", seasonal_naive_forecaster(season))
+    return methods
+
+
+def _origins(split: TimeSplit, i: int, horizon: int, needed: int) -> Optional[np.ndarray]:
+    """The forecast origins ``o`` (histories ``x[:o]``) of series ``i``, or None if it is not evaluated."""
+    x, start = split.series[i], split.test_start[i]
+    if start == len(x):
+        return None
+    if start - horizon + 1 < needed:
+        logger.warning("series %d: %d points before its test part, fewer than horizon + season needs (%d): "
+                       "not evaluated", i, start, needed + horizon - 1)
+        return None
+    return np.arange(start - horizon + 1, len(x))
+
+
+def _targets(x: np.ndarray, start: int, origins: np.ndarray, horizon: int) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Per horizon h: the rows of ``origins`` whose target ``x[o + h - 1]`` is a test value, and those targets."""
+    out = []
+    for h in range(1, horizon + 1):
+        rows = np.flatnonzero((origins + h - 1 >= start) & (origins + h - 1 < len(x)))
+        out.append((rows, x[origins[rows] + h - 1]))
+    return out
+
+
+def _horizon_metrics(errors: Sequence[np.ndarray], actual: Sequence[np.ndarray],
+                     scales: Sequence[np.ndarray]) -> Dict[str, List[float]]:
+    """MAE, RMSE, MASE and sMAPE per horizon of one method's errors (forecast - actual)."""
+    return {
+        "mae": [float(np.mean(np.abs(e))) for e in errors],
+        "rmse": [float(np.sqrt(np.mean(e ** 2))) for e in errors],
+        "mase": [float(np.mean(np.abs(e[s > 0]) / s[s > 0])) if np.any(s > 0) else float("nan")
+                 for e, s in zip(errors, scales)],
+        "smape": [smape(a, a + e) for a, e in zip(actual, errors)],
+    }
+
+
 def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Forecaster], horizon: int,
                               season: Optional[int] = None) -> SeriesEvaluation:
     """Score each forecaster on every test value of every series at horizons 1..``horizon``.
@@ -136,30 +177,25 @@ def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Foreca
     on its training part (series where that is 0 are left out of MASE, with a warning).
     """
     horizon = check_int("horizon", horizon, minimum=1)
-    methods: Dict[str, Forecaster] = dict(forecasters)
-    methods.setdefault("naive", naive_forecaster)
-    if season is not None:
-        methods.setdefault("seasonal_naive", seasonal_naive_forecaster(season))
+    methods = _with_baselines(forecasters, season)
     errors: Dict[str, List[List[np.ndarray]]] = {m: [[] for _ in range(horizon)] for m in methods}
     actuals: List[List[np.ndarray]] = [[] for _ in range(horizon)]
     scales: List[List[np.ndarray]] = [[] for _ in range(horizon)]
     kept: Dict[str, Any] = {}
-    needed = max(horizon, season or 1)
     logger.info("rolling-origin evaluation of %s on %d series, horizons 1..%d", ", ".join(methods),
                 len(split.series), horizon)
     heartbeat = Heartbeat(logger)
     for i, x in enumerate(split.series):
-        start = split.test_start[i]
-        if start == len(x):
-            continue
-        if start - horizon + 1 < needed:
-            logger.warning("series %d: %d points before its test part, fewer than horizon + season needs (%d): "
-                           "not evaluated", i, start, needed + horizon - 1)
+        origins = _origins(split, i, horizon, max(horizon, season or 1))
+        if origins is None:
             continue
         scale = naive_scale(x[:split.train_end[i]])
         if scale == 0:
             logger.warning("series %d is constant on its training part: MASE leaves it out", i)
-        origins = np.arange(start - horizon + 1, len(x))  # forecast from history x[:o]
+        targets = _targets(x, split.test_start[i], origins, horizon)
+        for h, (rows, target) in enumerate(targets):
+            actuals[h].append(target)
+            scales[h].append(np.full(rows.size, scale))
         histories = [x[:o] for o in origins]
         for name, fn in methods.items():
             heartbeat.beat("rolling-origin evaluation: series %d of %d, %s", i + 1, len(split.series), name)
@@ -167,23 +203,11 @@ def rolling_origin_evaluation(split: TimeSplit, forecasters: Mapping[str, Foreca
             check_condition(preds.shape == (len(origins), horizon), f"forecaster {name!r} returned shape "
                             f"{preds.shape}, expected {(len(origins), horizon)}")
             kept.setdefault(name, []).append((origins, preds))
-            for h in range(1, horizon + 1):
-                rows = np.flatnonzero((origins + h - 1 >= start) & (origins + h - 1 < len(x)))
-                errors[name][h - 1].append(preds[rows, h - 1] - x[origins[rows] + h - 1])
-                if name == next(iter(methods)):
-                    actuals[h - 1].append(x[origins[rows] + h - 1])
-                    scales[h - 1].append(np.full(rows.size, scale))
+            for h, (rows, target) in enumerate(targets):
+                errors[name][h].append(preds[rows, h] - target)
     check_condition(any(len(a) for a in actuals), "no series has a test part to evaluate")
     actual = [np.concatenate(a) for a in actuals]
     scale_per_horizon = [np.concatenate(s) for s in scales]
-    metrics: Dict[str, Dict[str, List[float]]] = {}
-    for name in methods:
-        err = [np.concatenate(e) for e in errors[name]]
-        metrics[name] = {
-            "mae": [float(np.mean(np.abs(e))) for e in err],
-            "rmse": [float(np.sqrt(np.mean(e ** 2))) for e in err],
-            "mase": [float(np.mean(np.abs(e[s > 0]) / s[s > 0])) if np.any(s > 0) else float("nan")
-                     for e, s in zip(err, scale_per_horizon)],
-            "smape": [smape(a, a + e) for a, e in zip(actual, err)],
-        }
+    metrics = {name: _horizon_metrics([np.concatenate(e) for e in errors[name]], actual, scale_per_horizon)
+               for name in methods}
     return SeriesEvaluation(horizon, metrics, [int(a.size) for a in actual], season, kept)
