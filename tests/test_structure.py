@@ -7,10 +7,6 @@ from typing import Dict
 
 PACKAGE = Path(__file__).resolve().parents[1] / "sinlstm_sym"
 MAX_LINES = 60
-# Functions allowed over MAX_LINES for now, each with the reason. Delete an entry once its function is split.
-ALLOWED_LONG = {
-    "sinlstm_sym/cli/train.py:build_parser",  # the command line's rewrite (issue 20) replaces it
-}
 
 
 def function_lengths(source: str, where: str) -> Dict[str, int]:
@@ -57,12 +53,6 @@ def test_the_measure_counts_methods_nested_functions_and_docstrings():
 def test_no_library_function_is_longer_than_60_lines():
     lengths = package_function_lengths()
     assert len(lengths) > 300  # the walk saw the package
-    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES and name not in ALLOWED_LONG}
+    too_long = {name: n for name, n in lengths.items() if n > MAX_LINES}
     assert not too_long, f"functions over {MAX_LINES} lines (split them): " + ", ".join(
         f"{name} ({n} lines)" for name, n in sorted(too_long.items(), key=lambda item: -item[1]))
-
-
-def test_every_allowed_long_function_still_exists_and_is_long():
-    lengths = package_function_lengths()
-    stale = sorted(name for name in ALLOWED_LONG if lengths.get(name, 0) <= MAX_LINES)
-    assert not stale, f"remove from ALLOWED_LONG in {Path(__file__).name} (now short or gone): {stale}"
