@@ -92,6 +92,18 @@ def test_sigterm_while_the_command_line_imports_exits_143_without_a_traceback():
     assert proc.returncode == 143 and "Traceback" not in err, err
 
 
+def test_ctrl_c_while_the_example_imports_exits_130_without_a_traceback():
+    import sys
+    example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "bucket_train.py")
+    proc = subprocess.Popen([sys.executable, example, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert "usage" not in out, "the import finished before the signal: nothing was tested"
+    assert proc.returncode == 130 and err.strip() == "sinlstm-train: interrupted", err
+
+
 def test_cli_sigterm_exits_143_with_a_checkpoint_and_the_resume_command(tmp_path):
     run = tmp_path / "run"
     code, err = signal_cli_at([*CLI_RUN, "--checkpoint", str(run)], "batch 20/", signal.SIGTERM)
