@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Dict[str, Any]:
     """The fit settings given on the command line (flags left out keep the configuration's defaults)."""
     given = given_settings(args, FLAG_SETTINGS)
-    if "seed" not in given and not args.resume:  # a resumed run keeps its checkpoint's seed
+    if "seed" not in given and not given.get("resume"):  # a resumed run keeps its checkpoint's seed
         given["seed"] = DEFAULT_CLI_SEED
     return given
 
@@ -110,7 +110,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.resume = getattr(args, "resume", False)
     config = check_settings(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     progress_bar = args.progress == "on" or (args.progress == "auto" and sys.stderr.isatty())
@@ -119,7 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             try:  # every check of the run (devices, checkpoint directory, resume, data): a refusal is exit 2
                 session = stack.enter_context(fit_session(config, progress_bar=progress_bar))
             except (FileNotFoundError, ValueError, TypeError) as err:
-                refuse_setting(parser, err, FLAG_SETTINGS, _settings(args))
+                refuse_setting(parser, err, FLAG_SETTINGS, given_settings(args, FLAG_SETTINGS))
             result = session.train()
     except TrainingInterrupted as stop:
         return _interrupted(stop, argv)
