@@ -12,10 +12,9 @@ import mxnet as mx
 import numpy as np
 
 from ..checks import check_int
+from ..constants import LOSS_CONDENSE_BATCHES
 
 __all__ = ["batch_loss_sum", "batch_square_sum", "PendingSquareSums"]
-
-CONDENSE_EVERY = 64  # batches whose differences are held before they are reduced (bounds the memory held)
 
 
 def _rows(output: mx.nd.NDArray, label: mx.nd.NDArray, pad: int) -> Tuple[mx.nd.NDArray, mx.nd.NDArray]:
@@ -49,7 +48,7 @@ class PendingSquareSums:
     differences are reduced per shape, so at most ``condense_every`` of them are held.
     """
 
-    def __init__(self, condense_every: int = CONDENSE_EVERY) -> None:
+    def __init__(self, condense_every: int = LOSS_CONDENSE_BATCHES) -> None:
         self.condense_every = check_int("condense_every", condense_every, minimum=1)
         self._diffs: List[mx.nd.NDArray] = []  # differences of the batches not yet reduced
         self._parts: List[Tuple[List[int], mx.nd.NDArray]] = []  # (batch positions, their sums) reduced
