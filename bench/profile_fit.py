@@ -41,6 +41,9 @@ def parse_args(argv=None):
     ap.add_argument("--batch-size", type=int, default=300)
     ap.add_argument("--cell", choices=("fused", "unrolled", "native"), default="fused")
     ap.add_argument("--fixed", action="store_true", help="buckets=[9], label_mode='last' instead of 1..9 sequence")
+    ap.add_argument("--recipe", action="store_true",
+                    help="fit's default recipe (FitConfig(): its buckets, batch size, step weights, schedule), "
+                         "one epoch of --batches batches; --batch-size and --fixed are ignored")
     ap.add_argument("--threads", type=int, default=1,
                     help="OMP_NUM_THREADS / MXNET_OMP_MAX_THREADS, set before MXNet is imported (default 1, as "
                          "bench/train_throughput.py: 2 threads are no faster here and collapse under foreign load)")
@@ -54,6 +57,9 @@ def parse_args(argv=None):
 
 
 ARGS = parse_args()
+if ARGS.recipe:
+    from sinlstm_sym.config import FitConfig  # noqa: E402  (no MXNet thread setting happens on import)
+    ARGS.batch_size, RECIPE_BUCKETS = FitConfig().data.batch_size, FitConfig().data.buckets
 for _k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MXNET_OMP_MAX_THREADS"):
     os.environ[_k] = str(ARGS.threads)
 os.environ.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")
@@ -76,8 +82,13 @@ from sinlstm_sym.fitting import fit  # noqa: E402
 
 
 def fit_kwargs(batches):
+    """One epoch of ``batches`` batches (fit's default is two epochs: the per-batch figures count one)."""
+    if ARGS.recipe:  # the library's default recipe (buckets 1..9, 12, 16, 20, step weights, cosine schedule)
+        return dict(cell=ARGS.cell, num_samples=batches * ARGS.batch_size, seed=ARGS.seed, num_epoch=1,
+                    log_every=max(1, min(100, batches)))
     task = dict(buckets=[9], label_mode="last") if ARGS.fixed else dict(buckets=range(1, 10), label_mode="sequence")
     return dict(cell=ARGS.cell, batch_size=ARGS.batch_size, num_samples=batches * ARGS.batch_size, seed=ARGS.seed,
+                num_epoch=1,
                 log_every=max(1, min(100, batches)), **task)
 
 
@@ -100,8 +111,9 @@ def run_plain():
 
 def run_data():
     kw = fit_kwargs(ARGS.batches)
-    it = data_mod.SinBucketIter(kw["buckets"], batch_size=ARGS.batch_size, num_samples=kw["num_samples"],
-                                label_mode=kw["label_mode"], seed=ARGS.seed)
+    buckets, label_mode = (kw["buckets"], kw["label_mode"]) if "buckets" in kw else (RECIPE_BUCKETS, "sequence")
+    it = data_mod.SinBucketIter(buckets, batch_size=ARGS.batch_size, num_samples=kw["num_samples"],
+                                label_mode=label_mode, seed=ARGS.seed)
     mx.nd.waitall()
     t0 = time.perf_counter()
     n = 0
@@ -113,7 +125,7 @@ def run_data():
     t0 = time.perf_counter()
     arrays = []
     for L in lengths:
-        arrays.append(data_mod.make_windows(rng.uniform(0, 1, ARGS.batch_size), L, 0.01, kw["label_mode"], "time",
+        arrays.append(data_mod.make_windows(rng.uniform(0, 1, ARGS.batch_size), L, 0.01, label_mode, "time",
                                             data_mod.half_sine))
     t_windows = (time.perf_counter() - t0) / len(lengths)
     t0 = time.perf_counter()
@@ -283,7 +295,9 @@ def run_mx_profiler():
 
 
 def main():
-    print(f"# fit(cell={ARGS.cell!r}, {'buckets=[9], label_mode=last' if ARGS.fixed else 'buckets=1..9, sequence'}, "
+    task = "the default recipe" if ARGS.recipe else ("buckets=[9], label_mode=last" if ARGS.fixed
+                                                     else "buckets=1..9, sequence")
+    print(f"# fit(cell={ARGS.cell!r}, {task}, "
           f"batch_size={ARGS.batch_size}) x {ARGS.batches} batches; threads {ARGS.threads} "
           f"(OMP/MKL/OpenBLAS/MXNET_OMP_MAX_THREADS), MXNET_CPU_WORKER_NTHREADS="
           f"{os.environ['MXNET_CPU_WORKER_NTHREADS']}; mxnet {mx.__version__}, numpy {np.__version__}; "

@@ -80,6 +80,7 @@ How it measures (read this before quoting a number):
   flagged in the table). ``--max-other-load -1`` turns this off.
 """
 import argparse
+import importlib.util
 import json
 import math
 import os
@@ -441,8 +442,11 @@ def _children_cpu_seconds():
 
 
 def git_state():
-    """The library's commit and whether sinlstm_sym/ has uncommitted changes (it is edited concurrently)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """The commit of the library this process imports (found without importing it, so PYTHONPATH may point
+    at another checkout) and whether its sinlstm_sym/ has uncommitted changes (it is edited concurrently)."""
+    spec = importlib.util.find_spec("sinlstm_sym")
+    package = os.path.dirname(spec.origin) if spec is not None and spec.origin else None
+    root = os.path.dirname(package) if package else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10).stdout.strip()

@@ -137,3 +137,6 @@ REFERENCE_MAX_ORIGINS = 5000
 TRAINING_OMP_THREADS = 1
 # How many batches of windows the built-in iterator generates in one vectorised call.
 WINDOW_CHUNK_BATCHES = 64
+# How many batches' loss differences the fit loop holds on the device before reducing them (log points,
+# every 100 batches by default, reduce them first; this bounds the memory of long log windows).
+LOSS_CONDENSE_BATCHES = 256

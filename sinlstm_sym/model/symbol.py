@@ -11,6 +11,7 @@ The only output is the prediction, ``pred_output``: ``(B, L)`` (every step) or `
 ``0.5 * mean_over_steps((pred - label)^2)`` (as ``gluon.loss.L2Loss``). So MXNet's own
 ``mod.fit(..., eval_metric='mse')`` works, and reports twice that loss.
 """
+import functools
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
@@ -63,9 +64,23 @@ def _fused_stack(data: mx.sym.Symbol, hidden_sizes: Sequence[int], init: StackIn
 def _weigh_steps(pred: mx.sym.Symbol, length: int, step_weight: float, step_tau: float) -> mx.sym.Symbol:
     """``pred`` (B, L) unchanged forward, its gradient multiplied by ``w_k`` per step:
     ``BlockGrad(pred * (1 - w)) + pred * w``."""
-    k = mx.sym.arange(start=0, stop=length, dtype="float32")  # a constant of the bucket, no new argument
-    w = mx.sym.reshape(1.0 + step_weight * mx.sym.exp(k * (-1.0 / step_tau)), shape=(1, length))
+    w = mx.sym.reshape(_step_weights(mx.sym, length, step_weight, step_tau), shape=(1, length))
     return mx.sym.BlockGrad(mx.sym.broadcast_mul(pred, 1.0 - w)) + mx.sym.broadcast_mul(pred, w)
+
+
+def _step_weights(api: Any, length: int, step_weight: float, step_tau: float) -> Any:
+    """``w_k = 1 + step_weight * exp(-k / step_tau)``, ``k = 0 .. length - 1`` in float32, through ``api``
+    (``mx.sym``: a constant of the bucket's graph, no new argument; ``mx.nd``: the same operators run once)."""
+    k = api.arange(start=0, stop=length, dtype="float32")
+    return 1.0 + step_weight * api.exp(k * (-1.0 / step_tau))
+
+
+@functools.lru_cache(maxsize=256)
+def native_step_weights(length: int, step_weight: float, step_tau: float) -> Tuple[float, ...]:
+    """The weights of :func:`_weigh_steps` as the graph computes them (MXNet's own operators, so the same
+    float32 values), for the native operator, which applies them itself."""
+    with mx.cpu():
+        return tuple(float(w) for w in _step_weights(mx.nd, length, step_weight, step_tau).asnumpy())
 
 
 def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode: str = DEFAULT_LABEL_MODE,
@@ -104,11 +119,15 @@ def _unrolled_prediction(spec: ModelSpec, data_name: str, length: int, init: Sta
     return mx.sym.reshape(steps, shape=(0, -1))
 
 
-def _native_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
+def _native_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit,
+                       weighted: bool = False) -> mx.sym.Symbol:
+    """``weighted``: the operator applies the loss' step weights itself (the training symbol's
+    :func:`_weigh_steps`, same numbers, no extra operators)."""
     # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
     data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
     params = [mx.sym.var(name, shape=shape, init=init) for name, shape in fused_shapes(spec.hidden_sizes).items()]
-    seq = stack_operator(data, params, spec.hidden_sizes)  # (B, L)
+    weights = native_step_weights(length, spec.step_weight, spec.step_tau) if weighted else None
+    seq = stack_operator(data, params, spec.hidden_sizes, step_weights=weights)  # (B, L)
     return seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
 
 
@@ -119,9 +138,17 @@ def _fused_prediction(spec: ModelSpec, data_name: str, length: int, init: StackI
     return mx.sym.reshape(mx.sym.slice_axis(seq, axis=0, begin=length - 1, end=length), shape=(-3, -1))
 
 
+def _weighs(spec: ModelSpec) -> bool:
+    """Whether the loss weighs steps (``step_weight`` > 0 and a label at every step)."""
+    return bool(spec.step_weight) and spec.label_mode == "sequence"
+
+
 # The prediction ``(B, L)`` or ``(B, 1)`` (by label mode) of a resolved cell's stack for windows of one length.
 _PREDICTIONS: Dict[str, Callable[[ModelSpec, str, int, StackInit], mx.sym.Symbol]] = {
     "unrolled": _unrolled_prediction, "native": _native_prediction, "fused": _fused_prediction}
+# The training prediction of the cells that apply the step weights themselves.
+_WEIGHED_PREDICTIONS: Dict[str, Callable[[ModelSpec, str, int, StackInit], mx.sym.Symbol]] = {
+    "native": functools.partial(_native_prediction, weighted=True)}
 
 
 def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_NAME, label_name: str = LABEL_NAME,
@@ -136,7 +163,9 @@ def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_
                     f"(ModelSpec.from_model resolves it), got {spec.cell!r}")
     initializer = spec.initializer(init_seed)
     predict = _PREDICTIONS[spec.cell]  # the cell chosen once
-    weigh = bool(spec.step_weight) and spec.label_mode == "sequence"
+    weigh = _weighs(spec) and with_loss
+    if weigh and spec.cell in _WEIGHED_PREDICTIONS:
+        predict, weigh = _WEIGHED_PREDICTIONS[spec.cell], False
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")

@@ -146,9 +146,13 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
 
 
 def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_sizes: Sequence[int],
-                   name: str = "lstm_stack") -> mx.sym.Symbol:
+                   name: str = "lstm_stack", step_weights: Optional[Sequence[float]] = None) -> mx.sym.Symbol:
     """:func:`lstm_stack` of arguments already checked (a :class:`~sinlstm_sym.model.spec.ModelSpec` whose cell
-    resolved to ``'native'``, so the operator is loaded)."""
+    resolved to ``'native'``, so the operator is loaded).
+
+    ``step_weights`` (float32 values, one per step of the data's length): the output's gradient is weighed
+    per step inside the operator, with the arithmetic of ``BlockGrad(pred * (1 - w)) + pred * w`` in MXNet's
+    graph (the output is that sum, the prediction's gradient ``ograd * w``), in no extra graph operator."""
     op = getattr(mx.sym, OP_NAME, None)
     if op is None:
         raise NativeUnavailableError("the native operator is not loaded: resolve the cell first "
@@ -156,4 +160,7 @@ def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_
     # The operator cannot see grad_req (MXNet's external-op API does not pass it) and always writes
     # its gradients; an identity in front of each input applies 'add' / 'null' for that input.
     inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate([data, *params])]
-    return op(*inputs, hidden_sizes=",".join(str(h) for h in hidden_sizes), name=name)
+    attrs = {"hidden_sizes": ",".join(str(h) for h in hidden_sizes)}
+    if step_weights is not None:  # repr of a float32 value read back as a double: that value exactly
+        attrs["step_weights"] = ",".join(repr(float(w)) for w in step_weights)
+    return op(*inputs, name=name, **attrs)

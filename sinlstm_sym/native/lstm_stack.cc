@@ -6,6 +6,11 @@
 //            i2h_weight (4h, n), h2h_weight (4h, h), i2h_bias (4h), h2h_bias (4h);
 //            gates in the order input, forget, cell (g), output.
 //   output:  the last layer's hidden state at every step, (B, L) (last hidden size is 1).
+// Optional attribute `step_weights` ("w_0,...,w_{L-1}", float32 values, one per step): the
+//   output's gradient is weighed per step. The output stays the prediction, computed as
+//   pred * (1 - w_t) + pred * w_t, and backward takes ograd * w_t as the prediction's
+//   gradient: exactly what `BlockGrad(broadcast_mul(pred, 1 - w)) + broadcast_mul(pred, w)`
+//   computes in MXNet's graph (float32 arithmetic, same order), in no extra operator.
 // Initial states are zero. Forward keeps the activations backward needs in the operator's
 // state; backward gives the gradients of data and of every parameter vector.
 //
@@ -116,6 +121,32 @@ bool parse_hidden(const std::unordered_map<std::string, std::string>& attrs, std
   if (sizes->empty() || sizes->back() != 1) {
     *err = std::string(kOpName) + ": hidden_sizes must end with 1 (the output is the last layer's hidden "
            "state), got '" + it->second + "'";
+    return false;
+  }
+  return true;
+}
+
+// The optional per-step weights (see the header); an absent attribute gives an empty vector.
+bool parse_weights(const std::unordered_map<std::string, std::string>& attrs, std::vector<float>* weights,
+                   std::string* err) {
+  weights->clear();
+  auto it = attrs.find("step_weights");
+  if (it == attrs.end()) return true;
+  std::stringstream ss(it->second);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    const double v = std::strtod(item.c_str(), &end);
+    const float f = static_cast<float>(v);
+    if (item.empty() || *end != '\0' || !std::isfinite(f) || static_cast<double>(f) != v) {
+      *err = std::string(kOpName) + ": step_weights must be float32 values separated by commas, got '" +
+             it->second + "'";
+      return false;
+    }
+    weights->push_back(f);
+  }
+  if (weights->empty()) {
+    *err = std::string(kOpName) + ": step_weights must hold one weight per step, got none";
     return false;
   }
   return true;
@@ -407,7 +438,8 @@ void backward_block(const Layout& lay, const Weights<T>& wts, T* save, int l, in
 
 class LstmStackOp : public CustomStatefulOp {
  public:
-  explicit LstmStackOp(std::vector<int> hidden) : hidden_(std::move(hidden)) {}
+  LstmStackOp(std::vector<int> hidden, std::vector<float> weights)
+      : hidden_(std::move(hidden)), weights_(std::move(weights)) {}
   ~LstmStackOp() override { pool().release(&saved_); }
 
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
@@ -431,6 +463,10 @@ class LstmStackOp : public CustomStatefulOp {
     MXTensor& data = (*inputs)[0];
     const int B = static_cast<int>(data.shape[0]), L = static_cast<int>(data.shape[1]);
     const int n0 = static_cast<int>(data.shape[2]);
+    if (!weights_.empty() && weights_.size() != size_t(L)) {
+      MX_ERROR_MSG << kOpName << ": step_weights holds " << weights_.size() << " weights for windows of length " << L;
+      return MX_FAIL;
+    }
     lay_.plan(hidden_, B, L, n0);
     if (saved_.bytes < lay_.total * sizeof(T)) {
       pool().release(&saved_);
@@ -461,7 +497,22 @@ class LstmStackOp : public CustomStatefulOp {
       for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb)
         for (int t = 0; t < L; ++t) y[size_t(blk * BB + bb) * L + t] = save[lay_.H(top, blk, t + 1) + bb];
     }
+    if (!weights_.empty()) weigh_output<T>(y, B, L);
     return MX_SUCCESS;
+  }
+
+  // pred * (1 - w_t) + pred * w_t in place, each product rounded to T first (as MXNet's graph does)
+  template <class T>
+  void weigh_output(T* y, int B, int L) const {
+    for (int t = 0; t < L; ++t) {
+      const T w = static_cast<T>(weights_[t]);
+      const T keep = static_cast<T>(1) - w;
+      for (int b = 0; b < B; ++b) {
+        volatile T kept = y[size_t(b) * L + t] * keep;  // volatile: each product rounded, no fused multiply-add
+        volatile T weighed = y[size_t(b) * L + t] * w;
+        y[size_t(b) * L + t] = kept + weighed;
+      }
+    }
   }
 
   template <class T>
@@ -493,7 +544,9 @@ class LstmStackOp : public CustomStatefulOp {
     // gradient w.r.t. the top layer's output (h = 1), block-major like the saved arrays
     std::memset(dy, 0, sizeof(T) * size_t(lay_.nblk) * L * BB);
     for (int b = 0; b < B; ++b)
-      for (int t = 0; t < L; ++t) dy[(size_t(b / BB) * L + t) * BB + b % BB] = ograd[size_t(b) * L + t];
+      for (int t = 0; t < L; ++t)
+        dy[(size_t(b / BB) * L + t) * BB + b % BB] =
+            weights_.empty() ? ograd[size_t(b) * L + t] : ograd[size_t(b) * L + t] * static_cast<T>(weights_[t]);
     T* ddata = (*outputs)[0].data<T>();
     for (int l = static_cast<int>(nl) - 1; l >= 0; --l) {
       const int h = lay_.h[l], n = lay_.n[l], G4 = 4 * h;
@@ -545,6 +598,7 @@ class LstmStackOp : public CustomStatefulOp {
   }
 
   std::vector<int> hidden_;
+  std::vector<float> weights_;  // per-step gradient weights, empty for none
   Layout lay_;
   Pool::Block saved_;
   MXDType dtype_ = kFloat32;
@@ -557,6 +611,11 @@ MXReturnValue parseAttrs(const std::unordered_map<std::string, std::string>& att
   std::vector<int> sizes;
   std::string err;
   if (!parse_hidden(attrs, &sizes, &err)) {
+    MX_ERROR_MSG << err;
+    return MX_FAIL;
+  }
+  std::vector<float> weights;
+  if (!parse_weights(attrs, &weights, &err)) {
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
@@ -608,6 +667,16 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
                  << ")";
     return MX_FAIL;
   }
+  std::vector<float> weights;
+  if (!parse_weights(attrs, &weights, &err)) {
+    MX_ERROR_MSG << err;
+    return MX_FAIL;
+  }
+  if (!weights.empty() && weights.size() != ds[1]) {
+    MX_ERROR_MSG << kOpName << ": step_weights holds " << weights.size() << " weights for windows of length "
+                 << ds[1];
+    return MX_FAIL;
+  }
   int n = static_cast<int>(ds[2]);
   for (size_t l = 0; l < sizes.size(); ++l) {
     const unsigned expected = static_cast<unsigned>(param_size(n, sizes[l]));
@@ -632,7 +701,12 @@ MXReturnValue createOpState(const std::unordered_map<std::string, std::string>& 
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
-  *op_inst = CustomStatefulOp::create<LstmStackOp>(sizes);
+  std::vector<float> weights;
+  if (!parse_weights(attrs, &weights, &err)) {
+    MX_ERROR_MSG << err;
+    return MX_FAIL;
+  }
+  *op_inst = CustomStatefulOp::create<LstmStackOp>(sizes, weights);
   return MX_SUCCESS;
 }
 

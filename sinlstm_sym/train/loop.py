@@ -15,6 +15,7 @@ import numpy as np
 
 from ..callback_errors import callback_errors, raise_first
 from ..constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
+from .batch_losses import PendingSquareSums, batch_loss_sum, batch_square_sum  # noqa: F401 (re-exported)
 from .progress import LossRecord, Progress
 from .threads import operator_threads
 from .validation import StopTraining, Validator
@@ -122,23 +123,6 @@ def deferring_signals(write: Optional[Callable[[], Path]]) -> Optional[Callable[
     return deferred
 
 
-def batch_loss_sum(output: mx.nd.NDArray, label: mx.nd.NDArray, pad: int = 0) -> mx.nd.NDArray:
-    """``sum over windows of 0.5 * mean over steps (pred - label)^2`` on the device, padding rows left out."""
-    return 0.5 * batch_square_sum(output, label, pad)
-
-
-def batch_square_sum(output: mx.nd.NDArray, label: mx.nd.NDArray, pad: int = 0) -> mx.nd.NDArray:
-    """``sum over windows of mean over steps (pred - label)^2`` on the device (twice
-    :func:`batch_loss_sum`, exactly: the factor 0.5 is a power of two), padding rows left out; four
-    operators when there is no padding and the label is on the output's device."""
-    if pad:
-        rows = output.shape[0] - pad
-        output, label = output[:rows], label[:rows]
-    if label.context != output.context:
-        label = label.as_in_context(output.context)
-    return mx.nd.mean(mx.nd.square(output - label), axis=1).sum()
-
-
 def _progress_bar(total: int, enabled: bool, description: str) -> Any:
     """A tqdm bar on a terminal when asked for and tqdm is installed; else ``None`` (log lines only)."""
     if not enabled or not sys.stderr.isatty():
@@ -168,7 +152,7 @@ class Trainer:
         self.validator = validator
         self.contexts = contexts if contexts is not None else [mx.cpu()]  # the module's devices
         self.mark = time.perf_counter()  # start of the training time not yet added to progress.train_seconds
-        self.pending: List[mx.nd.NDArray] = []  # per-batch sums of squares (2x loss) not yet read from the device
+        self.pending = PendingSquareSums()  # per-batch sums of squares (2x loss) not yet read from the device
         self.pending_keys: List[int] = []
         self.pending_windows: List[int] = []
         self.bar: Any = None
@@ -246,7 +230,7 @@ class Trainer:
                 self.module.forward_backward(batch)
                 self.module.update()
                 raise_first(self.updater_errors, f"at epoch {p.epoch}, batch {p.batch + 1}")
-                self.pending.append(batch_square_sum(self.module.get_outputs()[0], batch.label[0], batch.pad or 0))
+                self.pending.add(self.module.get_outputs()[0], batch.label[0], batch.pad or 0)
                 self.pending_keys.append(int(batch.bucket_key))
                 self.pending_windows.append(batch.data[0].shape[0] - (batch.pad or 0))
                 p.batch += 1
@@ -281,7 +265,7 @@ class Trainer:
         if not self.pending:
             return
         p = self.progress
-        sums = 0.5 * mx.nd.concat(*[s.reshape((1,)) for s in self.pending], dim=0).asnumpy().astype(np.float64)
+        sums = 0.5 * self.pending.read().astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(sums))
         if bad.size:
             i = int(bad[0])
@@ -296,7 +280,7 @@ class Trainer:
         p.epoch_loss += total
         p.epoch_windows += windows
         p.trained_lengths = sorted(set(p.trained_lengths) | set(self.pending_keys))
-        self.pending, self.pending_keys, self.pending_windows = [], [], []
+        self.pending_keys, self.pending_windows = [], []
 
     def _log_point(self, total: Optional[int]) -> None:
         self._flush()
