@@ -16,9 +16,9 @@ from sinlstm_sym.native import native_available
 pytestmark = pytest.mark.skipif(not native_available(), reason="the native operator could not be built or loaded "
                                 "here (no C++ compiler?); see the sinlstm_sym.native warning")
 
-# (batch, length): calls of fewer than 100 (blocks of 16 windows x steps) stay on one thread (the first five),
+# (batch, length): calls of fewer than 160 (blocks of 16 windows x steps) stay on one thread (the first six),
 # larger ones are shared; 17, 40, 130, 200, 301 and 999 leave a partly padded last block.
-CASES = [(1, 3), (17, 9), (40, 5), (64, 9), (48, 30), (130, 20), (200, 8), (301, 9), (999, 4)]
+CASES = [(1, 3), (17, 9), (40, 5), (64, 9), (48, 30), (200, 8), (130, 20), (301, 9), (999, 4), (32, 90)]
 
 SCRIPT = textwrap.dedent("""
     import os, sys
@@ -59,17 +59,18 @@ def run_with_threads(count: str, path: Path) -> Tuple[Dict[str, np.ndarray], str
         return {k: arrays[k] for k in arrays.files}, proc.stderr
 
 
-def test_two_threads_are_bit_identical_to_one(tmp_path):
+@pytest.mark.parametrize("count", ["2", "3"])
+def test_several_threads_are_bit_identical_to_one(tmp_path, count):
     one, _ = run_with_threads("1", tmp_path / "one.npz")
-    two, _ = run_with_threads("2", tmp_path / "two.npz")
-    threads_one, threads_two = int(one.pop("threads")), int(two.pop("threads"))
-    assert sorted(one) == sorted(two)
+    many, _ = run_with_threads(count, tmp_path / "many.npz")
+    threads_one, threads_many = int(one.pop("threads")), int(many.pop("threads"))
+    assert sorted(one) == sorted(many)
     assert len([k for k in one if k.startswith("grad_")]) == len(CASES) * 4  # data and three layers each
-    differing = [k for k in one if one[k].tobytes() != two[k].tobytes()]
-    assert differing == [], f"results differ between 1 and 2 threads: {differing}"
+    differing = [k for k in one if one[k].tobytes() != many[k].tobytes()]
+    assert differing == [], f"results differ between 1 and {count} threads: {differing}"
     assert np.all(np.isfinite(one["fit_losses"])) and len(one["fit_losses"]) == 4
-    if threads_one > 0:  # Linux: the process with 2 threads started exactly one helper
-        assert threads_two == threads_one + 1
+    if threads_one > 0:  # Linux: the process started count - 1 helpers
+        assert threads_many == threads_one + int(count) - 1
 
 
 def test_a_bad_thread_count_falls_back_to_the_default(tmp_path):

@@ -219,11 +219,12 @@ constexpr int kDefaultThreads = 2;
 constexpr int kMaxThreads = 64;
 constexpr const char* kThreadsEnv = "SINLSTM_NATIVE_THREADS";
 // A call with fewer (blocks of 16 windows x steps) than this runs on the calling thread alone.
-// The operator alone gains from 2 blocks on, but in a fit the helper's work then competes with
-// the Python thread, which is the bottleneck of small batches: at 19 blocks, lengths 1..9 ran up
-// to 10 % slower end to end with a threshold of 24 and as fast with 100, L=9 10-15 % faster
-// (BENCHMARKS.md, "Two threads in the native operator").
-constexpr int kMinParallelBlockSteps = 100;
+// The operator alone gains from 2 blocks on (batch 300, L=9: 1.6x), but in a fit the helper's
+// work lands on the core of the Python thread, which needs it too: sharing pays only when one
+// call's work (about 5 us per block and step on one thread) clearly exceeds the Python thread's
+// cost per batch (about 0.5 ms). 160 = batch 300 of length 9 (171) and longer; lengths 1..9 at
+// batch 300 ran 5-14 % slower end to end with a threshold of 24 to 150 (BENCHMARKS.md).
+constexpr int kMinParallelBlockSteps = 160;
 
 constexpr int kSpinRounds = 4000;  // polling rounds (about 10 ns each) before a thread sleeps or yields
 
