@@ -31,10 +31,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <system_error>
-#include <thread>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -209,12 +208,13 @@ Pool& pool() {
 
 // Threads. The work of a call that is independent across items (blocks of windows, rows of a
 // weight gradient) is shared by the calling thread (MXNet's engine worker) and helper threads
-// started on first use. Items are claimed one at a time from a shared counter, and an item
-// computes the same thing whichever thread runs it: every reduction keeps its order, so the
-// results are bit-identical for any thread count. $SINLSTM_NATIVE_THREADS sets the count (1:
-// the calling thread alone), default min(2, hardware threads). A helper that fails to start
-// leaves fewer threads, never an error. Helpers are detached and their state is never freed,
-// so nothing waits for them at exit; a forked child starts its own.
+// started on first use. Each thread has a fixed share of the items and takes over what another
+// has not started; an item computes the same thing whichever thread runs it, and every reduction
+// keeps its order, so the results are bit-identical for any thread count.
+// $SINLSTM_NATIVE_THREADS sets the count (1: the calling thread alone; at most kMaxThreads),
+// default min(2, hardware threads). A helper that fails to start leaves fewer threads, never an
+// error. Helpers are detached and their state is never freed, so nothing waits for them at exit
+// (MXNet never unloads a library); a forked child starts its own.
 constexpr int kDefaultThreads = 2;
 constexpr int kMaxThreads = 64;
 constexpr const char* kThreadsEnv = "SINLSTM_NATIVE_THREADS";
@@ -252,7 +252,7 @@ class Workers {
     for (int id = 1; id < wanted; ++id) {
       try {
         std::thread(&Workers::serve, this, id).detach();
-      } catch (...) {  // std::system_error (no more threads) or std::bad_alloc: carry on with fewer
+      } catch (...) {  // std::system_error (no more threads), std::bad_alloc: carry on with fewer
         break;
       }
       threads_ = id + 1;
