@@ -118,6 +118,10 @@ GLUON_REFERENCE_OPTIMIZERS = ("adam", "sgd")  # what gluon_reference.train_gluon
 # cell='native' (and 'auto') keeps about 12 KB per step for hidden sizes 10, 20, 1 whatever the number of windows
 # (measured at 2 to 16 windows of 20000 to 100000 steps): taken 5 KB per step and layer.
 NATIVE_BYTES_PER_LAYER_STEP = 5_000
+# Threads of one native operator call (a positive integer; 1 = MXNet's engine worker alone), read by the C++
+# operator when it first shares a call; unset or invalid: min(2, hardware threads). Only calls of at least 160
+# (blocks of 16 windows x steps) are shared, e.g. 300 windows of length 9. Results are bit-identical for any count.
+NATIVE_THREADS_ENV = "SINLSTM_NATIVE_THREADS"
 
 # --- series (sinlstm_sym.series, own_series) -----------------------------------
 # statsmodels' ARIMA/ETS references fit on at most this many of the latest training points (an ARIMA fit of

@@ -12,13 +12,14 @@ when the build fails, :func:`native_available` logs one warning and returns ``Fa
 and :func:`resolve_cell` chooses ``'fused'``.
 """
 import logging
+import os
 import threading
 from typing import Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 
 from ..checks import check_choice, check_condition, check_int
-from ..constants import CELLS, INPUT_SIZE
+from ..constants import CELLS, INPUT_SIZE, NATIVE_THREADS_ENV
 from ..params import check_hidden_sizes, fused_shapes
 from .build import OP_NAME, BuildError, BuildResult, build_library
 
@@ -48,6 +49,7 @@ def load_native() -> BuildResult:
                 result = build_library()
                 mx.library.load(str(result.path), verbose=False)
                 _LOADED = result
+                _check_threads_setting()
             except (BuildError, OSError, mx.base.MXNetError) as err:
                 _LOADED = f"{type(err).__name__}: {err}"
                 logger.warning("native LSTM operator unavailable, using cell='fused' instead: %s", _LOADED)
@@ -55,6 +57,15 @@ def load_native() -> BuildResult:
     if isinstance(loaded, str):
         raise NativeUnavailableError(loaded)
     return loaded
+
+
+def _check_threads_setting() -> None:
+    """Warn once when $SINLSTM_NATIVE_THREADS is set but not a positive integer (the operator then uses its
+    default, min(2, hardware threads))."""
+    value = os.environ.get(NATIVE_THREADS_ENV, "")
+    if value and not (value.isdigit() and int(value) >= 1):
+        logger.warning("%s=%r is not a positive integer: the native operator uses its default thread count",
+                       NATIVE_THREADS_ENV, value)
 
 
 def native_available() -> bool:

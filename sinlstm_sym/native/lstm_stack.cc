@@ -21,14 +21,19 @@
 // registers, and the weight gradient is one long reduction over (blocks, steps, lanes).
 // Padded lanes of the last block carry zero inputs and zero output gradients, so they
 // add nothing to the parameter gradients.
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -201,6 +206,184 @@ Pool& pool() {
   return *p;
 }
 
+// Threads. The work of a call that is independent across items (blocks of windows, rows of a
+// weight gradient) is shared by the calling thread (MXNet's engine worker) and helper threads
+// started on first use. Each thread has a fixed share of the items and takes over what another
+// has not started; an item computes the same thing whichever thread runs it, and every reduction
+// keeps its order, so the results are bit-identical for any thread count.
+// $SINLSTM_NATIVE_THREADS sets the count (1: the calling thread alone; at most kMaxThreads),
+// default min(2, hardware threads). A helper that fails to start leaves fewer threads, never an
+// error. Helpers are detached and their state is never freed, so nothing waits for them at exit
+// (MXNet never unloads a library); a forked child starts its own.
+constexpr int kDefaultThreads = 2;
+constexpr int kMaxThreads = 64;
+constexpr const char* kThreadsEnv = "SINLSTM_NATIVE_THREADS";
+// A call with fewer (blocks of 16 windows x steps) than this runs on the calling thread alone.
+// The operator alone gains from 2 blocks on (batch 300, L=9: 1.6x), but in a fit the helper's
+// work lands on the core of the Python thread, which needs it too: sharing pays only when one
+// call's work (about 5 us per block and step on one thread) clearly exceeds the Python thread's
+// cost per batch (about 0.5 ms). 160 = batch 300 of length 9 (171) and longer; lengths 1..9 at
+// batch 300 ran 5-14 % slower end to end with a threshold of 24 to 150 (BENCHMARKS.md).
+constexpr int kMinParallelBlockSteps = 160;
+
+constexpr int kSpinRounds = 4000;  // polling rounds (about 10 ns each) before a thread sleeps or yields
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+int wanted_threads() {
+  const char* env = std::getenv(kThreadsEnv);
+  if (env != nullptr && *env != '\0' && std::strspn(env, "0123456789") == std::strlen(env)) {
+    const long v = std::strtol(env, nullptr, 10);  // saturates at LONG_MAX
+    if (v >= 1) return static_cast<int>(std::min<long>(v, kMaxThreads));
+  }
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, std::min(kDefaultThreads, hw));
+}
+
+class Workers {
+ public:
+  typedef void (*Task)(void* ctx, int item, int worker);
+
+  explicit Workers(int wanted) {
+    for (int id = 1; id < wanted; ++id) {
+      try {
+        std::thread(&Workers::serve, this, id).detach();
+      } catch (...) {  // std::system_error (no more threads), std::bad_alloc: carry on with fewer
+        break;
+      }
+      threads_ = id + 1;
+    }
+  }
+  int threads() const { return threads_; }
+  // While held, idle helpers poll for the next run instead of sleeping (see serve).
+  void hold() { held_.fetch_add(1, std::memory_order_relaxed); }
+  void release() { held_.fetch_sub(1, std::memory_order_relaxed); }
+
+  // task(ctx, i, worker) for every i in [0, items), worker < threads(); returns when all are done.
+  // A second caller while one runs (several engine workers) runs its items alone.
+  void run(int items, Task task, void* ctx) {
+    std::unique_lock<std::mutex> caller(caller_, std::try_to_lock);
+    if (threads_ < 2 || items < 2 || !caller.owns_lock()) {
+      for (int i = 0; i < items; ++i) task(ctx, i, 0);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      task_ = task;
+      ctx_ = ctx;
+      items_ = items;
+      for (int w = 0; w < threads_; ++w) claimed_[w].count.store(0, std::memory_order_relaxed);
+      open_ = true;
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    wake_.notify_all();
+    work(0);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      open_ = false;  // a helper waking from now on skips this call
+    }
+    // A busy helper is inside its last item (tens of microseconds): poll rather than sleep, since
+    // waking the caller would cost about as much again.
+    for (int s = 0; busy_.load(std::memory_order_acquire) != 0; ++s) {
+      if (s < kSpinRounds) {
+        cpu_relax();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
+ private:
+  int share_begin(int w) const { return static_cast<int>(int64_t(items_) * w / threads_); }
+  void work(int worker) {
+    // Thread w first runs its own share [begin(w), begin(w + 1)), the same blocks in every call (the
+    // forward's activations stay in its cache for the backward), then helps with the others' shares.
+    for (int k = 0; k < threads_; ++k) {
+      const int w = (worker + k) % threads_;
+      const int begin = share_begin(w), size = share_begin(w + 1) - begin;
+      for (int i; (i = claimed_[w].count.fetch_add(1, std::memory_order_relaxed)) < size;)
+        task_(ctx_, begin + i, worker);
+    }
+  }
+  void serve(int worker) {
+    uint64_t seen = 0;
+    for (;;) {
+      // Between the parts of one backward pass the next part follows within microseconds: poll.
+      // Otherwise sleep at once, leaving the core to the Python thread.
+      for (int s = 0; s < kSpinRounds && held_.load(std::memory_order_relaxed) > 0 &&
+                      generation_.load(std::memory_order_acquire) == seen;
+           ++s)
+        cpu_relax();
+      std::unique_lock<std::mutex> lock(mu_);
+      wake_.wait(lock, [&] { return generation_.load(std::memory_order_relaxed) != seen; });
+      seen = generation_.load(std::memory_order_relaxed);
+      if (!open_) continue;
+      busy_.fetch_add(1, std::memory_order_relaxed);
+      lock.unlock();
+      work(worker);
+      busy_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  int threads_ = 1;
+  std::mutex caller_, mu_;
+  std::condition_variable wake_;
+  std::atomic<uint64_t> generation_{0};
+  struct Counter {  // one per cache line
+    std::atomic<int> count{0};
+    char pad[64 - sizeof(std::atomic<int>)];
+  };
+  Counter claimed_[kMaxThreads];  // items of each share handed out
+  bool open_ = false;
+  std::atomic<int> busy_{0};
+  std::atomic<int> held_{0};
+  Task task_ = nullptr;
+  void* ctx_ = nullptr;
+  int items_ = 0;
+};
+
+Workers& workers() {
+  static std::mutex mu;
+  static Workers* current = nullptr;
+  static pid_t owner = 0;
+  std::lock_guard<std::mutex> lock(mu);
+  if (current == nullptr || owner != getpid()) {  // a forked child has none of its parent's helpers
+    current = new Workers(wanted_threads());
+    owner = getpid();
+  }
+  return *current;
+}
+
+// Keeps the helpers polling between the parallel parts of one pass (none when not threaded).
+class HoldWorkers {
+ public:
+  explicit HoldWorkers(bool threaded) : workers_(threaded ? &workers() : nullptr) {
+    if (workers_ != nullptr) workers_->hold();
+  }
+  ~HoldWorkers() {
+    if (workers_ != nullptr) workers_->release();
+  }
+  HoldWorkers(const HoldWorkers&) = delete;
+  HoldWorkers& operator=(const HoldWorkers&) = delete;
+
+ private:
+  Workers* workers_;
+};
+
+// f(i, worker) for i in [0, items), on the helper threads too when `threaded`.
+template <class F>
+void parallel_for(int items, bool threaded, F& f) {
+  if (!threaded) {
+    for (int i = 0; i < items; ++i) f(i, 0);
+    return;
+  }
+  workers().run(items, [](void* ctx, int i, int worker) { (*static_cast<F*>(ctx))(i, worker); }, &f);
+}
+
 // Where each per-block, per-step array lives inside the saved-activation block.
 struct Layout {
   int B = 0, L = 0, n0 = 0, nblk = 0;
@@ -237,6 +420,10 @@ struct Layout {
   size_t C(int l, int blk, int t) const { return coff[l] + (size_t(blk) * (L + 1) + t) * h[l] * BB; }
   size_t G(int l, int blk, int t) const { return goff[l] + (size_t(blk) * L + t) * 4 * h[l] * BB; }
 };
+
+bool worth_threads(const Layout& lay) {
+  return lay.nblk >= 2 && int64_t(lay.nblk) * lay.L >= kMinParallelBlockSteps;
+}
 
 // out rows j0..j0+JC-1 of (4h x BB) = bias + WT^T [x; hp] with WT stored (K x 4h).
 template <class T, int JC>
@@ -309,13 +496,12 @@ constexpr int kJT = 4, kKT = 4;
 constexpr int kJT = 2, kKT = 4;
 #endif
 
+// Rows j0..j0+kJT-1 of dW (G4 x K): each row's tiles sum over (blocks, steps, lanes) in one order.
 template <class T>
-void outer_product(const Chunks<T>& A, const Chunks<T>& Bm, int nblk, int L, int G4, int K, T* dW) {
-  for (int j0 = 0; j0 < G4; j0 += kJT) {  // G4 = 4h is a multiple of kJT
-    int k0 = 0;
-    for (; k0 + kKT <= K; k0 += kKT) outer_tile<T, kJT, kKT>(A, Bm, nblk, L, j0, k0, dW, K);
-    for (; k0 < K; ++k0) outer_tile<T, kJT, 1>(A, Bm, nblk, L, j0, k0, dW, K);
-  }
+void outer_rows(const Chunks<T>& A, const Chunks<T>& Bm, int nblk, int L, int j0, int K, T* dW) {
+  int k0 = 0;
+  for (; k0 + kKT <= K; k0 += kKT) outer_tile<T, kJT, kKT>(A, Bm, nblk, L, j0, k0, dW, K);
+  for (; k0 < K; ++k0) outer_tile<T, kJT, 1>(A, Bm, nblk, L, j0, k0, dW, K);
 }
 
 template <class T>
@@ -485,18 +671,20 @@ class LstmStackOp : public CustomStatefulOp {
     const T* x = data.data<T>();
     T* y = (*outputs)[0].data<T>();
     const int top = static_cast<int>(hidden_.size()) - 1;
-    for (int blk = 0; blk < lay_.nblk; ++blk) {
-      T* xb = save + lay_.X(blk, 0);
+    const Layout& lay = lay_;
+    auto block = [&](int blk, int) {
+      T* xb = save + lay.X(blk, 0);
       std::memset(xb, 0, sizeof(T) * size_t(L) * n0 * BB);
       for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb) {
         const T* xs = x + size_t(blk * BB + bb) * L * n0;
         for (int t = 0; t < L; ++t)
           for (int k = 0; k < n0; ++k) xb[(size_t(t) * n0 + k) * BB + bb] = xs[size_t(t) * n0 + k];
       }
-      forward_block<T>(lay_, wts, save, blk);
+      forward_block<T>(lay, wts, save, blk);
       for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb)
-        for (int t = 0; t < L; ++t) y[size_t(blk * BB + bb) * L + t] = save[lay_.H(top, blk, t + 1) + bb];
-    }
+        for (int t = 0; t < L; ++t) y[size_t(blk * BB + bb) * L + t] = save[lay.H(top, blk, t + 1) + bb];
+    };
+    parallel_for(lay_.nblk, worth_threads(lay_), block);
     if (!weights_.empty()) weigh_output<T>(y, B, L);
     return MX_SUCCESS;
   }
@@ -532,8 +720,12 @@ class LstmStackOp : public CustomStatefulOp {
       maxw = std::max(maxw, std::max(lay_.h[l], lay_.n[l]));
       maxk = std::max(maxk, lay_.n[l] + 2 * lay_.h[l]);
     }
+    const bool threaded = worth_threads(lay_);
+    const int nthreads = threaded ? workers().threads() : 1;
+    HoldWorkers hold(threaded);
     const size_t dsize = size_t(lay_.nblk) * L * maxw * BB;
-    Pool::Block work = pool().acquire(sizeof(T) * (2 * dsize + size_t(maxk) * BB));
+    const size_t ssize = size_t(maxk) * BB;  // scratch of one thread
+    Pool::Block work = pool().acquire(sizeof(T) * (2 * dsize + nthreads * ssize));
     if (work.ptr == nullptr) {
       MX_ERROR_MSG << kOpName << ": out of memory for the backward pass";
       return MX_FAIL;
@@ -551,9 +743,12 @@ class LstmStackOp : public CustomStatefulOp {
     for (int l = static_cast<int>(nl) - 1; l >= 0; --l) {
       const int h = lay_.h[l], n = lay_.n[l], G4 = 4 * h;
       const bool want_dx = l > 0 || ddata != nullptr;
-      for (int blk = 0; blk < lay_.nblk; ++blk)
-        backward_block<T>(lay_, wts, save, l, blk, dy + size_t(blk) * L * h * BB,
-                          want_dx ? dx + size_t(blk) * L * n * BB : nullptr, scratch);
+      const Layout& lay = lay_;
+      auto block = [&](int blk, int worker) {
+        backward_block<T>(lay, wts, save, l, blk, dy + size_t(blk) * L * h * BB,
+                          want_dx ? dx + size_t(blk) * L * n * BB : nullptr, scratch + worker * ssize);
+      };
+      parallel_for(lay_.nblk, threaded, block);
       T* grad = (*outputs)[1 + l].data<T>();
       if (grad != nullptr) {
         const Chunks<T> dpre{save + lay_.G(l, 0, 0), size_t(L) * G4 * BB, size_t(G4) * BB};
@@ -565,9 +760,14 @@ class LstmStackOp : public CustomStatefulOp {
         T* dwhh = grad + size_t(G4) * n;
         T* dbih = dwhh + size_t(G4) * h;
         T* dbhh = dbih + G4;
-        outer_product<T>(dpre, xin, lay_.nblk, L, G4, n, dwih);
-        outer_product<T>(dpre, hin, lay_.nblk, L, G4, h, dwhh);
-        bias_grad<T>(dpre, lay_.nblk, L, G4, dbih);
+        const int nblk = lay_.nblk;
+        auto rows = [&](int tile, int) {  // output rows j0..j0+kJT-1 of every weight gradient
+          const int j0 = tile * kJT;
+          outer_rows<T>(dpre, xin, nblk, L, j0, n, dwih);
+          outer_rows<T>(dpre, hin, nblk, L, j0, h, dwhh);
+          bias_grad<T>(dpre, nblk, L, j0, j0 + kJT, dbih);
+        };
+        parallel_for(G4 / kJT, threaded, rows);  // G4 = 4h is a multiple of kJT
         std::memcpy(dbhh, dbih, sizeof(T) * G4);
       }
       if (l == 0 && ddata != nullptr) {
@@ -587,9 +787,9 @@ class LstmStackOp : public CustomStatefulOp {
   }
 
   template <class T>
-  static void bias_grad(const Chunks<T>& dpre, int nblk, int L, int G4, T* db) {
+  static void bias_grad(const Chunks<T>& dpre, int nblk, int L, int j_begin, int j_end, T* db) {
     typedef typename VecOf<T>::type V;
-    for (int j = 0; j < G4; ++j) {
+    for (int j = j_begin; j < j_end; ++j) {
       V acc = V{};
       for (int blk = 0; blk < nblk; ++blk)
         for (int t = 0; t < L; ++t) acc += load<V>(dpre.at(blk, t) + size_t(j) * BB);
