@@ -93,7 +93,7 @@ def check_extend_schedule(value: Any, lr_schedule: Optional[Mapping[str, Any]],
 
 def schedule_needs_length(spec: Optional[Mapping[str, Any]]) -> bool:
     """Whether a schedule still needs ``max_update`` (``fit`` fills in the run's number of updates)."""
-    return schedule_has_end(spec) and spec is not None and "max_update" not in spec
+    return spec is not None and schedule_has_end(spec) and "max_update" not in spec
 
 
 def create_scheduler(spec: Mapping[str, Any], base_lr: float) -> mx.lr_scheduler.LRScheduler:

@@ -13,7 +13,7 @@ from sinlstm_sym import SinBucketIter, make_sym_gen
 from sinlstm_sym.constants import WINDOW_CHUNK_BATCHES
 from sinlstm_sym.data.windows import make_windows
 from sinlstm_sym.model.batches import SineBucketingModule
-from sinlstm_sym.train.loop import batch_loss_sum, batch_square_sum
+from sinlstm_sym.train.batch_losses import batch_loss_sum, batch_square_sum
 
 
 def batch_arrays(batch):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..callback_errors import callback_errors, raise_first
 from ..constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
-from .batch_losses import PendingSquareSums, batch_loss_sum, batch_square_sum  # noqa: F401 (re-exported)
+from .batch_losses import PendingSquareSums, batch_loss_sum
 from .progress import LossRecord, Progress
 from .threads import operator_threads
 from .validation import StopTraining, Validator
