@@ -26,6 +26,7 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         SERIES_OPTIMIZER_PARAMS)
 from .context import context_strings
 from .limits import check_training, check_validation
+from .native.adam import FusedAdam
 from .lr_schedules import check_extend_schedule, check_lr_schedule, create_scheduler, schedule_needs_length
 from .optimizer_args import argument_defaults, check_checkpointable_optimizer, check_optimizer_arg, spec_of
 from .params import check_hidden_sizes
@@ -195,8 +196,11 @@ class OptimizerConfig:
         """Whether the schedule still needs ``max_update`` (``fit`` fills in the run's number of updates)."""
         return schedule_needs_length(self.lr_schedule)
 
-    def create(self, rescale_grad: float) -> mx.optimizer.Optimizer:
-        """A fresh MXNet optimizer; gradients are multiplied by ``rescale_grad`` (1 / windows per update)."""
+    def create(self, rescale_grad: float, fused: bool = False) -> mx.optimizer.Optimizer:
+        """A fresh MXNet optimizer; gradients are multiplied by ``rescale_grad`` (1 / windows per update).
+
+        ``fused``: 'adam' as :class:`~sinlstm_sym.native.adam.FusedAdam` (the same updates, one native call for
+        all parameters of a device; for a module whose updater runs in this process, with the operator loaded)."""
         check_condition(not self.schedule_needs_length, "lr_schedule needs max_update (the number of updates)")
         params = dict(self.params)
         if self.lr_schedule is not None:
@@ -206,6 +210,8 @@ class OptimizerConfig:
                             "(fit settles them against the checkpoint and the run)")
             params["lr_scheduler"] = self._extension()
         try:
+            if fused and self.name == "adam":
+                return FusedAdam(rescale_grad=rescale_grad, **params)
             return mx.optimizer.create(self.name, rescale_grad=rescale_grad, **params)
         except (TypeError, ValueError) as err:
             raise ValueError(f"optimizer_params {self.params!r} do not fit optimizer {self.name!r}: {err}") from None

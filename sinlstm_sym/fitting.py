@@ -256,8 +256,10 @@ def _prepare(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter:
     if plan.num_workers > 1:
         log = RankLogAdapter(log, plan.rank, plan.num_workers)
     module, sym_gen, validation_set = _build_module(plan, eval_iter)
+    # the native cell's library also holds the fused Adam; distributed runs update on the servers
     optimizer = config.optimizer.create(
-        rescale_grad=1.0 / (config.data.batch_size * (plan.num_workers if run.kvstore == "dist_sync" else 1)))
+        rescale_grad=1.0 / (config.data.batch_size * (plan.num_workers if run.kvstore == "dist_sync" else 1)),
+        fused=plan.spec.cell == "native" and not run.distributed)
     progress = _init_state(module, optimizer, plan.kv, plan.saved, log)
     if writer is None and run.checkpoint is not None and plan.rank == 0:  # a new run: lock after every check
         with naming("checkpoint"):

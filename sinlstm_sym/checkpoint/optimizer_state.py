@@ -31,6 +31,12 @@ def _param_of(key: Any, idx2name: Dict[int, str], source: str) -> str:
     return idx2name[key]
 
 
+def state_name(optimizer: mx.optimizer.Optimizer) -> str:
+    """The name a checkpoint records for ``optimizer``'s state: its class's ``state_name`` where it keeps another
+    optimizer's state (:class:`~sinlstm_sym.native.adam.FusedAdam` keeps Adam's), else its class name."""
+    return str(getattr(type(optimizer), "state_name", type(optimizer).__name__))
+
+
 def optimizer_state(optimizer: mx.optimizer.Optimizer, states: Dict[Any, Any], idx2name: Dict[int, str],
                      source: str) -> Tuple[Dict[str, Any], Dict[str, mx.nd.NDArray]]:
     """An updater's ``{key: state}`` and ``optimizer``'s counters as JSON and arrays named ``"<param>:<slot>"``.
@@ -73,7 +79,7 @@ def optimizer_state(optimizer: mx.optimizer.Optimizer, states: Dict[Any, Any], i
         for key, value in per.items():
             where = (int(device), _param_of(key, idx2name, source))
             counts[where] = max(int(value), counts.get(where, 0))
-    meta = {"optimizer": type(optimizer).__name__, "num_update": int(optimizer.num_update),
+    meta = {"optimizer": state_name(optimizer), "num_update": int(optimizer.num_update),
             "update_counts": [{"device": d, "param": p, "count": c} for (d, p), c in sorted(counts.items())],
             "states": [entries[p] for p in sorted(entries)]}
     return meta, arrays
@@ -164,9 +170,9 @@ def write_module_optimizer_state(directory: Path, module: mx.mod.BaseModule,
 def restore_optimizer_state(module: mx.mod.BaseModule, optimizer: mx.optimizer.Optimizer, meta: Dict[str, Any],
                             arrays: Dict[str, mx.nd.NDArray], source: Path) -> None:
     """Give ``optimizer`` (bound to ``module``) the counters and states of ``meta`` and ``arrays``, checked first."""
-    check_condition(meta.get("optimizer") == type(optimizer).__name__,
+    check_condition(meta.get("optimizer") == state_name(optimizer),
                     f"{source}: optimizer state of {meta.get('optimizer')!r}, but the optimizer to resume is "
-                    f"{type(optimizer).__name__!r}")
+                    f"{state_name(optimizer)!r}")
     weights, _ = module.get_params()
     keys: Dict[str, List[Any]] = {name: [name] for name in weights}  # every key the updater may use for it
     for index, name in sorted(optimizer.idx2name.items()):

@@ -35,8 +35,10 @@ except ImportError:  # pragma: no cover
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("lstm_stack.cc")
+# The operators' sources, compiled into one library (lstm_stack.cc holds its initialize()).
+SOURCES = (Path(__file__).with_name("lstm_stack.cc"), Path(__file__).with_name("adam_update.cc"))
 OP_NAME = "sinlstm_stack"
+ADAM_OP_NAME = "sinlstm_adam_update"
 BUILD_TIMEOUT_S = 600
 _BUILD_FORMAT = "1"  # bump when the way the library is built changes
 
@@ -125,7 +127,7 @@ def build_key(cxx: str, flags: List[str]) -> str:
     digest = hashlib.sha256()
     for part in (_BUILD_FORMAT, mx.__version__, cxx, _compiler_version(cxx), " ".join(flags), _cpu_features()):
         digest.update(part.encode() + b"\0")
-    for path in (SOURCE, files["header"], files["lib_api"]):
+    for path in (*SOURCES, files["header"], files["lib_api"]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:20]
 
@@ -194,7 +196,7 @@ def build_library(force: bool = False) -> BuildResult:
     except OSError as err:
         raise BuildError(f"cannot create the cache directory {directory} ({err})") from None
     target = directory / f"sinlstm_native-{key}.so"
-    command = [cxx, *flags, "-I", str(files["include"]), str(SOURCE), str(files["lib_api"]), "-o"]
+    command = [cxx, *flags, "-I", str(files["include"]), *map(str, SOURCES), str(files["lib_api"]), "-o"]
     if target.exists() and verify_library(target) is None and not force:
         return BuildResult(target, False, 0.0, command + [str(target)])
     try:
