@@ -23,10 +23,13 @@ Rows (``--rows`` takes numbers or names, comma-separated; default all):
  15 torch-mixed-2t      row 7 with 2 threads
 
 "x PyTorch" compares a row with the fastest torch row of its task in the run (rows 6/14 or
-7/15: PyTorch's best thread count). The end-to-end rows (10-13) ignore ``--data`` and
-``--threads``: their windows are generated inside ``fit`` on the clock, from the library's
-default start times (so their losses are not comparable with the other rows'), and their
-``bind`` of each bucket falls into the warm-up as for the other fit rows.
+7/15: PyTorch's best thread count), medians over the rounds; "paired by round" divides each
+round's rate by the fastest torch row of the same task in that round and takes the median over
+rounds (rows run interleaved, so drift of a shared box hits both sides of each ratio).
+The end-to-end rows (10-13) ignore ``--data`` and ``--threads``: their windows are generated
+inside ``fit`` on the clock, from the library's default start times (so their losses are not
+comparable with the other rows'), and their ``bind`` of each bucket falls into the warm-up as
+for the other fit rows.
 
 The native rows need the C++ operator (``python -m sinlstm_sym.native --build`` is run
 once before the rounds, so no row pays the compile); without a compiler they are skipped
@@ -522,6 +525,13 @@ def fmt_ratio(x):
     return "n/a" if x is None else f"{x:.2f}x"
 
 
+def _paired(median, per_round):
+    """The paired ratio cell: median over rounds (min..max), or n/a."""
+    if median is None:
+        return "n/a"
+    return f"{fmt_ratio(median)} ({min(per_round):.2f}..{max(per_round):.2f})"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -673,12 +683,22 @@ def main(argv=None):
         torch_best = max((t["median"] for n, t in summary.items() if ROW_BY_NAME[n][1] == "torch"
                           and t["task"] == s["task"]), default=None)  # PyTorch's best thread count
         s["ratio_to_torch"] = s["median"] / torch_best if torch_best else None
+    for name, s in summary.items():  # paired: each round against the fastest torch row of the same round and task
+        per_round = []
+        for rnd, m in enumerate(results[name]):
+            best = max((results[n][rnd]["samples_per_sec"] for n in rows if ROW_BY_NAME[n][1] == "torch"
+                        and ROW_BY_NAME[n][3] == s["task"]), default=None)
+            if best:
+                per_round.append(m["samples_per_sec"] / best)
+        s["ratio_to_torch_per_round"] = per_round
+        s["ratio_to_torch_paired"] = statistics.median(per_round) if per_round else None
 
     tail = results[rows[0]][0]["tail_batches"] if rows else 0
     lines = [
-        f"| # | row | median samples/s | min | max | x Gluon ref | x PyTorch best (same task) | mean L | "
-        f"peak RSS MiB | final loss (last {tail} batches) | other load |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| # | row | median samples/s | min | max | x Gluon ref | x PyTorch best (same task) | "
+        f"x PyTorch, paired by round (min..max) | mean L | peak RSS MiB | final loss (last {tail} batches) | "
+        f"other load |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in rows:
         s = summary[name]
@@ -691,6 +711,7 @@ def main(argv=None):
             load += f" ({s['noisy_rounds']} noisy)"
         lines.append(f"| {idx} | {s['description']} | {fmt_rate(s['median'])} | {fmt_rate(s['min'])} | "
                      f"{fmt_rate(s['max'])} | {fmt_ratio(s['ratio_to_gluon'])} | {fmt_ratio(s['ratio_to_torch'])} | "
+                     f"{_paired(s['ratio_to_torch_paired'], s['ratio_to_torch_per_round'])} | "
                      f"{s['mean_length']:.2f} | {s['peak_rss_mib_max']:.0f} | {loss} | "
                      f"{load} |")
     print()
@@ -701,7 +722,9 @@ def main(argv=None):
           f"every row but the end-to-end ones (10-13), which generate their own. Peak RSS = max over rounds of the "
           f"child's VmHWM. Fixed rows (L=9, last-step loss) and mixed rows (L=1..9, loss over every step) have "
           f"different losses and window lengths: compare losses within a task; 'x PyTorch best' compares with the "
-          f"fastest torch row of the same task (its best thread count). 'other load' = median cores kept busy by "
+          f"fastest torch row of the same task (its best thread count), medians over the run; 'paired by round' "
+          f"divides each round's rate by the fastest torch row of the same task in the same round (slow drift of "
+          f"the shared box cancels) and gives the median over rounds. 'other load' = median cores kept busy by "
           f"OTHER processes while the row's child ran (should be ~0; this box is shared); 'noisy' rounds stayed above "
           f"--max-other-load after {args.retries} retries. Total {total_wall:.0f} s.")
     loads = [m["foreign_load"] for ms in results.values() for m in ms if m["foreign_load"] is not None]
