@@ -11,6 +11,9 @@
 //   pred * (1 - w_t) + pred * w_t, and backward takes ograd * w_t as the prediction's
 //   gradient: exactly what `BlockGrad(broadcast_mul(pred, 1 - w)) + broadcast_mul(pred, w)`
 //   computes in MXNet's graph (float32 arithmetic, same order), in no extra operator.
+// Optional attribute `last_step` ("1" or "0", default "0"): "1" returns the last step only, (B, 1), the
+//   numbers of slice_axis on the full output (its gradient enters at the last step, zeros elsewhere).
+//   Not with step_weights.
 // Initial states are zero. Forward keeps the activations backward needs in the operator's
 // state; backward gives the gradients of data and of every parameter vector.
 //
@@ -152,6 +155,23 @@ bool parse_weights(const std::unordered_map<std::string, std::string>& attrs, st
   }
   if (weights->empty()) {
     *err = std::string(kOpName) + ": step_weights must hold one weight per step, got none";
+    return false;
+  }
+  return true;
+}
+
+// The optional `last_step` flag; with step_weights it is an error (the weights are per step of the output).
+bool parse_last_step(const std::unordered_map<std::string, std::string>& attrs, bool* last_step, std::string* err) {
+  *last_step = false;
+  auto it = attrs.find("last_step");
+  if (it == attrs.end()) return true;
+  if (it->second != "0" && it->second != "1") {
+    *err = std::string(kOpName) + ": last_step must be '0' or '1', got '" + it->second + "'";
+    return false;
+  }
+  *last_step = it->second == "1";
+  if (*last_step && attrs.count("step_weights") != 0) {
+    *err = std::string(kOpName) + ": last_step='1' returns one step, so step_weights (one per step) cannot apply";
     return false;
   }
   return true;
@@ -624,8 +644,8 @@ void backward_block(const Layout& lay, const Weights<T>& wts, T* save, int l, in
 
 class LstmStackOp : public CustomStatefulOp {
  public:
-  LstmStackOp(std::vector<int> hidden, std::vector<float> weights)
-      : hidden_(std::move(hidden)), weights_(std::move(weights)) {}
+  LstmStackOp(std::vector<int> hidden, std::vector<float> weights, bool last_step)
+      : hidden_(std::move(hidden)), weights_(std::move(weights)), last_step_(last_step) {}
   ~LstmStackOp() override { pool().release(&saved_); }
 
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
@@ -672,6 +692,7 @@ class LstmStackOp : public CustomStatefulOp {
     T* y = (*outputs)[0].data<T>();
     const int top = static_cast<int>(hidden_.size()) - 1;
     const Layout& lay = lay_;
+    const int t0 = last_step_ ? L - 1 : 0, ny = L - t0;  // the output's steps t0..L-1, ny per window
     auto block = [&](int blk, int) {
       T* xb = save + lay.X(blk, 0);
       std::memset(xb, 0, sizeof(T) * size_t(L) * n0 * BB);
@@ -682,7 +703,7 @@ class LstmStackOp : public CustomStatefulOp {
       }
       forward_block<T>(lay, wts, save, blk);
       for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb)
-        for (int t = 0; t < L; ++t) y[size_t(blk * BB + bb) * L + t] = save[lay.H(top, blk, t + 1) + bb];
+        for (int t = t0; t < L; ++t) y[size_t(blk * BB + bb) * ny + t - t0] = save[lay.H(top, blk, t + 1) + bb];
     };
     parallel_for(lay_.nblk, worth_threads(lay_), block);
     if (!weights_.empty()) weigh_output<T>(y, B, L);
@@ -733,12 +754,15 @@ class LstmStackOp : public CustomStatefulOp {
     T* dy = static_cast<T*>(work.ptr);
     T* dx = dy + dsize;
     T* scratch = dx + dsize;
-    // gradient w.r.t. the top layer's output (h = 1), block-major like the saved arrays
+    // gradient w.r.t. the top layer's output (h = 1), block-major like the saved arrays; with last_step
+    // only the last step's (the others stay zero)
     std::memset(dy, 0, sizeof(T) * size_t(lay_.nblk) * L * BB);
+    const int t0 = last_step_ ? L - 1 : 0, ny = L - t0;
     for (int b = 0; b < B; ++b)
-      for (int t = 0; t < L; ++t)
-        dy[(size_t(b / BB) * L + t) * BB + b % BB] =
-            weights_.empty() ? ograd[size_t(b) * L + t] : ograd[size_t(b) * L + t] * static_cast<T>(weights_[t]);
+      for (int t = t0; t < L; ++t) {
+        const T g = ograd[size_t(b) * ny + t - t0];
+        dy[(size_t(b / BB) * L + t) * BB + b % BB] = weights_.empty() ? g : g * static_cast<T>(weights_[t]);
+      }
     T* ddata = (*outputs)[0].data<T>();
     for (int l = static_cast<int>(nl) - 1; l >= 0; --l) {
       const int h = lay_.h[l], n = lay_.n[l], G4 = 4 * h;
@@ -799,6 +823,7 @@ class LstmStackOp : public CustomStatefulOp {
 
   std::vector<int> hidden_;
   std::vector<float> weights_;  // per-step gradient weights, empty for none
+  bool last_step_;               // output (B, 1): the last step only
   Layout lay_;
   Pool::Block saved_;
   MXDType dtype_ = kFloat32;
@@ -815,7 +840,8 @@ MXReturnValue parseAttrs(const std::unordered_map<std::string, std::string>& att
     return MX_FAIL;
   }
   std::vector<float> weights;
-  if (!parse_weights(attrs, &weights, &err)) {
+  bool last_step = false;
+  if (!parse_weights(attrs, &weights, &err) || !parse_last_step(attrs, &last_step, &err)) {
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
@@ -868,7 +894,8 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
     return MX_FAIL;
   }
   std::vector<float> weights;
-  if (!parse_weights(attrs, &weights, &err)) {
+  bool last_step = false;
+  if (!parse_weights(attrs, &weights, &err) || !parse_last_step(attrs, &last_step, &err)) {
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
@@ -888,7 +915,7 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
     ps = {expected};
     n = sizes[l];
   }
-  (*out_shapes)[0] = {ds[0], ds[1]};
+  (*out_shapes)[0] = {ds[0], last_step ? 1u : ds[1]};
   return MX_SUCCESS;
 }
 
@@ -902,11 +929,12 @@ MXReturnValue createOpState(const std::unordered_map<std::string, std::string>& 
     return MX_FAIL;
   }
   std::vector<float> weights;
-  if (!parse_weights(attrs, &weights, &err)) {
+  bool last_step = false;
+  if (!parse_weights(attrs, &weights, &err) || !parse_last_step(attrs, &last_step, &err)) {
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
-  *op_inst = CustomStatefulOp::create<LstmStackOp>(sizes, weights);
+  *op_inst = CustomStatefulOp::create<LstmStackOp>(sizes, weights, last_step);
   return MX_SUCCESS;
 }
 
