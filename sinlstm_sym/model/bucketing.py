@@ -195,7 +195,9 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     is refused (``ValueError``) unless ``allow_larger_keys=True``, in which case MXNet
     re-allocates the shared memory for it. After a failed ``forward``, ``get_outputs``
     raises instead of returning the previous bucket's outputs. ``load`` returns a
-    ``SafeBucketingModule``; ``save_checkpoint`` writes atomically.
+    ``SafeBucketingModule``; ``save_checkpoint`` writes atomically. A symbol holding an operator that
+    writes its gradients (``WRITES_GRADIENTS_ATTR``) is refused any grad_req but 'write' and 'null'
+    (:func:`check_grad_req`) when bound for training and for every new bucket.
     """
 
     def __init__(self, sym_gen: Callable, default_bucket_key: Any = None, *args: Any,

@@ -165,7 +165,7 @@ def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_
     ``step_weights`` (float32 values, one per step of the data's length): the output's gradient is weighed
     per step inside the operator, with the arithmetic of ``BlockGrad(pred * (1 - w)) + pred * w`` in MXNet's
     graph (the output is that sum, the prediction's gradient ``ograd * w``), in no extra graph operator.
-    ``writes_only``: no identity guard in front of the inputs (see below), so the symbol honours grad_req
+    ``writes_only``: no identity guard in front of the inputs (they apply grad_req), so the symbol honours grad_req
     ``'write'`` and ``'null'`` only; the operator node is marked with ``WRITES_GRADIENTS_ATTR``, which
     :class:`~sinlstm_sym.model.bucketing.SafeBucketingModule` checks before binding. ``last_step``: the output
     is the last step only, ``(B, 1)``, the numbers of ``slice_axis`` on the full output."""
@@ -185,4 +185,3 @@ def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_
     # its gradients; an identity in front of each input applies 'add' / 'null' for that input.
     inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate(inputs)]
     return op(*inputs, name=name, **attrs)
-
