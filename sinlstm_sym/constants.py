@@ -10,6 +10,9 @@ FUSED_LAYOUT_CELLS = ("fused", "native", "auto")  # one flat parameter vector pe
 # 'auto': the native C++ operator where it builds and loads (CPU), else 'fused' (one mx.sym.RNN per layer);
 # all hold the parameters of 'unrolled' (mx.rnn.LSTMCell per step); outputs agree within about 1e-5 (tested).
 DEFAULT_CELL = "auto"
+# A node attribute marking an operator that writes its input gradients whatever grad_req asks: a symbol
+# holding one honours grad_req 'write' and 'null' only (SafeBucketingModule refuses 'add' for it).
+WRITES_GRADIENTS_ATTR = "__writes_gradients__"
 DEFAULT_FORGET_BIAS = 0.0  # the recipe (docs/results.md); mx.rnn.LSTMCell's own default is 1.0
 ORIGINAL_FORGET_BIAS = 0.0  # gluon.rnn.LSTMCell has no forget-gate offset: its biases start at zero
 # Initial weights: 'library' is Xavier-uniform per gate block (the recipe); 'gluon' is what the original's

@@ -409,10 +409,13 @@ def _build_module(plan: _Plan, eval_iter: Optional[mx.io.DataIter]
         default_key = max(default_key, max(run.validation_lengths))
     data_name, label_name = _data_label_names(train_iter)
     sym_gen = spec_sym_gen(model, data_name=data_name, label_name=label_name, init_seed=run.seed or 0)
+    # bound with grad_req 'write': the module's symbols need no grad_req guards (the user's sym_gen keeps them)
+    module_gen = spec_sym_gen(model, data_name=data_name, label_name=label_name, init_seed=run.seed or 0,
+                              writes_only=True)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
-    check_sym_gen(sym_gen, keys, lambda key: {data_name: (batch_size, key, 1),
-                                              label_name: label_shape(batch_size, key, model.label_mode)})
-    module = SineBucketingModule(sym_gen, default_bucket_key=default_key, label_mode=model.label_mode,
+    check_sym_gen(module_gen, keys, lambda key: {data_name: (batch_size, key, 1),
+                                                 label_name: label_shape(batch_size, key, model.label_mode)})
+    module = SineBucketingModule(module_gen, default_bucket_key=default_key, label_mode=model.label_mode,
                                  context=plan.contexts)
     module.bind(data_shapes=[(data_name, (batch_size, default_key, 1))],
                 label_shapes=[(label_name, label_shape(batch_size, default_key, model.label_mode))],

@@ -24,6 +24,7 @@ import mxnet as mx
 import numpy as np
 
 from ..checks import check_condition
+from ..constants import WRITES_GRADIENTS_ATTR
 from ..outputs import AtomicOutputs
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,31 @@ def check_sym_gen(sym_gen: Callable, keys: Sequence[Any],
         else:
             compare_signatures(reference, first_key, signature, key)
     return reference or {}
+
+
+GRAD_REQS_OF_WRITING_OPS = ("write", "null")  # what a symbol with an operator marked WRITES_GRADIENTS_ATTR honours
+
+
+def writing_nodes(symbol: mx.sym.Symbol) -> List[str]:
+    """Names of the operator nodes of ``symbol`` that write their input gradients whatever grad_req asks
+    (marked with ``WRITES_GRADIENTS_ATTR``, e.g. the native LSTM operator built without grad_req guards)."""
+    return sorted(node for node, attrs in symbol.attr_dict().items() if attrs.get(WRITES_GRADIENTS_ATTR) == "1")
+
+
+def check_grad_req(symbol: mx.sym.Symbol, grad_req: Any, where: str) -> None:
+    """Refuse (``ValueError``) a ``grad_req`` other than 'write' or 'null' (str, list or dict, as MXNet takes
+    it) for a symbol holding operators that write their gradients: MXNet would silently overwrite what
+    'add' should accumulate."""
+    nodes = writing_nodes(symbol)
+    if not nodes:
+        return
+    if isinstance(grad_req, (list, tuple)):
+        grad_req = dict(zip(symbol.list_arguments(), grad_req))
+    asked = grad_req if isinstance(grad_req, dict) else {None: grad_req}
+    wrong = {name: req for name, req in asked.items() if req not in GRAD_REQS_OF_WRITING_OPS}
+    check_condition(not wrong, f"{where}: grad_req must be one of {list(GRAD_REQS_OF_WRITING_OPS)} for this symbol, "
+                    f"got {wrong.get(None, wrong)!r}: its operator(s) {nodes} write their gradients (built without "
+                    "grad_req guards); for 'add' build the symbols with make_sym_gen, which honours every grad_req")
 
 
 def as_desc(item: Any) -> mx.io.DataDesc:
@@ -169,7 +195,9 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     is refused (``ValueError``) unless ``allow_larger_keys=True``, in which case MXNet
     re-allocates the shared memory for it. After a failed ``forward``, ``get_outputs``
     raises instead of returning the previous bucket's outputs. ``load`` returns a
-    ``SafeBucketingModule``; ``save_checkpoint`` writes atomically.
+    ``SafeBucketingModule``; ``save_checkpoint`` writes atomically. A symbol holding an operator that
+    writes its gradients (``WRITES_GRADIENTS_ATTR``) is refused any grad_req but 'write' and 'null'
+    (:func:`check_grad_req`) when bound for training and for every new bucket.
     """
 
     def __init__(self, sym_gen: Callable, default_bucket_key: Any = None, *args: Any,
@@ -193,6 +221,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._batch_number = 0  # the batch being checked: the next one in prepare, the current one in forward
         self._loaded: Optional[Tuple[Dict[str, mx.nd.NDArray], Dict[str, mx.nd.NDArray]]] = None
         self._passed: Set[Hashable] = set()  # signatures of batches that passed check_batch since the last bind
+        self._grad_req_bound: Any = "null"  # the grad_req every bucket binds with ('null' when not training)
 
     # --- what the user declared ---------------------------------------------------------------
     def input_names(self, bucket_key: Any) -> Tuple[List[str], List[str]]:
@@ -203,13 +232,17 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     def bind(self, data_shapes, label_shapes=None, for_training=True, inputs_need_grad=False,
              force_rebind=False, shared_module=None, grad_req="write"):
         rebinding = force_rebind or not self.binded
+        if rebinding:
+            symbol, data_names, label_names = call_sym_gen(self._sym_gen, self.default_key)
+            if for_training:
+                check_grad_req(symbol, grad_req, "bind")
         super().bind(data_shapes, label_shapes, for_training, inputs_need_grad, force_rebind, shared_module,
                      grad_req)
         if not rebinding:
             return
+        self._grad_req_bound = grad_req if for_training else "null"
         data_descs = [as_desc(d) for d in data_shapes]
         label_descs = [as_desc(d) for d in label_shapes or ()]
-        symbol, data_names, label_names = call_sym_gen(self._sym_gen, self.default_key)
         self._input_names |= set(data_names or ()) | set(label_names or ())
         self._declared = {"data": declare(data_descs, self.default_key),
                           "label": declare(label_descs, self.default_key)}
@@ -334,6 +367,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
                           where: str) -> None:
         """``sym_gen(key)`` takes the default's inputs and gives the default's parameters."""
         symbol, data_names, label_names = call_sym_gen(self._sym_gen, key)
+        check_grad_req(symbol, self._grad_req_bound, where)
         for field, names in (("data", data_names), ("label", label_names)):
             declared = list(self._declared[field])
             if declared and sorted(names or ()) != sorted(declared):

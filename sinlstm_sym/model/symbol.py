@@ -120,15 +120,17 @@ def _unrolled_prediction(spec: ModelSpec, data_name: str, length: int, init: Sta
 
 
 def _native_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit,
-                       weighted: bool = False) -> mx.sym.Symbol:
+                       weighted: bool = False, writes_only: bool = False) -> mx.sym.Symbol:
     """``weighted``: the operator applies the loss' step weights itself (the training symbol's
-    :func:`_weigh_steps`, same numbers, no extra operators)."""
+    :func:`_weigh_steps`, same numbers, no extra operators). ``writes_only``: no grad_req guards (see
+    :func:`~sinlstm_sym.native.stack_operator`). With ``label_mode='last'`` the operator returns the last
+    step itself."""
     # external operators need their input shapes up front (see sinlstm_sym.native.lstm_stack)
     data = mx.sym.var(data_name, shape=(0, length, INPUT_SIZE))
     params = [mx.sym.var(name, shape=shape, init=init) for name, shape in fused_shapes(spec.hidden_sizes).items()]
     weights = native_step_weights(length, spec.step_weight, spec.step_tau) if weighted else None
-    seq = stack_operator(data, params, spec.hidden_sizes, step_weights=weights)  # (B, L)
-    return seq if spec.label_mode == "sequence" else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
+    return stack_operator(data, params, spec.hidden_sizes, step_weights=weights, writes_only=writes_only,
+                          last_step=spec.label_mode == "last")  # (B, L) or (B, 1)
 
 
 def _fused_prediction(spec: ModelSpec, data_name: str, length: int, init: StackInit) -> mx.sym.Symbol:
@@ -146,15 +148,21 @@ def _weighs(spec: ModelSpec) -> bool:
 # The prediction ``(B, L)`` or ``(B, 1)`` (by label mode) of a resolved cell's stack for windows of one length.
 _PREDICTIONS: Dict[str, Callable[[ModelSpec, str, int, StackInit], mx.sym.Symbol]] = {
     "unrolled": _unrolled_prediction, "native": _native_prediction, "fused": _fused_prediction}
-# The training prediction of the cells that apply the step weights themselves.
-_WEIGHED_PREDICTIONS: Dict[str, Callable[[ModelSpec, str, int, StackInit], mx.sym.Symbol]] = {
-    "native": functools.partial(_native_prediction, weighted=True)}
+# The cells whose prediction applies the step weights itself (``weighted=True``) and can drop its grad_req
+# guards (``writes_only=True``).
+_SELF_WEIGHING_CELLS = ("native",)
+_GUARDED_CELLS = ("native",)
 
 
 def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_NAME, label_name: str = LABEL_NAME,
-                 init_seed: int = 0) -> SymGen:
+                 init_seed: int = 0, writes_only: bool = False) -> SymGen:
     """:func:`make_sym_gen` for a :class:`~sinlstm_sym.model.spec.ModelSpec` (its cell resolved): the returned
-    ``sym_gen`` only builds symbols (no check but the bucket key's, no cell resolution, no build)."""
+    ``sym_gen`` only builds symbols (no check but the bucket key's, no cell resolution, no build).
+
+    ``writes_only=True``: the native cell's operator without the identity guards that apply grad_req (7
+    fewer copies per batch); its symbols honour grad_req 'write' and 'null' only, and
+    :class:`~sinlstm_sym.model.bucketing.SafeBucketingModule` refuses any other before binding. For
+    modules bound with 'write' (as ``fit`` binds); the default keeps every grad_req honoured."""
     check_condition(isinstance(spec, ModelSpec), f"spec must be a ModelSpec, got {type(spec).__name__}", TypeError)
     data_name = check_name("data_name", data_name)
     label_name = check_name("label_name", label_name)
@@ -162,10 +170,13 @@ def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_
     check_condition(spec.cell in _PREDICTIONS, f"spec.cell must be a resolved cell, one of {list(_PREDICTIONS)} "
                     f"(ModelSpec.from_model resolves it), got {spec.cell!r}")
     initializer = spec.initializer(init_seed)
-    predict = _PREDICTIONS[spec.cell]  # the cell chosen once
     weigh = _weighs(spec) and with_loss
-    if weigh and spec.cell in _WEIGHED_PREDICTIONS:
-        predict, weigh = _WEIGHED_PREDICTIONS[spec.cell], False
+    options: Dict[str, bool] = {}
+    if weigh and spec.cell in _SELF_WEIGHING_CELLS:
+        options["weighted"], weigh = True, False
+    if check_bool("writes_only", writes_only) and spec.cell in _GUARDED_CELLS:
+        options["writes_only"] = True
+    predict = functools.partial(_PREDICTIONS[spec.cell], **options)  # the cell chosen once
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")

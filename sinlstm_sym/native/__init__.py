@@ -19,7 +19,7 @@ from typing import Optional, Sequence, Tuple, Union
 import mxnet as mx
 
 from ..checks import check_choice, check_condition, check_int
-from ..constants import CELLS, INPUT_SIZE, NATIVE_THREADS_ENV
+from ..constants import CELLS, INPUT_SIZE, NATIVE_THREADS_ENV, WRITES_GRADIENTS_ATTR
 from ..params import check_hidden_sizes, fused_shapes
 from .build import OP_NAME, BuildError, BuildResult, build_library
 
@@ -157,21 +157,31 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
 
 
 def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_sizes: Sequence[int],
-                   name: str = "lstm_stack", step_weights: Optional[Sequence[float]] = None) -> mx.sym.Symbol:
+                   name: str = "lstm_stack", step_weights: Optional[Sequence[float]] = None,
+                   writes_only: bool = False, last_step: bool = False) -> mx.sym.Symbol:
     """:func:`lstm_stack` of arguments already checked (a :class:`~sinlstm_sym.model.spec.ModelSpec` whose cell
     resolved to ``'native'``, so the operator is loaded).
 
     ``step_weights`` (float32 values, one per step of the data's length): the output's gradient is weighed
     per step inside the operator, with the arithmetic of ``BlockGrad(pred * (1 - w)) + pred * w`` in MXNet's
-    graph (the output is that sum, the prediction's gradient ``ograd * w``), in no extra graph operator."""
+    graph (the output is that sum, the prediction's gradient ``ograd * w``), in no extra graph operator.
+    ``writes_only``: no identity guard in front of the inputs (they apply grad_req), so the symbol honours grad_req
+    ``'write'`` and ``'null'`` only; the operator node is marked with ``WRITES_GRADIENTS_ATTR``, which
+    :class:`~sinlstm_sym.model.bucketing.SafeBucketingModule` checks before binding. ``last_step``: the output
+    is the last step only, ``(B, 1)``, the numbers of ``slice_axis`` on the full output."""
     op = getattr(mx.sym, OP_NAME, None)
     if op is None:
         raise NativeUnavailableError("the native operator is not loaded: resolve the cell first "
                                      "(ModelSpec.from_model, resolve_cell)")
-    # The operator cannot see grad_req (MXNet's external-op API does not pass it) and always writes
-    # its gradients; an identity in front of each input applies 'add' / 'null' for that input.
-    inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate([data, *params])]
+    inputs = [data, *params]
     attrs = {"hidden_sizes": ",".join(str(h) for h in hidden_sizes)}
     if step_weights is not None:  # repr of a float32 value read back as a double: that value exactly
         attrs["step_weights"] = ",".join(repr(float(w)) for w in step_weights)
+    if last_step:
+        attrs["last_step"] = "1"
+    if writes_only:
+        return op(*inputs, name=name, attr={WRITES_GRADIENTS_ATTR: "1"}, **attrs)
+    # The operator cannot see grad_req (MXNet's external-op API does not pass it) and always writes
+    # its gradients; an identity in front of each input applies 'add' / 'null' for that input.
+    inputs = [mx.sym.identity(s, name=f"{name}_in{i}") for i, s in enumerate(inputs)]
     return op(*inputs, name=name, **attrs)

@@ -11,6 +11,9 @@
 //   pred * (1 - w_t) + pred * w_t, and backward takes ograd * w_t as the prediction's
 //   gradient: exactly what `BlockGrad(broadcast_mul(pred, 1 - w)) + broadcast_mul(pred, w)`
 //   computes in MXNet's graph (float32 arithmetic, same order), in no extra operator.
+// Optional attribute `last_step` ("1" or "0", default "0"): "1" returns the last step only, (B, 1), the
+//   numbers of slice_axis on the full output (its gradient enters at the last step, zeros elsewhere).
+//   Not with step_weights.
 // Initial states are zero. Forward keeps the activations backward needs in the operator's
 // state; backward gives the gradients of data and of every parameter vector.
 //
@@ -35,6 +38,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "mxnet/lib_api.h"
@@ -152,6 +156,23 @@ bool parse_weights(const std::unordered_map<std::string, std::string>& attrs, st
   }
   if (weights->empty()) {
     *err = std::string(kOpName) + ": step_weights must hold one weight per step, got none";
+    return false;
+  }
+  return true;
+}
+
+// The optional `last_step` flag; with step_weights it is an error (the weights are per step of the output).
+bool parse_last_step(const std::unordered_map<std::string, std::string>& attrs, bool* last_step, std::string* err) {
+  *last_step = false;
+  auto it = attrs.find("last_step");
+  if (it == attrs.end()) return true;
+  if (it->second != "0" && it->second != "1") {
+    *err = std::string(kOpName) + ": last_step must be '0' or '1', got '" + it->second + "'";
+    return false;
+  }
+  *last_step = it->second == "1";
+  if (*last_step && attrs.count("step_weights") != 0) {
+    *err = std::string(kOpName) + ": last_step='1' returns one step, so step_weights (one per step) cannot apply";
     return false;
   }
   return true;
@@ -624,8 +645,8 @@ void backward_block(const Layout& lay, const Weights<T>& wts, T* save, int l, in
 
 class LstmStackOp : public CustomStatefulOp {
  public:
-  LstmStackOp(std::vector<int> hidden, std::vector<float> weights)
-      : hidden_(std::move(hidden)), weights_(std::move(weights)) {}
+  LstmStackOp(std::vector<int> hidden, std::vector<float> weights, bool last_step)
+      : hidden_(std::move(hidden)), weights_(std::move(weights)), last_step_(last_step) {}
   ~LstmStackOp() override { pool().release(&saved_); }
 
   MXReturnValue Forward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
@@ -672,6 +693,7 @@ class LstmStackOp : public CustomStatefulOp {
     T* y = (*outputs)[0].data<T>();
     const int top = static_cast<int>(hidden_.size()) - 1;
     const Layout& lay = lay_;
+    const int t0 = last_step_ ? L - 1 : 0, ny = L - t0;  // the output's steps t0..L-1, ny per window
     auto block = [&](int blk, int) {
       T* xb = save + lay.X(blk, 0);
       std::memset(xb, 0, sizeof(T) * size_t(L) * n0 * BB);
@@ -682,7 +704,7 @@ class LstmStackOp : public CustomStatefulOp {
       }
       forward_block<T>(lay, wts, save, blk);
       for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb)
-        for (int t = 0; t < L; ++t) y[size_t(blk * BB + bb) * L + t] = save[lay.H(top, blk, t + 1) + bb];
+        for (int t = t0; t < L; ++t) y[size_t(blk * BB + bb) * ny + t - t0] = save[lay.H(top, blk, t + 1) + bb];
     };
     parallel_for(lay_.nblk, worth_threads(lay_), block);
     if (!weights_.empty()) weigh_output<T>(y, B, L);
@@ -703,87 +725,109 @@ class LstmStackOp : public CustomStatefulOp {
     }
   }
 
+  // Backward in two parallel parts: every layer of each block (blocks are independent through the whole
+  // stack: a block's output gradient for layer l - 1 is its own input gradient of layer l), then the weight
+  // gradients of every layer by output rows (they read only the gate gradients and the inputs saved in
+  // `save`, which nothing overwrites after the first part).
   template <class T>
   MXReturnValue backward(std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs) {
-    const size_t nl = hidden_.size();
     MXTensor& data = (*inputs)[1];
     const int B = static_cast<int>(data.shape[0]), L = static_cast<int>(data.shape[1]);
     if (saved_.ptr == nullptr || lay_.B != B || lay_.L != L || dtype_ != data.dtype) {
       MX_ERROR_MSG << kOpName << ": backward without a matching forward (batch " << B << ", length " << L << ")";
       return MX_FAIL;
     }
-    const T* ograd = (*inputs)[0].data<T>();
-    T* save = static_cast<T*>(saved_.ptr);
-    Weights<T>& wts = weights(T());
     int maxw = 0, maxk = 0;
-    for (size_t l = 0; l < nl; ++l) {
+    for (size_t l = 0; l < hidden_.size(); ++l) {
       maxw = std::max(maxw, std::max(lay_.h[l], lay_.n[l]));
       maxk = std::max(maxk, lay_.n[l] + 2 * lay_.h[l]);
     }
     const bool threaded = worth_threads(lay_);
     const int nthreads = threaded ? workers().threads() : 1;
     HoldWorkers hold(threaded);
-    const size_t dsize = size_t(lay_.nblk) * L * maxw * BB;
-    const size_t ssize = size_t(maxk) * BB;  // scratch of one thread
-    Pool::Block work = pool().acquire(sizeof(T) * (2 * dsize + nthreads * ssize));
+    // per thread: a block's output and input gradients of one layer, (L, maxw, BB) each, and its scratch
+    const size_t dsize = size_t(L) * maxw * BB, tsize = 2 * dsize + size_t(maxk) * BB;
+    Pool::Block work = pool().acquire(sizeof(T) * nthreads * tsize);
     if (work.ptr == nullptr) {
       MX_ERROR_MSG << kOpName << ": out of memory for the backward pass";
       return MX_FAIL;
     }
-    T* dy = static_cast<T*>(work.ptr);
-    T* dx = dy + dsize;
-    T* scratch = dx + dsize;
-    // gradient w.r.t. the top layer's output (h = 1), block-major like the saved arrays
-    std::memset(dy, 0, sizeof(T) * size_t(lay_.nblk) * L * BB);
-    for (int b = 0; b < B; ++b)
-      for (int t = 0; t < L; ++t)
-        dy[(size_t(b / BB) * L + t) * BB + b % BB] =
-            weights_.empty() ? ograd[size_t(b) * L + t] : ograd[size_t(b) * L + t] * static_cast<T>(weights_[t]);
+    T* threads_work = static_cast<T*>(work.ptr);
+    const T* ograd = (*inputs)[0].data<T>();
     T* ddata = (*outputs)[0].data<T>();
-    for (int l = static_cast<int>(nl) - 1; l >= 0; --l) {
-      const int h = lay_.h[l], n = lay_.n[l], G4 = 4 * h;
-      const bool want_dx = l > 0 || ddata != nullptr;
-      const Layout& lay = lay_;
-      auto block = [&](int blk, int worker) {
-        backward_block<T>(lay, wts, save, l, blk, dy + size_t(blk) * L * h * BB,
-                          want_dx ? dx + size_t(blk) * L * n * BB : nullptr, scratch + worker * ssize);
-      };
-      parallel_for(lay_.nblk, threaded, block);
-      T* grad = (*outputs)[1 + l].data<T>();
-      if (grad != nullptr) {
-        const Chunks<T> dpre{save + lay_.G(l, 0, 0), size_t(L) * G4 * BB, size_t(G4) * BB};
-        const Chunks<T> xin = l == 0 ? Chunks<T>{save + lay_.X(0, 0), size_t(L) * n * BB, size_t(n) * BB}
-                                     : Chunks<T>{save + lay_.H(l - 1, 0, 1), size_t(L + 1) * n * BB,
-                                                 size_t(n) * BB};
-        const Chunks<T> hin{save + lay_.H(l, 0, 0), size_t(L + 1) * h * BB, size_t(h) * BB};
-        T* dwih = grad;
-        T* dwhh = grad + size_t(G4) * n;
-        T* dbih = dwhh + size_t(G4) * h;
-        T* dbhh = dbih + G4;
-        const int nblk = lay_.nblk;
-        auto rows = [&](int tile, int) {  // output rows j0..j0+kJT-1 of every weight gradient
-          const int j0 = tile * kJT;
-          outer_rows<T>(dpre, xin, nblk, L, j0, n, dwih);
-          outer_rows<T>(dpre, hin, nblk, L, j0, h, dwhh);
-          bias_grad<T>(dpre, nblk, L, j0, j0 + kJT, dbih);
-        };
-        parallel_for(G4 / kJT, threaded, rows);  // G4 = 4h is a multiple of kJT
-        std::memcpy(dbhh, dbih, sizeof(T) * G4);
-      }
-      if (l == 0 && ddata != nullptr) {
-        const int n0 = n;
-        for (int b = 0; b < B; ++b)
-          for (int t = 0; t < L; ++t)
-            for (int k = 0; k < n0; ++k)
-              ddata[(size_t(b) * L + t) * n0 + k] = dx[((size_t(b / BB) * L + t) * n0 + k) * BB + b % BB];
-      }
-      std::swap(dy, dx);
-    }
+    auto block = [&](int blk, int worker) {
+      T* mine = threads_work + worker * tsize;
+      backward_stack<T>(blk, ograd, ddata, mine, mine + dsize, mine + 2 * dsize);
+    };
+    parallel_for(lay_.nblk, threaded, block);
+    weight_grads<T>(outputs, threaded);
     pool().release(&work);
     // the activations are consumed: hand the block to the next bucket's forward
     pool().release(&saved_);
     lay_.B = 0;
     return MX_SUCCESS;
+  }
+
+  // Backward of every layer, top first, for one block: its part of ddata (nullable), the gate gradients in
+  // `save`. dy, dx: (L, maxw, BB) each; scratch: backward_block's.
+  template <class T>
+  void backward_stack(int blk, const T* ograd, T* ddata, T* dy, T* dx, T* scratch) {
+    const Layout& lay = lay_;
+    const int B = lay.B, L = lay.L;
+    const int lanes = std::min(BB, B - blk * BB);
+    // gradient w.r.t. the top layer's output (h = 1); with last_step only the last step's (the others zero)
+    std::memset(dy, 0, sizeof(T) * size_t(L) * BB);
+    const int t0 = last_step_ ? L - 1 : 0, ny = L - t0;
+    for (int bb = 0; bb < lanes; ++bb)
+      for (int t = t0; t < L; ++t) {
+        const T g = ograd[size_t(blk * BB + bb) * ny + t - t0];
+        dy[size_t(t) * BB + bb] = weights_.empty() ? g : g * static_cast<T>(weights_[t]);
+      }
+    for (int l = static_cast<int>(hidden_.size()) - 1; l >= 0; --l) {
+      const bool want_dx = l > 0 || ddata != nullptr;
+      backward_block<T>(lay, weights(T()), static_cast<T*>(saved_.ptr), l, blk, dy, want_dx ? dx : nullptr,
+                        scratch);
+      std::swap(dy, dx);
+    }
+    if (ddata == nullptr) return;
+    const int n0 = lay.n0;  // dy holds layer 0's input gradient now
+    for (int bb = 0; bb < lanes; ++bb)
+      for (int t = 0; t < L; ++t)
+        for (int k = 0; k < n0; ++k)
+          ddata[(size_t(blk * BB + bb) * L + t) * n0 + k] = dy[(size_t(t) * n0 + k) * BB + bb];
+  }
+
+  // The parameter gradients of every layer (outputs[1 + l], nullable) from the gate gradients in `save`:
+  // one item per kJT output rows of a layer, each row summed over blocks, steps and lanes in one order.
+  template <class T>
+  void weight_grads(std::vector<MXTensor>* outputs, bool threaded) {
+    const Layout& lay = lay_;
+    const T* save = static_cast<const T*>(saved_.ptr);
+    std::vector<std::pair<int, int>> tiles;  // (layer, first row)
+    for (int l = static_cast<int>(hidden_.size()) - 1; l >= 0; --l)
+      if ((*outputs)[1 + l].data<T>() != nullptr)
+        for (int j0 = 0; j0 < 4 * lay.h[l]; j0 += kJT) tiles.emplace_back(l, j0);  // 4h: a multiple of kJT
+    const int L = lay.L, nblk = lay.nblk;
+    auto rows = [&](int item, int) {
+      const int l = tiles[item].first, j0 = tiles[item].second, h = lay.h[l], n = lay.n[l], G4 = 4 * h;
+      const Chunks<T> dpre{save + lay.G(l, 0, 0), size_t(L) * G4 * BB, size_t(G4) * BB};
+      const Chunks<T> xin = l == 0 ? Chunks<T>{save + lay.X(0, 0), size_t(L) * n * BB, size_t(n) * BB}
+                                   : Chunks<T>{save + lay.H(l - 1, 0, 1), size_t(L + 1) * n * BB, size_t(n) * BB};
+      const Chunks<T> hin{save + lay.H(l, 0, 0), size_t(L + 1) * h * BB, size_t(h) * BB};
+      T* dwih = (*outputs)[1 + l].data<T>();
+      T* dwhh = dwih + size_t(G4) * n;
+      outer_rows<T>(dpre, xin, nblk, L, j0, n, dwih);
+      outer_rows<T>(dpre, hin, nblk, L, j0, h, dwhh);
+      bias_grad<T>(dpre, nblk, L, j0, j0 + kJT, dwhh + size_t(G4) * h);
+    };
+    parallel_for(static_cast<int>(tiles.size()), threaded, rows);
+    for (size_t l = 0; l < hidden_.size(); ++l) {
+      T* grad = (*outputs)[1 + l].data<T>();
+      if (grad == nullptr) continue;
+      const int h = lay.h[l], G4 = 4 * h;
+      T* dbih = grad + size_t(G4) * (lay.n[l] + h);
+      std::memcpy(dbih + G4, dbih, sizeof(T) * G4);  // the h2h bias has the i2h bias' gradient
+    }
   }
 
   template <class T>
@@ -799,6 +843,7 @@ class LstmStackOp : public CustomStatefulOp {
 
   std::vector<int> hidden_;
   std::vector<float> weights_;  // per-step gradient weights, empty for none
+  bool last_step_;               // output (B, 1): the last step only
   Layout lay_;
   Pool::Block saved_;
   MXDType dtype_ = kFloat32;
@@ -815,7 +860,8 @@ MXReturnValue parseAttrs(const std::unordered_map<std::string, std::string>& att
     return MX_FAIL;
   }
   std::vector<float> weights;
-  if (!parse_weights(attrs, &weights, &err)) {
+  bool last_step = false;
+  if (!parse_weights(attrs, &weights, &err) || !parse_last_step(attrs, &last_step, &err)) {
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
@@ -868,7 +914,8 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
     return MX_FAIL;
   }
   std::vector<float> weights;
-  if (!parse_weights(attrs, &weights, &err)) {
+  bool last_step = false;
+  if (!parse_weights(attrs, &weights, &err) || !parse_last_step(attrs, &last_step, &err)) {
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
@@ -888,7 +935,7 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
     ps = {expected};
     n = sizes[l];
   }
-  (*out_shapes)[0] = {ds[0], ds[1]};
+  (*out_shapes)[0] = {ds[0], last_step ? 1u : ds[1]};
   return MX_SUCCESS;
 }
 
@@ -902,11 +949,12 @@ MXReturnValue createOpState(const std::unordered_map<std::string, std::string>& 
     return MX_FAIL;
   }
   std::vector<float> weights;
-  if (!parse_weights(attrs, &weights, &err)) {
+  bool last_step = false;
+  if (!parse_weights(attrs, &weights, &err) || !parse_last_step(attrs, &last_step, &err)) {
     MX_ERROR_MSG << err;
     return MX_FAIL;
   }
-  *op_inst = CustomStatefulOp::create<LstmStackOp>(sizes, weights);
+  *op_inst = CustomStatefulOp::create<LstmStackOp>(sizes, weights, last_step);
   return MX_SUCCESS;
 }
 
