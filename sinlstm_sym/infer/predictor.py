@@ -78,7 +78,8 @@ class Predictor:
             check_condition(got == shape, f"params[{name!r}] has shape {got}, expected {shape}")
         layout = self.spec.to_layout({k: params[k] for k in expected})
         self._arg_params = {k: mx.nd.array(v, ctx=self.context) for k, v in layout.items()}
-        self._sym_gen = spec_sym_gen(self.spec, with_loss=False)
+        # bound for inference only (no gradients): the native operator needs no grad_req guards
+        self._sym_gen = spec_sym_gen(self.spec, with_loss=False, writes_only=True)
         self._modules: "OrderedDict[int, mx.mod.Module]" = OrderedDict()
         self._lock = threading.Lock()
 
