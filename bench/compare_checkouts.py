@@ -67,6 +67,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--batch-size", type=int, default=300)
     ap.add_argument("--num-samples", type=int, default=150000)
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error(f"--rounds must be at least 1, got {args.rounds}")
     checkouts = parse_checkouts(args.checkouts)
     rates: Dict[str, List[float]] = {name: [] for name, _ in checkouts}
     for rnd in range(1, args.rounds + 1):
