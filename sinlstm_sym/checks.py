@@ -113,6 +113,28 @@ def check_float(name: str, value: Any, minimum: Optional[float] = None, strict_m
     return check_float32(name, value) if float32 else value
 
 
+_ENV_INT_DIGITS = 18  # longer numbers saturate (as C's strtol does) instead of reaching Python's digit limit
+
+
+def parse_env_int(name: str, text: str, minimum: int = 0, maximum: Optional[int] = None) -> int:
+    """The integer in environment variable ``name``, whose value is ``text``: ASCII digits ``0-9`` only (no
+    sign, space or other Unicode digit: what C's ``strtol`` and every process reading the variable agree on),
+    ``>= minimum`` and ``<= maximum``. A number of more than 18 digits saturates at ``10**18``.
+
+    Raises
+    ------
+    ValueError
+        naming the variable, the accepted values and the text."""
+    accepted = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+    digits = text.isascii() and text.isdigit()
+    check_condition(digits, f"environment variable {name} must be {accepted}, got {text!r} (the digits 0-9 only)")
+    significant = text.lstrip("0")
+    value = int(significant or "0") if len(significant) <= _ENV_INT_DIGITS else 10 ** _ENV_INT_DIGITS
+    check_condition(value >= minimum and (maximum is None or value <= maximum),
+                    f"environment variable {name} must be {accepted}, got {text!r}")
+    return value
+
+
 def check_choice(name: str, value: Any, choices: Sequence[str]) -> str:
     """Return ``value`` if it is one of the string ``choices``."""
     check_condition(isinstance(value, str), f"{name} must be one of {list(choices)}, got {value!r}", TypeError)
