@@ -97,7 +97,6 @@ def test_sigterm_while_the_command_line_imports_exits_143_without_a_traceback():
 
 
 def test_ctrl_c_while_the_example_imports_exits_130_without_a_traceback():
-    import sys
     example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "bucket_train.py")
     proc = popen([sys.executable, example, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
@@ -145,7 +144,7 @@ def test_a_second_sigterm_stops_at_once_and_the_cli_exits_143(monkeypatch, capsy
     from sinlstm_sym.fitting import FitSession
     monkeypatch.setattr(FitSession, "train", second_sigterm)  # the second signal arrives while training
     assert train_cli.main(["--num-samples", "600", "--progress", "off"]) == 143
-    assert capsys.readouterr().err.strip() == "interrupted"
+    assert capsys.readouterr().err.strip() == "sinlstm-train: stopped at once by a second SIGTERM"
 
 
 def test_children_get_their_signals_back_when_the_tests_run_with_sigint_ignored():
