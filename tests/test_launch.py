@@ -138,7 +138,7 @@ BAD = [
 def test_launch_rejects_bad_argument_before_starting_anything(name, value, error):
     with pytest.raises(error, match=re.escape(name)) as info:
         launch(**dict(OK, **{name: value}))
-    assert type(info.value) is error
+    assert isinstance(info.value, error) and info.value.settings == (name,)  # the command line names its flag
 
 
 def test_launch_rejects_a_port_in_use():
@@ -166,13 +166,18 @@ def test_cli_without_command_exits_2(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, name", [(["-n", "0", "--", PY], "num_workers"),
-                                        (["-n", "1", "--timeout", "-3", "--", PY], "timeout"),
-                                        (["-n", "1", "--", "no-such-program-for-sinlstm"], "command")])
-def test_cli_bad_value_prints_error_and_exits_2(argv, name, capsys):
+@pytest.mark.parametrize("argv, flag, name", [(["-n", "0", "--", PY], "-n/--num-workers", "num_workers"),
+                                              (["-n", "1", "-s", "0", "--", PY], "-s/--num-servers", "num_servers"),
+                                              (["-n", "1", "--timeout", "-3", "--", PY], "--timeout", "timeout"),
+                                              (["-n", "1", "--port", "70000", "--", PY], "--port", "port"),
+                                              (["-n", "1", "--host", "", "--", PY], "--host", "host"),
+                                              (["-n", "1", "--", "no-such-program-for-sinlstm"], "COMMAND",
+                                               "command")])
+def test_cli_bad_value_prints_error_and_exits_2(argv, flag, name, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and name in err
+    assert err.startswith(f"python -m sinlstm_sym.launch: error: argument {flag}: ") and name in err
+    assert len(err.strip().splitlines()) == 1
 
 
 # --- the worker exit hooks ---------------------------------------------------------------------------

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..callback_errors import SERVER_NODE_CODE
-from ..checks import SettingValueError, check_condition, check_float, check_int, settings_of
+from ..checks import SettingValueError, check_condition, check_float, check_int, naming, settings_of
 from ..limits import available_memory, format_bytes
 from ..constants import MEMORY_SHARE
 from .bootstrap import BOOTSTRAP_DIR
@@ -142,6 +142,18 @@ def _check_size(workers: int, servers: int) -> None:
         raise SettingValueError(f"num_workers={workers} and num_servers={servers} make {total} processes with the "
                                 f"scheduler, more than this machine holds: at most {cap} ({why})",
                                 ("num_workers", "num_servers"))
+
+
+def _named(setting: str, check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``check(*args, **kwargs)``, its ``ValueError``/``TypeError`` naming ``setting`` (the command line's flag)."""
+    with naming(setting):
+        return check(*args, **kwargs)
+
+
+def _check_port(port: Any) -> int:
+    port = check_int("port", port, minimum=1)
+    check_condition(port <= 65535, f"port must be <= 65535, got {port}")
+    return port
 
 
 def _bind_port(address: str, port: int, host: str) -> int:
@@ -426,21 +438,20 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
         for a bad argument, or a job of more processes than this machine holds (:func:`max_processes`),
         before anything starts.
     """
-    workers = check_int("num_workers", num_workers, minimum=1)
-    servers = check_int("num_servers", num_servers, minimum=1)
+    workers = _named("num_workers", check_int, "num_workers", num_workers, minimum=1)
+    servers = _named("num_servers", check_int, "num_servers", num_servers, minimum=1)
     _check_size(workers, servers)
-    address = _check_host(host)
+    address = _named("host", _check_host, host)
     if port is not None:
-        port = check_int("port", port, minimum=1)
-        check_condition(port <= 65535, f"port must be <= 65535, got {port}")
+        port = _named("port", _check_port, port)
     if timeout is not None:
-        timeout = check_float("timeout", timeout, minimum=0.0, strict_minimum=True)
-    extra = _check_env(env)
+        timeout = _named("timeout", check_float, "timeout", timeout, minimum=0.0, strict_minimum=True)
+    extra = _named("env", _check_env, env)
     inherited = sorted(k for k in os.environ if k.startswith("DMLC_") or k in _MANAGED_ENV)
     child_env = {k: v for k, v in os.environ.items() if k not in inherited}
     child_env.update(extra)
-    argv = _check_command(command, child_env.get("PATH", os.defpath))
-    port = _bind_port(address, 0 if port is None else port, host)
+    argv = _named("command", _check_command, command, child_env.get("PATH", os.defpath))
+    port = _named("port" if port is not None else "host", _bind_port, address, 0 if port is None else port, host)
     if inherited:
         logger.warning("ignoring inherited %s: the launcher sets the ps-lite variables itself", ", ".join(inherited))
     child_env.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
