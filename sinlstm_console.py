@@ -1,9 +1,11 @@
-"""The console scripts ``sinlstm-train`` and ``sinlstm-evaluate``.
+"""The console scripts ``sinlstm-train`` and ``sinlstm-evaluate``, and the examples' entry points.
 
 A top-level module, outside the package, so that it imports in no time: the package (and MXNet) is imported
 here, inside the handlers, so Ctrl-C at any moment, the imports included, exits 130 with one line and no
 traceback, and SIGTERM exits 143 (while training, both stop at a batch boundary and write a checkpoint if
-asked: :func:`sinlstm_sym.train.loop.stop_on_interrupt`).
+asked: :func:`sinlstm_sym.train.loop.stop_on_interrupt`). Once imported, every command runs through
+:func:`sinlstm_sym.cli.runner.run_main`: the same exit codes (2 bad input, 1 failure, 130, 143) and one line
+for a full disk, a refused permission or a failed training.
 """
 import importlib
 import signal
@@ -19,11 +21,13 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def _run(prog: str, module: str) -> int:
+    """Run ``module``'s ``main()`` as the command ``prog``."""
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         main: Callable[[], int] = importlib.import_module(module).main
-        return main()
-    except KeyboardInterrupt:
+        runner = importlib.import_module("sinlstm_sym.cli.runner")
+        return runner.run_main(prog, main)
+    except KeyboardInterrupt:  # while importing
         print(f"{prog}: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT
     finally:
@@ -38,3 +42,8 @@ def train() -> int:
 def evaluate() -> int:
     """``sinlstm-evaluate``: :func:`sinlstm_sym.cli.evaluate.main`."""
     return _run("sinlstm-evaluate", "sinlstm_sym.cli.evaluate")
+
+
+def series() -> int:
+    """``python examples/own_series.py``: :func:`sinlstm_sym.cli.series.main`."""
+    return _run("own_series.py", "sinlstm_sym.cli.series")

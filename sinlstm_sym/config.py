@@ -24,6 +24,7 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE, SERIES_BATCH_SIZE,
                         SERIES_BUCKETS, SERIES_FORGET_BIAS, SERIES_HIDDEN_SIZES, SERIES_NUM_EPOCH, SERIES_NUM_SAMPLES,
                         SERIES_OPTIMIZER_PARAMS)
+from .constants import EXPLODED_PARAMETER
 from .context import context_strings
 from .limits import check_training, check_validation
 from .native.adam import FusedAdam
@@ -62,7 +63,9 @@ class ModelConfig:
                         "the stack) where it builds, else 'fused' (one mx.sym.RNN per layer); 'unrolled': "
                         "mx.rnn.LSTMCell per step; the same parameters, outputs equal within about 1e-5 (not bit "
                         "for bit)")
-    forget_bias: float = setting(DEFAULT_FORGET_BIAS, kind="float", flag=False, help="initial forget-gate bias")
+    forget_bias: float = setting(  # beyond EXPLODED_PARAMETER a parameter counts as diverged
+        DEFAULT_FORGET_BIAS, kind="float", minimum=-EXPLODED_PARAMETER, maximum=EXPLODED_PARAMETER, flag=False,
+        help="initial forget-gate bias")
     step_weight: float = setting(  # loss weight of step k: 1 + step_weight * exp(-(k - 1) / step_tau)
         DEFAULT_STEP_WEIGHT, kind="float", minimum=0.0, flag=False, help="extra loss weight of the first steps")
     step_tau: float = setting(DEFAULT_STEP_TAU, kind="float", minimum=0.0, strict=True, flag=False,

@@ -318,7 +318,8 @@ def _train(plan: _Plan, module: SineBucketingModule, optimizer: mx.optimizer.Opt
             validator.best_params = load_checkpoint(best).arg_params
     Trainer(module, train_iter, progress, log, run.log_every, save=save, checkpoint_every=run.checkpoint_every,
             eval_iter=eval_iter, progress_bar=run.progress_bar, learning_rate=config.optimizer.learning_rate,
-            validator=validator, contexts=plan.contexts).run(run.num_epoch)
+            validator=validator, contexts=plan.contexts, optimizer=optimizer,
+            batch_size=config.data.batch_size).run(run.num_epoch)
     return validator.best_params if validator is not None else None
 
 

@@ -17,8 +17,6 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..callback_errors import UpdaterError
-from ..checkpoint import DiskFullError
 from ..config import FitConfig
 from ..constants import DEFAULT_CLI_SEED, DEFAULT_STEP, NOTE_STEPS, NOTE_T0, ORIGINAL_T_RANGE
 from ..data.windows import half_sine
@@ -26,10 +24,11 @@ from ..evaluation import format_error_table, per_length_error, step_outputs
 from ..reference.gluon import check_reference_settings
 from ..limits import check_evaluation
 from ..params import init_params
-from ..train.loop import NonFiniteLossError, StopAtOnce, TrainingDivergedError, TrainingInterrupted
+from ..train.loop import TrainingInterrupted
 from ..fitting import fit_session
 from .args import Parser, check_output_flags, fail, int_at_least, int_list, plot_file, resume_command
 from .flags import add_setting_flags, flag_of, given_settings, refuse_setting
+from .runner import failure_exit
 
 # The settings offered as flags, in --help's order; their help, types, bounds and choices come from FitConfig.
 SETTING_FLAGS = ("buckets", "length_weights", "hidden_sizes", "batch_size", "num_samples", "num_epoch", "label_mode",
@@ -122,12 +121,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             result = session.train()
     except TrainingInterrupted as stop:
         return _interrupted(stop, argv)
-    except KeyboardInterrupt as err:  # a second signal: 130 for Ctrl-C, 143 for SIGTERM
-        print("interrupted", file=sys.stderr)
-        return 128 + err.signum if isinstance(err, StopAtOnce) else INTERRUPTED_EXIT
-    except (DiskFullError, NonFiniteLossError, TrainingDivergedError, UpdaterError) as err:
-        print(f"{parser.prog}: {'error: ' if isinstance(err, DiskFullError) else ''}{err}", file=sys.stderr)
-        return 1  # (MXNet printed an updater's traceback)
+    except (KeyboardInterrupt, Exception) as err:  # a second signal (130, 143), a full disk, a failed training
+        return failure_exit(parser.prog, err)  # one line and its exit code; a bug keeps its traceback
     if result.rank == 0:
         report(result, args)
     return 0
