@@ -1,9 +1,21 @@
 """The console scripts ``sinlstm-train`` and ``sinlstm-evaluate``.
 
-A top-level module, outside the package, so that it imports in no time: the package (and MXNet) is imported
-here, inside the handlers, so Ctrl-C at any moment, the imports included, exits 130 with one line and no
-traceback, and SIGTERM exits 143 (while training, both stop at a batch boundary and write a checkpoint if
-asked: :func:`sinlstm_sym.train.loop.stop_on_interrupt`).
+``sinlstm-train`` trains the sine predictor and prints its error per length
+(:mod:`sinlstm_sym.cli.train`); ``sinlstm-evaluate DIR`` scores a checkpoint
+(:mod:`sinlstm_sym.cli.evaluate`). ``--help`` lists every flag of each.
+
+This module sits outside the package so that it imports in no time: the package (and MXNet) is
+imported inside the handlers, so Ctrl-C at any moment, the imports included, exits 130 with one line
+and no traceback, and SIGTERM exits 143. While training, both stop at a batch boundary and write a
+checkpoint if one was asked for.
+
+Exit codes: 0 success; 1 a failure while training (non-finite loss, divergence, full disk, an updater
+error); 2 a bad flag or a refused setting, before anything is trained; 130 Ctrl-C; 143 SIGTERM.
+
+Examples
+--------
+sinlstm-train --num-epoch 1 --checkpoint run1
+sinlstm-evaluate run1 --lengths 1-20
 """
 import importlib
 import signal
