@@ -46,7 +46,7 @@ def throughput(rows: Dict[str, List[str]]) -> None:
              ("lengths 1..9", "PyTorch, lengths 1..9, every step, 2 threads", "fit, lengths 1..9, every step")]
     fig, ax = plt.subplots(figsize=(6, 3))
     width = 0.18
-    for i, (task, torch_row, fit_row) in enumerate(tasks):
+    for i, (_, torch_row, fit_row) in enumerate(tasks):
         for j, (label, row, color) in enumerate([("PyTorch, run 1", torch_row, "#999999"),
                                                  ("PyTorch, run 2", torch_row, "#cccccc"),
                                                  ("fit, run 1", fit_row, "#1f77b4"),
