@@ -220,77 +220,53 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         **settings: Any) -> FitResult:
     """Train a stacked LSTM on windows of variable length with a ``BucketingModule``.
 
-    Every window length is one bucket and every bucket shares one set of parameters. What is
-    trained comes from ``config`` and/or flat ``settings``; all of it is checked before anything
-    is bound or trained, so a wrong value never costs a training run.
+    One bucket per window length, one shared parameter set. Everything is checked before anything is
+    bound or trained. ``seed`` fixes the windows and initial weights (same seed, same losses and
+    weights). ``checkpoint='DIR'`` writes a checkpoint after every epoch; ``resume=True`` continues the
+    checkpoint's run: settings not given explicitly are taken from the checkpoint, and differences that
+    cannot change are reported in one message. A new run refuses a directory holding another run's
+    checkpoints unless ``overwrite=True``. Several devices: ``ctx='cpu:0,1'`` or ``'gpu:0,1'``;
+    several processes: ``kvstore='dist_sync'`` under ``python -m sinlstm_sym.launch``.
 
     Parameters
     ----------
     config : FitConfig, optional
-        The whole configuration. ``None``: the defaults, the library's training recipe.
+        The whole configuration (default: the library's training recipe).
     train_iter : mxnet.io.DataIter, optional
-        Training batches instead of the built-in :class:`SinBucketIter` windows. It must keep the
-        bucketing contract: ``default_bucket_key`` is the largest length; each batch holds windows
-        of one length ``L`` with ``bucket_key == L``, data ``(B, L, 1)`` and labels ``(B, L)``
-        (``label_mode='sequence'``) or ``(B, 1)`` (``'last'``). Every batch is checked.
+        Batches instead of the built-in windows: ``default_bucket_key`` the largest length, each batch
+        of one length ``L`` with ``bucket_key == L``, data ``(B, L, 1)``, labels ``(B, L)`` or
+        ``(B, 1)`` by ``label_mode``. Every batch is checked.
     eval_iter : mxnet.io.DataIter, optional
         Scored after every epoch (``FitResult.eval_losses``).
     logger : logging.Logger, optional
         Where progress goes (default: this module's logger).
     **settings
-        Flat settings overriding ``config``'s, e.g. ``buckets=range(1, 10)``, ``seed=0``,
-        ``optimizer_params={'learning_rate': 0.01}``, ``checkpoint='run1'``.
-        :meth:`FitConfig.flat_names` lists them; the settings reference gives each one's
-        default, bounds and meaning.
+        Flat settings overriding ``config``'s (``buckets=range(1, 10)``, ``seed=0``, ...); see
+        :meth:`FitConfig.flat_names` and the settings reference.
 
     Returns
     -------
     FitResult
-        The trained module, its loss history, validation records and the configuration used
-        (with the seed that was drawn, if none was given).
+        The trained module, its loss history (L2 loss ``0.5 * (pred - label)^2``), validation
+        records and the configuration used (with the seed drawn, if none was given).
 
     Raises
     ------
-    ValueError, TypeError
-        A setting, a combination of settings, a device, the checkpoint directory or an
-        iterator's batch does not fit; the message names the setting and what is accepted.
-        Raised before training starts (a bad batch of ``train_iter``: when it comes).
-    FileNotFoundError
-        ``resume=True`` but the checkpoint directory holds no checkpoint.
+    ValueError, TypeError, FileNotFoundError
+        Before training: a setting, device, checkpoint directory or batch does not fit (named).
     NonFiniteLossError
         The loss became NaN or infinite (epoch, batch and bucket named).
     sinlstm_sym.train.loop.TrainingDivergedError
-        The loss stayed far above its start, or a parameter grew past 1e3: lower the learning rate.
+        The loss or a parameter ran away: lower the learning rate.
     sinlstm_sym.train.loop.TrainingInterrupted
-        Ctrl-C or SIGTERM stopped training at a batch boundary (after writing a checkpoint when
-        ``checkpoint`` is set).
-    sinlstm_sym.callback_errors.UpdaterError
-        An exception inside MXNet's updater (several devices or a distributed kvstore).
-    sinlstm_sym.checkpoint.DiskFullError
-        The disk filled up while a checkpoint was written; the previous checkpoint stays intact.
-
-    Notes
-    -----
-    ``seed`` fixes the windows and the initial weights: the same seed gives the same loss
-    trace and parameters. The loss logged is the original's L2 loss,
-    ``0.5 * (pred - label)^2`` averaged over windows and steps.
-
-    ``checkpoint='DIR'`` writes a checkpoint after every epoch (and every ``checkpoint_every``
-    batches), each complete or absent. ``resume=True`` continues the checkpoint's run: settings
-    not given explicitly are taken from the checkpoint, and differences that cannot change are
-    reported in one message. A new run refuses a directory holding another run's checkpoints
-    unless ``overwrite=True``; one training at a time writes into a directory.
-
-    Several devices: ``ctx=['cpu:0', 'cpu:1']`` or ``'gpu:0,1'`` with ``kvstore='local'`` or
-    ``'device'``. Several processes: ``kvstore='dist_sync'`` or ``'dist_async'`` under
-    ``python -m sinlstm_sym.launch``; each worker trains its own shard of the windows.
+        Ctrl-C or SIGTERM stopped training at a batch boundary (after a checkpoint, if set).
+    sinlstm_sym.callback_errors.UpdaterError, sinlstm_sym.checkpoint.DiskFullError
+        An exception inside MXNet's updater; a full disk while a checkpoint was written.
 
     Examples
     --------
     >>> from sinlstm_sym import fit
     >>> result = fit(buckets=range(1, 10), num_samples=3000, num_epoch=1, seed=0)
-    >>> result.config.run.seed
-    0
     >>> result.predictor().predict_function([0.1, 0.5], length=20).shape
     (2, 20)
     """

@@ -90,10 +90,8 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
                  step_tau: float = DEFAULT_STEP_TAU, init: str = DEFAULT_INIT) -> SymGen:
     """Return ``sym_gen(bucket_key) -> (symbol, data_names, label_names)`` for ``BucketingModule``.
 
-    The symbol's only output is the prediction, ``pred_output`` (``LinearRegressionOutput``, whose
-    gradient is that of the L2 loss). It is a pure function of the key and every bucket shares
-    one parameter set; each parameter variable carries its own initializer, so MXNet's own
-    ``fit``/``init_params`` give the library's initial weights whatever initializer is passed.
+    The only output is the prediction, ``pred_output`` (``LinearRegressionOutput``: the L2 loss's
+    gradient); every bucket shares one parameter set, each with its own initializer.
 
     Parameters
     ----------
@@ -114,9 +112,8 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
     forget_bias : float, default 0.0
         Initial forget-gate bias.
     step_weight : float, default 0.0
-        With ``label_mode='sequence'``, the loss of step ``k`` weighs
-        ``1 + step_weight * exp(-(k - 1) / step_tau)``. 0 (unlike ``fit``'s 4) keeps the plain L2
-        gradient that MXNet's ``'mse'`` metric expects.
+        With ``'sequence'``, step ``k``'s loss weighs ``1 + step_weight * exp(-(k - 1) / step_tau)``;
+        0 (``fit``'s is 4) keeps the plain L2 gradient that MXNet's ``'mse'`` metric expects.
     step_tau : float, default 1.0
         How many steps the extra weight lasts.
     init : {'library', 'gluon'}
@@ -135,12 +132,10 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
 
     Examples
     --------
-    >>> import mxnet as mx
     >>> from sinlstm_sym import make_sym_gen
     >>> sym, data_names, label_names = make_sym_gen(cell="fused")(5)
     >>> sym.list_outputs(), data_names
     (['pred_output'], ('data',))
-    >>> mod = mx.mod.BucketingModule(make_sym_gen(), default_bucket_key=9)
     """
     given: Dict[str, Any] = dict(hidden_sizes=hidden_sizes, label_mode=label_mode, cell=cell,
                                  forget_bias=forget_bias, step_weight=step_weight, step_tau=step_tau, init=init)
