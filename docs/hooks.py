@@ -141,3 +141,17 @@ def expand(markdown: str) -> str:
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """MkDocs hook: expand the markers of every page."""
     return expand(markdown)
+
+
+SPHINX_ROLE = re.compile(r":(?:class|func|meth|mod|attr|data|exc):<code>(~?)([A-Za-z0-9_.]+)</code>")
+
+
+def plain_roles(html: str) -> str:
+    """Docstrings name objects with Sphinx roles (``:class:`~pkg.mod.Name```), which the API reference
+    would show as they are: keep the name as code, as Sphinx shows it (``~``: the last part only)."""
+    return SPHINX_ROLE.sub(lambda m: f"<code>{m.group(2).split('.')[-1] if m.group(1) else m.group(2)}</code>", html)
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    """MkDocs hook: the API reference's Sphinx roles as plain code."""
+    return plain_roles(html)

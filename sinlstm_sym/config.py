@@ -60,9 +60,11 @@ class ModelConfig:
         How the stack is built; all share one parameter layout.
     forget_bias : float, default 0.0
         Initial forget-gate bias.
-    step_weight, step_tau : float, default 4.0, 1.0
+    step_weight : float, default 4.0
         The loss of step ``k`` weighs ``1 + step_weight * exp(-(k - 1) / step_tau)``.
-    scaling : tuple of (float, float), optional
+    step_tau : float, default 1.0
+        How many steps the extra weight lasts.
+    scaling : tuple of (float, float), default None
         ``(center, scale)`` for ``feature='value'``: the model sees ``(x - center) / scale``, a
         ``Predictor`` takes and returns values in the series' own units.
     init : {'library', 'gluon'}
@@ -132,10 +134,12 @@ class DataConfig:
         Windows per batch.
     num_samples : int, default 100000
         Windows per epoch (at least ``batch_size``).
-    length_weights : tuple of float, optional
-        Relative frequency of each bucket, in the order the buckets were given (default: equal).
-    t_low, t_high : float, default -0.1, 1.12
+    length_weights : tuple of float, default None
+        Relative frequency of each bucket, in the order the buckets were given (``None``: equal).
+    t_low : float, default -0.1
         Training windows start at ``t0 ~ U[t_low, t_high)``.
+    t_high : float, default 1.12
+        The end of the start times' range (excluded).
 
     Raises
     ------
@@ -214,11 +218,10 @@ class OptimizerConfig:
     params : dict, default {'learning_rate': 0.03, 'beta2': 0.99}
         The optimizer's keyword arguments (flat keyword ``optimizer_params``), each checked against
         its kind and range; another optimizer starts from ``{}``.
-    lr_schedule : dict, optional
-        MXNet's ``mx.lr_scheduler`` as JSON, default ``{'name': 'cosine', 'warmup_steps': 100}``
-        (names ``cosine``, ``poly``, ``factor``, ``multifactor``; ``max_update`` defaults to the
-        run's updates). ``None``: a constant rate.
-    extend_schedule : float, optional
+    lr_schedule : dict or None, default {'name': 'cosine', 'warmup_steps': 100}
+        MXNet's ``mx.lr_scheduler`` as JSON (names ``cosine``, ``poly``, ``factor``,
+        ``multifactor``; ``max_update`` defaults to the run's updates). ``None``: a constant rate.
+    extend_schedule : float, default None
         For a resumed run longer than its schedule: the peak rate of a cosine appended over the
         extra updates, down to the schedule's final rate.
 
@@ -330,9 +333,9 @@ class RunConfig:
     ----------
     num_epoch : int, default 2
         Passes over fresh windows.
-    seed : int, optional
+    seed : int, default None
         Seed of the windows and the initial weights; ``None`` draws one, recorded in the result.
-    ctx : str or list, optional
+    ctx : str or list, default None
         Devices: ``'cpu'``, ``'cpu:0,1'``, ``'gpu'``, ``'gpu:0,1'`` (default CPU).
     kvstore : str, default 'local'
         Gradient aggregation: ``'local'``/``'device'``, or ``'dist_sync'``/``'dist_async'`` under
@@ -341,9 +344,9 @@ class RunConfig:
         Log the mean loss every N batches.
     progress_bar : bool, default False
         A progress bar (needs the ``progress`` extra).
-    checkpoint : str, optional
+    checkpoint : str, default None
         Run directory for checkpoints, written after every epoch.
-    checkpoint_every : int, optional
+    checkpoint_every : int, default None
         Also checkpoint every N batches.
     resume : bool, default False
         Continue the run in ``checkpoint``.
@@ -351,15 +354,15 @@ class RunConfig:
         Resume a version 0.1 checkpoint (its optimizer state is a pickle: trusted files only).
     overwrite : bool, default False
         Start a new run in a directory holding another run's checkpoints.
-    validation_lengths : tuple of int, optional
+    validation_lengths : tuple of int, default None
         Score held-out windows of these lengths while training and keep the best parameters.
     validation_samples : int, default 500
         Held-out windows per length.
-    validate_every : int, optional
+    validate_every : int, default None
         Also validate every N batches (always at each epoch end).
-    target_max_error : float, optional
+    target_max_error : float, default None
         Stop once the held-out max abs error is this small.
-    patience : int, optional
+    patience : int, default None
         Stop after this many validations without improvement.
 
     Raises
