@@ -308,6 +308,13 @@ def test_command_line_reference_is_each_programs_help():
         hooks.expand("<!-- generated: nothing -->")
 
 
+def test_api_reference_shows_sphinx_roles_as_code():
+    plain = _hooks().plain_roles
+    assert plain("see :class:<code>~sinlstm_sym.native.adam.FusedAdam</code>") == "see <code>FusedAdam</code>"
+    assert plain(":meth:<code>FitConfig.flat_names</code>") == "<code>FitConfig.flat_names</code>"
+    assert plain("<code>fit</code>: a :term") == "<code>fit</code>: a :term"
+
+
 def test_included_pages_rewrite_links_for_the_site():
     text = _hooks().included("BENCHMARKS.md")
     assert "](img/throughput.svg)" in text and "](docs/" not in text and "](changelog.md)" in text
