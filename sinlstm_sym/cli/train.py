@@ -1,12 +1,23 @@
-"""``sinlstm-train`` (and ``python examples/bucket_train.py``):
-train the stacked-LSTM sine predictor on variable-length windows with a BucketingModule.
+"""``sinlstm-train`` (also ``python examples/bucket_train.py``): train the sine predictor, print its error.
 
-Defaults: the library's recipe (FitConfig's defaults): lengths 1..9, 12, 16, 20 with per-step labels, Adam
-at 0.03 with 100 warm-up updates and a cosine decay, two epochs of 100000 windows in batches of 100.
-``--fixed`` is the original 2018 setup (FitConfig.original()). Prints progress, then the error per length on
-fresh windows (lengths 1..20 by default; lengths that had no training batch are marked); with ``--fixed``
-also the outputs at every step of the 2018 note's window beside the note's. Ctrl-C or SIGTERM stops at the next
-batch boundary (with a checkpoint under --checkpoint and the command to resume) and exits 130 or 143.
+Trains the stacked LSTM on variable-length windows with the library's recipe (FitConfig's defaults:
+lengths 1..9, 12, 16, 20 with a label at every step, Adam at 0.03 with 100 warm-up updates and a
+cosine decay, two epochs of 100000 windows in batches of 100), then prints the error per length on
+fresh windows (lengths 1..20 by default; lengths that had no training batch are marked). The model
+predicts the next value: its output at step k is sin(t_k + 0.01)/2. --fixed is the original 2018
+setup (FitConfig.original()) and also prints the outputs at every step of the 2018 note's window
+beside the note's.
+
+Every flag is checked before anything is trained: a mistake exits with code 2 and one line naming
+the flag. Ctrl-C or SIGTERM stops at the next batch boundary (with a checkpoint under --checkpoint,
+and the command that resumes) and exits 130 or 143; other failures while training exit 1.
+
+Examples
+--------
+sinlstm-train --plot predictions.png
+sinlstm-train --buckets 1-9 --num-epoch 1 --checkpoint run1
+sinlstm-train --checkpoint run1 --resume
+sinlstm-train --fixed --optimizer sgd --log-every 20
 """
 import argparse
 import contextlib

@@ -24,7 +24,14 @@ logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
+    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy.
+
+    Raised by :func:`~sinlstm_sym.fitting.fit` at the log point that sees it; the message names the
+    epoch, the batch and the bucket. A ``FloatingPointError``.
+
+    What to do: lower the learning rate (``optimizer_params={'learning_rate': ...}``), add
+    ``clip_gradient``, or check the data of a ``train_iter`` for NaN or huge values, then train again.
+    """
 
 
 class TrainingDivergedError(FloatingPointError):
