@@ -1,0 +1,118 @@
+"""Bound inference executors of one model, per window length and row bucket, in a bounded LRU cache.
+
+A request of ``n`` windows of length ``L`` runs through an executor bound for ``rows`` windows, the
+smallest *row bucket* that holds them: a power of two (at least ``min_rows``) up to the length's chunk
+(:func:`~sinlstm_sym.limits.chunk_rows`), so one window computes one window (or one 16-window block of the
+native operator), not a chunk of 1024. The executors of one length share their intermediate memory
+(``shared_exec``) and every executor shares the parameter arrays, so a length holds at most the
+activations of its buckets (less than two chunks) and one copy of the parameters. At most
+``max_lengths`` lengths are kept, least recently used evicted first.
+
+Nothing here locks: the caller (the :class:`~sinlstm_sym.infer.predictor.Predictor`) serialises calls.
+"""
+import logging
+from collections import OrderedDict
+from typing import Callable, Dict, Iterator, Mapping, Optional, Set, Tuple
+
+import mxnet as mx
+import numpy as np
+
+from ..constants import DATA_NAME, INPUT_SIZE
+
+logger = logging.getLogger(__name__)
+
+SymbolFactory = Callable[[int], mx.sym.Symbol]
+
+
+def row_bucket(count: int, min_rows: int, chunk: int) -> int:
+    """The rows of the executor that runs ``count`` windows (``1 <= count <= chunk``): the smallest power
+    of two ``>= max(count, min_rows)``, or ``chunk`` where that is larger than the chunk."""
+    bucket = 1 << (max(count, min_rows) - 1).bit_length()
+    return min(bucket, chunk)
+
+
+def request_passes(count: int, min_rows: int, chunk: int) -> Iterator[Tuple[int, int, int]]:
+    """``(start, rows, bucket)`` of every forward pass over ``count`` windows: full chunks, then the rest in
+    its own bucket."""
+    for start in range(0, count, chunk):
+        rows = min(chunk, count - start)
+        yield start, rows, row_bucket(rows, min_rows, chunk)
+
+
+def request_buckets(count: int, min_rows: int, chunk: int) -> Set[int]:
+    """The distinct row buckets :func:`request_passes` uses for ``count`` windows (in constant time)."""
+    full, rest = divmod(count, chunk)
+    buckets = {chunk} if full else set()
+    if rest:
+        buckets.add(row_bucket(rest, min_rows, chunk))
+    return buckets
+
+
+class _Bound:
+    """One executor and its input array; ``run`` writes the windows in, runs forward, reads the output."""
+
+    def __init__(self, executor: mx.executor.Executor, data: mx.nd.NDArray) -> None:
+        self.executor, self.data = executor, data
+
+    def run(self, windows: np.ndarray) -> np.ndarray:
+        """``windows``: float32, C-contiguous, exactly the bound shape ``(rows, L, 1)``."""
+        # NDArray.__setitem__ of a whole array ends in this same synchronous copy after about 30 us of
+        # Python indexing logic, a third of a one-window request: the copy is called directly.
+        self.data._sync_copyfrom(windows)
+        self.executor.forward(is_train=False)
+        return self.executor.outputs[0].asnumpy()
+
+
+class ExecutorCache:
+    """Executors bound on demand per ``(length, rows)``, sharing ``params``; an LRU of ``max_lengths`` lengths.
+
+    Parameters
+    ----------
+    symbol_for : callable
+        ``symbol_for(length)``: the inference symbol for windows of ``length`` steps (data ``'data'``, NTC).
+    params : mapping of str to mx.nd.NDArray
+        The parameter arrays in the symbol's layout, shared by every executor (never copied).
+    context : mx.Context
+        Where the executors run.
+    max_lengths : int
+        How many lengths keep their executors.
+    """
+
+    def __init__(self, symbol_for: SymbolFactory, params: Mapping[str, mx.nd.NDArray], context: mx.Context,
+                 max_lengths: int) -> None:
+        self._symbol_for, self._params, self._context = symbol_for, dict(params), context
+        self._max_lengths = max_lengths
+        self._lengths: "OrderedDict[int, Dict[int, _Bound]]" = OrderedDict()
+
+    @property
+    def lengths(self) -> Tuple[int, ...]:
+        """The lengths with bound executors, least recently used first."""
+        return tuple(self._lengths)
+
+    def rows_bound(self, length: int) -> Tuple[int, ...]:
+        """The row buckets bound for ``length``, ascending (empty if none)."""
+        return tuple(sorted(self._lengths.get(length, {})))
+
+    def get(self, length: int, rows: int) -> _Bound:
+        """The executor for ``rows`` windows of ``length`` steps, bound on first use."""
+        buckets = self._lengths.get(length)
+        if buckets is None:
+            buckets = self._lengths[length] = {}
+            while len(self._lengths) > self._max_lengths:
+                self._lengths.popitem(last=False)
+        else:
+            self._lengths.move_to_end(length)
+        bound = buckets.get(rows)
+        if bound is None:
+            shared = next(iter(buckets.values())).executor if buckets else None
+            bound = buckets[rows] = self._bind(length, rows, shared)
+        return bound
+
+    def _bind(self, length: int, rows: int, shared: Optional[mx.executor.Executor]) -> _Bound:
+        symbol = self._symbol_for(length)
+        data = mx.nd.zeros((rows, length, INPUT_SIZE), ctx=self._context, dtype=np.float32)
+        args = dict(self._params)
+        args[DATA_NAME] = data
+        executor = symbol.bind(self._context, args=args, grad_req="null", shared_exec=shared)
+        logger.debug("bound an inference executor for %d window(s) of length %d", rows, length)
+        return _Bound(executor, data)
