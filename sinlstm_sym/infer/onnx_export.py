@@ -41,8 +41,24 @@ INSTALL_HINT = "pip install 'sinlstm-sym[onnx]'"
 _ONNX_GATE_ORDER = (0, 3, 1, 2)
 
 
-def _onnx() -> Any:
-    """The ``onnx`` module, or an ImportError saying how to install it."""
+def require_onnx() -> Any:
+    """The ``onnx`` module.
+
+    Returns
+    -------
+    module
+        ``onnx``.
+
+    Raises
+    ------
+    ImportError
+        If it is not installed, naming ``pip install 'sinlstm-sym[onnx]'``.
+
+    Examples
+    --------
+    >>> require_onnx().__name__  # doctest: +SKIP
+    'onnx'
+    """
     try:
         import onnx
     except ImportError as err:
@@ -228,7 +244,7 @@ def build_onnx_model(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[in
     >>> [node.op_type for node in model.graph.node].count("LSTM")
     3
     """
-    onnx = _onnx()
+    onnx = require_onnx()
     check_condition(label_mode in ("sequence", "last"), f"label_mode must be 'sequence' or 'last', got {label_mode!r}")
     newest = int(onnx.defs.onnx_opset_version())
     opset = check_int("opset", opset, minimum=MIN_OPSET)
@@ -287,7 +303,7 @@ def export_onnx(predictor: "Predictor", path: Union[str, Path], opset: Optional[
     PosixPath('model.onnx')
     """
     out = check_output_file("path", path, (".onnx",))
-    onnx = _onnx()
+    onnx = require_onnx()
     props = metadata(predictor.label_mode, predictor.feature, predictor.hidden_sizes, predictor.scaling,
                      predictor.step, predictor.trained_lengths)
     model = build_onnx_model(predictor.canonical_params(), predictor.hidden_sizes, predictor.label_mode,
@@ -299,5 +315,5 @@ def export_onnx(predictor: "Predictor", path: Union[str, Path], opset: Optional[
     return out
 
 
-__all__: List[str] = ["export_onnx", "build_onnx_model", "lstm_weights", "metadata", "INPUT_NAME", "OUTPUT_NAME",
-                      "DEFAULT_OPSET", "MIN_OPSET", "INSTALL_HINT"]
+__all__: List[str] = ["export_onnx", "build_onnx_model", "require_onnx", "lstm_weights", "metadata", "INPUT_NAME",
+                      "OUTPUT_NAME", "DEFAULT_OPSET", "MIN_OPSET", "INSTALL_HINT"]
