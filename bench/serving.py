@@ -82,11 +82,12 @@ def torch_call(params: Dict[str, np.ndarray]) -> Optional[Call]:
     return call
 
 
-def time_calls(call: Callable[[], object], count: int) -> List[float]:
+def time_calls(call: Callable[[np.ndarray], object], x: np.ndarray, count: int) -> List[float]:
+    """Seconds of each of ``count`` calls ``call(x)``."""
     out = []
     for _ in range(count):
         start = time.perf_counter()
-        call()
+        call(x)
         out.append(time.perf_counter() - start)
     return out
 
@@ -115,8 +116,8 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, List[float]]]:
             for request, x in requests.items():
                 count = args.calls if x.shape[0] == 1 else max(1, args.calls // 20)
                 for name in order:
-                    samples[request][name] += time_calls(lambda: calls[name](x), count)
-            samples["forecast"]["Predictor"] += time_calls(lambda: forecaster.forecast(history, FORECAST_STEPS),
+                    samples[request][name] += time_calls(calls[name], x, count)
+            samples["forecast"]["Predictor"] += time_calls(lambda h: forecaster.forecast(h, FORECAST_STEPS), history,
                                                            max(1, args.calls // 4))
     return samples
 
