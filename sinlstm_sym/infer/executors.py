@@ -25,22 +25,86 @@ SymbolFactory = Callable[[int], mx.sym.Symbol]
 
 
 def row_bucket(count: int, min_rows: int, chunk: int) -> int:
-    """The rows of the executor that runs ``count`` windows (``1 <= count <= chunk``): the smallest power
-    of two ``>= max(count, min_rows)``, or ``chunk`` where that is larger than the chunk."""
+    """The rows of the executor that runs ``count`` windows.
+
+    Parameters
+    ----------
+    count : int
+        Windows of one forward pass, ``1 <= count <= chunk``.
+    min_rows : int
+        The smallest bucket (16 for the native operator, whose blocks hold 16 windows; else 1).
+    chunk : int
+        The most windows of one pass at this length (:func:`~sinlstm_sym.limits.chunk_rows`).
+
+    Returns
+    -------
+    int
+        The smallest power of two ``>= max(count, min_rows)``, or ``chunk`` where that is larger.
+
+    Raises
+    ------
+    Nothing: the caller checks the arguments.
+
+    Examples
+    --------
+    >>> [row_bucket(n, 16, 1024) for n in (1, 17, 100, 1000)]
+    [16, 32, 128, 1024]
+    >>> row_bucket(1, 16, 2)
+    2
+    """
     bucket = 1 << (max(count, min_rows) - 1).bit_length()
     return min(bucket, chunk)
 
 
 def request_passes(count: int, min_rows: int, chunk: int) -> Iterator[Tuple[int, int, int]]:
-    """``(start, rows, bucket)`` of every forward pass over ``count`` windows: full chunks, then the rest in
-    its own bucket."""
+    """The forward passes over ``count`` windows: full chunks, then the rest in its own bucket.
+
+    Parameters
+    ----------
+    count, min_rows, chunk : int
+        As :func:`row_bucket`, ``count`` any positive number.
+
+    Returns
+    -------
+    iterator of (int, int, int)
+        ``(start, rows, bucket)`` per pass.
+
+    Raises
+    ------
+    Nothing: the caller checks the arguments.
+
+    Examples
+    --------
+    >>> list(request_passes(2100, 16, 1024))
+    [(0, 1024, 1024), (1024, 1024, 1024), (2048, 52, 64)]
+    """
     for start in range(0, count, chunk):
         rows = min(chunk, count - start)
         yield start, rows, row_bucket(rows, min_rows, chunk)
 
 
 def request_buckets(count: int, min_rows: int, chunk: int) -> Set[int]:
-    """The distinct row buckets :func:`request_passes` uses for ``count`` windows (in constant time)."""
+    """The distinct row buckets :func:`request_passes` uses for ``count`` windows, in constant time.
+
+    Parameters
+    ----------
+    count, min_rows, chunk : int
+        As :func:`request_passes`.
+
+    Returns
+    -------
+    set of int
+        At most two buckets: the chunk (if a full chunk runs) and the rest's.
+
+    Raises
+    ------
+    Nothing: the caller checks the arguments.
+
+    Examples
+    --------
+    >>> sorted(request_buckets(2100, 16, 1024))
+    [64, 1024]
+    """
     full, rest = divmod(count, chunk)
     buckets = {chunk} if full else set()
     if rest:
@@ -76,6 +140,15 @@ class ExecutorCache:
         Where the executors run.
     max_lengths : int
         How many lengths keep their executors.
+
+    Raises
+    ------
+    Nothing when made; ``get`` raises MXNet's errors of a symbol that does not bind.
+
+    Examples
+    --------
+    >>> cache = ExecutorCache(symbol_for, params, mx.cpu(), max_lengths=16)  # doctest: +SKIP
+    >>> cache.get(20, 16).run(windows)  # (16, 20, 1) float32 -> outputs (16, 20)  # doctest: +SKIP
     """
 
     def __init__(self, symbol_for: SymbolFactory, params: Mapping[str, mx.nd.NDArray], context: mx.Context,

@@ -246,14 +246,25 @@ def build_onnx_model(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[in
     """
     onnx = require_onnx()
     check_condition(label_mode in ("sequence", "last"), f"label_mode must be 'sequence' or 'last', got {label_mode!r}")
-    newest = int(onnx.defs.onnx_opset_version())
-    opset = check_int("opset", opset, minimum=MIN_OPSET)
-    check_condition(opset <= newest, f"opset must be between {MIN_OPSET} and {newest} (the installed onnx "
-                    f"{onnx.__version__}), got {opset}")
+    opset = _checked_opset(onnx, opset)
     last = label_mode == "last"
     scale = None if scaling is None else (float(scaling[0]), float(scaling[1]))
     g = _Graph(onnx)
     _scale_out(g, _stack(g, _scale_in(g, scale), params, hidden_sizes, last), scale, last)
+    return _model(g, last, opset, properties)
+
+
+def _checked_opset(onnx: Any, opset: int) -> int:
+    newest = int(onnx.defs.onnx_opset_version())
+    opset = check_int("opset", opset, minimum=MIN_OPSET)
+    check_condition(opset <= newest, f"opset must be between {MIN_OPSET} and {newest} (the installed onnx "
+                    f"{onnx.__version__}), got {opset}")
+    return opset
+
+
+def _model(g: _Graph, last: bool, opset: int, properties: Optional[Mapping[str, str]]) -> Any:
+    """The checked model of the graph ``g``."""
+    onnx = g.onnx
     tensor = onnx.helper.make_tensor_value_info
     double = onnx.TensorProto.DOUBLE
     graph = onnx.helper.make_graph(

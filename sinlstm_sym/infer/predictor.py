@@ -149,8 +149,32 @@ class Predictor:
         return chunk_rows(length, self.hidden_sizes, self.batch_size)
 
     def row_bucket(self, num_windows: int, length: int) -> int:
-        """The rows of the executor that runs ``num_windows`` windows of ``length`` steps (up to a chunk): the
-        smallest power of two that holds them (at least 16 with the native cell), at most :meth:`chunk_rows`."""
+        """The rows of the executor that runs ``num_windows`` windows of ``length`` steps.
+
+        Parameters
+        ----------
+        num_windows : int
+            Windows of the request (a request beyond :meth:`chunk_rows` runs in chunks: this is its first).
+        length : int
+            Steps per window.
+
+        Returns
+        -------
+        int
+            The smallest power of two that holds them (at least 16 with the native cell, whose operator
+            computes blocks of 16 windows), at most :meth:`chunk_rows`.
+
+        Raises
+        ------
+        ValueError
+            If ``num_windows`` is below 1.
+
+        Examples
+        --------
+        >>> from sinlstm_sym.params import init_params
+        >>> Predictor(init_params((10, 20, 1), seed=0), cell="fused").row_bucket(100, 20)
+        128
+        """
         chunk = self.chunk_rows(length)
         return row_bucket(min(check_int("num_windows", num_windows, minimum=1), chunk), self._min_rows, chunk)
 
