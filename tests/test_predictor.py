@@ -213,3 +213,8 @@ def test_forecast_equals_step_by_step_prediction_and_binds_its_lengths_once(mode
                                atol=1e-9)
     with pytest.raises(ValueError, match="history must be finite"):
         predictor.forecast(np.array([0.1, np.nan]), 2)
+
+
+def test_a_predictor_on_another_cpu_device_copies_requests_in_and_agrees():
+    x = np.random.default_rng(5).uniform(0, 1, size=(3, 7))
+    np.testing.assert_array_equal(Predictor(PARAMS, ctx="cpu:1").predict(x), Predictor(PARAMS).predict(x))

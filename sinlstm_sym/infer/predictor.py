@@ -211,14 +211,9 @@ class Predictor:
         return out[:, 0] if self.label_mode == "last" else out
 
     def _run(self, x: np.ndarray, length: int, bucket: int) -> np.ndarray:
-        """One forward pass of ``x`` (at most ``bucket`` windows) in the executor of ``bucket`` rows."""
-        rows = x.shape[0]
-        if rows == bucket:
-            windows = np.ascontiguousarray(x, dtype=np.float32)
-        else:  # the padding rows are zeros: each window is computed on its own, they never reach real rows
-            windows = np.zeros((bucket, length), dtype=np.float32)
-            windows[:rows] = x
-        return self._executors.get(length, bucket).run(windows.reshape(bucket, length, 1))[:rows]
+        """One forward pass of ``x`` (at most ``bucket`` windows; the padding rows are zeros, and each window
+        is computed on its own, so they never reach real rows) in the executor of ``bucket`` rows."""
+        return self._executors.get(length, bucket).run(x)
 
     def predict_function(self, t0: np.ndarray, length: int, target=half_sine) -> np.ndarray:
         """Predict on windows built from start times ``t0`` exactly as :class:`SinBucketIter` builds them."""
