@@ -14,8 +14,10 @@ in a rotated order, so drift of a shared machine hits all of them alike):
   ``torch.set_num_threads(1)``, numpy in and out (skipped without torch: ``pip install 'sinlstm-sym[bench]'``).
 
 Every implementation's outputs are checked against the Predictor's before timing (largest difference
-printed). Ratios are p50 against p50 (latency) and medians over rounds (throughput). The machine's load
-average is printed before and after: quote it with the figures.
+printed). Ratios are p50 against p50 (latency) and medians over the calls (throughput). The machine's load
+average is printed before and after: quote it with the figures. ``MXNET_ENGINE_TYPE=NaiveEngine`` runs
+MXNet's operators in the calling thread (no hand-over to the engine's worker thread, which costs
+a one-window request about 70 us when the worker sits on the other core): compare both.
 
     python bench/serving.py [--rounds 5] [--calls 200] [--json out.json]
 """
@@ -160,7 +162,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     samples = run(args)
     after = os.getloadavg()
     print(table(samples))
-    print(f"load average before {before[0]:.2f}, after {after[0]:.2f} (1 min; {os.cpu_count()} cores)")
+    engine = os.environ.get("MXNET_ENGINE_TYPE", "ThreadedEnginePerDevice (the default)")
+    print(f"load average before {before[0]:.2f}, after {after[0]:.2f} (1 min; {os.cpu_count()} cores); MXNet engine "
+          f"{engine}")
     if args.json:
         Path(args.json).write_text(json.dumps({"samples": samples, "load": [before, after]}))
     return 0
