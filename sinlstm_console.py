@@ -1,8 +1,10 @@
-"""The console scripts ``sinlstm-train`` and ``sinlstm-evaluate``, and the examples' entry points.
+"""The console scripts ``sinlstm-train``, ``sinlstm-evaluate``, ``sinlstm-export``, and the examples' entry
+points.
 
 ``sinlstm-train`` trains the sine predictor and prints its error per length
 (:mod:`sinlstm_sym.cli.train`); ``sinlstm-evaluate DIR`` scores a checkpoint
-(:mod:`sinlstm_sym.cli.evaluate`). ``--help`` lists every flag of each.
+(:mod:`sinlstm_sym.cli.evaluate`); ``sinlstm-export DIR model.onnx`` writes a checkpoint's model as
+ONNX (:mod:`sinlstm_sym.cli.export`). ``--help`` lists every flag of each.
 
 This module sits outside the package so that it imports in no time: the package (and MXNet) is
 imported inside the handlers, so Ctrl-C at any moment, the imports included, exits 130 with one line
@@ -59,3 +61,8 @@ def evaluate() -> int:
 def series() -> int:
     """``python examples/own_series.py``: :func:`sinlstm_sym.cli.series.main`."""
     return _run("own_series.py", "sinlstm_sym.cli.series")
+
+
+def export() -> int:
+    """``sinlstm-export``: :func:`sinlstm_sym.cli.export.main`."""
+    return _run("sinlstm-export", "sinlstm_sym.cli.export")

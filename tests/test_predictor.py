@@ -121,3 +121,100 @@ def test_a_request_beyond_the_memory_ceiling_is_refused_before_allocating(monkey
     monkeypatch.setattr(limits, "available_memory", lambda: 64 << 20)
     with pytest.raises(ValueError, match="predicting 1 window"):
         predictor.predict(np.zeros((1, 100000)))
+
+
+# --- cost follows the request: executors per row bucket ------------------------------------------------
+def reference_lstm(params, hidden_sizes, windows):
+    """The stacked LSTM in float64 numpy, gates (input, forget, cell, output) as mx.rnn.LSTMCell."""
+    def sigmoid(v):
+        return 1.0 / (1.0 + np.exp(-v))
+    x = np.asarray(windows, np.float64)[:, :, None]
+    for i, h in enumerate(hidden_sizes):
+        w, u = (np.asarray(params[f"lstm{i}_{p}_weight"], np.float64) for p in ("i2h", "h2h"))
+        b = np.asarray(params[f"lstm{i}_i2h_bias"], np.float64) + params[f"lstm{i}_h2h_bias"]
+        state, cell, steps = np.zeros((x.shape[0], h)), np.zeros((x.shape[0], h)), []
+        for t in range(x.shape[1]):
+            gates = x[:, t] @ w.T + state @ u.T + b
+            cell = sigmoid(gates[:, h:2 * h]) * cell + sigmoid(gates[:, :h]) * np.tanh(gates[:, 2 * h:3 * h])
+            state = sigmoid(gates[:, 3 * h:]) * np.tanh(cell)
+            steps.append(state)
+        x = np.stack(steps, axis=1)
+    return x[:, :, 0]
+
+
+CASES = {"native": [(1, 20), (15, 9), (16, 9), (17, 9), (100, 57), (1025, 20), (2100, 3)],
+         "fused": [(1, 20), (3, 9), (100, 57), (1025, 20)],
+         "unrolled": [(1, 9), (3, 9), (1025, 2)]}
+
+
+@pytest.mark.parametrize("cell", ["native", "fused", "unrolled"])
+def test_every_cell_and_request_size_gives_the_reference_outputs(cell):
+    predictor = Predictor(PARAMS, cell=cell)
+    if predictor.cell != cell:
+        pytest.skip(f"cell {cell!r} is not available here")
+    rng = np.random.default_rng(3)
+    for n, length in CASES[cell]:
+        x = rng.uniform(-0.1, 1.2, size=(n, length))
+        out = predictor.predict(x)
+        assert out.shape == (n, length) and out.dtype == np.float32
+        np.testing.assert_allclose(out, reference_lstm(PARAMS, (10, 20, 1), x), atol=1e-5, rtol=0)
+        # a window alone (another row bucket) gives its row of the batch
+        np.testing.assert_allclose(predictor.predict(x[-1:]), out[-1:], atol=1e-6, rtol=0)
+
+
+def test_one_window_runs_in_a_small_executor_not_a_chunk():
+    predictor = Predictor(PARAMS, batch_size=1024)
+    small = 16 if predictor.cell == "native" else 1  # the native operator computes blocks of 16 windows
+    assert [predictor.row_bucket(n, 20) for n in (1, 16, 17, 100, 1000, 5000)] == [small, 16, 32, 128, 1024, 1024]
+    assert predictor.row_bucket(1, 100000) == predictor.chunk_rows(100000) <= 2  # long windows: never past a chunk
+    predictor.predict(np.zeros((1, 20)))
+    assert predictor._executors.rows_bound(20) == (small,)
+    predictor.predict(np.zeros((1000, 20)))
+    predictor.predict(np.zeros((100, 20)))
+    predictor.predict(np.zeros((3, 20)))  # bound already: no new executor
+    assert predictor._executors.rows_bound(20) == tuple(sorted({small, 16, 128, 1024}))
+    with pytest.raises(ValueError, match="num_windows"):
+        predictor.row_bucket(0, 20)
+
+
+def test_a_small_request_does_not_read_the_memory_available(monkeypatch):
+    from sinlstm_sym import limits
+
+    def unreadable():
+        raise AssertionError("read the memory available")
+    predictor = Predictor(PARAMS)
+    monkeypatch.setattr(limits, "available_memory", unreadable)
+    assert predictor.predict(np.zeros((1, 20))).shape == (1, 20)
+    with pytest.raises(AssertionError, match="memory available"):  # a large one still does
+        predictor.predict(np.zeros((1000, 200)))
+
+
+def forecast_step_by_step(predictor, history, steps, window):
+    """What forecast computes: predict on the last `window` values, append, repeat."""
+    series = np.array(history, dtype=np.float64, ndmin=2)
+    out = []
+    for _ in range(steps):
+        pred = predictor.predict(series[:, -window:])
+        out.append(pred if predictor.label_mode == "last" else pred[:, -1])
+        series = np.concatenate([series, out[-1][:, None]], axis=1)
+    return np.stack(out, axis=1)
+
+
+@pytest.mark.parametrize("mode, scaling", [("last", (500.0, 60.0)), ("sequence", None)])
+def test_forecast_equals_step_by_step_prediction_and_binds_its_lengths_once(mode, scaling):
+    predictor = Predictor(PARAMS, feature="value", label_mode=mode, scaling=scaling, trained_lengths=[8])
+    rng = np.random.default_rng(0)
+    history = rng.uniform(-0.4, 0.4, size=(3, 30)) * (1 if scaling is None else 60) + (scaling or (0,))[0]
+    got = predictor.forecast(history, 12)
+    np.testing.assert_allclose(got, forecast_step_by_step(predictor, history, 12, 8), rtol=1e-12, atol=1e-9)
+    assert predictor.cached_lengths == (8,)  # every step in the executor of the window's length
+    short = predictor.forecast(history[0, :3], 7)  # a history shorter than the window: lengths 3..8
+    np.testing.assert_allclose(short, forecast_step_by_step(predictor, history[0, :3], 7, 8)[0], rtol=1e-12,
+                               atol=1e-9)
+    with pytest.raises(ValueError, match="history must be finite"):
+        predictor.forecast(np.array([0.1, np.nan]), 2)
+
+
+def test_a_predictor_on_another_cpu_device_copies_requests_in_and_agrees():
+    x = np.random.default_rng(5).uniform(0, 1, size=(3, 7))
+    np.testing.assert_array_equal(Predictor(PARAMS, ctx="cpu:1").predict(x), Predictor(PARAMS).predict(x))

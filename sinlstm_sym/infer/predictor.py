@@ -1,37 +1,45 @@
 """Inference on windows of any length with trained parameters.
 
-One inference ``mx.mod.Module`` is bound per asked length (``for_training=False``,
-prediction symbol only), for chunks of ``batch_size`` windows, or fewer for long windows:
-a chunk's activations stay within ``PREDICT_CHUNK_BYTES`` (one window of length 100000
-runs in memory proportional to its length). A request whose estimated memory exceeds the
-ceiling of :mod:`sinlstm_sym.limits` is refused before anything is allocated. Bound
-modules are kept in an LRU cache of at most ``max_cached_lengths`` lengths, so asking
-for many lengths never grows memory without bound; an evicted length is simply bound again when asked for. A lock
-serialises the use of the bound modules, so one predictor may serve several threads.
+Windows run through inference executors (``for_training=False``, prediction symbol only) bound per
+asked length and *row bucket* (:mod:`sinlstm_sym.infer.executors`): a request of ``n`` windows runs
+in the smallest power of two of rows that holds them (at least one 16-window block for the native
+cell), so one window costs one window, not a chunk of ``batch_size``. Requests larger than a chunk of
+``batch_size`` windows run chunk by chunk, with fewer windows per chunk for long windows: a chunk's
+activations stay within ``PREDICT_CHUNK_BYTES`` (one window of length 100000 runs in memory
+proportional to its length). A request whose estimated memory exceeds the ceiling of
+:mod:`sinlstm_sym.limits` is refused before anything is allocated. Executors are kept for at most
+``max_cached_lengths`` lengths (least recently used evicted first); the executors of one length share
+their intermediate memory and all of them share one copy of the parameters, so a cached length holds
+less than two chunks of activations. A lock serialises the use of the executors, so one predictor may
+serve several threads.
 """
 import logging
 import threading
-from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Sequence
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 import mxnet as mx
 import numpy as np
 
 from ..checks import check_condition, check_int
 from ..config import FitConfig, ModelConfig
-from ..constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES,
-                        DEFAULT_LABEL_MODE, DEFAULT_PREDICT_BATCH, DEFAULT_STEP, FUSED_LAYOUT_CELLS)
+from ..constants import (DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE,
+                        DEFAULT_PREDICT_BATCH, DEFAULT_STEP, FUSED_LAYOUT_CELLS)
 from ..context import ContextSpec, resolve_contexts
 from ..data.windows import half_sine, make_windows
 from ..limits import check_memory, chunk_rows, predict_bytes
 from ..params import canonical_from, unpacked_shapes
 from ..train.progress import Progress
-from ..model.batches import BatchSpec, check_batch
 from ..model.spec import ModelSpec
 from ..model.symbol import spec_sym_gen
+from .executors import ExecutorCache, request_buckets, request_passes, row_bucket
 
 logger = logging.getLogger(__name__)
-_SPEC = BatchSpec(label_name=None)
+# The native operator computes windows in blocks of 16 (one SIMD vector): fewer rows cost as much.
+NATIVE_BLOCK_ROWS = 16
+# A request estimated below this many bytes is not weighed against the memory available (reading it
+# costs about 10 us, a tenth of a one-window request, and no machine lacks one MiB).
+SMALL_REQUEST_BYTES = 1 << 20
 
 
 class Predictor:
@@ -76,11 +84,14 @@ class Predictor:
         for name, shape in expected.items():
             got = tuple(np.shape(params[name]))
             check_condition(got == shape, f"params[{name!r}] has shape {got}, expected {shape}")
-        layout = self.spec.to_layout({k: params[k] for k in expected})
+        self._canonical = {k: np.array(params[k], dtype=np.float32) for k in expected}  # what export_onnx writes
+        layout = self.spec.to_layout(self._canonical)
         self._arg_params = {k: mx.nd.array(v, ctx=self.context) for k, v in layout.items()}
         # bound for inference only (no gradients): the native operator needs no grad_req guards
-        self._sym_gen = spec_sym_gen(self.spec, with_loss=False, writes_only=True)
-        self._modules: "OrderedDict[int, mx.mod.Module]" = OrderedDict()
+        sym_gen = spec_sym_gen(self.spec, with_loss=False, writes_only=True)
+        self._executors = ExecutorCache(lambda length: sym_gen(length)[0], self._arg_params, self.context,
+                                        self.max_cached_lengths)
+        self._min_rows = NATIVE_BLOCK_ROWS if self.cell == "native" else 1
         self._lock = threading.Lock()
 
     @classmethod
@@ -112,72 +123,97 @@ class Predictor:
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(f"{saved.path}: parameters do not match the checkpoint's settings ({err})") from None
 
+    def canonical_params(self) -> Dict[str, np.ndarray]:
+        """A copy of the parameters in the canonical layout (float32), whatever the cell.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``lstm{i}_i2h_weight``, ``lstm{i}_h2h_weight``, ``lstm{i}_i2h_bias``, ``lstm{i}_h2h_bias`` per layer.
+
+        Examples
+        --------
+        >>> from sinlstm_sym.params import init_params
+        >>> sorted(Predictor(init_params((10, 20, 1), seed=0)).canonical_params())[:2]
+        ['lstm0_h2h_bias', 'lstm0_h2h_weight']
+        """
+        return {k: v.copy() for k, v in self._canonical.items()}
+
     @property
     def cached_lengths(self) -> Sequence[int]:
-        """The lengths with a bound module, least recently used first."""
-        return tuple(self._modules)
+        """The lengths with bound executors, least recently used first."""
+        return self._executors.lengths
 
     def chunk_rows(self, length: int) -> int:
         """Windows per forward pass at ``length``: ``batch_size``, fewer where the chunk budget needs it."""
         return chunk_rows(length, self.hidden_sizes, self.batch_size)
 
-    def check_request(self, num_windows: int, length: int, bytes_per_value: int = 8) -> None:
-        """Refuse ``num_windows`` windows of ``length`` steps whose prediction would not fit in memory
-        (a forward chunk plus ``bytes_per_value`` per window and step for the request's own arrays)."""
-        needed = predict_bytes(self.chunk_rows(length), length, self.hidden_sizes, self.cell) + \
-            bytes_per_value * num_windows * length
-        check_memory(f"predicting {num_windows} window(s) of length {length}", needed)
+    def row_bucket(self, num_windows: int, length: int) -> int:
+        """The rows of the executor that runs ``num_windows`` windows of ``length`` steps.
 
-    def _module(self, length: int) -> mx.mod.Module:
-        if length in self._modules:
-            self._modules.move_to_end(length)
-            return self._modules[length]
-        symbol, data_names, _ = self._sym_gen(length)
-        module = mx.mod.Module(symbol, data_names=data_names, label_names=None, context=self.context)
-        rows = self.chunk_rows(length)
-        module.bind(data_shapes=[mx.io.DataDesc(data_names[0], (rows, length, 1), layout=DATA_LAYOUT)],
-                    for_training=False)
-        module.set_params(self._arg_params, {}, allow_missing=False, force_init=True)
-        self._modules[length] = module
-        while len(self._modules) > self.max_cached_lengths:
-            self._modules.popitem(last=False)
-        return module
+        Parameters
+        ----------
+        num_windows : int
+            Windows of the request (a request beyond :meth:`chunk_rows` runs in chunks: this is its first).
+        length : int
+            Steps per window.
+
+        Returns
+        -------
+        int
+            The smallest power of two that holds them (at least 16 with the native cell, whose operator
+            computes blocks of 16 windows), at most :meth:`chunk_rows`.
+
+        Raises
+        ------
+        ValueError
+            If ``num_windows`` is below 1.
+
+        Examples
+        --------
+        >>> from sinlstm_sym.params import init_params
+        >>> Predictor(init_params((10, 20, 1), seed=0), cell="fused").row_bucket(100, 20)
+        128
+        """
+        chunk = self.chunk_rows(length)
+        return row_bucket(min(check_int("num_windows", num_windows, minimum=1), chunk), self._min_rows, chunk)
+
+    def check_request(self, num_windows: int, length: int, bytes_per_value: int = 8) -> None:
+        """Refuse ``num_windows`` windows of ``length`` steps whose prediction would not fit in memory (the
+        executors of the row buckets it runs in, plus ``bytes_per_value`` per window and step for the
+        request's own arrays). Requests estimated below ``SMALL_REQUEST_BYTES`` always pass."""
+        buckets = request_buckets(num_windows, self._min_rows, self.chunk_rows(length))
+        needed = sum(predict_bytes(rows, length, self.hidden_sizes, self.cell) for rows in buckets) + \
+            bytes_per_value * num_windows * length
+        if needed > SMALL_REQUEST_BYTES:
+            check_memory(f"predicting {num_windows} window(s) of length {length}", needed)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:
         """Outputs for ``windows`` of shape ``(N, L)`` or ``(N, L, 1)``, any ``N >= 1`` and ``L >= 1``."""
-        x = np.asarray(windows)
-        check_condition(x.dtype.kind in "fiu", f"windows must be a numeric array, got dtype {x.dtype}", TypeError)
-        if x.ndim == 2:
-            x = x[:, :, None]
-        check_condition(x.ndim == 3 and x.shape[2] == 1,
-                        f"windows must have shape (N, L) or (N, L, 1), got {np.shape(windows)}")
-        n, length = x.shape[0], x.shape[1]
-        check_condition(n >= 1 and length >= 1, f"windows must hold at least one step of one window, got {x.shape}")
-        check_condition(bool(np.isfinite(x).all()), "windows must be finite (found NaN or inf)")
-        self.check_request(n, length)
+        x = _checked_windows(windows)
+        self.check_request(x.shape[0], x.shape[1])
         if self.scaling is not None:
             center, scale = self.scaling
             x = (x - center) / scale
         with self._lock:
-            out = self._predict_locked(x, n, length)
+            out = self._predict_locked(x)
         return out if self.scaling is None else out.astype(np.float64) * self.scaling[1] + self.scaling[0]
 
-    def _predict_locked(self, x: np.ndarray, n: int, length: int) -> np.ndarray:
-        module = self._module(length)
-        size = self.chunk_rows(length)
-        outputs = []
-        for start in range(0, n, size):
-            chunk = x[start:start + size].astype(np.float32)
-            rows = chunk.shape[0]
-            if rows < size:
-                chunk = np.concatenate([chunk, np.zeros((size - rows, length, 1), np.float32)])
-            data = mx.nd.array(chunk, ctx=self.context)
-            batch = mx.io.DataBatch([data], bucket_key=length, provide_data=[mx.io.DataDesc(DATA_NAME, data.shape)])
-            check_batch(batch, _SPEC, f"prediction batch of length {length}")
-            module.forward(batch, is_train=False)
-            outputs.append(module.get_outputs()[0].asnumpy()[:rows])
-        out = np.concatenate(outputs)
+    def _predict_locked(self, x: np.ndarray) -> np.ndarray:
+        """Model outputs (float32) for windows ``x`` ``(N, L)`` in model units; the lock is held."""
+        n, length = x.shape
+        chunk = self.chunk_rows(length)
+        if n <= chunk:  # one pass: the common case, without a copy of the outputs
+            out = self._run(x, length, row_bucket(n, self._min_rows, chunk))
+        else:
+            out = np.concatenate([self._run(x[start:start + rows], length, bucket)
+                                  for start, rows, bucket in request_passes(n, self._min_rows, chunk)])
         return out[:, 0] if self.label_mode == "last" else out
+
+    def _run(self, x: np.ndarray, length: int, bucket: int) -> np.ndarray:
+        """One forward pass of ``x`` (at most ``bucket`` windows; the padding rows are zeros, and each window
+        is computed on its own, so they never reach real rows) in the executor of ``bucket`` rows."""
+        return self._executors.get(length, bucket).run(x)
 
     def predict_function(self, t0: np.ndarray, length: int, target=half_sine) -> np.ndarray:
         """Predict on windows built from start times ``t0`` exactly as :class:`SinBucketIter` builds them."""
@@ -193,7 +229,8 @@ class Predictor:
         ``history`` holds past values ``target(t)`` at spacing ``step``: shape ``(H,)`` or
         ``(N, H)``. Each step feeds the last ``window`` values (default: the longest trained
         length, else all of ``history``) and appends the model's prediction of the next one.
-        Returns ``(steps,)`` or ``(N, steps)``.
+        Returns ``(steps,)`` or ``(N, steps)``. The steps run in one go under the lock, through the
+        executors of their lengths (bound once), with the values kept in the model's units.
         """
         check_condition(self.feature == "value", "forecast needs a model trained with feature='value' (its inputs "
                         f"are past values); this one has feature={self.feature!r}")
@@ -203,13 +240,69 @@ class Predictor:
         series = series[None, :] if single else series
         check_condition(series.ndim == 2 and series.shape[1] >= 1,
                         f"history must have shape (H,) or (N, H) with H >= 1, got {np.shape(history)}")
+        check_condition(bool(np.isfinite(series).all()), "history must be finite (found NaN or inf)")
         if window is None:
             window = max(self.trained_lengths) if self.trained_lengths else series.shape[1]
         window = check_int("window", window, minimum=1)
-        out = np.empty((series.shape[0], steps))
-        for i in range(steps):
-            recent = series[:, -window:]
-            pred = self.predict(recent)
-            out[:, i] = pred if self.label_mode == "last" else pred[:, -1]
-            series = np.concatenate([series, out[:, i:i + 1]], axis=1)
+        n, known = series.shape
+        self.check_request(n, min(window, known + steps - 1))
+        values = np.empty((n, known + steps))
+        values[:, :known] = series if self.scaling is None else (series - self.scaling[0]) / self.scaling[1]
+        with self._lock:
+            for end in range(known, known + steps):
+                pred = self._predict_locked(values[:, max(0, end - window):end])
+                values[:, end] = pred if self.label_mode == "last" else pred[:, -1]
+        out = values[:, known:]
+        if self.scaling is not None:
+            out = out * self.scaling[1] + self.scaling[0]
         return out[0] if single else out
+
+    def export_onnx(self, path: Union[str, Path], opset: Optional[int] = None) -> Path:
+        """Write this model as a standard ONNX file that onnxruntime runs without MXNet.
+
+        Parameters
+        ----------
+        path : str or Path
+            The ``.onnx`` file to write (written to a temporary name, then renamed).
+        opset : int, optional
+            The ONNX opset (default :data:`~sinlstm_sym.infer.onnx_export.DEFAULT_OPSET`, at least 14).
+
+        Returns
+        -------
+        Path
+            ``path``.
+
+        Raises
+        ------
+        ImportError
+            If the ``onnx`` package is not installed (``pip install 'sinlstm-sym[onnx]'``).
+        ValueError
+            If ``path`` does not end with ``.onnx``, its directory does not exist, or ``opset`` is out of range.
+
+        Examples
+        --------
+        >>> predictor = Predictor.load("run")  # doctest: +SKIP
+        >>> predictor.export_onnx("model.onnx")  # doctest: +SKIP
+        PosixPath('model.onnx')
+
+        See :func:`~sinlstm_sym.infer.onnx_export.export_onnx` for the graph's inputs, outputs and metadata.
+        """
+        from .onnx_export import export_onnx
+        return export_onnx(self, path, opset=opset)
+
+
+def _checked_windows(windows: Any) -> np.ndarray:
+    """``windows`` as a finite numeric ``(N, L)`` array with ``N, L >= 1`` (messages formatted on failure only:
+    this runs on every request)."""
+    x = np.asarray(windows)
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"windows must be a numeric array, got dtype {x.dtype}")
+    if x.ndim == 3 and x.shape[2] == 1:
+        x = x[:, :, 0]
+    if x.ndim != 2:
+        raise ValueError(f"windows must have shape (N, L) or (N, L, 1), got {np.shape(windows)}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"windows must hold at least one step of one window, got {np.shape(windows)}")
+    if not np.isfinite(x).all():
+        raise ValueError("windows must be finite (found NaN or inf)")
+    return x
