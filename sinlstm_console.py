@@ -1,4 +1,4 @@
-"""The console scripts ``sinlstm-train`` and ``sinlstm-evaluate``.
+"""The console scripts ``sinlstm-train``, ``sinlstm-evaluate`` and ``sinlstm-series``.
 
 A top-level module, outside the package, so that it imports in no time: the package (and MXNet) is imported
 here, inside the handlers, so Ctrl-C at any moment, the imports included, exits 130 with one line and no
@@ -38,3 +38,8 @@ def train() -> int:
 def evaluate() -> int:
     """``sinlstm-evaluate``: :func:`sinlstm_sym.cli.evaluate.main`."""
     return _run("sinlstm-evaluate", "sinlstm_sym.cli.evaluate")
+
+
+def series() -> int:
+    """``sinlstm-series``: :func:`sinlstm_sym.cli.series.main`."""
+    return _run("sinlstm-series", "sinlstm_sym.cli.series")
