@@ -17,6 +17,8 @@ from .evaluation import Forecaster
 
 logger = logging.getLogger(__name__)
 
+ARIMA_CANDIDATE_ORDERS = 3  # AR orders refitted by exact likelihood, the best by least-squares AIC
+
 
 def statsmodels_available() -> bool:
     try:
@@ -46,8 +48,9 @@ def forecast_all(name: str, series_index: int, histories: Any, one: Any) -> np.n
 def arima_forecaster(split: TimeSplit, max_ar: int = 12) -> Forecaster:
     """ARIMA(p, 0, 0) with a constant per series: ``p <= max_ar`` chosen by AIC on the training part.
 
-    The order is chosen among least-squares AR fits (statsmodels' ``ar_select_order``), then the chosen
-    model is fitted once by exact maximum likelihood (``ARIMA``). Forecasts from every origin come from the
+    The orders of the ``ARIMA_CANDIDATE_ORDERS`` best least-squares AR fits by AIC (statsmodels'
+    ``ar_select_order``) are fitted by exact maximum likelihood (``ARIMA``) and the best of those by AIC is kept:
+    a few likelihood fits instead of one per order. Forecasts from every origin come from the
     AR recursion on the origin's latest ``p`` values, which is what the model's state-space filter forecasts
     once ``p`` values are observed, for all origins at once (:func:`ar_forecasts`).
     """
@@ -62,10 +65,12 @@ def arima_forecaster(split: TimeSplit, max_ar: int = 12) -> Forecaster:
             train = recent(train)
             maxlag = max(min(max_ar, len(train) // 3), 1)
             logger.info("ARIMA: choosing the AR order of series %d (%d points, orders 0..%d)", i, len(train), maxlag)
-            lags = ar_select_order(train, maxlag=maxlag, trend="c", ic="aic").ar_lags
-            order = (max(lags) if lags else 0, 0, 0)
-            params = ARIMA(train, order=order, trend="c").fit().params
-            fitted[i] = (float(params[0]), np.asarray(params[1:1 + order[0]], dtype=np.float64))
+            by_aic = ar_select_order(train, maxlag=maxlag, trend="c", ic="aic").aic  # {lags: AIC}, least squares
+            candidates = sorted(by_aic, key=by_aic.get)[:ARIMA_CANDIDATE_ORDERS]
+            results = [ARIMA(train, order=(len(lags), 0, 0), trend="c").fit() for lags in candidates]
+            best = min(results, key=lambda r: r.aic)
+            order = best.model.order
+            fitted[i] = (float(best.params[0]), np.asarray(best.params[1:1 + order[0]], dtype=np.float64))
             orders[i] = order
             logger.info("series %d: ARIMA(%d,0,0) by AIC", i, order[0])
 
