@@ -1,5 +1,5 @@
-"""The console scripts ``sinlstm-train``, ``sinlstm-evaluate``, ``sinlstm-export``, and the examples' entry
-points.
+"""The console scripts ``sinlstm-train``, ``sinlstm-evaluate``, ``sinlstm-export``, ``sinlstm-series``
+and the examples' entry points.
 
 ``sinlstm-train`` trains the sine predictor and prints its error per length
 (:mod:`sinlstm_sym.cli.train`); ``sinlstm-evaluate DIR`` scores a checkpoint
@@ -59,8 +59,8 @@ def evaluate() -> int:
 
 
 def series() -> int:
-    """``python examples/own_series.py``: :func:`sinlstm_sym.cli.series.main`."""
-    return _run("own_series.py", "sinlstm_sym.cli.series")
+    """``sinlstm-series`` and ``python examples/own_series.py``: :func:`sinlstm_sym.cli.series.main`."""
+    return _run("sinlstm-series", "sinlstm_sym.cli.series")
 
 
 def export() -> int:

@@ -6,7 +6,7 @@ A page asks for a generated part with a marker on a line of its own:
   command-line flag and help, read from the declarations in ``sinlstm_sym/config.py`` (one table per
   section), and the settings ``FitConfig.original()`` and ``FitConfig.series()`` change;
 - ``<!-- generated: cli PROGRAM -->``: ``PROGRAM --help`` as its argparse parser prints it
-  (``sinlstm-train``, ``sinlstm-evaluate``, ``sinlstm-export``, ``own_series``);
+  (``sinlstm-train``, ``sinlstm-evaluate``, ``sinlstm-export``, ``sinlstm-series``);
 - ``<!-- include: FILE -->``: a file of the checkout's top directory (``BENCHMARKS.md``, ``CHANGELOG.md``),
   its links made relative to the site.
 
@@ -98,7 +98,7 @@ def _preset_table(fit_config: Any, defaults: Dict[str, Any]) -> List[str]:
 def _parsers() -> Dict[str, Callable[[], argparse.ArgumentParser]]:
     from sinlstm_sym.cli import evaluate, export, series, train
     return {"sinlstm-train": train.build_parser, "sinlstm-evaluate": evaluate.build_parser,
-            "own_series.py": series.build_parser, "sinlstm-export": export.build_parser}
+            "sinlstm-series": series.build_parser, "sinlstm-export": export.build_parser}
 
 
 def cli_reference(program: str) -> str:

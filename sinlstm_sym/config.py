@@ -23,7 +23,7 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         FUSED_LAYOUT_CELLS, INITS, KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE, SERIES_BATCH_SIZE,
                         SERIES_BUCKETS, SERIES_FORGET_BIAS, SERIES_HIDDEN_SIZES, SERIES_NUM_EPOCH, SERIES_NUM_SAMPLES,
-                        SERIES_OPTIMIZER_PARAMS)
+                        SERIES_OPTIMIZER_PARAMS, SERIES_WINDOW_LEVEL, DEFAULT_WINDOW_LEVEL, WINDOW_LEVELS)
 from .constants import EXPLODED_PARAMETER
 from .context import context_strings
 from .limits import check_training, check_validation
@@ -68,6 +68,10 @@ class ModelConfig:
     scaling : tuple of (float, float), default None
         ``(center, scale)`` for ``feature='value'``: the model sees ``(x - center) / scale``, a
         ``Predictor`` takes and returns values in the series' own units.
+    window_level : {'none', 'last'}
+        Series models: ``'last'`` models each window around its own last value, ``(x - x_last) / scale``
+        (``feature='value'`` and ``label_mode='last'`` only), so a trending series never leaves the range
+        the model was trained on; ``'none'`` around the fixed ``center``.
     init : {'library', 'gluon'}
         Initial weights drawn from the run's seed: Xavier per gate block, or Gluon's default
         ``U[-0.07, 0.07]``.
@@ -105,6 +109,10 @@ class ModelConfig:
                               help="how many steps the extra weight lasts")
     scaling: Optional[Tuple[float, float]] = setting(None, kind="tuple", flag=False,
                                                      help="(center, scale) of the series' values")
+    window_level: str = setting(DEFAULT_WINDOW_LEVEL, kind="choice", choices=WINDOW_LEVELS,
+                                help="series models: 'last' models each window around its own last value, "
+                                "(x - x_last) / scale, and predicts the change from it; 'none': around the fixed "
+                                "center of the training values")
     init: str = setting(DEFAULT_INIT, kind="choice", choices=INITS, help="initial weights, drawn from the seed: "
                         "'library' (Xavier per gate block) or 'gluon' (Gluon's default, every weight "
                         "U[-0.07, 0.07], the original's)")
@@ -121,6 +129,12 @@ class ModelConfig:
                 _set(self, "scaling", check_scaling(self.scaling))
             check_condition(self.feature == "value", "scaling applies to past values: it needs feature='value', "
                             f"got feature={self.feature!r}", settings=("scaling", "feature"))
+        if self.window_level != "none":
+            check_condition(self.feature == "value" and self.label_mode == "last",
+                            f"window_level={self.window_level!r} models a window of past values around its last "
+                            "one and predicts the value after the window: it needs feature='value' and "
+                            f"label_mode='last', got feature={self.feature!r}, label_mode={self.label_mode!r}",
+                            settings=("window_level", "feature", "label_mode"))
 
 
 @dataclass(frozen=True)
@@ -654,11 +668,12 @@ class FitConfig:
 
     @classmethod
     def series(cls, **flat: Any) -> "FitConfig":
-        """The recipe for real series (``sinlstm_sym.series.fit_series``, ``examples/own_series.py``).
+        """The recipe for real series (``sinlstm_sym.series.fit_series``, ``sinlstm-series``).
 
         Next-value windows of 5, 10, 15 and 20 points (``feature='value'``, last-step label), a
         32-32-1 stack, batch 100, 60000 windows per epoch, 5 epochs, Adam at a constant 0.01
-        with weight decay 1e-4 and forget-gate bias 1.
+        with weight decay 1e-4, forget-gate bias 1, and each window modelled around its last value
+        (``window_level='last'``).
 
         Parameters
         ----------
@@ -679,7 +694,8 @@ ORIGINAL_SETTINGS: Dict[str, Any] = dict(
 SERIES_SETTINGS: Dict[str, Any] = dict(
     feature="value", label_mode="last", buckets=SERIES_BUCKETS, hidden_sizes=SERIES_HIDDEN_SIZES,
     batch_size=SERIES_BATCH_SIZE, num_samples=SERIES_NUM_SAMPLES, num_epoch=SERIES_NUM_EPOCH,
-    optimizer_params=SERIES_OPTIMIZER_PARAMS, lr_schedule=None, forget_bias=SERIES_FORGET_BIAS)
+    optimizer_params=SERIES_OPTIMIZER_PARAMS, lr_schedule=None, forget_bias=SERIES_FORGET_BIAS,
+    window_level=SERIES_WINDOW_LEVEL)
 # The defaults of version 0.1, whose checkpoints store flat settings: the original's task with the library's
 # initial weights and forget bias 1 (what 0.1 called the original).
 V01_DEFAULTS: Dict[str, Any] = dict(ORIGINAL_SETTINGS, forget_bias=1.0, init=DEFAULT_INIT)

@@ -31,6 +31,10 @@ DEFAULT_STEP_TAU = 1.0
 LABEL_MODES = ("sequence", "last")  # a label at every step / only after the last step
 DEFAULT_LABEL_MODE = "sequence"
 FEATURES = ("time", "value")  # input at each step: the time stamp t, or the value target(t)
+# the level a series model's window is modelled around: the fixed center of `scaling`, or the window's last value
+WINDOW_LEVELS = ("none", "last")
+DEFAULT_WINDOW_LEVEL = "none"
+SERIES_WINDOW_LEVEL = "last"
 DEFAULT_FEATURE = "time"
 DTYPES = ("float32", "float64")
 DATA_LAYOUT = "NTC"

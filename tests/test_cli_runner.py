@@ -133,7 +133,7 @@ def test_every_command_reports_a_failure_in_one_line_with_1(tmp_path, monkeypatc
     argv = _series_argv(tmp_path) if entry is sinlstm_console.series else ["--num-samples", "600"]
     assert _console(monkeypatch, entry, argv) == 1
     err_text = capsys.readouterr().err.strip().splitlines()
-    prog = "own_series.py" if entry is sinlstm_console.series else "sinlstm-train"
+    prog = "sinlstm-series" if entry is sinlstm_console.series else "sinlstm-train"
     assert err_text[-1].startswith(f"{prog}: {line}") and "Traceback" not in "\n".join(err_text)
 
 
@@ -161,7 +161,7 @@ def test_the_series_command_refuses_more_than_int32_updates_in_one_line(tmp_path
         main(_series_argv(tmp_path, "--batch-size", "1", "--num-samples", "3000000", "--num-epoch", "800"))
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and "Traceback" not in "\n".join(err)
-    assert err[-1].startswith("own_series.py: error: argument --num-epoch/--num-samples: ")
+    assert err[-1].startswith("sinlstm-series: error: argument --num-epoch/--num-samples: ")
     assert "2400000000 updates must be <= 2147483647" in err[-1]
 
 
@@ -199,7 +199,7 @@ def test_ctrl_c_while_the_series_example_imports_exits_130_in_one_line():
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=scaled(60))
     skip_unless_signalled_in_time("usage" in out, "the import")
-    assert proc.returncode == 130 and err.strip() == "own_series.py: interrupted", err
+    assert proc.returncode == 130 and err.strip() == "sinlstm-series: interrupted", err
 
 
 def test_the_examples_go_through_the_console_runner(monkeypatch, capsys):

@@ -297,7 +297,7 @@ def test_settings_reference_is_generated_from_the_declarations():
 def test_command_line_reference_is_each_programs_help():
     hooks = _hooks()
     page = (DOCS / "cli.md").read_text(encoding="utf-8")
-    for program in ("sinlstm-train", "sinlstm-evaluate", "own_series.py"):
+    for program in ("sinlstm-train", "sinlstm-evaluate", "sinlstm-export", "sinlstm-series"):
         assert f"<!-- generated: cli {program} -->" in page
     text = hooks.expand(page)
     from sinlstm_sym.cli import train

@@ -38,7 +38,18 @@ def trained():
 def series_model():
     """A series model (label_mode 'last', its scaling fitted on a series around 500)."""
     x = 500.0 + 80.0 * np.sin(np.arange(300) * 0.3) + 10.0 * np.cos(np.arange(300) * 1.7)
+    fitted = fit_series([x], test=30, buckets=[5, 10], batch_size=20, num_samples=2000, seed=0, log_every=1000,
+                        window_level="none")
+    return fitted.predictor(), x
+
+
+@pytest.fixture(scope="module")
+def level_model():
+    """A series model of a trending series, each window modelled around its last value (the series recipe's)."""
+    t = np.arange(300)
+    x = 100.0 + 0.5 * t + 10.0 * np.sin(2 * np.pi * t / 12)
     fitted = fit_series([x], test=30, buckets=[5, 10], batch_size=20, num_samples=2000, seed=0, log_every=1000)
+    assert fitted.config.model.window_level == "last"
     return fitted.predictor(), x
 
 
@@ -83,6 +94,19 @@ def test_a_series_model_exports_its_scaling_inside_the_graph(series_model, tmp_p
     assert abs(float(got[0]) - x[20]) < 3 * x.std()  # in the series' units, not the model's
     meta = session(path).get_modelmeta().custom_metadata_map
     assert [float(v) for v in meta["scaling"].split(",")] == [center, scale]
+
+
+def test_a_window_level_model_exports_its_levels_inside_the_graph(level_model, tmp_path):
+    predictor, x = level_model
+    path = predictor.export_onnx(tmp_path / "level.onnx")
+    assert worst_difference(predictor, path, series=x) <= TOLERANCE
+    sess = session(path)
+    assert sess.get_modelmeta().custom_metadata_map["window_level"] == "last"
+    windows = np.stack([x[s:s + 10] for s in (0, 50, 200)])
+    base = sess.run(None, {"windows": windows})[0]
+    # each window is modelled around its last value: a shift of the series shifts the forecast alike
+    np.testing.assert_allclose(sess.run(None, {"windows": windows + 1000.0})[0], base + 1000.0, atol=1e-9, rtol=0)
+    np.testing.assert_allclose(base, predictor.predict(windows), atol=TOLERANCE * predictor.scaling[1], rtol=0)
 
 
 def test_every_cell_exports_the_same_model(tmp_path):

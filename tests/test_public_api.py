@@ -32,7 +32,7 @@ def test_public_errors_and_classes_are_the_real_ones():
     assert callable(Predictor.load)
 
 
-@pytest.mark.parametrize("script", ["sinlstm-train", "sinlstm-evaluate"])
+@pytest.mark.parametrize("script", ["sinlstm-train", "sinlstm-evaluate", "sinlstm-series"])
 def test_console_scripts_are_installed(script):
     path = Path(sys.executable).parent / script
     assert path.is_file(), f"{script} not installed next to {sys.executable}: pip install -e ."

@@ -231,7 +231,7 @@ def test_model_config_scaling_is_validated():
 def test_scaling_round_trip_through_a_checkpoint_gives_original_units(tmp_path):
     x = 500.0 + 80.0 * np.sin(np.arange(200) * 0.3)
     fitted = fit_series([x], test=20, buckets=[4, 8], batch_size=20, num_samples=400, seed=0,
-                        checkpoint=str(tmp_path / "ck"), log_every=1000, hidden_sizes=[4, 1])
+                        checkpoint=str(tmp_path / "ck"), log_every=1000, hidden_sizes=[4, 1], window_level="none")
     center, scale = fitted.scaling.as_tuple()
     assert fitted.config.model.scaling == (center, scale)
     assert center == pytest.approx(x[:180].mean())
@@ -403,7 +403,7 @@ def test_arima_on_a_long_series_fits_on_the_latest_points_and_forecasts_like_the
     split = split_by_time([x], test=20)
     with caplog.at_level(logging.INFO, logger="sinlstm_sym.series.reference"):
         forecast = arima_forecaster(split, max_ar=2)
-    assert f"ARIMA: fitting series 0 ({REFERENCE_MAX_HISTORY} points, AR orders 1..2)" in caplog.text
+    assert f"ARIMA: choosing the AR order of series 0 ({REFERENCE_MAX_HISTORY} points, orders 0..2)" in caplog.text
     histories = [x[:len(x) - 20 + k] for k in range(3)]
     got = forecast(0, histories, 4)
     from statsmodels.tsa.arima.model import ARIMA

@@ -95,6 +95,7 @@ def _checked(check: Callable[[str], Any]) -> Callable[[str], str]:
 plot_file = _checked(lambda text: check_output_file("the file", text, PLOT_SUFFIXES))
 json_file = _checked(lambda text: check_output_file("the file", text, (".json",)))
 csv_file = _checked(lambda text: check_output_file("the file", text, (".csv",)))
+forecast_file = _checked(lambda text: check_output_file("the file", text, (".csv", ".json")))
 
 
 def needs_matplotlib(parser: argparse.ArgumentParser, flag: str) -> None:

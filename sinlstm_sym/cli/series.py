@@ -1,4 +1,5 @@
-"""``python examples/own_series.py``: train on your own series (a CSV column) and score the forecasts.
+"""``sinlstm-series`` (or ``python examples/own_series.py``): train on your own series (a CSV column), score the
+forecasts, and forecast past the end of the data.
 
 The last --test points of every series are held out (and --valid before them, the validation
 loss); the model trains on the rest, scaled on it. Prints MASE/MAE per horizon on the held-out
@@ -18,12 +19,14 @@ from typing import Any, Dict, List, Optional
 from ..checks import settings_of
 from ..config import FitConfig
 from ..constants import REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
-from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, split_by_time
+from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, series_label, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
+from ..series.future import forecast_past_end, plot_forecasts, write_forecasts
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
 from ..series.training import plan_series, planned_session, series_result
 from ..train.loop import TrainingInterrupted
-from .args import Parser, check_output_flags, fail, int_at_least, json_file, plot_file
+from .args import (Parser, check_output_flags, fail, forecast_file, int_at_least, json_file, needs_matplotlib,
+                   plot_file)
 from .flags import add_setting_flags, flag_of, refuse_setting
 from .runner import failure_exit
 from .train import _interrupted as interrupted_with_resume
@@ -32,8 +35,8 @@ logger = logging.getLogger(__name__)
 
 # The settings offered as flags (help, types, bounds and choices from FitConfig) and their values when left out:
 # the series recipe (FitConfig.series()), seeded, logging every 200 batches.
-SETTING_FLAGS = ("buckets", "hidden_sizes", "label_mode", "batch_size", "num_samples", "num_epoch", "optimizer",
-                 "optimizer_params", "seed", "log_every", "checkpoint", "resume", "overwrite")
+SETTING_FLAGS = ("buckets", "hidden_sizes", "label_mode", "window_level", "batch_size", "num_samples", "num_epoch",
+                 "optimizer", "optimizer_params", "seed", "log_every", "checkpoint", "resume", "overwrite")
 DEFAULTS: Dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v
                             for k, v in dict(FitConfig.series().flat(), seed=0, log_every=200).items()}
 FLAG_SETTINGS = {flag_of(setting): setting for setting in SETTING_FLAGS}
@@ -60,7 +63,7 @@ def holdout(text: str) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="own_series.py", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="sinlstm-series", description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--csv", required=True, metavar="FILE", help="a CSV file with a header row")
     p.add_argument("--column", required=True, metavar="NAME", help="the column of values (in time order)")
     p.add_argument("--group", metavar="NAME", default=None,
@@ -83,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", type=plot_file, default=None,
                    help="history, held-out truth and forecasts (.png, .pdf or .svg; needs matplotlib)")
     p.add_argument("--json", metavar="FILE.json", type=json_file, default=None, help="write the metrics as JSON")
+    p.add_argument("--forecast", metavar="N", type=int_at_least(1), default=None,
+                   help="after scoring, forecast N values past the end of every series (from all its values) and "
+                        "print them")
+    p.add_argument("--forecast-file", metavar="FILE", type=forecast_file, default=None,
+                   help="write those forecasts to FILE: .csv (series, step, forecast) or .json")
+    p.add_argument("--forecast-plot", metavar="FILE.png", type=plot_file, default=None,
+                   help="draw the latest values and those forecasts (.png, .pdf or .svg; needs matplotlib)")
     return p
 
 
@@ -125,7 +135,24 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
         fail(parser, "--horizon/--season/--test", f"no series has a test part with at least {needed} points before "
              f"it (horizon - 1 + max(horizon, season)) to score every horizon")
     check_output_flags(parser, args.checkpoint, args.plot)
+    for flag, value in (("--forecast-file", args.forecast_file), ("--forecast-plot", args.forecast_plot)):
+        if value is not None and args.forecast is None:
+            fail(parser, flag, "needs --forecast N (how many values to forecast past the end)")
+    if args.forecast_plot:
+        needs_matplotlib(parser, "--forecast-plot")
     return plan
+
+
+def _forecast_future(args: argparse.Namespace, split: TimeSplit, predictor: Any) -> None:
+    """``--forecast``: print (and write, and draw) the next values of every series after its last one."""
+    forecasts = forecast_past_end(predictor, split.series, args.forecast)
+    print(f"\nforecast past the end of the data ({args.forecast} steps, from every value of each series):")
+    for i, values in enumerate(forecasts):
+        print(f"{series_label(i, split.names)}: " + " ".join(f"{v:.6g}" for v in values))
+    if args.forecast_file:
+        print(f"saved {write_forecasts(args.forecast_file, forecasts, split.names)}")
+    if args.forecast_plot:
+        print(f"saved {plot_forecasts(split.series, forecasts, args.forecast_plot, split.names)}")
 
 
 def _references(split: TimeSplit, args: argparse.Namespace) -> Dict[str, Any]:
@@ -177,6 +204,9 @@ def _report(fitted: Any, args: argparse.Namespace) -> int:
           f"1..{args.horizon} (rolling origins); MASE = MAE / in-sample naive one-step MAE of the training part")
     print(evaluation.table(("mase",)))
     print("\n" + evaluation.table(("mae",)))
+    shortfall = evaluation.shortfall()
+    if shortfall:
+        logger.warning("%s", shortfall)
     if args.json:
         payload = {**evaluation.to_json(), "scaling": list(fitted.scaling.as_tuple()),
                    "config": fitted.config.to_json(), "test_points": held}
@@ -187,6 +217,8 @@ def _report(fitted: Any, args: argparse.Namespace) -> int:
         from ..series.plotting import plot_series_forecast
         shown = {k: v for k, v in forecasters.items() if k in ("model", "arima")}
         print(f"saved {plot_series_forecast(split, shown, args.horizon, args.plot)}")
+    if args.forecast:
+        _forecast_future(args, split, predictor)
     return 0
 
 

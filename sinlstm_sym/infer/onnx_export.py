@@ -7,12 +7,13 @@ of the stack, with dynamic batch and length axes:
   :meth:`Predictor.predict <sinlstm_sym.infer.predictor.Predictor.predict>` takes them (time stamps for a
   ``feature='time'`` model, past values for ``feature='value'``), in the series' own units for a series
   model: its scaling ``(x - center) / scale`` is the graph's first operation (in double, as the
-  Predictor computes it) and ``y * scale + center`` its last;
+  Predictor computes it) and ``y * scale + center`` its last (with ``window_level='last'`` each window's
+  last value takes the place of ``center``);
 - output ``prediction``: ``double``, shape ``(batch, length)`` (``label_mode='sequence'``) or
   ``(batch,)`` (``'last'``), the Predictor's outputs.
 
 The model's metadata (``onnxruntime.InferenceSession(...).get_modelmeta().custom_metadata_map``) holds
-``label_mode``, ``feature``, ``hidden_sizes``, ``scaling`` (``center,scale`` or empty), ``step``,
+``label_mode``, ``feature``, ``hidden_sizes``, ``scaling`` (``center,scale`` or empty), ``window_level``, ``step``,
 ``trained_lengths`` and ``sinlstm_sym_version``. Step weights of the training loss play no part at
 inference. The ``onnx`` package is needed only here (``pip install 'sinlstm-sym[onnx]'``).
 """
@@ -125,10 +126,18 @@ class _Graph:
         return outputs[0]
 
 
-def _scale_in(g: _Graph, scaling: Optional[Tuple[float, float]]) -> str:
-    """The windows in the model's units, float32 ``(batch, length)``."""
+def _scale_in(g: _Graph, scaling: Optional[Tuple[float, float]], window_level: str) -> str:
+    """The windows in the model's units, float32 ``(batch, length)``; with ``window_level='last'`` each
+    window's last value (``level``, ``(batch, 1)``) takes the place of the center."""
     x = INPUT_NAME
-    if scaling is not None:
+    if window_level == "last":
+        ends = g.constant("level_end", np.array([np.iinfo(np.int64).max], np.int64))
+        level = g.node("Slice", [x, g.constant("level_start", np.array([-1], np.int64)), ends,
+                                 g.constant("level_axis", np.array([1], np.int64))], ["level"])
+        x = g.node("Sub", [x, level], ["centered"])
+        scale = 1.0 if scaling is None else scaling[1]
+        x = g.node("Div", [x, g.constant("scale", np.array(scale, np.float64))], ["scaled"])
+    elif scaling is not None:
         x = g.node("Sub", [x, g.constant("center", np.array(scaling[0], np.float64))], ["centered"])
         x = g.node("Div", [x, g.constant("scale", np.array(scaling[1], np.float64))], ["scaled"])
     return g.node("Cast", [x], ["windows_f32"], to=g.onnx.TensorProto.FLOAT)
@@ -146,16 +155,21 @@ def _stack(g: _Graph, x: str, params: Mapping[str, np.ndarray], hidden_sizes: Se
         names = [x, g.constant(p + "W", w), g.constant(p + "R", r), g.constant(p + "B", b)]
         if last and i == len(hidden_sizes) - 1:  # Y_h (1, batch, 1): the last step's hidden state
             g.node("LSTM", names, ["", p + "Y_h"], hidden_size=hidden, name=p + "lstm")
-            return g.node("Reshape", [p + "Y_h", g.constant("flat", np.array([-1], np.int64))], ["last_step"])
+            return g.node("Reshape", [p + "Y_h", "flat"], ["last_step"])
         y = g.node("LSTM", names, [p + "Y"], hidden_size=hidden, name=p + "lstm")  # (length, 1, batch, h)
         x = g.node("Squeeze", [y, one_axis], [p + "out"])
     return g.node("Squeeze", [x, g.constant("axis_2b", np.array([2], np.int64))], ["steps_out"])
 
 
-def _scale_out(g: _Graph, y: str, scaling: Optional[Tuple[float, float]], last: bool) -> None:
+def _scale_out(g: _Graph, y: str, scaling: Optional[Tuple[float, float]], last: bool, window_level: str) -> None:
     """The output in double (and the series' units), transposed to (batch, length) for 'sequence'."""
     if not last:
         y = g.node("Transpose", [y], ["per_window"], perm=[1, 0])
+    if window_level == "last":  # a 'last' label model: y is (batch,), the level (batch, 1)
+        y = g.node("Cast", [y], ["prediction_f64"], to=g.onnx.TensorProto.DOUBLE)
+        y = g.node("Mul", [y, "scale"], ["rescaled"])
+        g.node("Add", [y, g.node("Reshape", ["level", "flat"], ["level_flat"])], [OUTPUT_NAME])
+        return
     if scaling is None:
         g.node("Cast", [y], [OUTPUT_NAME], to=g.onnx.TensorProto.DOUBLE)
         return
@@ -165,7 +179,7 @@ def _scale_out(g: _Graph, y: str, scaling: Optional[Tuple[float, float]], last: 
 
 
 def metadata(label_mode: str, feature: str, hidden_sizes: Sequence[int], scaling: Optional[Sequence[float]],
-             step: float, trained_lengths: Optional[Sequence[int]]) -> Dict[str, str]:
+             step: float, trained_lengths: Optional[Sequence[int]], window_level: str = "none") -> Dict[str, str]:
     """The model's metadata entries, all strings (ONNX ``metadata_props``).
 
     Parameters
@@ -180,12 +194,15 @@ def metadata(label_mode: str, feature: str, hidden_sizes: Sequence[int], scaling
         The spacing of the windows' steps.
     trained_lengths : sequence of int or None
         The window lengths the model was trained on.
+    window_level : {'none', 'last'}
+        Whether each window is modelled around its last value.
 
     Returns
     -------
     dict of str to str
         ``label_mode``, ``feature``, ``hidden_sizes`` (``'10,20,1'``), ``scaling`` (``'center,scale'`` or
-        ``''``), ``step``, ``trained_lengths`` (``'1,2,...'`` or ``''``), ``sinlstm_sym_version``.
+        ``''``), ``window_level``, ``step``, ``trained_lengths`` (``'1,2,...'`` or ``''``),
+        ``sinlstm_sym_version``.
 
     Raises
     ------
@@ -200,14 +217,15 @@ def metadata(label_mode: str, feature: str, hidden_sizes: Sequence[int], scaling
     def join(values: Optional[Sequence[Any]]) -> str:
         return "" if values is None else ",".join(repr(v) for v in values)
     return {"label_mode": label_mode, "feature": feature, "hidden_sizes": join([int(h) for h in hidden_sizes]),
-            "scaling": join(None if scaling is None else [float(v) for v in scaling]), "step": repr(float(step)),
+            "scaling": join(None if scaling is None else [float(v) for v in scaling]), "window_level": window_level,
+            "step": repr(float(step)),
             "trained_lengths": join(None if trained_lengths is None else [int(v) for v in trained_lengths]),
             "sinlstm_sym_version": __version__}
 
 
 def build_onnx_model(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int], label_mode: str,
                      scaling: Optional[Sequence[float]] = None, opset: int = DEFAULT_OPSET,
-                     properties: Optional[Mapping[str, str]] = None) -> Any:
+                     properties: Optional[Mapping[str, str]] = None, window_level: str = "none") -> Any:
     """The ONNX model (``onnx.ModelProto``) of a stack's canonical ``params``, checked by ``onnx.checker``.
 
     Parameters
@@ -224,6 +242,9 @@ def build_onnx_model(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[in
         The ONNX opset, ``MIN_OPSET`` up to what the installed onnx knows.
     properties : mapping of str to str, optional
         Metadata entries (:func:`metadata`).
+    window_level : {'none', 'last'}
+        ``'last'`` (a ``'last'`` label model): each window is modelled around its last value,
+        ``(x - x_last) / scale``, inside the graph.
 
     Returns
     -------
@@ -250,7 +271,11 @@ def build_onnx_model(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[in
     last = label_mode == "last"
     scale = None if scaling is None else (float(scaling[0]), float(scaling[1]))
     g = _Graph(onnx)
-    _scale_out(g, _stack(g, _scale_in(g, scale), params, hidden_sizes, last), scale, last)
+    check_condition(window_level in ("none", "last") and (window_level == "none" or last), "window_level must be "
+                    f"'none' or 'last' (with label_mode='last'), got {window_level!r} with label_mode={label_mode!r}")
+    g.constant("flat", np.array([-1], np.int64))
+    _scale_out(g, _stack(g, _scale_in(g, scale, window_level), params, hidden_sizes, last), scale, last,
+               window_level)
     return _model(g, last, opset, properties)
 
 
@@ -316,9 +341,10 @@ def export_onnx(predictor: "Predictor", path: Union[str, Path], opset: Optional[
     out = check_output_file("path", path, (".onnx",))
     onnx = require_onnx()
     props = metadata(predictor.label_mode, predictor.feature, predictor.hidden_sizes, predictor.scaling,
-                     predictor.step, predictor.trained_lengths)
+                     predictor.step, predictor.trained_lengths, predictor.window_level)
     model = build_onnx_model(predictor.canonical_params(), predictor.hidden_sizes, predictor.label_mode,
-                             predictor.scaling, DEFAULT_OPSET if opset is None else opset, props)
+                             predictor.scaling, DEFAULT_OPSET if opset is None else opset, props,
+                             predictor.window_level)
     with AtomicOutputs() as outputs:
         onnx.save(model, str(outputs.stage(out)))
     logger.info("wrote %s (%d LSTM layers, opset %s)", out, len(predictor.hidden_sizes),

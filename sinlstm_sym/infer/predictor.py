@@ -24,12 +24,14 @@ import numpy as np
 from ..checks import check_condition, check_int
 from ..config import FitConfig, ModelConfig
 from ..constants import (DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE,
-                        DEFAULT_PREDICT_BATCH, DEFAULT_STEP, FUSED_LAYOUT_CELLS)
+                        DEFAULT_PREDICT_BATCH, DEFAULT_STEP, DEFAULT_WINDOW_LEVEL,
+                        FUSED_LAYOUT_CELLS)
 from ..context import ContextSpec, resolve_contexts
 from ..data.windows import half_sine, make_windows
 from ..limits import check_memory, chunk_rows, predict_bytes
 from ..params import canonical_from, unpacked_shapes
 from ..train.progress import Progress
+from ..model.scaling import from_model_units, to_model_units
 from ..model.spec import ModelSpec
 from ..model.symbol import spec_sym_gen
 from .executors import ExecutorCache, request_buckets, request_passes, row_bucket
@@ -48,16 +50,17 @@ class Predictor:
     ``params`` are in the canonical layout (as ``FitResult.arg_params()``). ``predict``
     returns per-step outputs ``(N, L)`` for ``label_mode='sequence'`` models and the last
     step ``(N,)`` for ``'last'`` models. ``scaling=(center, scale)`` (a series model): windows and
-    outputs are in the series' own units; the model sees ``(x - center) / scale``.
+    outputs are in the series' own units; the model sees ``(x - center) / scale``, or
+    ``(x - x_last) / scale`` with ``window_level='last'`` (:mod:`sinlstm_sym.model.scaling`).
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES,
                  label_mode: str = DEFAULT_LABEL_MODE, feature: str = DEFAULT_FEATURE, cell: str = DEFAULT_CELL,
                  ctx: ContextSpec = None, batch_size: int = DEFAULT_PREDICT_BATCH, max_cached_lengths: int = 16,
                  step: float = DEFAULT_STEP, trained_lengths: Optional[Sequence[int]] = None,
-                 scaling: Optional[Sequence[float]] = None) -> None:
+                 scaling: Optional[Sequence[float]] = None, window_level: str = DEFAULT_WINDOW_LEVEL) -> None:
         given: Dict[str, Any] = dict(hidden_sizes=hidden_sizes, label_mode=label_mode, feature=feature, cell=cell,
-                                     scaling=scaling)
+                                     scaling=scaling, window_level=window_level)
         model = ModelConfig(**given)  # checks them
         self._setup(params, model, ctx, batch_size=batch_size, max_cached_lengths=max_cached_lengths, step=step,
                     trained_lengths=trained_lengths)
@@ -75,7 +78,7 @@ class Predictor:
         self.context = contexts[0]
         self.spec = ModelSpec.from_model(model, contexts)  # 'native' needs a CPU context and a built operator
         self.hidden_sizes, self.label_mode, self.feature = self.spec.hidden_sizes, model.label_mode, model.feature
-        self.cell, self.scaling = self.spec.cell, model.scaling
+        self.cell, self.scaling, self.window_level = self.spec.cell, model.scaling, model.window_level
         expected = unpacked_shapes(self.hidden_sizes)
         check_condition(isinstance(params, Mapping), f"params must be a dict of arrays, got {type(params).__name__}",
                         TypeError)
@@ -192,12 +195,10 @@ class Predictor:
         """Outputs for ``windows`` of shape ``(N, L)`` or ``(N, L, 1)``, any ``N >= 1`` and ``L >= 1``."""
         x = _checked_windows(windows)
         self.check_request(x.shape[0], x.shape[1])
-        if self.scaling is not None:
-            center, scale = self.scaling
-            x = (x - center) / scale
+        x, levels = to_model_units(x, self.scaling, self.window_level)
         with self._lock:
             out = self._predict_locked(x)
-        return out if self.scaling is None else out.astype(np.float64) * self.scaling[1] + self.scaling[0]
+        return from_model_units(out, levels, self.scaling)
 
     def _predict_locked(self, x: np.ndarray) -> np.ndarray:
         """Model outputs (float32) for windows ``x`` ``(N, L)`` in model units; the lock is held."""
@@ -250,7 +251,12 @@ class Predictor:
         values[:, :known] = series if self.scaling is None else (series - self.scaling[0]) / self.scaling[1]
         with self._lock:
             for end in range(known, known + steps):
-                pred = self._predict_locked(values[:, max(0, end - window):end])
+                recent = values[:, max(0, end - window):end]
+                if self.window_level == "last":  # around the window's last value (a 'last' label model)
+                    level = recent[:, -1]
+                    values[:, end] = self._predict_locked(recent - level[:, None]) + level
+                    continue
+                pred = self._predict_locked(recent)
                 values[:, end] = pred if self.label_mode == "last" else pred[:, -1]
         out = values[:, known:]
         if self.scaling is not None:

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..checks import SettingValueError, check_condition, check_float, check_int, check_scaling
+from ..constants import DEFAULT_WINDOW_LEVEL
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +156,18 @@ class Scaling:
         object.__setattr__(self, "scale", scale)
 
     @classmethod
-    def fit(cls, arrays: Sequence[np.ndarray], method: str = DEFAULT_SCALING) -> "Scaling":
+    def fit(cls, arrays: Sequence[np.ndarray], method: str = DEFAULT_SCALING,
+            window_level: str = DEFAULT_WINDOW_LEVEL) -> "Scaling":
         """``'standard'``: center = mean, scale = ``STD_PER_UNIT`` standard deviations; ``'range'``:
         center = mid-range, scale = the range (training values in [-0.5, 0.5]); ``'none'``: identity.
-        A constant series gets scale 1."""
+        A constant series gets scale 1. With ``window_level='last'`` the model sees changes from a window's
+        last value, so the scale is fitted on the one-step changes ``x[t+1] - x[t]`` and the center is 0."""
         check_condition(method in SCALINGS, f"scaling must be one of {list(SCALINGS)}, got {method!r}")
         if method == "none":
             return cls(0.0, 1.0)
+        if window_level == "last":
+            changes = cls.fit([np.diff(np.asarray(a, dtype=np.float64)) for a in arrays], method)
+            return cls(0.0, changes.scale)
         values = np.concatenate([np.asarray(a, dtype=np.float64) for a in arrays])
         check_condition(values.size > 0, "scaling needs at least one training value")
         with np.errstate(over="ignore", invalid="ignore"):

@@ -125,6 +125,48 @@ class SeriesEvaluation:
     def __str__(self) -> str:
         return self.table()
 
+    def better_than(self, method: str = "model", metric: str = "mase") -> Dict[str, List[int]]:
+        """The methods that beat ``method`` on ``metric``, each with the horizons (1-based) where it does.
+
+        Parameters
+        ----------
+        method : str
+            The method judged (default: the trained model).
+        metric : str
+            ``'mase'``, ``'mae'``, ``'rmse'`` or ``'smape'``; lower is better.
+
+        Returns
+        -------
+        dict
+            ``{other method: [horizons where its metric is lower]}``, only methods with at least one.
+        """
+        check_condition(method in self.metrics, f"method must be one of {list(self.metrics)}, got {method!r}")
+        check_condition(metric in self.metrics[method], f"metric must be one of {list(self.metrics[method])}, "
+                        f"got {metric!r}")
+        ours = self.metrics[method][metric]
+        out = {}
+        for other, values in self.metrics.items():
+            wins = [h + 1 for h in range(self.horizon) if other != method and values[metric][h] < ours[h]]
+            if wins:
+                out[other] = wins
+        return out
+
+    def shortfall(self, method: str = "model", metric: str = "mase") -> Optional[str]:
+        """A one-paragraph warning naming every method that beats ``method`` and by how much, or ``None``
+        when none does at any horizon."""
+        beaten = self.better_than(method, metric)
+        if not beaten:
+            return None
+        ours = self.metrics[method][metric]
+        parts = []
+        for other, horizons in beaten.items():
+            shown = ", ".join(f"h={h}: {self.metrics[other][metric][h - 1]:.3f} vs {ours[h - 1]:.3f}"
+                              for h in horizons[:4])
+            more = f" and {len(horizons) - 4} more horizons" if len(horizons) > 4 else ""
+            parts.append(f"{other} ({shown}{more})")
+        return (f"{'; '.join(parts)}: better than the {method} on the held-out part ({metric.upper()}, lower "
+                "is better); prefer that method where it wins")
+
 
 def _with_baselines(forecasters: Mapping[str, Forecaster], season: Optional[int]) -> Dict[str, Forecaster]:
     """``forecasters`` plus ``naive`` and (with ``season``) ``seasonal_naive`` where absent."""

@@ -5,7 +5,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..checks import check_condition
-from ..constants import DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_LABEL_MODE, LABEL_NAME
+from ..constants import (DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_LABEL_MODE, DEFAULT_WINDOW_LEVEL, LABEL_NAME,
+                         WINDOW_LEVELS)
 from ..data.windows import BucketWindowIter
 from .data import DEFAULT_SCALING, Scaling, check_series, series_label
 
@@ -20,7 +21,9 @@ class SeriesBucketIter(BucketWindowIter):
     value. A window never spans two series. Every batch holds ``batch_size`` windows of one
     length (``bucket_key == L``), data ``(B, L, 1)`` in ``NTC``, drawn uniformly with
     replacement from all windows of that length; values are scaled by ``scaling``
-    (``'standard'``, ``'range'``, ``'none'`` fitted on ``series``, or a :class:`Scaling`).
+    (``'standard'``, ``'range'``, ``'none'`` fitted on ``series``, or a :class:`Scaling`). With
+    ``window_level='last'`` (``label_mode='last'`` only) every window and its label are taken relative to
+    the window's last value, ``(x - x_last) / scale``, and a fitted scaling is fitted on one-step changes.
 
     Same contract and guarantees as :class:`~sinlstm_sym.data.windows.SinBucketIter`: one epoch has
     ``num_samples // batch_size`` full batches (default ``num_samples``: every window once on
@@ -40,9 +43,15 @@ class SeriesBucketIter(BucketWindowIter):
                  label_mode: str = DEFAULT_LABEL_MODE, scaling: Union[str, Scaling] = DEFAULT_SCALING,
                  shuffle: bool = True, seed: Optional[int] = None, data_name: str = DATA_NAME,
                  label_name: str = LABEL_NAME, dtype: str = "float32", num_parts: int = 1, part_index: int = 0,
-                 refresh: bool = True, names: Optional[Sequence[str]] = None) -> None:
+                 refresh: bool = True, names: Optional[Sequence[str]] = None,
+                 window_level: str = DEFAULT_WINDOW_LEVEL) -> None:
         self._setup_buckets(buckets, batch_size, length_weights, label_mode, shuffle, seed, data_name, label_name,
                             dtype, num_parts, part_index, refresh)
+        check_condition(window_level in WINDOW_LEVELS, f"window_level must be one of {list(WINDOW_LEVELS)}, "
+                        f"got {window_level!r}")
+        check_condition(window_level == "none" or self.label_mode == "last", f"window_level={window_level!r} "
+                        f"needs label_mode='last', got label_mode={self.label_mode!r}")
+        self.window_level = window_level
         arrays = check_series(series, names)
         kept = self._usable(arrays, names)
         if isinstance(scaling, Scaling):
@@ -50,7 +59,7 @@ class SeriesBucketIter(BucketWindowIter):
         else:
             check_condition(isinstance(scaling, str), f"scaling must be a Scaling or one of 'standard', 'range', "
                             f"'none', got {scaling!r}", TypeError)
-            self.scaling = Scaling.fit([arrays[i] for i in kept], scaling)
+            self.scaling = Scaling.fit([arrays[i] for i in kept], scaling, window_level)
         self.series_indices = tuple(kept)  # positions in the given list of the series used
         lengths = np.array([len(arrays[i]) for i in kept], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -98,5 +107,7 @@ class SeriesBucketIter(BucketWindowIter):
 
     def window_arrays(self, position: int, length: int) -> Tuple[np.ndarray, np.ndarray]:
         windows = self._values[self.window_starts(position, length)[:, None] + np.arange(length + 1)]
+        if self.window_level == "last":
+            windows = windows - windows[:, length - 1:length]
         labels = windows[:, length:] if self.label_mode == "last" else windows[:, 1:]
         return windows[:, :length, None], labels

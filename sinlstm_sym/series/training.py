@@ -54,7 +54,8 @@ def plan_series(split: TimeSplit, config: FitConfig, scaling: str = DEFAULT_SCAL
     data = config.data
     train_iter = SeriesBucketIter(split.train, data.buckets, batch_size=data.batch_size, num_samples=data.num_samples,
                                   length_weights=data.length_weights, label_mode=config.model.label_mode,
-                                  scaling=scaling, seed=seed, names=split.names)
+                                  scaling=scaling, seed=seed, names=split.names,
+                                  window_level=config.model.window_level)
     config = config.replace(scaling=train_iter.scaling.as_tuple(), seed=seed)
     return SeriesPlan(config, split, train_iter, _valid_iter(split, config, train_iter.scaling, seed))
 
@@ -116,5 +117,5 @@ def _valid_iter(split: TimeSplit, config: FitConfig, scaling: Scaling, seed: int
         return None
     usable = [v for v in parts if len(v) > min(buckets)]
     return SeriesBucketIter(usable, buckets, batch_size=config.data.batch_size, label_mode=config.model.label_mode,
-                            scaling=scaling, seed=seed + 1, refresh=False,
+                            scaling=scaling, seed=seed + 1, refresh=False, window_level=config.model.window_level,
                             num_samples=max(config.data.batch_size, 2 * sum(len(v) for v in usable)))
