@@ -48,8 +48,16 @@ def check_output_file(name: str, path: Any, suffixes: Sequence[str]) -> Path:
     check_condition(out.parent.is_dir(), f"{name}: the directory {str(out.parent)!r} does not exist "
                     f"(for {str(out)!r})", FileNotFoundError)
     _probe_directory(name, out.parent, out)
+    _check_replaceable(name, out)
     check_condition(not out.exists() or os.access(out, os.W_OK), f"{name}: {str(out)!r} exists and is read-only")
     return out
+
+
+def _check_replaceable(name: str, path: Path) -> None:
+    """Refuse an existing ``path`` that is not a regular file (a device such as /dev/null, a FIFO, a socket):
+    writing through a rename would replace it with a regular file."""
+    check_condition(not path.exists() or path.is_file(), f"{name}: {str(path)!r} exists and is not a regular "
+                    "file (a device, FIFO or socket), which an output would replace; give a file name")
 
 
 def check_output_dir(name: str, path: Any) -> Path:
@@ -75,6 +83,7 @@ class AtomicOutputs:
     def stage(self, final: PathLike) -> Path:
         """A temporary path beside ``final`` with the same suffix; it becomes ``final`` on success."""
         final = Path(final)
+        _check_replaceable("an output file", final)
         fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}-", suffix=final.suffix, dir=final.parent)
         os.close(fd)
         self._staged.append((Path(tmp), final))

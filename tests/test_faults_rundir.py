@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -416,3 +417,20 @@ def test_cli_resume_keeps_the_checkpoints_seed(tmp_path, caplog):
     assert any("resuming from" in r.getMessage() for r in caplog.records)
     assert load_checkpoint(run).config["settings"]["run"]["seed"] == 5
     assert load_checkpoint(run).config["progress"]["epoch"] == 2
+
+
+# --- outputs never replace what is not a regular file ------------------------------------------------------
+def test_an_output_in_place_of_a_device_or_fifo_is_refused_and_the_node_survives(tmp_path):
+    from sinlstm_sym.outputs import check_output_file, write_text_atomic
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match=r"the file: .*pipe\.json' exists and is not a regular file"):
+        check_output_file("the file", fifo, (".json",))
+    with pytest.raises(ValueError, match=r"an output file: .*pipe\.json' exists and is not a regular file"):
+        write_text_atomic(fifo, "{}")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    devnull = Path(os.devnull)
+    with pytest.raises(ValueError, match="exists and is not a regular file"):
+        write_text_atomic(devnull, "x")  # as root this would otherwise replace /dev/null
+    assert stat.S_ISCHR(os.lstat(devnull).st_mode)
+    assert not list(tmp_path.glob(".pipe-*")) and not list(devnull.parent.glob(".null-*"))
