@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..callback_errors import UpdaterError
-from ..checkpoint import DiskFullError
+from ..checkpoint import CheckpointWriteError, DiskFullError
 from ..config import FitConfig
 from ..constants import DEFAULT_CLI_SEED, DEFAULT_STEP, NOTE_STEPS, NOTE_T0, ORIGINAL_T_RANGE
 from ..data.windows import half_sine
@@ -27,7 +27,7 @@ from ..reference.gluon import check_reference_settings
 from ..limits import check_evaluation
 from ..params import init_params
 from ..train.loop import NonFiniteLossError, StopAtOnce, TrainingDivergedError, TrainingInterrupted
-from ..fitting import fit_session
+from ..fitting import fit_session, resume_config
 from .args import Parser, check_output_flags, fail, int_at_least, int_list, plot_file, resume_command
 from .flags import add_setting_flags, flag_of, given_settings, refuse_setting
 
@@ -83,9 +83,9 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     trained; also the flags of the report around the training."""
     settings = _settings(args)
     base = FitConfig.original() if args.fixed else FitConfig()
-    try:
-        config = base.replace(**settings)
-    except (ValueError, TypeError) as err:
+    try:  # a resumed run takes its checkpoint's settings; the flags given replace them
+        config = resume_config(**settings) if settings.get("resume") else base.replace(**settings)
+    except (FileNotFoundError, ValueError, TypeError) as err:
         refuse_setting(parser, err, FLAG_SETTINGS, settings)
     check_output_flags(parser, None, args.plot)
     check_report_flags(parser, args, config)
@@ -125,8 +125,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt as err:  # a second signal: 130 for Ctrl-C, 143 for SIGTERM
         print("interrupted", file=sys.stderr)
         return 128 + err.signum if isinstance(err, StopAtOnce) else INTERRUPTED_EXIT
-    except (DiskFullError, NonFiniteLossError, TrainingDivergedError, UpdaterError) as err:
-        print(f"{parser.prog}: {'error: ' if isinstance(err, DiskFullError) else ''}{err}", file=sys.stderr)
+    except (DiskFullError, CheckpointWriteError, NonFiniteLossError, TrainingDivergedError, UpdaterError) as err:
+        error = isinstance(err, (DiskFullError, CheckpointWriteError))
+        print(f"{parser.prog}: {'error: ' if error else ''}{err}", file=sys.stderr)
         return 1  # (MXNet printed an updater's traceback)
     if result.rank == 0:
         report(result, args)
@@ -138,11 +139,16 @@ def _interrupted(stop: TrainingInterrupted, argv: List[str]) -> int:
     how = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
     where = f"interrupted{how} at epoch {stop.epoch}, batch {stop.batch}"
     if stop.checkpoint is not None:
-        print(f"{where}; checkpoint written to {stop.checkpoint}\nresume with: {resume_command(argv)}",
-              file=sys.stderr)
+        print(f"{where}; checkpoint written to {stop.checkpoint}\nresume with: "
+              f"{resume_command([a for a in argv if not _is_overwrite_flag(a)])}", file=sys.stderr)
     else:
         print(f"{where}; nothing was saved (pass --checkpoint DIR to be able to resume)", file=sys.stderr)
     return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports a process they ended
+
+
+def _is_overwrite_flag(arg: str) -> bool:
+    """``--overwrite`` or an abbreviation argparse accepts for it (a resume continues, it never overwrites)."""
+    return arg.startswith("--ov") and "--overwrite".startswith(arg)
 
 
 def report(result: Any, args: argparse.Namespace) -> None:
