@@ -14,13 +14,14 @@ import socket
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Set, Tuple
 
 from .files import MAX_SMALL_JSON_BYTES, read_bounded, read_json_bytes, write_bytes
 
 logger = logging.getLogger(__name__)
 
 MAX_PID = 2 ** 31 - 1  # os.kill takes a C int: a lock naming a larger pid names no process
+_HELD: Set[str] = set()  # the sessions of the locks this process holds
 
 
 class RunLockError(RuntimeError):
@@ -41,11 +42,13 @@ class RunLock:
         holder when another process holds it."""
         for _ in range(3):
             if self._create():
+                _HELD.add(self.session)
                 return
             holder = self._holder()
             if holder is None or not self._stale(holder):
                 raise ValueError(self._busy_message(holder))
-            gone = "names no possible process" if holder["pid"] > MAX_PID else "is no longer running"
+            gone = "names no possible process" if holder["pid"] > MAX_PID else "is no longer running" \
+                if holder["pid"] != os.getpid() else "is this process, whose training there has ended"
             logger.warning("%s: removing a stale lock: pid %s on %s (started %s) %s", self.path.parent,
                            holder["pid"], holder["host"], holder.get("started"), gone)
             self._remove_if(holder)
@@ -56,6 +59,7 @@ class RunLock:
         made read-only, is left with a warning: it names a process that will be gone, so the next run on
         this host recovers it)."""
         self.released = True
+        _HELD.discard(self.session)
         holder = self._holder()
         if holder is not None and holder.get("pid") == self.info["pid"] and holder.get("session") == self.session:
             try:
@@ -117,8 +121,10 @@ class RunLock:
 
     @staticmethod
     def _stale(holder: Dict[str, Any]) -> bool:
-        if holder["host"] != socket.gethostname() or holder["pid"] == os.getpid() or holder["pid"] <= 0:
+        if holder["host"] != socket.gethostname() or holder["pid"] <= 0:
             return False
+        if holder["pid"] == os.getpid():  # this process's: stale once the run that took it has let it go
+            return holder.get("session") not in _HELD
         if holder["pid"] > MAX_PID:  # no process has such a pid (and os.kill cannot take it)
             return True
         try:
