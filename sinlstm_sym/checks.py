@@ -72,8 +72,30 @@ def check_int(name: str, value: Any, minimum: Optional[int] = None) -> int:
     return int(value)
 
 
-def check_float(name: str, value: Any, minimum: Optional[float] = None, strict_minimum: bool = False) -> float:
-    """Return ``value`` as a finite ``float`` (``> minimum`` if strict, else ``>=``)."""
+# What MXNet's operators take: their float parameters are parsed as float32, and a value outside the float32
+# range or below its smallest normal number (a denormal, 1e-45) is refused with "Out of range value" (or a
+# native operator's "must be a number") at the first update, or overflows to inf in the graph.
+FLOAT32_MIN_NORMAL = 2.0 ** -126  # 1.1754943508222875e-38
+FLOAT32_MAX = (2.0 - 2.0 ** -23) * 2.0 ** 127  # 3.4028234663852886e+38
+FLOAT32_RANGE = f"0 or a magnitude between {FLOAT32_MIN_NORMAL:.4g} and {FLOAT32_MAX:.4g}"
+
+
+def is_float32_normal(value: float) -> bool:
+    """Whether ``value`` is 0 or a normal float32 number in magnitude (what MXNet's float parameters take)."""
+    return value == 0.0 or FLOAT32_MIN_NORMAL <= abs(value) <= FLOAT32_MAX
+
+
+def check_float32(name: str, value: float) -> float:
+    """Refuse a ``value`` MXNet's float32 operator parameters cannot take (see :func:`is_float32_normal`)."""
+    check_condition(is_float32_normal(value), f"{name} must be {FLOAT32_RANGE} (MXNet computes in float32 and "
+                    f"refuses smaller, denormal, or larger values), got {value!r}")
+    return value
+
+
+def check_float(name: str, value: Any, minimum: Optional[float] = None, strict_minimum: bool = False,
+                maximum: Optional[float] = None, float32: bool = False) -> float:
+    """Return ``value`` as a finite ``float`` (``> minimum`` if strict, else ``>=``; ``<= maximum``); with
+    ``float32``, also 0 or a normal float32 number (:func:`check_float32`), as every value that reaches MXNet."""
     check_condition(isinstance(value, numbers.Real) and not isinstance(value, bool),
                     f"{name} must be a real number, got {value!r} ({type(value).__name__})", TypeError)
     try:
@@ -86,6 +108,30 @@ def check_float(name: str, value: Any, minimum: Optional[float] = None, strict_m
             check_condition(value > minimum, f"{name} must be > {minimum}, got {value!r}")
         else:
             check_condition(value >= minimum, f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None:
+        check_condition(value <= maximum, f"{name} must be <= {maximum:g}, got {value!r}")
+    return check_float32(name, value) if float32 else value
+
+
+_ENV_INT_DIGITS = 18  # longer numbers saturate (as C's strtol does) instead of reaching Python's digit limit
+
+
+def parse_env_int(name: str, text: str, minimum: int = 0, maximum: Optional[int] = None) -> int:
+    """The integer in environment variable ``name``, whose value is ``text``: ASCII digits ``0-9`` only (no
+    sign, space or other Unicode digit: what C's ``strtol`` and every process reading the variable agree on),
+    ``>= minimum`` and ``<= maximum``. A number of more than 18 digits saturates at ``10**18``.
+
+    Raises
+    ------
+    ValueError
+        naming the variable, the accepted values and the text."""
+    accepted = f"an integer >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+    digits = text.isascii() and text.isdigit()
+    check_condition(digits, f"environment variable {name} must be {accepted}, got {text!r} (the digits 0-9 only)")
+    significant = text.lstrip("0")
+    value = int(significant or "0") if len(significant) <= _ENV_INT_DIGITS else 10 ** _ENV_INT_DIGITS
+    check_condition(value >= minimum and (maximum is None or value <= maximum),
+                    f"environment variable {name} must be {accepted}, got {text!r}")
     return value
 
 
@@ -144,5 +190,5 @@ def check_scaling(value: Any) -> Tuple[float, float]:
                     f"scaling must be (center, scale) or None, got {value!r}", TypeError)
     items = tuple(value)
     check_condition(len(items) == 2, f"scaling must be (center, scale) or None, got {value!r}")
-    return (check_float("scaling center", items[0]),
-            check_float("scaling scale", items[1], minimum=0.0, strict_minimum=True))
+    return (check_float("scaling center", items[0], float32=True),
+            check_float("scaling scale", items[1], minimum=0.0, strict_minimum=True, float32=True))

@@ -24,6 +24,7 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE, SERIES_BATCH_SIZE,
                         SERIES_BUCKETS, SERIES_FORGET_BIAS, SERIES_HIDDEN_SIZES, SERIES_NUM_EPOCH, SERIES_NUM_SAMPLES,
                         SERIES_OPTIMIZER_PARAMS)
+from .constants import EXPLODED_PARAMETER
 from .context import context_strings
 from .limits import check_training, check_validation
 from .native.adam import FusedAdam
@@ -43,12 +44,45 @@ def _set(obj: object, name: str, value: Any) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """The stacked LSTM: ``hidden_sizes`` (the last is 1: it is the prediction), what it is
-    trained to predict (``label_mode``), its input (``feature``), the cell, the forget-gate bias and the
-    initial weights (``init``: ``'library'``, Xavier per gate block, or ``'gluon'``, Gluon's default
-    ``U[-0.07, 0.07]``; both drawn from the run's seed).
-    ``scaling=(center, scale)`` (``feature='value'`` only): the model sees ``(x - center) / scale``;
-    a :class:`~sinlstm_sym.infer.predictor.Predictor` takes and returns values in the series' own units."""
+    """The model section of :class:`FitConfig`: the stacked LSTM and what it is trained to predict.
+
+    Every value is checked when the object is made. The settings reference lists each setting's
+    default, bounds and command-line flag (generated from the declarations below).
+
+    Parameters
+    ----------
+    hidden_sizes : tuple of int, default (10, 20, 1)
+        One LSTM layer per size; the last must be 1, its hidden state is the prediction.
+    label_mode : {'sequence', 'last'}
+        A label at every step, or only after the last step.
+    feature : {'time', 'value'}
+        The input at each step: the time stamp ``t`` or the value at ``t``.
+    cell : {'auto', 'native', 'fused', 'unrolled'}
+        How the stack is built; all share one parameter layout.
+    forget_bias : float, default 0.0
+        Initial forget-gate bias.
+    step_weight : float, default 4.0
+        The loss of step ``k`` weighs ``1 + step_weight * exp(-(k - 1) / step_tau)``.
+    step_tau : float, default 1.0
+        How many steps the extra weight lasts.
+    scaling : tuple of (float, float), default None
+        ``(center, scale)`` for ``feature='value'``: the model sees ``(x - center) / scale``, a
+        ``Predictor`` takes and returns values in the series' own units.
+    init : {'library', 'gluon'}
+        Initial weights drawn from the run's seed: Xavier per gate block, or Gluon's default
+        ``U[-0.07, 0.07]``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A value out of range or of the wrong kind, naming the setting and what is accepted.
+
+    Examples
+    --------
+    >>> from sinlstm_sym import ModelConfig
+    >>> ModelConfig(hidden_sizes=[16, 1]).hidden_sizes
+    (16, 1)
+    """
 
     hidden_sizes: Tuple[int, ...] = setting(
         DEFAULT_HIDDEN_SIZES, kind="ints", help="one stacked LSTM layer per size; the last must be 1 (it is the "
@@ -62,7 +96,9 @@ class ModelConfig:
                         "the stack) where it builds, else 'fused' (one mx.sym.RNN per layer); 'unrolled': "
                         "mx.rnn.LSTMCell per step; the same parameters, outputs equal within about 1e-5 (not bit "
                         "for bit)")
-    forget_bias: float = setting(DEFAULT_FORGET_BIAS, kind="float", flag=False, help="initial forget-gate bias")
+    forget_bias: float = setting(  # beyond EXPLODED_PARAMETER a parameter counts as diverged
+        DEFAULT_FORGET_BIAS, kind="float", minimum=-EXPLODED_PARAMETER, maximum=EXPLODED_PARAMETER, flag=False,
+        help="initial forget-gate bias")
     step_weight: float = setting(  # loss weight of step k: 1 + step_weight * exp(-(k - 1) / step_tau)
         DEFAULT_STEP_WEIGHT, kind="float", minimum=0.0, flag=False, help="extra loss weight of the first steps")
     step_tau: float = setting(DEFAULT_STEP_TAU, kind="float", minimum=0.0, strict=True, flag=False,
@@ -89,9 +125,36 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The built-in sine windows (:class:`~sinlstm_sym.data.windows.SinBucketIter`): lengths, batch size,
-    windows per epoch and the relative frequency of each length. Ignored by ``fit(train_iter=...)``
-    except ``batch_size``, which then comes from the iterator."""
+    """The data section of :class:`FitConfig`: the built-in sine windows (:class:`SinBucketIter`).
+
+    Ignored by ``fit(train_iter=...)`` except ``batch_size``, which then comes from the iterator.
+
+    Parameters
+    ----------
+    buckets : tuple of int, default (1, ..., 9, 12, 16, 20)
+        Window lengths to train on, one bucket each (kept sorted).
+    batch_size : int, default 100
+        Windows per batch.
+    num_samples : int, default 100000
+        Windows per epoch (at least ``batch_size``).
+    length_weights : tuple of float, default None
+        Relative frequency of each bucket, in the order the buckets were given (``None``: equal).
+    t_low : float, default -0.1
+        Training windows start at ``t0 ~ U[t_low, t_high)``.
+    t_high : float, default 1.12
+        The end of the start times' range (excluded).
+
+    Raises
+    ------
+    ValueError, TypeError
+        A value out of range or of the wrong kind, naming the setting and what is accepted.
+
+    Examples
+    --------
+    >>> from sinlstm_sym import DataConfig
+    >>> DataConfig(buckets=[9, 3], length_weights=[1, 2]).length_weights
+    (2.0, 1.0)
+    """
 
     buckets: Tuple[int, ...] = setting(DEFAULT_BUCKETS, kind="ints", help="window lengths to train on, one "
                                        "bucket each, e.g. '1-9' or '3,6,9'")
@@ -149,10 +212,34 @@ def _checked_params(name: str, klass: Type[mx.optimizer.Optimizer], params: Any)
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """An MXNet optimizer by ``name`` with keyword arguments ``params`` (JSON values, each checked against its
-    kind and range: :mod:`~sinlstm_sym.optimizer_args`), a learning-rate schedule and, for a resumed run
-    trained past its schedule's end, ``extend_schedule`` (the peak rate of a cosine segment over the extra
-    updates, down to the schedule's ``final_lr``)."""
+    """The optimizer section of :class:`FitConfig`: an MXNet optimizer and its learning-rate schedule.
+
+    Parameters
+    ----------
+    name : str, default 'adam'
+        An MXNet optimizer name (flat keyword ``optimizer``).
+    params : dict, default {'learning_rate': 0.03, 'beta2': 0.99}
+        The optimizer's keyword arguments (flat keyword ``optimizer_params``), each checked against
+        its kind and range; another optimizer starts from ``{}``.
+    lr_schedule : dict or None, default {'name': 'cosine', 'warmup_steps': 100}
+        MXNet's ``mx.lr_scheduler`` as JSON (names ``cosine``, ``poly``, ``factor``,
+        ``multifactor``; ``max_update`` defaults to the run's updates). ``None``: a constant rate.
+    extend_schedule : float, default None
+        For a resumed run longer than its schedule: the peak rate of a cosine appended over the
+        extra updates, down to the schedule's final rate.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An unknown optimizer, an argument it does not take (the message lists those it takes), a
+        value out of range, or a schedule that does not fit the run.
+
+    Examples
+    --------
+    >>> from sinlstm_sym import OptimizerConfig
+    >>> OptimizerConfig(name="sgd", params={"momentum": 0.9}).learning_rate
+    0.01
+    """
 
     name: str = setting(DEFAULT_OPTIMIZER, kind="name", name="optimizer",
                         help="an MXNet optimizer name, e.g. adam or sgd")
@@ -243,8 +330,56 @@ _NEEDS = (("checkpoint_every", "checkpoint", "checkpoint_every needs checkpoint=
 
 @dataclass(frozen=True)
 class RunConfig:
-    """How the run goes: epochs, seed (``None``: drawn once and recorded), devices, kvstore,
-    logging, progress bar and checkpoints."""
+    """The run section of :class:`FitConfig`: epochs, seed, devices, logging, checkpoints, validation.
+
+    Parameters
+    ----------
+    num_epoch : int, default 2
+        Passes over fresh windows.
+    seed : int, default None
+        Seed of the windows and the initial weights; ``None`` draws one, recorded in the result.
+    ctx : str or list, default None
+        Devices: ``'cpu'``, ``'cpu:0,1'``, ``'gpu'``, ``'gpu:0,1'`` (default CPU).
+    kvstore : str, default 'local'
+        Gradient aggregation: ``'local'``/``'device'``, or ``'dist_sync'``/``'dist_async'`` under
+        ``python -m sinlstm_sym.launch``.
+    log_every : int, default 100
+        Log the mean loss every N batches.
+    progress_bar : bool, default False
+        A progress bar (needs the ``progress`` extra).
+    checkpoint : str, default None
+        Run directory for checkpoints, written after every epoch.
+    checkpoint_every : int, default None
+        Also checkpoint every N batches.
+    resume : bool, default False
+        Continue the run in ``checkpoint``.
+    allow_pickle : bool, default False
+        Resume a version 0.1 checkpoint (its optimizer state is a pickle: trusted files only).
+    overwrite : bool, default False
+        Start a new run in a directory holding another run's checkpoints.
+    validation_lengths : tuple of int, default None
+        Score held-out windows of these lengths while training and keep the best parameters.
+    validation_samples : int, default 500
+        Held-out windows per length.
+    validate_every : int, default None
+        Also validate every N batches (always at each epoch end).
+    target_max_error : float, default None
+        Stop once the held-out max abs error is this small.
+    patience : int, default None
+        Stop after this many validations without improvement.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A value out of range, or a setting without the one it needs (``resume`` without
+        ``checkpoint``, ``patience`` without ``validation_lengths``, ...).
+
+    Examples
+    --------
+    >>> from sinlstm_sym import RunConfig
+    >>> RunConfig(ctx="cpu:0,1").ctx
+    ('cpu:0', 'cpu:1')
+    """
 
     num_epoch: int = setting(DEFAULT_NUM_EPOCH, kind="int", minimum=1, help="passes over fresh windows")
     seed: Optional[int] = setting(None, kind="int", minimum=0, help="seed of the windows and the initial weights "
@@ -338,7 +473,42 @@ def _changed_sections(sections: Dict[str, Any], flat: Mapping[str, Any]) -> Dict
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything :func:`~sinlstm_sym.fitting.fit` needs, in four validated sections."""
+    """Everything :func:`~sinlstm_sym.fitting.fit` needs, in four validated sections.
+
+    The defaults are the library's training recipe. Sections are frozen; :meth:`replace` and
+    the flat keywords of ``fit`` change single settings by name (``buckets``, ``seed``, ...).
+
+    Parameters
+    ----------
+    model : ModelConfig
+        The stacked LSTM and what it predicts.
+    data : DataConfig
+        The built-in sine windows.
+    optimizer : OptimizerConfig
+        The optimizer and its learning-rate schedule.
+    run : RunConfig
+        Epochs, seed, devices, logging, checkpoints and validation.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A section of the wrong type, or settings of two sections that do not fit together
+        (more devices than windows per batch, an optimizer checkpoints cannot hold).
+
+    See Also
+    --------
+    FitConfig.original : the 2018 setup.
+    FitConfig.series : the recipe for real series.
+
+    Examples
+    --------
+    >>> from sinlstm_sym import FitConfig
+    >>> config = FitConfig().replace(buckets=range(1, 10), seed=1)
+    >>> config.data.buckets, config.run.seed
+    ((1, 2, 3, 4, 5, 6, 7, 8, 9), 1)
+    >>> FitConfig.from_json(config.to_json()) == config
+    True
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -381,7 +551,26 @@ class FitConfig:
         return {key: info for key, (_, _, info) in _DECLARED.items()}
 
     def replace(self, **flat: Any) -> "FitConfig":
-        """A copy with the given flat settings changed (``buckets=...``, ``optimizer_params=...``)."""
+        """A copy with the given flat settings changed.
+
+        Parameters
+        ----------
+        **flat
+            Settings by their flat keyword (``buckets=...``, ``optimizer_params=...``). Changing
+            ``optimizer`` alone starts its arguments from ``{}``.
+
+        Returns
+        -------
+        FitConfig
+            The new configuration, checked as a whole.
+
+        Raises
+        ------
+        TypeError
+            An unknown setting (the message lists the accepted ones).
+        ValueError
+            A value that does not fit.
+        """
         return type(self)(**_changed_sections({s: getattr(self, s) for s in _SECTIONS}, flat))
 
     @classmethod
@@ -440,18 +629,46 @@ class FitConfig:
 
     @classmethod
     def original(cls, **flat: Any) -> "FitConfig":
-        """The original 2018 setup, in every respect that changes a number: 9 steps, last-step label, batch
-        300, 300000 windows, one epoch, t0 ~ U[0, 1), the optimizer at MXNet's defaults (Adam at 0.001, SGD at
-        0.01) with no schedule, Gluon's default initial weights (``init='gluon'``: every weight U[-0.07, 0.07],
-        every bias 0, no forget-gate offset); with ``flat`` settings changed."""
+        """The original 2018 setup, in every respect that changes a number.
+
+        9 steps, last-step label, batch 300, 300000 windows, one epoch, ``t0 ~ U[0, 1)``, the
+        optimizer at MXNet's defaults (Adam at 0.001, SGD at 0.01) with no schedule, Gluon's
+        default initial weights (``init='gluon'``: every weight ``U[-0.07, 0.07]``, every bias 0).
+
+        Parameters
+        ----------
+        **flat
+            Settings changed from the original's, by flat keyword (``optimizer='sgd'``).
+
+        Returns
+        -------
+        FitConfig
+
+        Examples
+        --------
+        >>> from sinlstm_sym import FitConfig
+        >>> FitConfig.original().data.buckets, FitConfig.original().model.label_mode
+        ((9,), 'last')
+        """
         return cls.from_flat(**{**ORIGINAL_SETTINGS, **flat})
 
     @classmethod
     def series(cls, **flat: Any) -> "FitConfig":
-        """The recipe for real series (:func:`~sinlstm_sym.series.fit_series`, ``examples/own_series.py``):
-        next-value windows of 5, 10, 15 and 20 points (``feature='value'``, last-step label), a 32-32-1 stack,
-        batch 100, 60000 windows per epoch, 5 epochs, Adam at a constant 0.01 with weight decay 1e-4 and the
-        forget-gate bias 1; with ``flat`` settings changed."""
+        """The recipe for real series (``sinlstm_sym.series.fit_series``, ``examples/own_series.py``).
+
+        Next-value windows of 5, 10, 15 and 20 points (``feature='value'``, last-step label), a
+        32-32-1 stack, batch 100, 60000 windows per epoch, 5 epochs, Adam at a constant 0.01
+        with weight decay 1e-4 and forget-gate bias 1.
+
+        Parameters
+        ----------
+        **flat
+            Settings changed from the recipe's, by flat keyword.
+
+        Returns
+        -------
+        FitConfig
+        """
         return cls.from_flat(**{**SERIES_SETTINGS, **flat})
 
 

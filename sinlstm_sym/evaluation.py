@@ -98,7 +98,41 @@ class Evaluation:
 
 def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = range(1, 21),
              num_samples: int = 3000, seed: int = 0) -> Evaluation:
-    """Error per length of ``model`` (a Predictor, a FitResult or a checkpoint directory) on fresh windows."""
+    """Error per length of a trained model on fresh windows.
+
+    Parameters
+    ----------
+    model : Predictor, FitResult, str or pathlib.Path
+        The model, or a checkpoint directory (``DIR`` for its latest checkpoint, or ``DIR/ckpt-N``).
+    lengths : iterable of int, default range(1, 21)
+        The window lengths to score.
+    num_samples : int, default 3000
+        Fresh windows per length, starting at ``t0 ~ U[0, 1)``.
+    seed : int, default 0
+        Seed of the fresh windows.
+
+    Returns
+    -------
+    Evaluation
+        One row per length: ``length``, ``trained`` (the length had a training batch), ``mse``,
+        ``max_abs_error`` and ``per_step_max_abs_error``; ``str()`` is the printed table,
+        ``write_json``/``write_csv`` save it.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is none of the above.
+    FileNotFoundError, ValueError
+        The checkpoint directory is missing, empty or damaged (the file is named).
+
+    Examples
+    --------
+    >>> from sinlstm_sym import evaluate, fit
+    >>> result = fit(buckets=[5], num_samples=2000, num_epoch=1, seed=0)
+    >>> table = evaluate(result, lengths=[1, 5], num_samples=100)
+    >>> [row["length"] for row in table.rows]
+    [1, 5]
+    """
     from .fitting import FitResult
     if isinstance(model, (str, Path)):
         predictor = Predictor.load(str(model))

@@ -35,7 +35,38 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class FitResult:
-    """What :func:`fit` returns: the trained module, its loss history and the configuration used."""
+    """What :func:`fit` returns: the trained module, its loss history and the configuration used.
+
+    Parameters
+    ----------
+    module : mxnet.mod.BucketingModule
+        The trained module (a ``SafeBucketingModule``), bound for the largest length.
+    sym_gen : callable
+        ``sym_gen(bucket_key)`` of the trained model, with every ``grad_req`` honoured.
+    config : FitConfig
+        The configuration as trained: the seed drawn if none was given, the cell chosen by
+        ``cell='auto'``, the schedule's ``max_update`` filled in.
+    progress : sinlstm_sym.train.progress.Progress
+        Updates, epochs, loss and validation records, training seconds.
+    spec : sinlstm_sym.model.spec.ModelSpec
+        The model with its cell resolved for the run's devices.
+    rank, num_workers : int
+        This worker's rank and the number of workers (0 and 1 outside distributed runs).
+    best_params : dict of str to numpy.ndarray, optional
+        The parameters of the best validation (``None`` without ``validation_lengths``).
+
+    See Also
+    --------
+    fit : what returns it.
+    Predictor : what :meth:`predictor` returns.
+
+    Examples
+    --------
+    >>> from sinlstm_sym import fit
+    >>> result = fit(buckets=[3, 6], num_samples=1000, num_epoch=1, seed=0, log_every=5)
+    >>> len(result.losses), result.trained_lengths
+    (2, (3, 6))
+    """
 
     module: mx.mod.BucketingModule
     sym_gen: SymGen
@@ -82,8 +113,23 @@ class FitResult:
         return tuple(self.progress.trained_lengths)
 
     def arg_params(self, best: bool = False) -> ParamDict:
-        """Parameters as numpy arrays in the canonical (per-gate-matrix) layout: the last ones, or with
-        ``best=True`` the best by validation."""
+        """The trained parameters as numpy arrays in the canonical (per-gate matrix) layout.
+
+        Parameters
+        ----------
+        best : bool, default False
+            The best parameters by validation instead of the last ones.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            One array per parameter, the same for every cell.
+
+        Raises
+        ------
+        ValueError
+            ``best=True`` in a run without validation.
+        """
         if best:
             check_condition(self.best_params is not None, "best=True needs validation (validation_lengths=...)")
             assert self.best_params is not None
@@ -92,8 +138,23 @@ class FitResult:
         return self.spec.to_canonical({k: v.asnumpy() for k, v in args.items()})
 
     def predictor(self, ctx: Any = None, best: Optional[bool] = None, **kwargs: Any) -> "Predictor":
-        """A :class:`~sinlstm_sym.infer.predictor.Predictor` on the best parameters by validation (when there was
-        validation; ``best=False``: the last parameters)."""
+        """A :class:`~sinlstm_sym.infer.predictor.Predictor` of the trained model.
+
+        Parameters
+        ----------
+        ctx : str or mxnet.Context, optional
+            Where it predicts (default: CPU).
+        best : bool, optional
+            ``True``: the best parameters by validation; ``False``: the last ones. Default: the best
+            when the run validated, else the last.
+        **kwargs
+            Further arguments of ``Predictor.from_config``.
+
+        Returns
+        -------
+        Predictor
+            Predicts windows of any number and any length.
+        """
         from .infer.predictor import Predictor
         kwargs.setdefault("trained_lengths", self.trained_lengths)
         use_best = self.best_params is not None if best is None else best
@@ -204,64 +265,67 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         **settings: Any) -> FitResult:
     """Train a stacked LSTM on windows of variable length with a ``BucketingModule``.
 
-    ``config`` (a :class:`~sinlstm_sym.config.FitConfig`) and/or flat ``settings`` such as
-    ``buckets=range(1, 10)``, ``seed=0``, ``optimizer_params={'learning_rate': 0.01}``
-    (:meth:`FitConfig.flat_names` lists them) say what to train; everything is validated
-    before anything is bound. ``fit(buckets=[9], label_mode='last')`` is the original's
-    fixed 9-step task.
+    One bucket per window length, one shared parameter set. Everything is checked before anything is
+    bound or trained. ``seed`` fixes the windows and initial weights (same seed, same losses and
+    weights). ``checkpoint='DIR'`` writes a checkpoint after every epoch (``DIR``'s parent directory
+    must exist). A new run refuses a directory holding another run's checkpoints unless
+    ``overwrite=True``. Several devices: ``ctx='cpu:0,1'`` or ``'gpu:0,1'``; several processes:
+    ``kvstore='dist_sync'`` under ``python -m sinlstm_sym.launch``.
 
-    Data: by default a :class:`~sinlstm_sym.data.windows.SinBucketIter` built from ``config.data``
-    (``num_samples // batch_size`` batches per epoch). ``train_iter`` replaces it with any
-    ``mx.io.DataIter`` that honours the bucketing contract (``default_bucket_key`` = the
-    largest length; each batch of one length ``L`` with ``bucket_key == L``, data ``(B, L, 1)``,
-    labels ``(B, L)`` or ``(B, 1)`` by ``label_mode``); every batch is checked. ``eval_iter``
-    is evaluated after each epoch (``FitResult.eval_losses``).
-
-    ``seed`` fixes the windows and the initial weights (same seed, same loss trace);
-    ``None`` draws one, recorded in ``config.run.seed``. The loss logged is the original's
-    L2 loss, ``0.5 * (pred - label)^2`` averaged over windows and steps. ``checkpoint='DIR'``
-    writes atomic checkpoints after every epoch and every ``checkpoint_every`` batches (the
-    directory's parent must exist). A new run refuses a directory holding another run's
-    checkpoints unless ``overwrite=True``, and one training at a time writes into a directory
-    (a lock). A NaN or infinite loss raises :class:`NonFiniteLossError`. Several devices:
-    ``ctx=[...]`` with ``kvstore='local'|'device'``; several processes: ``kvstore='dist_sync'``
-    or ``'dist_async'`` under ``python -m sinlstm_sym.launch`` (each worker trains its shard).
-
-    Resuming: ``fit(checkpoint='DIR', resume=True, num_epoch=3)`` continues the latest
-    checkpoint in ``DIR`` with the settings recorded there; only the settings given as keywords
-    replace them (a ``config`` object is taken as given in full). Settings that change the
-    numbers of the training (data, model, optimizer, seed) must equal the checkpoint's: every
-    difference is refused in one message naming the values to pass. Training past the end of
-    the checkpoint's learning-rate schedule needs ``extend_schedule``. The devices may change
-    (update counts continue on new devices). A resume with other validation settings
-    (``validation_lengths``, ``validation_samples``, or none) drops ``DIR/best`` and the old
-    validation records, with a warning: they were chosen on other held-out windows.
+    Resuming: ``fit(checkpoint='DIR', resume=True, num_epoch=3)`` continues the latest checkpoint in
+    ``DIR`` with the settings recorded there; only the settings given as keywords replace them (a
+    ``config`` object is taken as given in full; ``overwrite`` and ``extend_schedule`` are never taken
+    from the checkpoint). Settings that change the numbers of the training (data, model, optimizer,
+    seed) must equal the checkpoint's: every difference, and a schedule that cannot be continued, is
+    refused in one message naming the values to pass. Training past the end of the checkpoint's
+    learning-rate schedule needs ``extend_schedule``. The devices may change (update counts continue
+    on new devices). A resume with other validation settings (``validation_lengths``,
+    ``validation_samples``, or none) removes ``DIR/best`` and the old validation records, with a
+    warning: they were chosen on other held-out windows.
 
     Parameters
     ----------
     config : FitConfig, optional
-        The whole configuration; ``settings`` replace some of its values.
-    train_iter, eval_iter : mx.io.DataIter, optional
-        Training data instead of the built-in windows; data evaluated after each epoch.
+        The whole configuration (default: the library's training recipe).
+    train_iter : mxnet.io.DataIter, optional
+        Batches instead of the built-in windows: ``default_bucket_key`` the largest length, each batch
+        of one length ``L`` with ``bucket_key == L``, data ``(B, L, 1)``, labels ``(B, L)`` or
+        ``(B, 1)`` by ``label_mode``. Every batch is checked.
+    eval_iter : mxnet.io.DataIter, optional
+        Scored after every epoch (``FitResult.eval_losses``).
     logger : logging.Logger, optional
-        Where progress is logged (default: this module's logger).
+        Where progress goes (default: this module's logger).
     **settings
-        Flat settings (:meth:`FitConfig.flat_names`).
+        Flat settings overriding ``config``'s (``buckets=range(1, 10)``, ``seed=0``, ...); see
+        :meth:`FitConfig.flat_names` and the settings reference.
 
     Returns
     -------
     FitResult
-        The trained module, its loss and validation history and the settled configuration.
+        The trained module, its loss history (L2 loss ``0.5 * (pred - label)^2``), validation
+        records and the configuration used (with the seed drawn, if none was given).
 
     Raises
     ------
     ValueError, TypeError, FileNotFoundError
-        A bad setting, data or checkpoint, before anything is trained
-        (:class:`~sinlstm_sym.checks.SettingError` names the settings).
+        Before training: a setting, device, checkpoint directory or batch does not fit (named).
     NonFiniteLossError
-        The loss became NaN or infinite.
-    DiskFullError, CheckpointWriteError
-        A checkpoint could not be written (the previous one is intact).
+        The loss became NaN or infinite (epoch, batch and bucket named).
+    sinlstm_sym.train.loop.TrainingDivergedError
+        The loss or a parameter ran away: lower the learning rate.
+    sinlstm_sym.train.loop.TrainingInterrupted
+        Ctrl-C or SIGTERM stopped training at a batch boundary (after a checkpoint, if set).
+    sinlstm_sym.callback_errors.UpdaterError, sinlstm_sym.checkpoint.DiskFullError
+        An exception inside MXNet's updater; a full disk while a checkpoint was written.
+    sinlstm_sym.checkpoint.CheckpointWriteError
+        A checkpoint could not be written for lack of permission (the previous one is intact).
+
+    Examples
+    --------
+    >>> from sinlstm_sym import fit
+    >>> result = fit(buckets=range(1, 10), num_samples=3000, num_epoch=1, seed=0)
+    >>> result.predictor().predict_function([0.1, 0.5], length=20).shape
+    (2, 20)
     """
     with fit_session(config, train_iter=train_iter, eval_iter=eval_iter, logger=logger, **settings) as session:
         return session.train()
@@ -422,7 +486,8 @@ def _train(plan: _Plan, module: SineBucketingModule, optimizer: mx.optimizer.Opt
             validator.best_params = load_checkpoint(best).arg_params
     Trainer(module, train_iter, progress, log, run.log_every, save=save, checkpoint_every=run.checkpoint_every,
             eval_iter=eval_iter, progress_bar=run.progress_bar, learning_rate=config.optimizer.learning_rate,
-            validator=validator, contexts=plan.contexts).run(run.num_epoch)
+            validator=validator, contexts=plan.contexts, optimizer=optimizer,
+            batch_size=config.data.batch_size).run(run.num_epoch)
     return validator.best_params if validator is not None else None
 
 

@@ -30,7 +30,7 @@ def _check_schedule_value(name: str, kind: str, value: Any) -> Any:
         return list(steps)
     if kind == "mode":
         return check_choice(name, value, ("linear", "constant"))
-    number = check_float(name, value, minimum=0.0, strict_minimum=kind in ("float>0", "rate"))
+    number = check_float(name, value, minimum=0.0, strict_minimum=kind in ("float>0", "rate"), float32=True)
     check_condition(kind != "rate" or number <= 1.0, f"{name} must be in (0, 1], got {value!r}")
     return number
 
@@ -89,6 +89,44 @@ def check_extend_schedule(value: Any, lr_schedule: Optional[Mapping[str, Any]],
         clean["max_update"] = check_int("extend_schedule['max_update']", spec.get("max_update"),
                                         minimum=clean["from_update"] + 1)
     return clean
+
+
+def _warmup_rate(spec: Mapping[str, Any], base_lr: float, update: int) -> float:
+    """The rate of MXNet's warm-up at ``update`` (< warmup_steps)."""
+    begin = float(spec.get("warmup_begin_lr", 0.0))
+    if spec.get("warmup_mode", "linear") == "constant":
+        return begin
+    return begin + (base_lr - begin) * update / spec["warmup_steps"]
+
+
+def _decayed_rate(spec: Mapping[str, Any], base_lr: float, update: int) -> float:
+    """A lower bound of the rate at ``update`` past the warm-up (a rate that underflows to 0 in MXNet's
+    repeated multiplications counts as the smallest double, which no operator takes)."""
+    name = spec["name"]
+    if name in ("cosine", "poly"):  # stateless formulas: MXNet's own, from a fresh scheduler
+        return float(create_scheduler(spec, base_lr)(update))
+    if name == "factor":
+        decayed = base_lr * float(spec["factor"]) ** (update // spec["step"])
+        stop = float(spec.get("stop_factor_lr", 1e-8))
+        return max(stop, decayed if decayed > 0 else 5e-324)
+    decayed = base_lr * float(spec.get("factor", 1.0)) ** sum(1 for s in spec["step"] if s <= update)
+    return decayed if decayed > 0 else 5e-324
+
+
+def smallest_rate(spec: Optional[Mapping[str, Any]], base_lr: float, first: int, last: Optional[int]) -> float:
+    """The smallest positive learning rate (a lower bound) of ``spec`` from ``base_lr`` over updates ``first``
+    .. ``last`` (``None``: unknown, the decay is then judged at the schedule's ``max_update`` if it has one).
+    MXNet's schedules rise during the warm-up and never rise after it, so the smallest rate is at an end of
+    the run: its first update, or its last ones. ``0``: no positive rate (a constant warm-up from 0 only)."""
+    if spec is None:
+        return base_lr
+    warmup = int(spec.get("warmup_steps", 0))
+    end = last if last is not None else spec.get("max_update")
+    updates = [first] + ([end - 1, end] if end is not None else [])
+    rates = [_warmup_rate(spec, base_lr, t) if t < warmup else _decayed_rate(spec, base_lr, t)
+             for t in updates if t >= first]
+    positive = [r for r in rates if r > 0]
+    return min(positive) if positive else 0.0
 
 
 def schedule_needs_length(spec: Optional[Mapping[str, Any]]) -> bool:

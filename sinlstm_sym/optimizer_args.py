@@ -8,7 +8,8 @@ taken as true, ``begin_num_update=-5`` is a math domain error in Adam). So every
 - ``bool``: ``True``/``False`` only (JSON ``true``/``false``), never a string or a number;
 - ``int``: an integer (not a bool) in ``[low, OPTIMIZER_INT_LIMIT]`` (int32: MXNet passes counts to int operator
   parameters);
-- ``float``: a finite real number in its range and at most ``OPTIMIZER_FLOAT_LIMIT`` (1e6) in size. The operators
+- ``float``: a finite real number in its range, 0 or at least the smallest normal float32 (1.18e-38) in size (the
+  operators refuse denormals such as 1e-45) and at most ``OPTIMIZER_FLOAT_LIMIT`` (1e6) in size. The operators
   take float32 parameters (above 3.4e38 MXNet refuses them at the first update) and multiply them with the
   learning rate, the weights and the gradients, which overflows float32 long before; no useful setting of a rate,
   a decay, a bound or an epsilon comes near 1e6 (a learning rate of 1e6 already diverges, and is reported so);
@@ -24,7 +25,7 @@ from typing import Any, Dict, Optional, Tuple, Type
 
 import mxnet as mx
 
-from .checks import check_bool, check_choice, check_condition, check_float, check_int
+from .checks import check_bool, check_choice, check_condition, check_float, check_float32, check_int
 from .constants import OPTIMIZER_FLOAT_LIMIT, OPTIMIZER_INT_LIMIT
 
 # (kind, low, low inclusive, high, high inclusive); kinds: 'bool', 'int', 'float', 'float?' (None allowed), 'choice'
@@ -87,7 +88,7 @@ def check_optimizer_arg(label: str, spec: Optional[_Spec], value: Any) -> Any:
         " (MXNet's update operators take float32 arguments and overflow on larger values)"
     check_condition(ok, f"{label} must be {_range_text(low, low_inclusive, high, high_inclusive)}{why}, got "
                         f"{value!r}")
-    return number
+    return number if kind == "int" else check_float32(label, number)
 
 
 def argument_defaults(klass: Type[mx.optimizer.Optimizer]) -> Dict[str, Any]:

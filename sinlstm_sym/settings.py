@@ -11,7 +11,8 @@ from .checks import check_bool, check_choice, check_float, check_int, naming
 # 'path', 'contexts', 'tuple') are checked by their section, under the setting's name.
 _CHECKERS: Dict[str, Callable[["SettingInfo", Any], Any]] = {
     "int": lambda info, value: check_int(info.name, value, minimum=None if info.minimum is None else int(info.minimum)),
-    "float": lambda info, value: check_float(info.name, value, minimum=info.minimum, strict_minimum=info.strict),
+    "float": lambda info, value: check_float(info.name, value, minimum=info.minimum, strict_minimum=info.strict,
+                                             maximum=info.maximum, float32=True),
     "choice": lambda info, value: check_choice(info.name, value, info.choices),
     "flag": lambda info, value: check_bool(info.name, value),
 }
@@ -27,6 +28,7 @@ class SettingInfo:
     kind: str
     minimum: Optional[float] = None
     strict: bool = False  # minimum excluded
+    maximum: Optional[float] = None  # included
     choices: Tuple[str, ...] = ()
     metavar: Optional[str] = None
     optional: bool = False  # None is accepted (it means 'off' or 'drawn')
@@ -34,11 +36,14 @@ class SettingInfo:
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, kind: str, factory: Optional[Callable[[], Any]] = None,
-            minimum: Optional[float] = None, strict: bool = False, choices: Sequence[str] = (),
-            metavar: Optional[str] = None, name: Optional[str] = None, flag: bool = True) -> Any:
-    """A dataclass field with its declaration (``name``: the flat keyword when it differs from the field's)."""
+            minimum: Optional[float] = None, strict: bool = False, maximum: Optional[float] = None,
+            choices: Sequence[str] = (), metavar: Optional[str] = None, name: Optional[str] = None,
+            flag: bool = True) -> Any:
+    """A dataclass field with its declaration (``name``: the flat keyword when it differs from the field's).
+    A ``'float'`` setting reaches MXNet: besides its bounds it must be 0 or a normal float32 number."""
     assert kind in KINDS, kind  # a programming error in a declaration, not a user's
-    metadata = {"setting": dict(help=help, kind=kind, minimum=minimum, strict=strict, choices=tuple(choices),
+    metadata = {"setting": dict(help=help, kind=kind, minimum=minimum, strict=strict, maximum=maximum,
+                                choices=tuple(choices),
                                 metavar=metavar, name=name, flag=flag)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)

@@ -169,3 +169,31 @@ def test_check_weights_accepts(value, count, expected):
 ])
 def test_check_weights_rejects(value, count, error):
     assert_rejects(check_weights, value, error, count)
+
+
+# --- parse_env_int ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [("3", 3), ("0007", 7), ("64", 64), ("9" * 5000, 10 ** 18)])
+def test_parse_env_int_takes_ascii_digits(text, expected):
+    from sinlstm_sym.checks import parse_env_int
+    assert parse_env_int("MY_VAR", text, minimum=1) == expected
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0663", "\uff13", "+3", "-1", " 3", "3.0", "", "0"])
+def test_parse_env_int_refuses_other_text_naming_the_variable(text):
+    from sinlstm_sym.checks import parse_env_int
+    with pytest.raises(ValueError, match=r"^environment variable MY_VAR must be an integer >= 1, got ") as info:
+        parse_env_int("MY_VAR", text, minimum=1)
+    assert repr(text) in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["\u00b2", "\u0663", "12x"])
+def test_a_unicode_native_thread_count_warns_and_is_not_reported_as_a_flag(monkeypatch, caplog, text):
+    import logging
+
+    from sinlstm_sym.constants import NATIVE_THREADS_ENV
+    from sinlstm_sym.native import _check_threads_setting
+    monkeypatch.setenv(NATIVE_THREADS_ENV, text)
+    with caplog.at_level(logging.WARNING, logger="sinlstm_sym.native"):
+        _check_threads_setting()  # no ValueError (it was reported as "argument --cell")
+    assert f"{NATIVE_THREADS_ENV}={text!r} is not a positive integer written with the digits 0-9" in caplog.text

@@ -137,6 +137,9 @@ def test_create_kvstore_without_the_launcher_names_it(no_mxnet_kvstore, name):
     ("DMLC_NUM_SERVER", "0", "DMLC_NUM_SERVER must be an integer >= 1, got '0'"),
     ("DMLC_PS_ROOT_PORT", "70000", "DMLC_PS_ROOT_PORT must be an integer >= 1 and <= 65535, got '70000'"),
     ("DMLC_PS_ROOT_URI", " ", "missing here: DMLC_PS_ROOT_URI"),
+    ("DMLC_NUM_WORKER", "\u00b2", "DMLC_NUM_WORKER must be an integer >= 1, got '\u00b2' (the digits 0-9 only)"),
+    ("DMLC_NUM_SERVER", "\u0663", "DMLC_NUM_SERVER must be an integer >= 1, got '\u0663' (the digits 0-9 only)"),
+    ("DMLC_PS_ROOT_PORT", "9" * 5000, "DMLC_PS_ROOT_PORT must be an integer >= 1 and <= 65535, got '999"),
 ])
 def test_create_kvstore_rejects_bad_launcher_variables(no_mxnet_kvstore, monkeypatch, key, value, expected):
     for name, default in DMLC_WORKER.items():

@@ -19,13 +19,14 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
+from machine_load import scaled, skip_if_overloaded
 from sinlstm_sym.distributed import install_exit_hooks
 from sinlstm_sym.distributed import launcher as launch_module
 from sinlstm_sym.distributed.launcher import LAUNCHED_ENV, launch, main, worker_environment
 
 PY = sys.executable
 MARKER_VAR = "SINLSTM_TEST_JOB"
-JOB_TIMEOUT = 40.0  # bounds every job started in-process; failures must end far sooner
+JOB_TIMEOUT = scaled(40.0)  # bounds every job started in-process; failures must end far sooner
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the launcher's tests need Linux /proc")
 
@@ -68,7 +69,7 @@ def job_pids(marker: str) -> List[int]:
 
 
 def assert_nothing_left(marker: str, within: float = 5.0) -> None:
-    end = time.monotonic() + within
+    end = time.monotonic() + scaled(within)
     while job_pids(marker) and time.monotonic() < end:
         time.sleep(0.1)
     left = job_pids(marker)
@@ -82,6 +83,7 @@ def marker() -> str:
 
 def run_job(command: List[str], marker: str, **kwargs) -> Tuple[int, float]:
     """``launch`` with the marker in every process's environment; returns (exit status, seconds)."""
+    skip_if_overloaded()
     kwargs.setdefault("timeout", JOB_TIMEOUT)
     start = time.monotonic()
     status = launch(command, env={MARKER_VAR: marker}, **kwargs)
@@ -136,7 +138,7 @@ BAD = [
 def test_launch_rejects_bad_argument_before_starting_anything(name, value, error):
     with pytest.raises(error, match=re.escape(name)) as info:
         launch(**dict(OK, **{name: value}))
-    assert type(info.value) is error
+    assert isinstance(info.value, error) and info.value.settings == (name,)  # the command line names its flag
 
 
 def test_launch_rejects_a_port_in_use():
@@ -149,7 +151,7 @@ def test_launch_rejects_a_port_in_use():
 
 @pytest.mark.parametrize("module", ["sinlstm_sym.launch", "sinlstm_sym.distributed"])
 def test_cli_help_explains_every_flag_without_runpy_warning(module):
-    out = subprocess.run([PY, "-m", module, "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([PY, "-m", module, "--help"], capture_output=True, text=True, timeout=scaled(60))
     assert out.returncode == 0, out.stderr
     for flag in ("--num-workers", "--num-servers", "--host", "--port", "--timeout", "-- COMMAND", "124"):
         assert flag in out.stdout
@@ -164,13 +166,18 @@ def test_cli_without_command_exits_2(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv, name", [(["-n", "0", "--", PY], "num_workers"),
-                                        (["-n", "1", "--timeout", "-3", "--", PY], "timeout"),
-                                        (["-n", "1", "--", "no-such-program-for-sinlstm"], "command")])
-def test_cli_bad_value_prints_error_and_exits_2(argv, name, capsys):
+@pytest.mark.parametrize("argv, flag, name", [(["-n", "0", "--", PY], "-n/--num-workers", "num_workers"),
+                                              (["-n", "1", "-s", "0", "--", PY], "-s/--num-servers", "num_servers"),
+                                              (["-n", "1", "--timeout", "-3", "--", PY], "--timeout", "timeout"),
+                                              (["-n", "1", "--port", "70000", "--", PY], "--port", "port"),
+                                              (["-n", "1", "--host", "", "--", PY], "--host", "host"),
+                                              (["-n", "1", "--", "no-such-program-for-sinlstm"], "COMMAND",
+                                               "command")])
+def test_cli_bad_value_prints_error_and_exits_2(argv, flag, name, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and name in err
+    assert err.startswith(f"python -m sinlstm_sym.launch: error: argument {flag}: ") and name in err
+    assert len(err.strip().splitlines()) == 1
 
 
 # --- the worker exit hooks ---------------------------------------------------------------------------
@@ -186,14 +193,14 @@ def test_importing_the_package_outside_the_launcher_changes_no_hook():
     code = ("import sys, threading; before = (sys.excepthook, threading.excepthook, sys.exit); import sinlstm_sym; "
             "assert (sys.excepthook, threading.excepthook, sys.exit) == before")
     env = {k: v for k, v in os.environ.items() if k != LAUNCHED_ENV}
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=scaled(60), env=env)
     assert out.returncode == 0, out.stderr
 
 
 def test_importing_the_package_under_the_launcher_changes_no_hook():
     code = ("import sys, threading; before = (sys.excepthook, threading.excepthook, sys.exit); import sinlstm_sym; "
             "assert (sys.excepthook, threading.excepthook, sys.exit) == before")
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60,
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=scaled(60),
                          env=dict(os.environ, **{LAUNCHED_ENV: "1"}))
     assert out.returncode == 0, out.stderr
 
@@ -206,7 +213,7 @@ def test_worker_bootstrap_installs_the_hooks_and_runs_the_site_customization_it_
     assert env[LAUNCHED_ENV] == "1" and env["PYTHONPATH"].split(os.pathsep)[1:] == [str(site)]
     code = ("import os, sys, threading; print(sys.exit.__module__, threading.excepthook.__module__, "
             "os.environ.get('SITE_CUSTOMIZED'), 'sinlstm_sym' in sys.modules)")
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=scaled(60), env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["sinlstm_sym.distributed.worker", "sinlstm_sym.distributed.worker", "yes", "True"]
     assert worker_environment(env)["PYTHONPATH"] == env["PYTHONPATH"]  # the bootstrap is added once
@@ -266,8 +273,8 @@ def test_exit_hooks_end_a_failing_worker_before_the_barrier(tmp_path, mode, stat
     script.write_text(HOOK_SCRIPT)
     env = worker_environment(os.environ)  # as the launcher starts a worker: its bootstrap installs the hooks
     start = time.monotonic()
-    out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=60, env=env)
-    assert time.monotonic() - start < 30  # importing MXNet takes seconds on a loaded machine; the barrier 1000 s
+    out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=scaled(60), env=env)
+    assert time.monotonic() - start < scaled(30)  # importing MXNet takes seconds under load; the barrier 1000 s
     assert out.returncode == status, out.stderr
     assert out.stdout == stdout  # flushed; no barrier entered, no atexit handler run
     assert stderr in out.stderr
@@ -285,7 +292,7 @@ def test_exit_hooks_leave_normal_exits_alone(tmp_path, mode, stdout):
     script = tmp_path / "hook.py"
     script.write_text(HOOK_SCRIPT)
     env = worker_environment(os.environ)  # as the launcher starts a worker: its bootstrap installs the hooks
-    out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=60, env=env)
+    out = subprocess.run([PY, str(script), mode], capture_output=True, text=True, timeout=scaled(60), env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout == stdout
     assert "without waiting" not in out.stderr
@@ -355,7 +362,7 @@ def test_failing_worker_ends_the_job(worker_script, tmp_path, marker, caplog, mo
     # rank 1 fails while rank 0 waits for its push: without the exit hooks both would wait forever
     status, seconds = run_job([PY, str(worker_script), str(tmp_path), mode], marker, num_workers=2)
     assert status == code, caplog.text
-    assert seconds < 10.0
+    assert seconds < scaled(10.0)
     assert re.search(rf"worker \d \(pid \d+\) exited with code {code}", caplog.text)
     assert not list(tmp_path.glob("rank*.json"))
     assert_nothing_left(marker)
@@ -365,7 +372,7 @@ def test_failing_worker_ends_the_job(worker_script, tmp_path, marker, caplog, mo
 def test_timeout_kills_everything_and_returns_124(marker, caplog):
     status, seconds = run_job([PY, "-c", "import time; time.sleep(1000)"], marker, num_workers=2, timeout=3)
     assert status == 124
-    assert seconds < 8.0
+    assert seconds < scaled(8.0)
     assert "timeout" in caplog.text
     assert_nothing_left(marker)
 
@@ -375,7 +382,7 @@ def test_failing_worker_kills_its_own_children_too(marker, caplog):
     # The worker leaves a grandchild in its process group and fails: the launcher kills the group.
     status, seconds = run_job(["sh", "-c", "sleep 1000 & exit 3"], marker, num_workers=2)
     assert status == 3
-    assert seconds < 10.0
+    assert seconds < scaled(10.0)
     assert re.search(r"worker \d \(pid \d+\) exited with code 3", caplog.text)
     assert_nothing_left(marker)
 
@@ -386,13 +393,14 @@ def test_scheduler_and_servers_are_stopped_when_workers_succeed_without_kvstore(
     caplog.set_level(logging.INFO, logger=launch_module.__name__)
     status, seconds = run_job(["sh", "-c", "sleep 1000 & exit 0"], marker, num_workers=2, num_servers=2)
     assert status == 0
-    assert seconds < 15.0
+    assert seconds < scaled(15.0)
     assert "all 2 workers exited with code 0" in caplog.text
     assert re.search(r"scheduler 0 \(pid \d+\) still runs", caplog.text)
     assert_nothing_left(marker)
 
 
 def _wait_for_role(marker: str, role: str, within: float = 20.0) -> int:
+    within = scaled(within)
     end = time.monotonic() + within
     while time.monotonic() < end:
         for pid in job_pids(marker):
@@ -420,7 +428,7 @@ def test_dead_server_ends_the_job(marker, caplog):
     try:
         status, _ = run_job([PY, "-c", "import time; time.sleep(1000)"], marker, num_workers=1)
     finally:
-        thread.join(30)
+        thread.join(scaled(30))
     assert killed and killed[0] is not None
     assert status == 128 + signal.SIGKILL
     assert f"server 0 (pid {killed[0]}) was killed by SIGKILL" in caplog.text
@@ -428,6 +436,7 @@ def test_dead_server_ends_the_job(marker, caplog):
 
 
 def _start_cli(marker: str, command: List[str]) -> subprocess.Popen:
+    skip_if_overloaded()
     env = dict(os.environ, **{MARKER_VAR: marker})
     return subprocess.Popen([PY, "-m", "sinlstm_sym.launch", "-n", "2", "-s", "1", "--timeout", str(JOB_TIMEOUT),
                              "--", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -437,7 +446,7 @@ def _start_cli(marker: str, command: List[str]) -> subprocess.Popen:
 def test_killing_the_launcher_kills_its_children(marker):
     launcher = _start_cli(marker, [PY, "-c", "import time; time.sleep(1000)"])
     try:
-        end = time.monotonic() + 20
+        end = time.monotonic() + scaled(20)
         while len(job_pids(marker)) < 5 and time.monotonic() < end:  # launcher, scheduler, server, 2 workers
             time.sleep(0.1)
         assert len(job_pids(marker)) == 5
@@ -446,7 +455,7 @@ def test_killing_the_launcher_kills_its_children(marker):
         assert_nothing_left(marker, within=5.0)
     finally:
         launcher.kill()
-        launcher.communicate(timeout=10)
+        launcher.communicate(timeout=scaled(10))
 
 
 @pytest.mark.slow
@@ -455,10 +464,67 @@ def test_sigterm_to_the_launcher_tears_the_job_down(marker):
     try:
         _wait_for_role(marker, "worker")
         launcher.send_signal(signal.SIGTERM)
-        output, _ = launcher.communicate(timeout=10)
+        output, _ = launcher.communicate(timeout=scaled(10))
         assert launcher.returncode == 128 + signal.SIGTERM
         assert "received SIGTERM" in output
         assert_nothing_left(marker)
     finally:
         launcher.kill()
-        launcher.communicate(timeout=10)
+        launcher.communicate(timeout=scaled(10))
+
+
+# --- what the machine holds, signals and the timeout while starting ------------------------------------
+
+def test_a_job_larger_than_the_machine_is_refused_before_anything_starts(marker, capsys):
+    cap, why = launch_module.max_processes()
+    assert cap >= 3 and f"by {launch_module.PROCESSES_PER_CPU} per CPU core, {os.cpu_count()} cores" in why
+    with pytest.raises(ValueError, match=rf"num_workers={cap - 1} and num_servers=1 make {cap + 1} processes with "
+                       rf"the scheduler, more than this machine holds: at most {cap} \(") as info:
+        run_job(["/bin/sleep", "600"], marker, num_workers=cap - 1, num_servers=1)
+    assert info.value.settings == ("num_workers", "num_servers")
+    assert not job_pids(marker)
+    start = time.monotonic()
+    assert main(["-n", "3000", "--timeout", "6", "--", "/bin/sleep", "600"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and time.monotonic() - start < scaled(5)
+    assert err.startswith("python -m sinlstm_sym.launch: error: argument -n/--num-workers and -s/--num-servers: "
+                          "num_workers=3000 and num_servers=1 make 3002 processes")
+
+
+def _slow_starts(monkeypatch, every_start):
+    """Starting a process runs ``every_start(job, role)`` first; no scheduler is waited for (the workers are
+    /bin/sleep)."""
+    started: List[str] = []
+    real_start = launch_module._Job._start
+
+    def start(job, role, index, argv):
+        started.append(role)
+        every_start(job, role)
+        return real_start(job, role, index, argv)
+
+    monkeypatch.setattr(launch_module._Job, "_start", start)
+    monkeypatch.setattr(launch_module._Job, "_wait_for_scheduler", lambda job: None)
+    return started
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
+def test_a_signal_while_workers_start_stops_the_job_at_once(monkeypatch, marker, caplog):
+    def signal_at_the_third_worker(job, role):
+        if role == "worker" and started.count("worker") == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler is the job's: it only records the signal
+
+    started = _slow_starts(monkeypatch, signal_at_the_third_worker)
+    status, seconds = run_job(["/bin/sleep", "600"], marker, num_workers=8)
+    assert status == 128 + signal.SIGTERM and "received SIGTERM" in caplog.text
+    assert started.count("worker") == 3  # none started after the signal
+    assert seconds < scaled(8)
+    assert_nothing_left(marker)
+
+
+def test_the_timeout_counts_while_workers_start(monkeypatch, marker, caplog):
+    started = _slow_starts(monkeypatch, lambda job, role: time.sleep(0.4 if role == "worker" else 0))
+    status, seconds = run_job(["/bin/sleep", "600"], marker, num_workers=8, timeout=1.0)
+    assert status == 124 and "timeout" in caplog.text
+    assert 2 <= started.count("worker") <= 4  # 8 starts would take 3.2 s
+    assert seconds < scaled(1.0 + 0.4 + launch_module.KILL_GRACE + 2)
+    assert_nothing_left(marker)

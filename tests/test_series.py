@@ -411,3 +411,42 @@ def test_arima_on_a_long_series_fits_on_the_latest_points_and_forecasts_like_the
     res = ARIMA(x[end - REFERENCE_MAX_HISTORY:end], order=forecast.order[0], trend="c").fit()
     whole = np.stack([res.apply(h).forecast(4) for h in histories])
     np.testing.assert_allclose(got, whole, rtol=1e-6, atol=1e-9)  # an AR forecast needs only the last p points
+
+
+# --- encodings and headers --------------------------------------------------------------------------
+def test_a_utf8_byte_order_mark_is_skipped(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbfvalue,x\n1.5,2\n2.5,3\n")
+    series, _ = read_csv_series(path, "value")
+    np.testing.assert_array_equal(series[0], [1.5, 2.5])
+
+
+@pytest.mark.parametrize("content, line, hint", [
+    ("value\n1.5\n2.5\n".encode("utf-16"), 1, "UTF-16 text (it starts with a UTF-16 byte-order mark)"),
+    (b"value,x\n1.5,2\n2.5,caf\xe9\n", 3, "not UTF-8 (byte 0xe9 at column 8; latin-1"),
+])
+def test_other_encodings_are_refused_naming_file_line_and_flag(tmp_path, capsys, content, line, hint):
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(f"{path}, line {line}: {hint}")) as info:
+        read_csv_series(path, "value")
+    assert "must be UTF-8 text (with or without a byte-order mark)" in str(info.value)
+    assert info.value.settings == ("csv",)
+    from sinlstm_sym.cli.series import main
+    with pytest.raises(SystemExit) as stop:
+        main(["--csv", str(path), "--column", "value"])
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1
+    assert f"argument --csv: {path}, line {line}: " in err and "UTF-8" in err
+
+
+def test_a_column_named_twice_is_refused_naming_it(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("value,value,id\n1,2,a\n3,4,a\n")
+    with pytest.raises(ValueError, match=re.escape("column 'value' names 2 columns of")):
+        read_csv_series(path, "value")
+    path.write_text("value,id,id\n1,a,b\n")
+    with pytest.raises(ValueError, match=re.escape("group 'id' names 2 columns of")):
+        read_csv_series(path, "value", group="id")
+    path.write_text("value,x,x\n1,a,b\n")  # a repeated column that is not read is harmless
+    assert read_csv_series(path, "value")[0][0].tolist() == [1.0]

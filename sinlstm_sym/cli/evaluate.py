@@ -1,12 +1,18 @@
-"""Command line: error per length of a checkpointed model.
+"""``sinlstm-evaluate`` (also ``python -m sinlstm_sym.cli.evaluate``): error per length of a checkpoint.
 
-``sinlstm-evaluate DIR [--lengths 1-20] [--plot out.png] [--json out.json] [--csv out.csv]``
-(or ``python -m sinlstm_sym.cli.evaluate``) prints a table of MSE and max absolute error per
-length on fresh windows (lengths that had a training batch marked). ``--plot out.png`` saves
-the error per length there and prediction vs label per step (one window per length) beside
-it as ``out-steps.png``. Every flag and output path is checked before the model is loaded
-(an output inside the checkpoint being read is refused), and the output files are written
-all or none. ``--list`` verifies every checkpoint of the run and marks the damaged ones.
+Prints a table of MSE and max absolute error per length on fresh windows (lengths that had a
+training batch marked). --plot OUT.png saves the error per length there and prediction vs label
+per step (one window per length) beside it as OUT-steps.png. Every flag and output path is checked
+before the model is loaded (an output inside the checkpoint being read is refused, exit 2), and the
+output files are written all or none. --list verifies every checkpoint of the run and marks the
+damaged ones.
+
+Examples
+--------
+sinlstm-evaluate run1
+sinlstm-evaluate run1/ckpt-00002000 --lengths 1-9,12 --json err.json --csv err.csv
+sinlstm-evaluate run1 --plot err.png
+sinlstm-evaluate run1 --list
 """
 import argparse
 import logging

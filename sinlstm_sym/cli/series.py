@@ -3,30 +3,37 @@
 The last --test points of every series are held out (and --valid before them, the validation
 loss); the model trains on the rest, scaled on it. Prints MASE/MAE per horizon on the held-out
 part beside the naive and seasonal-naive baselines (and statsmodels' ARIMA/ETS when installed),
-and writes JSON and a plot on request. Every flag is checked before training.
+and writes JSON and a plot on request. Every flag is checked before training. ``--checkpoint DIR`` writes
+checkpoints there; ``--resume`` continues the run they hold, ``--overwrite`` replaces it with a new one. Ctrl-C
+or SIGTERM stops at the next batch boundary (with a checkpoint under --checkpoint and the command to resume)
+and exits 130 or 143.
 """
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from typing import Any, Dict, List, Optional
 
+from ..checks import settings_of
 from ..config import FitConfig
 from ..constants import REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
 from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
 from ..series.reference import arima_forecaster, ets_forecaster, statsmodels_available
-from ..series.training import fit_planned, plan_series
-from ..train.loop import NonFiniteLossError, TrainingDivergedError
+from ..series.training import plan_series, planned_session, series_result
+from ..train.loop import TrainingInterrupted
 from .args import Parser, check_output_flags, fail, int_at_least, json_file, plot_file
 from .flags import add_setting_flags, flag_of, refuse_setting
+from .runner import failure_exit
+from .train import _interrupted as interrupted_with_resume
 
 logger = logging.getLogger(__name__)
 
 # The settings offered as flags (help, types, bounds and choices from FitConfig) and their values when left out:
 # the series recipe (FitConfig.series()), seeded, logging every 200 batches.
 SETTING_FLAGS = ("buckets", "hidden_sizes", "label_mode", "batch_size", "num_samples", "num_epoch", "optimizer",
-                 "optimizer_params", "seed", "log_every", "checkpoint")
+                 "optimizer_params", "seed", "log_every", "checkpoint", "resume", "overwrite")
 DEFAULTS: Dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v
                             for k, v in dict(FitConfig.series().flat(), seed=0, log_every=200).items()}
 FLAG_SETTINGS = {flag_of(setting): setting for setting in SETTING_FLAGS}
@@ -83,13 +90,18 @@ def _settings(args: argparse.Namespace) -> Dict[str, Any]:
     return {setting: getattr(args, setting) for setting in SETTING_FLAGS}
 
 
+def _given(args: argparse.Namespace) -> List[str]:
+    """The settings whose flags were given (their values differ from the defaults)."""
+    return [k for k, v in _settings(args).items() if v != DEFAULTS[k]]
+
+
 def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     """Every flag and the data checked before training; returns the plan to train."""
     settings = _settings(args)
     try:
         config = FitConfig.series(**settings).check_memory()
     except (ValueError, TypeError) as err:
-        refuse_setting(parser, err, FLAG_SETTINGS, [k for k, v in settings.items() if v != DEFAULTS[k]])
+        refuse_setting(parser, err, FLAG_SETTINGS, _given(args))
     try:
         series, names = read_csv_series(args.csv, args.column, args.group)
     except (FileNotFoundError, ValueError, TypeError) as err:
@@ -105,6 +117,8 @@ def check_all(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     try:
         plan = plan_series(split, config, args.scaling)  # the windows trained on, built once
     except (ValueError, TypeError) as err:
+        if settings_of(err):  # a setting of the windows (num_samples, batch_size) names its flag
+            refuse_setting(parser, err, FLAG_SETTINGS, _given(args))
         fail(parser, "--buckets", f"{err} (the training part is what is left after --test and --valid)")
     needed = args.horizon - 1 + max(args.horizon, args.season or 1)
     if not any(split.test_start[i] < len(s) and split.test_start[i] >= needed for i, s in enumerate(split.series)):
@@ -138,13 +152,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     plan = check_all(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        fitted = fit_planned(plan)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except (NonFiniteLossError, TrainingDivergedError) as err:
-        print(f"{parser.prog}: {err}", file=sys.stderr)
-        return 1
+        with contextlib.ExitStack() as stack:
+            try:  # every check of the run (checkpoint directory, resume, updates): a refusal is exit 2
+                session = stack.enter_context(planned_session(plan))
+            except (FileNotFoundError, ValueError, TypeError) as err:
+                refuse_setting(parser, err, FLAG_SETTINGS, _given(args))
+            fitted = series_result(plan, session.train())
+    except TrainingInterrupted as stop:  # where it stopped and how to resume; 130 or 143
+        return interrupted_with_resume(stop, argv)
+    except (KeyboardInterrupt, Exception) as err:  # a second signal, a full disk, a failed training
+        return failure_exit(parser.prog, err)  # one line and its exit code; a bug keeps its traceback
+    return _report(fitted, args)
+
+
+def _report(fitted: Any, args: argparse.Namespace) -> int:
+    """The scores of the held-out parts, the JSON and the plot."""
     split, predictor = fitted.split, fitted.predictor()
     forecasters: Dict[str, Any] = {"model": model_forecaster(predictor)}
     if args.references == "auto":

@@ -1,12 +1,23 @@
-"""``sinlstm-train`` (and ``python examples/bucket_train.py``):
-train the stacked-LSTM sine predictor on variable-length windows with a BucketingModule.
+"""``sinlstm-train`` (also ``python examples/bucket_train.py``): train the sine predictor, print its error.
 
-Defaults: the library's recipe (FitConfig's defaults): lengths 1..9, 12, 16, 20 with per-step labels, Adam
-at 0.03 with 100 warm-up updates and a cosine decay, two epochs of 100000 windows in batches of 100.
-``--fixed`` is the original 2018 setup (FitConfig.original()). Prints progress, then the error per length on
-fresh windows (lengths 1..20 by default; lengths that had no training batch are marked); with ``--fixed``
-also the outputs at every step of the 2018 note's window beside the note's. Ctrl-C or SIGTERM stops at the next
-batch boundary (with a checkpoint under --checkpoint and the command to resume) and exits 130 or 143.
+Trains the stacked LSTM on variable-length windows with the library's recipe (FitConfig's defaults:
+lengths 1..9, 12, 16, 20 with a label at every step, Adam at 0.03 with 100 warm-up updates and a
+cosine decay, two epochs of 100000 windows in batches of 100), then prints the error per length on
+fresh windows (lengths 1..20 by default; lengths that had no training batch are marked). The model
+predicts the next value: its output at step k is sin(t_k + 0.01)/2. --fixed is the original 2018
+setup (FitConfig.original()) and also prints the outputs at every step of the 2018 note's window
+beside the note's.
+
+Every flag is checked before anything is trained: a mistake exits with code 2 and one line naming
+the flag. Ctrl-C or SIGTERM stops at the next batch boundary (with a checkpoint under --checkpoint,
+and the command that resumes) and exits 130 or 143; other failures while training exit 1.
+
+Examples
+--------
+sinlstm-train --plot predictions.png
+sinlstm-train --buckets 1-9 --num-epoch 1 --checkpoint run1
+sinlstm-train --checkpoint run1 --resume
+sinlstm-train --fixed --optimizer sgd --log-every 20
 """
 import argparse
 import contextlib
@@ -17,8 +28,6 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..callback_errors import UpdaterError
-from ..checkpoint import CheckpointWriteError, DiskFullError
 from ..config import FitConfig
 from ..constants import DEFAULT_CLI_SEED, DEFAULT_STEP, NOTE_STEPS, NOTE_T0, ORIGINAL_T_RANGE
 from ..data.windows import half_sine
@@ -26,10 +35,11 @@ from ..evaluation import format_error_table, per_length_error, step_outputs
 from ..reference.gluon import check_reference_settings
 from ..limits import check_evaluation
 from ..params import init_params
-from ..train.loop import NonFiniteLossError, StopAtOnce, TrainingDivergedError, TrainingInterrupted
+from ..train.loop import TrainingInterrupted
 from ..fitting import fit_session, resume_config
 from .args import Parser, check_output_flags, fail, int_at_least, int_list, plot_file, resume_command
 from .flags import add_setting_flags, flag_of, given_settings, refuse_setting
+from .runner import failure_exit
 
 # The settings offered as flags, in --help's order; their help, types, bounds and choices come from FitConfig.
 SETTING_FLAGS = ("buckets", "length_weights", "hidden_sizes", "batch_size", "num_samples", "num_epoch", "label_mode",
@@ -122,13 +132,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             result = session.train()
     except TrainingInterrupted as stop:
         return _interrupted(stop, argv)
-    except KeyboardInterrupt as err:  # a second signal: 130 for Ctrl-C, 143 for SIGTERM
-        print("interrupted", file=sys.stderr)
-        return 128 + err.signum if isinstance(err, StopAtOnce) else INTERRUPTED_EXIT
-    except (DiskFullError, CheckpointWriteError, NonFiniteLossError, TrainingDivergedError, UpdaterError) as err:
-        error = isinstance(err, (DiskFullError, CheckpointWriteError))
-        print(f"{parser.prog}: {'error: ' if error else ''}{err}", file=sys.stderr)
-        return 1  # (MXNet printed an updater's traceback)
+    except (KeyboardInterrupt, Exception) as err:  # a second signal (130, 143), a full disk, a failed training
+        return failure_exit(parser.prog, err)  # one line and its exit code; a bug keeps its traceback
     if result.rank == 0:
         report(result, args)
     return 0

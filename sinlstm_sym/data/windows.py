@@ -275,6 +275,52 @@ class SinBucketIter(BucketWindowIter):
     ``k % num_parts``, so the parts are disjoint, cover the epoch, and each has exactly
     ``num_batches`` batches with the same bucket mix (every worker runs the same number
     of updates, as ``dist_sync`` requires).
+
+    Parameters
+    ----------
+    buckets : sequence of int, default (1, ..., 9, 12, 16, 20)
+        Window lengths, one bucket each.
+    batch_size : int, default 100
+        Windows per batch.
+    num_samples : int, default 100000
+        Windows per epoch (``num_samples // batch_size`` full batches).
+    length_weights : sequence of float, optional
+        Relative frequency of each bucket (default: equal).
+    label_mode : {'sequence', 'last'}
+        Labels at every step, or after the last step only.
+    feature : {'time', 'value'}
+        Input at each step: the time stamp, or the value ``sin(t)/2``.
+    step : float, default 0.01
+        Time between two steps.
+    t_low, t_high : float, default -0.1, 1.12
+        Windows start at ``t0 ~ U[t_low, t_high)``.
+    target : callable, optional
+        The function the labels are values of (default ``sin(t) / 2``).
+    shuffle : bool, default True
+        Shuffle the order of the batches in each epoch.
+    seed : int, optional
+        Seed of the batch order and the windows (``None``: drawn, kept in :attr:`seed`).
+    data_name, label_name : str
+        Names of the data and label inputs.
+    dtype : str, default 'float32'
+        Data type of the arrays.
+    num_parts, part_index : int, default 1, 0
+        This iterator's share of the epoch among ``num_parts`` workers.
+    refresh : bool, default True
+        ``False``: every ``reset()`` replays the same windows (a fixed held-out set).
+
+    Raises
+    ------
+    ValueError, TypeError
+        An argument out of range or of the wrong kind, naming it and what is accepted.
+
+    Examples
+    --------
+    >>> from sinlstm_sym import SinBucketIter
+    >>> it = SinBucketIter(buckets=[3, 5], batch_size=4, num_samples=40, seed=0)
+    >>> batch = next(iter(it))
+    >>> batch.data[0].shape[1] == batch.bucket_key, len(it)
+    (True, 10)
     """
 
     def __init__(self, buckets: Sequence[int] = DEFAULT_BUCKETS, batch_size: int = DEFAULT_BATCH_SIZE,

@@ -42,6 +42,7 @@ process when one fails is then up to whoever started them.
 """
 import argparse
 import ctypes
+import resource
 import logging
 import os
 import shlex
@@ -54,10 +55,12 @@ import threading
 import time
 from collections.abc import Mapping as MappingABC, Sequence as SequenceABC
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..callback_errors import SERVER_NODE_CODE
-from ..checks import check_condition, check_float, check_int
+from ..checks import SettingValueError, check_condition, check_float, check_int, naming, settings_of
+from ..limits import available_memory, format_bytes
+from ..constants import MEMORY_SHARE
 from .bootstrap import BOOTSTRAP_DIR
 
 logger = logging.getLogger(__name__)
@@ -71,6 +74,13 @@ _POLL = 0.05
 _MANAGED_ENV = ("DMLC_ROLE", "DMLC_PS_ROOT_URI", "DMLC_PS_ROOT_PORT", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER",
                 "DMLC_NODE_HOST", "DMLC_RANK", "PORT", LAUNCHED_ENV)
 _PR_SET_PDEATHSIG = 1
+# What one machine holds: every process of a job (scheduler, servers, workers) may import MXNet (about 190 MiB
+# resident each, measured with `python -c "import mxnet"`) and run its threads.
+PROCESSES_PER_CPU = 16
+NODE_MEMORY_BYTES = 200 << 20
+NODE_TASKS = 16  # threads an MXNet process may start: RLIMIT_NPROC counts them
+_FLAGS = {"num_workers": "-n/--num-workers", "num_servers": "-s/--num-servers", "timeout": "--timeout",
+          "port": "--port", "host": "--host", "command": "COMMAND"}
 _HANDLED_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -102,6 +112,48 @@ def _check_host(host: Any) -> str:
         raise ValueError(f"host must be an IPv4 address or a name that resolves to one, got {host!r} ({err})") from None
     check_condition(address != "0.0.0.0", f"host must be one address of this machine, not every one ({host!r})")
     return str(address)
+
+
+def max_processes() -> Tuple[int, str]:
+    """(the most processes a job may start on this machine, how that figure comes about): ``PROCESSES_PER_CPU``
+    per CPU core, the memory available (``MEMORY_SHARE`` of it, ``NODE_MEMORY_BYTES`` per process) and the
+    soft ``RLIMIT_NPROC`` (``NODE_TASKS`` threads per process), whichever is smallest."""
+    cpus = os.cpu_count() or 1
+    memory = available_memory()
+    caps = [(PROCESSES_PER_CPU * cpus, f"{PROCESSES_PER_CPU} per CPU core, {cpus} cores"),
+            (int(memory * MEMORY_SHARE) // NODE_MEMORY_BYTES,
+             f"{MEMORY_SHARE:.0%} of the {format_bytes(memory)} of memory available, about "
+             f"{format_bytes(NODE_MEMORY_BYTES)} per MXNet process")]
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+    except (AttributeError, ValueError, OSError):
+        soft = resource.RLIM_INFINITY
+    if soft != resource.RLIM_INFINITY:
+        caps.append((soft // NODE_TASKS, f"RLIMIT_NPROC {soft}, {NODE_TASKS} threads per process"))
+    cap, _ = min(caps)
+    return max(cap, 3), "; ".join(f"{n} by {why}" for n, why in caps)
+
+
+def _check_size(workers: int, servers: int) -> None:
+    """Refuse a job of more processes than :func:`max_processes` allows, before anything starts."""
+    total = workers + servers + 1
+    cap, why = max_processes()
+    if total > cap:
+        raise SettingValueError(f"num_workers={workers} and num_servers={servers} make {total} processes with the "
+                                f"scheduler, more than this machine holds: at most {cap} ({why})",
+                                ("num_workers", "num_servers"))
+
+
+def _named(setting: str, check: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``check(*args, **kwargs)``, its ``ValueError``/``TypeError`` naming ``setting`` (the command line's flag)."""
+    with naming(setting):
+        return check(*args, **kwargs)
+
+
+def _check_port(port: Any) -> int:
+    port = check_int("port", port, minimum=1)
+    check_condition(port <= 65535, f"port must be <= 65535, got {port}")
+    return port
 
 
 def _bind_port(address: str, port: int, host: str) -> int:
@@ -262,8 +314,8 @@ class _Job:
             status = self._wait_for_scheduler()
         for role, count, argv in (("server", self.num_servers, node), ("worker", self.num_workers, self.command)):
             for index in range(count):
-                if status is None:
-                    status = self._start(role, index, argv)
+                if status is None:  # a signal or the timeout stops the job between two starts too
+                    status = self._check() or self._start(role, index, argv)
         return self._supervise() if status is None else status
 
     def _start(self, role: str, index: int, argv: List[str]) -> Optional[int]:
@@ -377,22 +429,29 @@ def launch(command: Sequence[str], num_workers: int, num_servers: int = 1, host:
     ``port`` (default: a free one). ``env`` adds variables for every process (on top of ``os.environ``,
     minus its ``DMLC_*`` and ``PORT``). Returns 0 when every worker exited 0; else the exit code of the
     first process that failed (``128 + N`` if killed by signal ``N``), 124 after ``timeout`` seconds,
-    ``128 + N`` if the launcher got signal ``N``. Every process of the job has ended when it returns.
+    ``128 + N`` if the launcher got signal ``N`` (at any moment, while it starts processes too). Every process
+    of the job has ended when it returns.
+
+    Raises
+    ------
+    ValueError
+        for a bad argument, or a job of more processes than this machine holds (:func:`max_processes`),
+        before anything starts.
     """
-    workers = check_int("num_workers", num_workers, minimum=1)
-    servers = check_int("num_servers", num_servers, minimum=1)
-    address = _check_host(host)
+    workers = _named("num_workers", check_int, "num_workers", num_workers, minimum=1)
+    servers = _named("num_servers", check_int, "num_servers", num_servers, minimum=1)
+    _check_size(workers, servers)
+    address = _named("host", _check_host, host)
     if port is not None:
-        port = check_int("port", port, minimum=1)
-        check_condition(port <= 65535, f"port must be <= 65535, got {port}")
+        port = _named("port", _check_port, port)
     if timeout is not None:
-        timeout = check_float("timeout", timeout, minimum=0.0, strict_minimum=True)
-    extra = _check_env(env)
+        timeout = _named("timeout", check_float, "timeout", timeout, minimum=0.0, strict_minimum=True)
+    extra = _named("env", _check_env, env)
     inherited = sorted(k for k in os.environ if k.startswith("DMLC_") or k in _MANAGED_ENV)
     child_env = {k: v for k, v in os.environ.items() if k not in inherited}
     child_env.update(extra)
-    argv = _check_command(command, child_env.get("PATH", os.defpath))
-    port = _bind_port(address, 0 if port is None else port, host)
+    argv = _named("command", _check_command, command, child_env.get("PATH", os.defpath))
+    port = _named("port" if port is not None else "host", _bind_port, address, 0 if port is None else port, host)
     if inherited:
         logger.warning("ignoring inherited %s: the launcher sets the ps-lite variables itself", ", ".join(inherited))
     child_env.setdefault("MXNET_SUBGRAPH_VERBOSE", "0")
@@ -440,8 +499,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return launch(command, parsed.num_workers, parsed.num_servers, host=parsed.host, port=parsed.port,
                       timeout=parsed.timeout)
     except (ValueError, TypeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        flags = " and ".join(_FLAGS[name] for name in settings_of(err) if name in _FLAGS)
+        print(f"{parser.prog}: error: {'argument ' + flags + ': ' if flags else ''}{err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the job's own handlers were in place
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any, Dict, MutableMapping, Optional, Tuple
 
 import mxnet as mx
 
-from ..checks import check_choice, check_condition
+from ..checks import check_choice, check_condition, parse_env_int
 from ..constants import KVSTORES
 from .launcher import LAUNCHED_ENV
 
@@ -143,10 +143,10 @@ def _check_worker_env(name: str) -> None:
     check_condition(env["DMLC_ROLE"] == "worker", f"{start}; DMLC_ROLE must be 'worker', got {env['DMLC_ROLE']!r}")
     for key, low, high in (("DMLC_PS_ROOT_PORT", 1, 65535), ("DMLC_NUM_SERVER", 1, None),
                            ("DMLC_NUM_WORKER", 1, None)):
-        value = env[key]
-        check_condition(value.isdigit() and int(value) >= low and (high is None or int(value) <= high),
-                        f"{start}; {key} must be an integer >= {low}" + (f" and <= {high}" if high else "")
-                        + f", got {value!r}")
+        try:
+            parse_env_int(key, env[key], minimum=low, maximum=high)
+        except ValueError as err:
+            raise ValueError(f"{start}; {err}") from None
 
 
 def create_kvstore(name: str) -> mx.kv.KVStore:

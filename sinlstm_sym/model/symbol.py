@@ -90,19 +90,52 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
                  step_tau: float = DEFAULT_STEP_TAU, init: str = DEFAULT_INIT) -> SymGen:
     """Return ``sym_gen(bucket_key) -> (symbol, data_names, label_names)`` for ``BucketingModule``.
 
-    ``hidden_sizes``: one LSTM layer per entry; the last layer's hidden state is the
-    prediction, so the last size must be 1. ``label_mode``: ``'sequence'`` (a label at
-    every step, output ``(B, L)``) or ``'last'`` (output ``(B, 1)``). ``cell``:
-    ``'unrolled'`` (``mx.rnn.LSTMCell`` per step), ``'fused'`` (one ``mx.sym.RNN`` per
-    layer), ``'native'`` (one C++ operator for the stack, :mod:`sinlstm_sym.native`;
-    ``'fused'`` where it cannot load) or ``'auto'`` (``'native'`` where it loads, else
-    ``'fused'``). ``with_loss=False`` builds the inference symbol (no label). ``init_seed``,
-    ``forget_bias`` and ``init`` (``'library'`` or ``'gluon'``) set the parameters' initial values
-    (:func:`~sinlstm_sym.params.init_params`).
-    ``step_weight`` > 0 (``'sequence'`` only) weighs the loss of step ``k`` by
-    ``1 + step_weight * exp(-(k - 1) / step_tau)``; the output stays the prediction.
-    Checks the arguments and resolves the cell once (:class:`~sinlstm_sym.model.spec.ModelSpec`), then
-    :func:`spec_sym_gen`.
+    The only output is the prediction, ``pred_output`` (``LinearRegressionOutput``: the L2 loss's
+    gradient); every bucket shares one parameter set, each with its own initializer.
+
+    Parameters
+    ----------
+    hidden_sizes : sequence of int, default (10, 20, 1)
+        One LSTM layer per entry; the last layer's hidden state is the prediction, so the last
+        size must be 1.
+    label_mode : {'sequence', 'last'}
+        ``'sequence'``: a label at every step, output ``(B, L)``; ``'last'``: output ``(B, 1)``.
+    cell : {'auto', 'native', 'fused', 'unrolled'}
+        ``'unrolled'``: ``mx.rnn.LSTMCell`` per step; ``'fused'``: one ``mx.sym.RNN`` per layer;
+        ``'native'``: one C++ operator for the stack; ``'auto'``: native where it loads, else fused.
+    with_loss : bool, default True
+        ``False`` builds the inference symbol (no label input).
+    data_name, label_name : str
+        Names of the data and label inputs.
+    init_seed : int, default 0
+        Seed of the initial weights.
+    forget_bias : float, default 0.0
+        Initial forget-gate bias.
+    step_weight : float, default 0.0
+        With ``'sequence'``, step ``k``'s loss weighs ``1 + step_weight * exp(-(k - 1) / step_tau)``;
+        0 (``fit``'s is 4) keeps the plain L2 gradient that MXNet's ``'mse'`` metric expects.
+    step_tau : float, default 1.0
+        How many steps the extra weight lasts.
+    init : {'library', 'gluon'}
+        Xavier per gate block, or Gluon's default ``U[-0.07, 0.07]``.
+
+    Returns
+    -------
+    callable
+        ``sym_gen(bucket_key)`` returning ``(symbol, (data_name,), (label_name,))``, by default
+        ``('data',)`` and ``('label',)``, for any int key >= 1.
+
+    Raises
+    ------
+    ValueError, TypeError
+        An argument out of range or of the wrong kind, naming it.
+
+    Examples
+    --------
+    >>> from sinlstm_sym import make_sym_gen
+    >>> sym, data_names, label_names = make_sym_gen(cell="fused")(5)
+    >>> sym.list_outputs(), data_names
+    (['pred_output'], ('data',))
     """
     given: Dict[str, Any] = dict(hidden_sizes=hidden_sizes, label_mode=label_mode, cell=cell,
                                  forget_bias=forget_bias, step_weight=step_weight, step_tau=step_tau, init=init)

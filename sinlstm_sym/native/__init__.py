@@ -18,7 +18,7 @@ from typing import Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 
-from ..checks import check_choice, check_condition, check_int
+from ..checks import check_choice, check_condition, check_int, parse_env_int
 from ..constants import CELLS, INPUT_SIZE, NATIVE_THREADS_ENV, WRITES_GRADIENTS_ATTR
 from ..params import check_hidden_sizes, fused_shapes
 from .build import OP_NAME, BuildError, BuildResult, build_library
@@ -63,9 +63,13 @@ def _check_threads_setting() -> None:
     """Warn once when $SINLSTM_NATIVE_THREADS is set but not a positive integer (the operator then uses its
     default, min(2, hardware threads))."""
     value = os.environ.get(NATIVE_THREADS_ENV, "")
-    if value and not (value.isdigit() and int(value) >= 1):
-        logger.warning("%s=%r is not a positive integer: the native operator uses its default thread count",
-                       NATIVE_THREADS_ENV, value)
+    if not value:
+        return
+    try:
+        parse_env_int(NATIVE_THREADS_ENV, value, minimum=1)
+    except ValueError:
+        logger.warning("%s=%r is not a positive integer written with the digits 0-9: the native operator uses its "
+                       "default thread count", NATIVE_THREADS_ENV, value)
 
 
 def native_available() -> bool:

@@ -198,26 +198,67 @@ def _cell_value(path: str, line: int, column: str, text: Optional[str]) -> float
     return value
 
 
-def read_csv_series(path: Union[str, "os.PathLike[str]"], column: str,
-                    group: Optional[str] = None) -> Tuple[List[np.ndarray], Optional[List[str]]]:
-    """Values of ``column`` in a CSV file with a header row: one series, or one per value of ``group``
-    (rows in file order). Raises naming the file, the line and the column for a missing or non-numeric value."""
-    path = os.fspath(path)
-    check_condition(os.path.isfile(path), f"csv: {path!r} is not a file", FileNotFoundError, settings=("csv",))
+CSV_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte-order mark
+
+
+def _check_header(path: str, header: Sequence[str], column: str, group: Optional[str]) -> None:
+    """The header names ``column`` (and ``group``) exactly once."""
+    for name, what in ((column, "column"), (group, "group")):
+        if name is None:
+            continue
+        settings = ("csv", what) if what == "column" else (what,)
+        check_condition(name in header, f"{what} {name!r} is not a column of {path} (columns: {list(header)})",
+                        settings=settings)
+        check_condition(list(header).count(name) == 1, f"{what} {name!r} names {list(header).count(name)} columns "
+                        f"of {path} (columns: {list(header)}); give every column a distinct name",
+                        settings=settings)
+
+
+def _read_groups(path: str, column: str, group: Optional[str]) -> Dict[str, List[float]]:
+    """The values of ``column`` by value of ``group`` (one group ``''`` without it), in file order."""
     groups: Dict[str, List[float]] = {}
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding=CSV_ENCODING) as handle:
         reader = csv.DictReader(handle)
         try:
-            header = reader.fieldnames or []
-            for name, what in ((column, "column"), (group, "group")):
-                check_condition(name is None or name in header, f"{what} {name!r} is not a column of {path} "
-                                f"(columns: {header})", settings=("csv", what) if what == "column" else (what,))
+            _check_header(path, reader.fieldnames or [], column, group)
             for row in reader:
                 groups.setdefault(row[group] if group else "", []).append(_cell_value(path, reader.line_num,
                                                                                       column, row.get(column)))
         except csv.Error as err:  # a cell over the csv module's field limit, a NUL byte, an unclosed quote
             raise SettingValueError(f"{path}, line {reader.line_num + 1}: not a CSV file of values ({err}; a cell may "
                                     f"hold at most {csv.field_size_limit()} characters)", ("csv", "column")) from None
+    return groups
+
+
+def _encoding_problem(path: str) -> str:
+    """Where ``path`` stops being UTF-8 (its first line that does not decode), said for the user."""
+    def expected(source: str) -> str:
+        return ("the CSV file must be UTF-8 text (with or without a byte-order mark): convert it, e.g. "
+                f"`iconv -f {source} -t UTF-8 in.csv > out.csv`")
+    with open(path, "rb") as raw:
+        if raw.read(2) in (b"\xff\xfe", b"\xfe\xff"):
+            return f"{path}, line 1: UTF-16 text (it starts with a UTF-16 byte-order mark); {expected('UTF-16')}"
+        raw.seek(0)
+        for number, line in enumerate(raw, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return (f"{path}, line {number}: not UTF-8 (byte 0x{line[err.start]:02x} at column {err.start + 1}; "
+                        f"latin-1 or another 8-bit encoding?); {expected('LATIN1')}")
+    return f"{path}: not UTF-8 text; {expected('LATIN1')}"
+
+
+def read_csv_series(path: Union[str, "os.PathLike[str]"], column: str,
+                    group: Optional[str] = None) -> Tuple[List[np.ndarray], Optional[List[str]]]:
+    """Values of ``column`` in a CSV file with a header row: one series, or one per value of ``group``
+    (rows in file order). The file is UTF-8 (a byte-order mark is skipped). Raises naming the file, the line
+    and the column for a missing or non-numeric value, a column named twice, or text that is not UTF-8."""
+    path = os.fspath(path)
+    check_condition(os.path.isfile(path), f"csv: {path!r} is not a file", FileNotFoundError, settings=("csv",))
+    try:
+        groups = _read_groups(path, column, group)
+    except UnicodeDecodeError:
+        raise SettingValueError(_encoding_problem(path), ("csv",)) from None
     check_condition(len(groups) > 0, f"{path} has no data rows", settings=("csv", "column"))
     arrays = [np.asarray(v, dtype=np.float64) for v in groups.values()]
     return arrays, (list(groups) if group else None)

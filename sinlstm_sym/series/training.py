@@ -1,14 +1,15 @@
 """``fit_series``: split real series by time, scale on the training part, train through ``fit(train_iter=...)``."""
+import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
 from ..checks import check_condition
 from ..config import FitConfig
 from ..infer.predictor import Predictor
-from ..fitting import FitResult, fit
+from ..fitting import FitResult, FitSession, fit_session
 from .data import DEFAULT_SCALING, Holdout, Scaling, TimeSplit, split_by_time
 from .iterator import SeriesBucketIter
 
@@ -82,7 +83,25 @@ def fit_series(series: Any, config: Optional[FitConfig] = None, *, test: Holdout
 
 def fit_planned(plan: SeriesPlan, logger: Optional[logging.Logger] = None) -> SeriesFitResult:
     """Train the plan made by :func:`plan_series`."""
-    result = fit(plan.config, train_iter=plan.train_iter, eval_iter=plan.eval_iter, logger=logger)
+    with planned_session(plan, logger=logger) as session:
+        return series_result(plan, session.train())
+
+
+@contextlib.contextmanager
+def planned_session(plan: SeriesPlan, logger: Optional[logging.Logger] = None) -> Iterator[FitSession]:
+    """The :func:`~sinlstm_sym.fitting.fit_session` of a plan: every check of the run (the checkpoint directory,
+    a resume, the number of updates) is done on entering, before anything trains; ``train()`` trains it.
+
+    Raises
+    ------
+    ValueError, TypeError, FileNotFoundError
+        on entering, for a setting the run refuses (:class:`~sinlstm_sym.checks.SettingError` names it)."""
+    with fit_session(plan.config, train_iter=plan.train_iter, eval_iter=plan.eval_iter, logger=logger) as session:
+        yield session
+
+
+def series_result(plan: SeriesPlan, result: FitResult) -> SeriesFitResult:
+    """A plan's training result with its split and scaling."""
     return SeriesFitResult(result, plan.split, plan.train_iter.scaling, plan.train_iter)
 
 

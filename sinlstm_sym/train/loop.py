@@ -24,11 +24,23 @@ logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy."""
+    """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy.
+
+    Raised by :func:`~sinlstm_sym.fitting.fit` at the log point that sees it; the message names the
+    epoch, the batch and the bucket. A ``FloatingPointError``.
+
+    What to do: lower the learning rate (``optimizer_params={'learning_rate': ...}``), add
+    ``clip_gradient``, or check the data of a ``train_iter`` for NaN or huge values, then train again.
+    """
 
 
 class TrainingDivergedError(FloatingPointError):
     """The loss stayed far above its starting value for two log windows: the learning rate is too high."""
+
+
+class IteratorLengthError(ValueError):
+    """``train_iter`` yielded more batches in an epoch than its ``len()`` says: the learning-rate schedule, the
+    log points and the checkpoints' positions were planned from that length."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -142,7 +154,8 @@ class Trainer:
                  log: Any, log_every: int, save: Optional[Callable[[], Path]] = None,
                  checkpoint_every: Optional[int] = None, eval_iter: Optional[mx.io.DataIter] = None,
                  progress_bar: bool = False, learning_rate: Optional[float] = None,
-                 validator: Optional[Validator] = None, contexts: Optional[List[mx.Context]] = None) -> None:
+                 validator: Optional[Validator] = None, contexts: Optional[List[mx.Context]] = None,
+                 optimizer: Optional[mx.optimizer.Optimizer] = None, batch_size: Optional[int] = None) -> None:
         self.module, self.train_iter, self.progress, self.log = module, train_iter, progress, log
         self.log_every, self.checkpoint_every = log_every, checkpoint_every
         self.write, self.save = save, deferring_signals(save)  # the checkpoint writer, and it with signals deferred
@@ -158,6 +171,11 @@ class Trainer:
         self.bar: Any = None
         self.updater_errors: List[BaseException] = []  # exceptions inside MXNet's updater callback
         self.saved: Optional[Tuple[int, Path]] = None  # (global batch, path) of the last checkpoint written
+        # gradients are summed over a batch's windows: rescale_grad follows each batch's size (1 / windows)
+        self.optimizer, self.batch_size = optimizer, batch_size
+        self.base_rescale = optimizer.rescale_grad if optimizer is not None else 1.0
+        self.rescaled_for = batch_size
+        self.short_epochs = 0  # epochs that yielded fewer batches than len(train_iter)
 
     def run(self, num_epoch: int) -> None:
         """Train until ``num_epoch`` epochs are done; Ctrl-C stops at the next batch boundary
@@ -227,7 +245,9 @@ class Trainer:
         self.tic, self.tic_windows = time.perf_counter(), p.window_windows
         try:
             for batch in self.train_iter:
+                self._check_length(total)
                 self.module.forward_backward(batch)
+                self._rescale(batch)
                 self.module.update()
                 raise_first(self.updater_errors, f"at epoch {p.epoch}, batch {p.batch + 1}")
                 self.pending.add(self.module.get_outputs()[0], batch.label[0], batch.pad or 0)
@@ -247,9 +267,39 @@ class Trainer:
                     self._interrupt()
             if self.pending or p.window_windows:
                 self._log_point(total)
+            if total is not None and p.batch < total:
+                self._short_epoch(total)
         finally:
             if self.bar is not None:
                 self.bar.close()
+
+    def _check_length(self, total: Optional[int]) -> None:
+        """Refuse a batch beyond ``len(train_iter)`` before it trains (the schedule was planned for ``total``)."""
+        p = self.progress
+        if total is not None and p.batch >= total:
+            raise IteratorLengthError(
+                f"train_iter yielded more batches in epoch {p.epoch} than len(train_iter) = {total} says: the "
+                "learning-rate schedule, the log points and the checkpoints' positions are planned from that "
+                f"length (past it the schedule would train at its final rate); make __len__ return the number of "
+                f"batches an epoch yields. Training stopped after batch {p.batch}, no checkpoint written after it")
+
+    def _short_epoch(self, total: int) -> None:
+        """An epoch ended before ``len(train_iter)`` batches: said once (the schedule does not reach its end)."""
+        self.short_epochs += 1
+        if self.short_epochs == 1:
+            self.log.warning("train_iter yielded %d batches in epoch %d but len(train_iter) says %d: the "
+                             "learning-rate schedule, planned from that length, will not reach its end",
+                             self.progress.batch, self.progress.epoch, total)
+
+    def _rescale(self, batch: mx.io.DataBatch) -> None:
+        """Gradients are sums over the batch's windows: ``rescale_grad`` is 1 / this batch's windows (the
+        configured value for a batch of ``batch_size``, so a constant batch size changes nothing)."""
+        windows = batch.data[0].shape[0]
+        if self.optimizer is None or self.batch_size is None or windows == self.rescaled_for:
+            return
+        self.optimizer.rescale_grad = self.base_rescale if windows == self.batch_size \
+            else self.base_rescale * self.batch_size / windows
+        self.rescaled_for = windows
 
     def _interrupt(self) -> None:
         p = self.progress

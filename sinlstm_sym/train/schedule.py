@@ -3,14 +3,17 @@ filled in (from the checkpoint on resume, else from the run's length), and a sch
 zero, stay in its warm-up, or end before the run (MXNet's cosine and poly schedulers, rebuilt on resume,
 return the peak rate past their ``max_update``) is refused with what to do instead."""
 import logging
+import math
 from typing import Any, Dict, Optional, Tuple
 
-from ..checks import SettingValueError, check_condition, naming
+from ..checks import FLOAT32_MIN_NORMAL, SettingValueError, check_condition, naming
 from ..config import FitConfig
-from ..lr_schedules import check_lr_schedule, schedule_has_end
+from ..lr_schedules import check_lr_schedule, schedule_has_end, smallest_rate
 from ..constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
 
 logger = logging.getLogger(__name__)
+
+_ADAM_BETA2 = 0.999  # mx.optimizer.Adam's default
 
 _HOW_TO_EXTEND = ("to train past it, pass extend_schedule=RATE (--extend-schedule RATE), which appends a cosine "
                   "from RATE down to the schedule's final_lr over the extra updates (a tenth of the peak rate is a "
@@ -64,12 +67,44 @@ def _extension(config: FitConfig, spec: Dict[str, Any], saved: Optional[FitConfi
     return {"peak_lr": asked["peak_lr"], "from_update": end, "max_update": last}, True
 
 
+def check_update_rates(config: FitConfig, spec: Optional[Dict[str, Any]], first: int, last: Optional[int]) -> None:
+    """Refuse a learning rate that reaches MXNet's update operators below the smallest normal float32 (they
+    take their ``lr`` as float32 and fail at that update with "Out of range value"): the schedule's smallest
+    positive rate over updates ``first`` .. ``last``, times Adam's bias correction (at least ``sqrt(1 -
+    beta2)``: Adam hands ``lr * sqrt(1 - beta2^t) / (1 - beta1^t)`` to its operator)."""
+    optimizer = config.optimizer
+    learning_rate = optimizer.learning_rate
+    factor = 1.0
+    if optimizer.name == "adam":
+        factor = math.sqrt(1.0 - float(optimizer.params.get("beta2", _ADAM_BETA2)))
+    smallest = smallest_rate(spec, learning_rate, first, last) * factor
+    if smallest == 0.0 or smallest >= FLOAT32_MIN_NORMAL * (1 + 1e-9):
+        return
+    needed = learning_rate * FLOAT32_MIN_NORMAL / smallest * (1 + 1e-6)
+    raise SettingValueError(
+        f"optimizer_params['learning_rate'] = {learning_rate:g} reaches MXNet's update operator as a rate as small "
+        f"as {smallest:.3g} (the schedule's smallest rate" + (", times Adam's bias correction" if factor < 1 else "")
+        + f"), below {FLOAT32_MIN_NORMAL:.4g}, the smallest float32 number the operators take: give a learning_rate "
+        f"of at least {needed:.3g}" + ("" if spec is None else " or a schedule whose rates stay above it"),
+        ("optimizer_params", "lr_schedule"))
+
+
 def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
                   updates: Optional[int]) -> Tuple[Dict[str, Any], bool]:
     """The flat settings that settle ``config``'s schedule (``lr_schedule``, ``extend_schedule``; empty if
     none changes), checked against a run of ``updates`` updates (``None``: unknown) resumed at update ``done``
     of ``saved`` (``None``: a new run); and whether ``extend_schedule`` starts a new segment in this run (the
-    checkpoint then had none or an older one). ``fit`` applies them with its other settled values at once."""
+    checkpoint then had none or an older one). ``fit`` applies them with its other settled values at once.
+    Every learning rate the run hands to MXNet is checked (:func:`check_update_rates`)."""
+    changes, new = _plan_schedule(config, saved, done, updates)
+    begin = int(config.optimizer.params.get("begin_num_update", 0))
+    spec = changes.get("lr_schedule", config.optimizer.lr_schedule)
+    check_update_rates(config, spec, max(begin, done) + 1, None if updates is None else begin + updates)
+    return changes, new
+
+
+def _plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
+                   updates: Optional[int]) -> Tuple[Dict[str, Any], bool]:
     optimizer = config.optimizer
     begin = int(optimizer.params.get("begin_num_update", 0))
     last = None if updates is None else begin + updates  # the scheduler sees updates begin+1 .. begin+updates
@@ -97,4 +132,4 @@ def plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
     return {"lr_schedule": spec, "extend_schedule": extension}, new
 
 
-__all__ = ["plan_schedule"]
+__all__ = ["check_update_rates", "plan_schedule"]
