@@ -320,4 +320,5 @@ def test_write_permission_removed_mid_run_is_one_line_from_the_command_line(tmp_
     code = train_cli.main(CLI_RUN + ["--checkpoint", str(run), "--checkpoint-every", "2", "--num-epoch", "2"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert err.startswith(f"sinlstm-train: error: {run}: cannot write checkpoint ckpt-00000004: Permission denied")
+    assert err.startswith("sinlstm-train: error: ") and ".lock" not in err, err
+    assert f"{run}: cannot write checkpoint ckpt-00000004: Permission denied (" in err, err

@@ -350,10 +350,13 @@ class RunWriter:
         name = checkpoint_name(step)
         check_condition(self.run_id is not None, "the run id is not known yet (RunWriter.continue_run)")
         self.check_locked()
+        refused: Optional[CheckpointWriteError] = None
         try:
             self.root.mkdir(exist_ok=True)
         except PermissionError as err:
-            raise self._permission_error(err, name) from None
+            refused = self._permission_error(err, name)
+        if refused is not None:
+            raise refused  # outside the handler: one error, not a chain ending in a cleanup's
         check_condition(is_real_dir(self.root), f"{self.root}: not a directory of this run (a symbolic link or "
                         "a file); nothing was written there")
         tmp = self.root / f"{TMP_PREFIX}{name}-{os.getpid()}"
@@ -369,9 +372,11 @@ class RunWriter:
             self._undo(tmp, aside, name)
             if is_disk_full(err) or (isinstance(err, mx.base.MXNetError) and self._nearly_full()):
                 raise disk_full_error(self.root, f"checkpoint {name}") from None
-            if isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise self._permission_error(err, name) from None
-            raise
+            if not (isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+                raise
+            refused = self._permission_error(err, name)
+        if refused is not None:
+            raise refused  # outside the handler: one error, naming the directory and the cause
         self.previous = final
         self._clean_up(aside)
         return final
