@@ -180,6 +180,15 @@ def resume_config(**settings: Any) -> FitConfig:
     """The configuration ``fit(resume=True, checkpoint=DIR, **settings)`` trains with: the settings recorded
     in the checkpoint, with those given in ``settings`` replacing them.
 
+    ``fit(checkpoint='DIR', resume=True, num_epoch=3)`` thus continues a run without repeating its
+    settings (``overwrite`` and ``extend_schedule`` are never taken from the checkpoint). The
+    settings that change the numbers of the training (data, model, optimizer, seed) must equal the
+    checkpoint's: ``fit`` refuses every difference, and a schedule that cannot be continued (training
+    past its end needs ``extend_schedule``), in one message naming the values to pass. The devices
+    may change (update counts continue on new devices). Other validation settings
+    (``validation_lengths``, ``validation_samples``, or none) remove ``DIR/best`` and the old
+    validation records, with a warning: they were chosen on other held-out windows.
+
     Parameters
     ----------
     **settings
@@ -267,21 +276,12 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
 
     One bucket per window length, one shared parameter set. Everything is checked before anything is
     bound or trained. ``seed`` fixes the windows and initial weights (same seed, same losses and
-    weights). ``checkpoint='DIR'`` writes a checkpoint after every epoch (``DIR``'s parent directory
-    must exist). A new run refuses a directory holding another run's checkpoints unless
-    ``overwrite=True``. Several devices: ``ctx='cpu:0,1'`` or ``'gpu:0,1'``; several processes:
-    ``kvstore='dist_sync'`` under ``python -m sinlstm_sym.launch``.
-
-    Resuming: ``fit(checkpoint='DIR', resume=True, num_epoch=3)`` continues the latest checkpoint in
-    ``DIR`` with the settings recorded there; only the settings given as keywords replace them (a
-    ``config`` object is taken as given in full; ``overwrite`` and ``extend_schedule`` are never taken
-    from the checkpoint). Settings that change the numbers of the training (data, model, optimizer,
-    seed) must equal the checkpoint's: every difference, and a schedule that cannot be continued, is
-    refused in one message naming the values to pass. Training past the end of the checkpoint's
-    learning-rate schedule needs ``extend_schedule``. The devices may change (update counts continue
-    on new devices). A resume with other validation settings (``validation_lengths``,
-    ``validation_samples``, or none) removes ``DIR/best`` and the old validation records, with a
-    warning: they were chosen on other held-out windows.
+    weights). ``checkpoint='DIR'`` (its parent must exist) writes a checkpoint after every epoch. A new
+    run refuses a directory holding another run's checkpoints unless ``overwrite=True``. Several
+    devices: ``ctx='cpu:0,1'`` or ``'gpu:0,1'``; several processes: ``kvstore='dist_sync'`` under
+    ``python -m sinlstm_sym.launch``. ``resume=True`` continues the checkpoint's run with its settings:
+    only those given as keywords replace them (:func:`resume_config`; a ``config`` is taken as given in
+    full); differences are refused in one message. Other validation settings drop ``DIR/best``.
 
     Parameters
     ----------
@@ -316,9 +316,8 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     sinlstm_sym.train.loop.TrainingInterrupted
         Ctrl-C or SIGTERM stopped training at a batch boundary (after a checkpoint, if set).
     sinlstm_sym.callback_errors.UpdaterError, sinlstm_sym.checkpoint.DiskFullError
-        An exception inside MXNet's updater; a full disk while a checkpoint was written.
-    sinlstm_sym.checkpoint.CheckpointWriteError
-        A checkpoint could not be written for lack of permission (the previous one is intact).
+        An exception inside MXNet's updater; a full disk while a checkpoint was written
+        (:class:`~sinlstm_sym.checkpoint.CheckpointWriteError`: a refused permission).
 
     Examples
     --------
