@@ -129,6 +129,21 @@ def test_best_symlinked_to_another_run_is_replaced_never_written_through(tmp_pat
     assert Predictor.load(run) is not None
 
 
+@pytest.mark.parametrize("kind", ["fifo", "file"])
+def test_a_fifo_or_file_in_place_of_best_is_refused_before_training(tmp_path, kind, caplog):
+    run = tmp_path / "run"
+    run.mkdir()
+    if kind == "fifo":
+        os.mkfifo(run / "best")
+    else:
+        (run / "best").write_text("notes")
+    with caplog.at_level(logging.INFO), within(30), \
+            pytest.raises(ValueError, match=rf"{run / 'best'}: not a directory; a run keeps its best checkpoint there"):
+        fit(num_epoch=1, checkpoint=run, overwrite=True, validation_lengths=[1], validation_samples=20, **RUN)
+    assert not any(r.getMessage().startswith("training ") for r in caplog.records)  # refused before training
+    assert sorted(p.name for p in run.iterdir()) == ["best"] and (kind == "fifo" or (run / "best").read_text())
+
+
 def test_a_lock_that_is_a_symlink_fifo_or_huge_is_refused_not_followed(tmp_path):
     victim = tmp_path / "someones-file"
     victim.write_text("precious")
