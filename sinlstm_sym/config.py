@@ -699,3 +699,39 @@ SERIES_SETTINGS: Dict[str, Any] = dict(
 # The defaults of version 0.1, whose checkpoints store flat settings: the original's task with the library's
 # initial weights and forget bias 1 (what 0.1 called the original).
 V01_DEFAULTS: Dict[str, Any] = dict(ORIGINAL_SETTINGS, forget_bias=1.0, init=DEFAULT_INIT)
+
+
+# Settings of one invocation: on resume they never come from the checkpoint (an extension of the schedule is
+# asked for again by each resume that needs one; the checkpoint's own segment stays recorded there).
+RESUME_INVOCATION_DEFAULTS: Dict[str, Any] = dict(resume=True, overwrite=False, allow_pickle=False,
+                                                  extend_schedule=None)
+
+
+def resumed_config(saved: FitConfig, given: Mapping[str, Any]) -> FitConfig:
+    """The configuration of a resumed run: the checkpoint's settings ``saved``, with the flat settings
+    ``given`` explicitly replacing them.
+
+    Parameters
+    ----------
+    saved : FitConfig
+        The settings the checkpoint was trained with (as :meth:`FitConfig.from_settings` reads them).
+    given : mapping of str to any
+        The flat settings given for this run (``checkpoint`` among them); they override the
+        checkpoint's. ``resume``, ``overwrite``, ``allow_pickle`` and ``extend_schedule`` are never
+        taken from the checkpoint, and a checkpoint trained with ``cell='native'`` resumes with
+        ``cell='auto'`` (the same parameters; 'fused' where the native operator does not build).
+
+    Returns
+    -------
+    FitConfig
+        The checked configuration.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A given setting is invalid or does not fit the checkpoint's others (the error names it).
+    """
+    base = dict(RESUME_INVOCATION_DEFAULTS)
+    if saved.model.cell == "native":
+        base["cell"] = "auto"
+    return saved.replace(**{**base, **given})

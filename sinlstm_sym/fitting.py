@@ -1,7 +1,7 @@
 """``fit``: train the stacked LSTM on bucketed windows with ``mx.mod.BucketingModule``."""
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -10,8 +10,10 @@ import numpy as np
 
 from .model.bucketing import check_sym_gen
 from .checkpoint import Checkpoint, RunDirectory, RunWriter, load_checkpoint, new_run_id, save_checkpoint
-from .checks import check_condition, naming
-from .config import FitConfig, RunConfig
+from .checkpoint.store import checkpoint_settings
+from .checks import SettingError, SettingValueError, check_condition, naming, settings_of
+from .config import FitConfig, RunConfig, resumed_config
+from .settings import declared
 from .context import resolve_contexts
 from .data.windows import SinBucketIter, label_shape
 from .distributed import RankLogAdapter, create_kvstore, pull_final_params
@@ -159,12 +161,64 @@ class FitResult:
         return Predictor.from_config(self.arg_params(best=use_best), self.config.model, ctx=ctx, **kwargs)
 
 
+class SessionClosedError(RuntimeError):
+    """A :class:`FitSession` used after its ``with fit_session(...)`` block ended (its run directory's lock
+    was released there)."""
+
+
 def _resolve_config(config: Optional[FitConfig], overrides: Dict[str, Any]) -> FitConfig:
     check_condition(config is None or isinstance(config, FitConfig),
                     f"config must be a FitConfig or None, got {type(config).__name__}", TypeError)
     if config is None:
+        if overrides.get("resume") is True and overrides.get("checkpoint") is not None:
+            return resume_config(**overrides)
         return FitConfig.from_flat(**overrides)
     return config.replace(**overrides) if overrides else config
+
+
+def resume_config(**settings: Any) -> FitConfig:
+    """The configuration ``fit(resume=True, checkpoint=DIR, **settings)`` trains with: the settings recorded
+    in the checkpoint, with those given in ``settings`` replacing them.
+
+    ``fit(checkpoint='DIR', resume=True, num_epoch=3)`` thus continues a run without repeating its
+    settings (``overwrite`` and ``extend_schedule`` are never taken from the checkpoint). The
+    settings that change the numbers of the training (data, model, optimizer, seed) must equal the
+    checkpoint's: ``fit`` refuses every difference, and a schedule that cannot be continued (training
+    past its end needs ``extend_schedule``), in one message naming the values to pass. The devices
+    may change (update counts continue on new devices). Other validation settings
+    (``validation_lengths``, ``validation_samples``, or none) remove ``DIR/best`` and the old
+    validation records, with a warning: they were chosen on other held-out windows.
+
+    Parameters
+    ----------
+    **settings
+        Flat settings (:meth:`FitConfig.flat_names`), ``checkpoint`` among them.
+
+    Returns
+    -------
+    FitConfig
+        The checkpoint's settings with the given ones; ``resume=True``, ``overwrite=False``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The checkpoint directory or its ``latest.json``/``config.json`` is missing.
+    ValueError, TypeError
+        A given setting is invalid, or the checkpoint's settings cannot be read (the error names
+        the settings or the file).
+    """
+    run_names = {info.name for info in declared(RunConfig).values()}
+    # the run's own settings checked first (types, combinations such as overwrite with resume)
+    checkpoint = FitConfig.from_flat(**{k: v for k, v in settings.items() if k in run_names}).run.checkpoint
+    check_condition(checkpoint is not None, "resume=True needs checkpoint='DIR'", settings=("resume", "checkpoint"))
+    assert checkpoint is not None
+    with naming("checkpoint", "resume"):
+        path, saved = checkpoint_settings(checkpoint)
+        try:
+            base = FitConfig.from_settings(saved)
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as err:
+            raise ValueError(f"{path / 'config.json'}: its settings cannot be read ({err})") from None
+    return resumed_config(base, dict(settings, resume=True))
 
 
 def _check_train_iter(train_iter: Any, label_mode: str) -> Tuple[int, str, str, int]:
@@ -222,11 +276,12 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
 
     One bucket per window length, one shared parameter set. Everything is checked before anything is
     bound or trained. ``seed`` fixes the windows and initial weights (same seed, same losses and
-    weights). ``checkpoint='DIR'`` writes a checkpoint after every epoch; ``resume=True`` continues the
-    checkpoint's run: settings not given explicitly are taken from the checkpoint, and differences that
-    cannot change are reported in one message. A new run refuses a directory holding another run's
-    checkpoints unless ``overwrite=True``. Several devices: ``ctx='cpu:0,1'`` or ``'gpu:0,1'``;
-    several processes: ``kvstore='dist_sync'`` under ``python -m sinlstm_sym.launch``.
+    weights). ``checkpoint='DIR'`` (its parent must exist) writes a checkpoint after every epoch. A new
+    run refuses a directory holding another run's checkpoints unless ``overwrite=True``. Several
+    devices: ``ctx='cpu:0,1'`` or ``'gpu:0,1'``; several processes: ``kvstore='dist_sync'`` under
+    ``python -m sinlstm_sym.launch``. ``resume=True`` continues the checkpoint's run with its settings:
+    only those given as keywords replace them (:func:`resume_config`; a ``config`` is taken as given in
+    full); differences are refused in one message. Other validation settings drop ``DIR/best``.
 
     Parameters
     ----------
@@ -261,7 +316,8 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
     sinlstm_sym.train.loop.TrainingInterrupted
         Ctrl-C or SIGTERM stopped training at a batch boundary (after a checkpoint, if set).
     sinlstm_sym.callback_errors.UpdaterError, sinlstm_sym.checkpoint.DiskFullError
-        An exception inside MXNet's updater; a full disk while a checkpoint was written.
+        An exception inside MXNet's updater; a full disk while a checkpoint was written
+        (:class:`~sinlstm_sym.checkpoint.CheckpointWriteError`: a refused permission).
 
     Examples
     --------
@@ -288,7 +344,11 @@ def fit_session(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.i
                     TypeError)
     config = _resolve_config(config, settings)
     with contextlib.ExitStack() as cleanup:  # releases the run directory's lock however fit ends
-        yield _prepare(config, train_iter, eval_iter, log, cleanup)
+        session = _prepare(config, train_iter, eval_iter, log, cleanup)
+        try:
+            yield session
+        finally:
+            session.closed = True
 
 
 @dataclass(frozen=True)
@@ -319,6 +379,7 @@ class FitSession:
     validation_set: Optional[ValidationSet]
     writer: Optional[RunWriter]
     log: Any
+    closed: bool = field(default=False, repr=False)  # set when the fit_session block ends
 
     @property
     def config(self) -> FitConfig:
@@ -326,7 +387,24 @@ class FitSession:
         return self.plan.config
 
     def train(self) -> FitResult:
-        """Run the epochs; the trained module, its history and the configuration."""
+        """Run the epochs; the trained module, its history and the configuration.
+
+        Returns
+        -------
+        FitResult
+            The trained module, its history and the settled configuration.
+
+        Raises
+        ------
+        SessionClosedError
+            The session's ``with fit_session(...)`` block has ended (its lock is released: another
+            training may be writing into its run directory).
+        """
+        if self.closed:
+            where = f" its checkpoint directory {self.writer.root} is no longer locked for it," \
+                if self.writer is not None else ""
+            raise SessionClosedError(f"this FitSession's `with fit_session(...)` block has ended:{where} it cannot "
+                                     "train any more; call train() inside the block, or start a new fit_session")
         plan = self.plan
         best_params = _train(plan, self.module, self.optimizer, self.progress, self.eval_iter, self.validation_set,
                              self.writer, self.log)
@@ -347,7 +425,9 @@ def _prepare(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter:
     optimizer = config.optimizer.create(
         rescale_grad=1.0 / (config.data.batch_size * (plan.num_workers if run.kvstore == "dist_sync" else 1)),
         fused=plan.spec.cell == "native" and not run.distributed)
-    progress = _init_state(module, optimizer, plan.kv, plan.saved, log)
+    progress = _init_state(module, optimizer, plan.kv, plan.saved, log, plan.contexts)
+    if plan.saved is not None and writer is not None:
+        _drop_other_validation(plan.saved, config, progress, writer)
     if writer is None and run.checkpoint is not None and plan.rank == 0:  # a new run: lock after every check
         with naming("checkpoint"):
             writer = cleanup.enter_context(RunDirectory(run.checkpoint).open(new_run_id(), new_run=True,
@@ -419,6 +499,9 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
     if train_iter is None:  # the built-in data's memory, before anything is locked or built
         config.check_memory()
     if run.checkpoint is not None and not run.resume:
+        parent = Path(run.checkpoint).parent
+        check_condition(parent.exists(), f"checkpoint: the directory {str(parent)!r} does not exist (for "
+                        f"{run.checkpoint!r}); create it first", FileNotFoundError, settings=("checkpoint",))
         with naming("checkpoint", "overwrite"):
             check_output_dir("checkpoint", run.checkpoint)
             RunDirectory(run.checkpoint).check_new_run(run.overwrite)
@@ -459,7 +542,13 @@ def _settle(config: FitConfig, saved: Optional[Checkpoint], saved_config: Option
         _batches_per_epoch(train_iter)  # refuses: the schedule's length is unknown
     done = 0 if saved is None else int(config.optimizer.params.get("begin_num_update", 0)) + \
         int(saved.config["progress"].get("global_batch", 0))
-    changes, extended = plan_schedule(config, saved_config, done, updates)
+    schedule_error: Optional[SettingError] = None
+    try:
+        changes, extended = plan_schedule(config, saved_config, done, updates)
+    except SettingError as err:
+        if saved_config is None:
+            raise
+        schedule_error, changes, extended = err, {}, True  # reported with every other difference, below
     current = config.flat()
     changes.update({k: v for k, v in dict(seed=seed, batch_size=batch_size, cell=spec.cell).items()
                     if v != current[k]})
@@ -468,14 +557,31 @@ def _settle(config: FitConfig, saved: Optional[Checkpoint], saved_config: Option
         if extended:  # the new segment is the one setting a resumed run may add
             saved_config = saved_config.replace(extend_schedule=config.optimizer.extend_schedule)
         assert saved is not None
-        differ = saved_config.describe_differences(config)
-        check_condition(not differ, f"resume=True: the checkpoint {saved.path} was trained with other settings: "
-                        f"{differ}", settings=(*saved_config.differences(config), "resume"))
+        _check_resumable(saved, saved_config, config, schedule_error)
         batch = saved.config["progress"]["batch"]
         check_condition(not hasattr(train_iter, "__len__") or batch <= len(train_iter),
                         f"{saved.path / 'config.json'}: progress.batch is {batch}, beyond the {len(train_iter)} "
                         "batches of an epoch; the file is damaged or was edited")
     return config
+
+
+def _check_resumable(saved: Checkpoint, saved_config: FitConfig, config: FitConfig,
+                     schedule_error: Optional[SettingError]) -> None:
+    """Refuse, in one message naming what to pass, every setting of a resumed run that does not fit its
+    checkpoint: training settings that differ, and a schedule that cannot be continued."""
+    differ = saved_config.differences(config)
+    names, problems = list(differ), []
+    if differ:
+        values = ", ".join(f"{k}={a!r}" for k, (a, _) in differ.items())
+        shown = ", ".join(f"{k}={a!r} there, {b!r} now" for k, (a, b) in differ.items())
+        problems.append(f"was trained with other settings: {shown} (leave {'them' if len(differ) > 1 else 'it'} "
+                        f"out to keep the checkpoint's, i.e. pass {values} or nothing)")
+    if schedule_error is not None:
+        problems.append(f"cannot be continued as asked: {schedule_error}")
+        names += [n for n in settings_of(schedule_error) if n not in names]
+    if problems:
+        raise SettingValueError(f"resume=True: the checkpoint {saved.path} {'; and it '.join(problems)}",
+                                (*names, "resume"))
 
 
 def _data_label_names(train_iter: mx.io.DataIter) -> Tuple[str, str]:
@@ -511,8 +617,28 @@ def _build_module(plan: _Plan, eval_iter: Optional[mx.io.DataIter]
     return module, sym_gen, validation_set
 
 
+def _drop_other_validation(saved: Checkpoint, config: FitConfig, progress: Progress, writer: RunWriter) -> None:
+    """A resume with other validation settings than its checkpoint's: ``DIR/best`` and the validation records,
+    chosen on other held-out windows, are dropped (with a warning)."""
+    before = _saved_config(saved).run
+    now = config.run
+    old = (before.validation_lengths, before.validation_samples if before.validation_lengths else None)
+    new = (now.validation_lengths, now.validation_samples if now.validation_lengths else None)
+    if old == new:
+        return
+    def shown(lengths: Any, samples: Any) -> str:
+        return "no validation" if lengths is None else f"validation_lengths={list(lengths)}, " \
+            f"validation_samples={samples}"
+    reason = f"chosen on the held-out windows of {shown(*old)}, but this run has {shown(*new)}"
+    writer.drop_best(reason)
+    if progress.validation:
+        logger.warning("%s: the %d validation record(s) of the checkpoint were %s; they are dropped", saved.path,
+                       len(progress.validation), reason)
+        progress.validation.clear()
+
+
 def _init_state(module: SineBucketingModule, optimizer: mx.optimizer.Optimizer, kv: Any,
-                saved: Optional[Checkpoint], log: Any) -> Progress:
+                saved: Optional[Checkpoint], log: Any, contexts: List[mx.Context]) -> Progress:
     """Initial or resumed parameters and optimizer state; the progress to continue from."""
     if saved is None:
         module.init_params(initializer=mx.init.Xavier())  # every parameter carries its own StackInit
@@ -524,7 +650,7 @@ def _init_state(module: SineBucketingModule, optimizer: mx.optimizer.Optimizer, 
         log.info("resuming from %s at epoch %d, batch %d", saved.path, progress.epoch, progress.batch)
     module.init_optimizer(kvstore=kv, optimizer=optimizer)
     if saved is not None:
-        saved.restore_optimizer(module, optimizer)
+        saved.restore_optimizer(module, optimizer, devices=[c.device_id for c in contexts])
     return progress
 
 

@@ -40,14 +40,16 @@ from .files import (CHECKSUM, MAX_JSON_BYTES, MAX_JSON_DEPTH, DiskFullError, che
                     sha256 as _sha256, write_json_atomic)
 from .legacy import convert_checkpoint
 from .optimizer_state import CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer
-from .run_directory import BEST, KEEP, LATEST, RunDirectory, RunWriter, new_run_id
+from .lock import RunLockError
+from .run_directory import BEST, KEEP, LATEST, CheckpointWriteError, RunDirectory, RunWriter, new_run_id
 from .schema import (CONFIG, FORMAT, FORMAT_VERSION, OPTIMIZER_ARRAYS, OPTIMIZER_JSON, PICKLED_OPTIMIZER, PREFIX,
                      READABLE_VERSIONS, mxnet_epoch)
 from .store import Checkpoint, CheckpointEntry, list_checkpoints, load_checkpoint, save_checkpoint, verify_checkpoint
 
 __all__ = ["load_checkpoint", "save_checkpoint", "list_checkpoints", "verify_checkpoint", "convert_checkpoint",
            "check_checkpointable_optimizer", "Checkpoint", "CheckpointEntry", "RunDirectory", "RunWriter",
-           "DiskFullError", "new_run_id", "write_json_atomic", "mxnet_epoch", "FORMAT", "FORMAT_VERSION",
+           "DiskFullError", "CheckpointWriteError",
+           "RunLockError", "new_run_id", "write_json_atomic", "mxnet_epoch", "FORMAT", "FORMAT_VERSION",
            "READABLE_VERSIONS", "LATEST", "BEST", "CONFIG", "OPTIMIZER_ARRAYS", "OPTIMIZER_JSON", "PICKLED_OPTIMIZER",
            "PREFIX", "KEEP", "CHECKSUM", "CHECKPOINTABLE_OPTIMIZERS", "MAX_JSON_BYTES", "MAX_JSON_DEPTH",
            "_sha256", "_checksummed_json"]

@@ -3,7 +3,9 @@
 Every JSON file is refused above ``MAX_JSON_BYTES`` (from its size on disk, before a byte is
 read) or nested deeper than ``MAX_JSON_DEPTH`` (counted before the parser recurses), with a
 ``ValueError`` naming the file. A file listed in a manifest is compared with the manifest's
-size before it is read, and read no further than that size.
+size before it is read, and read no further than that size. Files are opened without following
+a symbolic link and without waiting on a FIFO, and read only when they are regular files; a
+file is written as a new file (any entry of its name removed first, never truncated in place).
 """
 import errno
 import hashlib
@@ -11,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from pathlib import Path
 from typing import Any, Dict, Tuple
 
@@ -87,9 +90,46 @@ def checksum_matches(data: bytes) -> bool:
     return sha256(data[:start] + b"0" * 64 + data[end:]) == entries[0].group(1).decode()
 
 
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def open_regular(path: Path) -> Tuple[int, int]:
+    """``(file descriptor, size)`` of ``path`` opened for reading, if it is a regular file: a symbolic link is
+    never followed and a FIFO or device never waited on (``ValueError`` naming the file; ``FileNotFoundError``
+    if it is missing)."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise ValueError(f"{path}: a symbolic link, which is never followed out of a run directory; remove "
+                             "it") from None
+        raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise ValueError(f"{path}: not a regular file (a directory, FIFO, socket or device); the file is damaged "
+                         "or foreign")
+    return fd, info.st_size
+
+
+def is_real_dir(path: Path) -> bool:
+    """True when ``path`` is a directory itself, not a symbolic link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and flush it to disk."""
-    with open(path, "wb") as handle:
+    """Write ``data`` to ``path`` as a new file (an entry of that name is removed first: a symbolic link or
+    another file is never followed or truncated) and flush it to disk."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
+    with os.fdopen(fd, "wb") as handle:
         handle.write(data)
         handle.flush()
         os.fsync(handle.fileno())
@@ -137,11 +177,12 @@ def read_json_bytes(data: bytes, path: Path) -> Dict[str, Any]:
 
 
 def read_bounded(path: Path, limit: int) -> bytes:
-    """The bytes of ``path``, refused (``ValueError`` naming it) when its size on disk exceeds ``limit``."""
-    size = path.stat().st_size
-    check_condition(size <= limit, f"{path}: {size} bytes, more than the {limit} bytes such a file may hold; "
-                    "the file is damaged or foreign")
-    with open(path, "rb") as handle:
+    """The bytes of regular file ``path`` (see :func:`open_regular`), refused (``ValueError`` naming it) when
+    its size on disk exceeds ``limit``."""
+    fd, size = open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
+        check_condition(size <= limit, f"{path}: {size} bytes, more than the {limit} bytes such a file may hold; "
+                        "the file is damaged or foreign")
         data = handle.read(size + 1)  # read(n) allocates n bytes up front: the size found, not the limit
     check_condition(len(data) == size, f"{path}: changed size while it was read")
     return data
@@ -149,24 +190,30 @@ def read_bounded(path: Path, limit: int) -> bytes:
 
 def read_json(path: Path, what: str, limit: int = MAX_JSON_BYTES) -> Tuple[Dict[str, Any], bytes]:
     """The JSON object in ``path`` and its bytes; ``FileNotFoundError`` ("missing; ``what``") if absent."""
-    check_condition(path.is_file(), f"{path}: missing; {what}", FileNotFoundError)
-    data = read_bounded(path, limit)
+    try:
+        data = read_bounded(path, limit)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{path}: missing; {what}") from None
     return read_json_bytes(data, path), data
 
 
-def _check_size(path: Path, entry: Dict[str, Any]) -> int:
-    check_condition(path.is_file(), f"{path}: missing, although the checkpoint's manifest lists it",
-                    FileNotFoundError)
-    size = path.stat().st_size
-    check_condition(size == entry["size"], f"{path}: {size} bytes, the manifest says {entry['size']}; "
-                    "the file is truncated or was replaced")
-    return size
+def _open_listed(path: Path, entry: Dict[str, Any]) -> Tuple[int, int]:
+    """``open_regular(path)`` after checking the size against the manifest's ``entry``."""
+    try:
+        fd, size = open_regular(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(f"{path}: missing, although the checkpoint's manifest lists it") from None
+    if size != entry["size"]:
+        os.close(fd)
+        raise ValueError(f"{path}: {size} bytes, the manifest says {entry['size']}; the file is truncated or was "
+                         "replaced")
+    return fd, size
 
 
 def verified_bytes(path: Path, entry: Dict[str, Any]) -> bytes:
     """The bytes of ``path`` after checking its size (before reading) and SHA-256 against its manifest ``entry``."""
-    size = _check_size(path, entry)
-    with open(path, "rb") as handle:
+    fd, size = _open_listed(path, entry)
+    with os.fdopen(fd, "rb") as handle:
         data = handle.read(size + 1)
     check_condition(len(data) == size, f"{path}: {len(data)} bytes, the manifest says {size}; the file changed "
                     "while it was read")
@@ -177,9 +224,9 @@ def verified_bytes(path: Path, entry: Dict[str, Any]) -> bytes:
 
 def verify_file(path: Path, entry: Dict[str, Any]) -> None:
     """Check ``path`` against its manifest ``entry`` as :func:`verified_bytes` does, hashing it in chunks."""
-    size = _check_size(path, entry)
+    fd, size = _open_listed(path, entry)
     digest, read = hashlib.sha256(), 0
-    with open(path, "rb") as handle:
+    with os.fdopen(fd, "rb") as handle:
         while read <= size:
             chunk = handle.read(HASH_CHUNK)
             if not chunk:

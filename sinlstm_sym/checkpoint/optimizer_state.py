@@ -9,7 +9,7 @@ import logging
 import pickle
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
@@ -136,8 +136,11 @@ def _validated_states(source: Path, optimizer: mx.optimizer.Optimizer, weights: 
     return states
 
 
-def _validated_counts(source: Path, keys: Dict[str, List[Any]], meta: Dict[str, Any]) -> Dict[int, Dict[Any, int]]:
-    """Per-device update counts for every key the updater may use, from the saved per-parameter counts."""
+def _validated_counts(source: Path, keys: Dict[str, List[Any]], meta: Dict[str, Any],
+                      devices: Sequence[int] = ()) -> Dict[int, Dict[Any, int]]:
+    """Per-device update counts for every key the updater may use, from the saved per-parameter counts; a
+    device in ``devices`` that the checkpoint has no counts for starts from the first saved device's (every
+    device of a run makes the same updates, so a copy on a new device continues Adam's bias correction)."""
     def count(value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -152,6 +155,10 @@ def _validated_counts(source: Path, keys: Dict[str, List[Any]], meta: Dict[str, 
         check_condition(ok, f"{source}: update count {entry!r} does not fit the bound module (num_update "
                         f"{num_update})")
         counts.setdefault(entry["device"], {}).update({key: entry["count"] for key in keys[entry["param"]]})
+    if counts:
+        first = counts[min(counts)]
+        for device in devices:
+            counts.setdefault(int(device), dict(first))
     return counts
 
 
@@ -168,8 +175,11 @@ def write_module_optimizer_state(directory: Path, module: mx.mod.BaseModule,
 
 
 def restore_optimizer_state(module: mx.mod.BaseModule, optimizer: mx.optimizer.Optimizer, meta: Dict[str, Any],
-                            arrays: Dict[str, mx.nd.NDArray], source: Path) -> None:
-    """Give ``optimizer`` (bound to ``module``) the counters and states of ``meta`` and ``arrays``, checked first."""
+                            arrays: Dict[str, mx.nd.NDArray], source: Path,
+                            devices: Optional[Sequence[int]] = None) -> None:
+    """Give ``optimizer`` (bound to ``module``) the counters and states of ``meta`` and ``arrays``, checked first;
+    ``devices`` (the device ids the module updates on) each get update counts, copied from the first saved
+    device where the checkpoint has none for them."""
     check_condition(meta.get("optimizer") == state_name(optimizer),
                     f"{source}: optimizer state of {meta.get('optimizer')!r}, but the optimizer to resume is "
                     f"{state_name(optimizer)!r}")
@@ -179,7 +189,7 @@ def restore_optimizer_state(module: mx.mod.BaseModule, optimizer: mx.optimizer.O
         if name in keys:
             keys[name].insert(-1, index)
     states = _validated_states(source, optimizer, weights, keys, meta.get("states"), arrays)
-    counts = _validated_counts(source, keys, meta)
+    counts = _validated_counts(source, keys, meta, devices or ())
     optimizer.num_update = meta["num_update"]
     # No public setter for the update counts in MXNet 1.9.1: set the private per-device dicts directly.
     optimizer._all_index_update_counts = counts  # noqa: SLF001

@@ -15,7 +15,11 @@ complete); one writer at a time (a lock left by a dead process on this host is r
 rotation removes only checkpoints of this run (the run id in their ``config.json``), by step
 number, never the one ``latest.json`` names and never other files; ``latest.json`` moves
 forward before anything older is removed, and no rename removes the only complete copy.
+Nothing is followed out of the directory: a symbolic link in place of ``best/`` is removed when
+a writer opens the directory (never written through), a ``ckpt-N`` that is a link is no
+checkpoint, and every write checks first that the writer still holds the lock.
 """
+import errno
 import logging
 import os
 import re
@@ -28,9 +32,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 import mxnet as mx
 
 from ..checks import check_condition
-from .files import (MAX_SMALL_JSON_BYTES, checksummed_json, disk_full_error, fsync_dir, is_disk_full, read_json,
-                    staged_json_name, write_bytes, write_json_atomic)
-from .lock import RunLock
+from .files import (MAX_SMALL_JSON_BYTES, checksummed_json, disk_full_error, fsync_dir, is_disk_full, is_real_dir,
+                    read_json, staged_json_name, write_bytes, write_json_atomic)
+from .lock import RunLock, RunLockError
 from .schema import CONFIG, FORMAT, FORMAT_VERSION, check_format, run_id_of
 
 logger = logging.getLogger(__name__)
@@ -71,6 +75,11 @@ def _latest_payload(name: str) -> Dict[str, Any]:
     return {"format": FORMAT, "format_version": FORMAT_VERSION, "checkpoint": name}
 
 
+class CheckpointWriteError(PermissionError):
+    """A checkpoint could not be written for lack of permission (or a read-only file system); the message
+    names the directory and the cause, and the previous checkpoint is intact."""
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -109,7 +118,7 @@ class RunDirectory:
         """What of a run's checkpoints ``root`` holds (``latest.json``, ``ckpt-N``, ``best/...``); empty if none."""
         found = [LATEST] if self.latest_file.exists() else []
         found += [p.name for _, p in self.checkpoints()]
-        if self.root.name != BEST:
+        if self.root.name != BEST and is_real_dir(self.best.root):
             found += [f"{BEST}/{name}" for name in self.best.holdings()]
         return found
 
@@ -177,6 +186,10 @@ class RunDirectory:
         """``DIR/best`` when it holds a best checkpoint of the same run as ``checkpoint`` (default: the one
         ``latest.json`` names), else ``None``: a best checkpoint of another run is never used."""
         best = self.best
+        if not is_real_dir(best.root):
+            if best.root.is_symlink():
+                logger.warning("%s: a symbolic link, not this run's own directory; it is ignored", best.root)
+            return None
         if not best.latest_file.is_file():
             return None
         try:
@@ -210,19 +223,33 @@ class RunDirectory:
         ``run_id=None``, and name its run with :meth:`RunWriter.continue_run` once it has read its checkpoint."""
         check_condition(not new_run or run_id is not None, "a new run needs its run id")
         if new_run:
-            self.root.mkdir(parents=True, exist_ok=True)
+            check_condition(self.root.parent.is_dir(), f"{self.root}: its directory {self.root.parent} does not "
+                            "exist", FileNotFoundError)
+            self.root.mkdir(exist_ok=True)
         check_condition(self.root.is_dir(), f"{self.root}: no such checkpoint directory", FileNotFoundError)
         lock = RunLock(self.root / LOCK)
         lock.acquire()
         try:
             if new_run:
                 self.check_new_run(overwrite)
+            self._own_best()
             for directory in (self, self.best):
                 directory.recover()
         except BaseException:
             lock.release()
             raise
         return RunWriter(self, run_id, lock, previous=previous, replace_others=new_run and overwrite)
+
+    def _own_best(self) -> None:
+        """Remove a symbolic link in place of ``best/`` (it is never written through); refuse another file
+        there (only call with the lock held)."""
+        best = self.best.root
+        if best.is_symlink():
+            logger.warning("%s: a symbolic link (to %s), not a directory of this run; the link is removed (what "
+                           "it points to is left alone)", best, os.readlink(best))
+            best.unlink()
+        check_condition(not best.exists() or is_real_dir(best), f"{best}: not a directory; a run keeps its best "
+                        "checkpoint there: move that file away")
 
     def recover(self) -> None:
         """Put back a checkpoint set aside by an interrupted replacement, and remove the leftovers of
@@ -260,8 +287,9 @@ class RunWriter:
 
     def __init__(self, directory: RunDirectory, run_id: Optional[str], lock: Optional[RunLock],
                  previous: Optional[Path] = None,
-                 replace_others: bool = False) -> None:
+                 replace_others: bool = False, owner: Optional["RunWriter"] = None) -> None:
         self.directory, self.run_id, self.lock = directory, run_id, lock
+        self.owner = owner  # the writer holding the lock (best/'s writer writes under its run's lock)
         self.previous = previous  # a complete checkpoint of this run: latest may point there meanwhile
         self.replace_others = replace_others
         self._best: Optional[RunWriter] = None
@@ -275,7 +303,7 @@ class RunWriter:
     def best(self) -> "RunWriter":
         """The writer of ``DIR/best`` (same run, same lock)."""
         if self._best is None:
-            self._best = RunWriter(self.directory.best, self.run_id, None)
+            self._best = RunWriter(self.directory.best, self.run_id, None, owner=self)
         return self._best
 
     def continue_run(self, run_id: Optional[str], previous: Path) -> None:
@@ -292,10 +320,28 @@ class RunWriter:
         self.close()
 
     def close(self) -> None:
-        """Release the lock."""
+        """Release the lock; the writer writes no more."""
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+
+    def check_locked(self) -> None:
+        """Raise :class:`~sinlstm_sym.checkpoint.lock.RunLockError` unless this writer (or the run writer it
+        belongs to) still holds the run directory's lock."""
+        holder = self.owner if self.owner is not None else self
+        if holder.lock is None:
+            raise RunLockError(f"{self.root}: this writer was closed and released the run directory's lock; "
+                               "nothing is written there without holding it")
+        holder.lock.check_held()
+
+    def drop_best(self, reason: str) -> None:
+        """Remove ``DIR/best`` (its best checkpoint no longer applies: ``reason``), with a warning."""
+        self.check_locked()
+        best = self.directory.best.root
+        if is_real_dir(best):
+            logger.warning("%s: %s; it is removed and the best checkpoint is chosen again from this run's "
+                           "validations", best, reason)
+            shutil.rmtree(best)
 
     def write(self, step: int, fill: Callable[[Path, str], None]) -> Path:
         """Write the checkpoint after ``step`` updates: ``fill(tmp, name)`` writes its files into a temporary
@@ -303,7 +349,16 @@ class RunWriter:
         is left and the previous checkpoint stays the latest; a full disk is a :class:`DiskFullError`."""
         name = checkpoint_name(step)
         check_condition(self.run_id is not None, "the run id is not known yet (RunWriter.continue_run)")
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.check_locked()
+        refused: Optional[CheckpointWriteError] = None
+        try:
+            self.root.mkdir(exist_ok=True)
+        except PermissionError as err:
+            refused = self._permission_error(err, name)
+        if refused is not None:
+            raise refused  # outside the handler: one error, not a chain ending in a cleanup's
+        check_condition(is_real_dir(self.root), f"{self.root}: not a directory of this run (a symbolic link or "
+                        "a file); nothing was written there")
         tmp = self.root / f"{TMP_PREFIX}{name}-{os.getpid()}"
         aside = self.root / f"{ASIDE_PREFIX}{name}-{os.getpid()}"
         self._renamed = False
@@ -317,7 +372,11 @@ class RunWriter:
             self._undo(tmp, aside, name)
             if is_disk_full(err) or (isinstance(err, mx.base.MXNetError) and self._nearly_full()):
                 raise disk_full_error(self.root, f"checkpoint {name}") from None
-            raise
+            if not (isinstance(err, OSError) and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS)):
+                raise
+            refused = self._permission_error(err, name)
+        if refused is not None:
+            raise refused  # outside the handler: one error, naming the directory and the cause
         self.previous = final
         self._clean_up(aside)
         return final
@@ -374,6 +433,13 @@ class RunWriter:
             except OSError as err:
                 logger.warning("%s: %s stays set aside as %s (%s); the next start restores it", self.root, name,
                                aside.name, err)
+
+    def _permission_error(self, err: OSError, name: str) -> CheckpointWriteError:
+        error = CheckpointWriteError(f"{self.root}: cannot write checkpoint {name}: {err.strerror or err} "
+                                     f"({err.filename or self.root}); the previous checkpoint is intact: make the "
+                                     "directory writable again and resume")
+        error.errno = err.errno
+        return error
 
     def _nearly_full(self) -> bool:
         try:

@@ -3,7 +3,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 import numpy as np
@@ -48,12 +48,31 @@ class Checkpoint:
         """The run that wrote this checkpoint (``None`` before run ids were recorded)."""
         return run_id_of(self.config)
 
-    def restore_optimizer(self, module: mx.mod.BaseModule, optimizer: mx.optimizer.Optimizer) -> None:
+    def restore_optimizer(self, module: mx.mod.BaseModule, optimizer: mx.optimizer.Optimizer,
+                          devices: Optional[Sequence[int]] = None) -> None:
         """Give ``optimizer`` (fresh, after ``module.init_optimizer(optimizer=...)``) the saved counters and states.
 
         The state arrays are checked against the bound parameters (names, shapes, dtypes,
         finite) before MXNet sees them. A format-1 checkpoint's state is a pickle: refused
         unless loaded with ``allow_pickle=True``.
+
+        Parameters
+        ----------
+        module : mx.mod.BaseModule
+            The bound module, its optimizer initialised.
+        optimizer : mx.optimizer.Optimizer
+            The module's optimizer, fresh.
+        devices : sequence of int, optional
+            The device ids the module updates on: a device the checkpoint holds no update counts
+            for (more or other devices than it was trained on) continues from the first saved
+            device's counts, so every copy of the weights gets the same updates.
+
+        Raises
+        ------
+        TypeError
+            ``optimizer`` is not an MXNet optimizer.
+        ValueError
+            The state does not fit the bound module, is damaged, or is a refused pickle.
         """
         check_condition(isinstance(optimizer, mx.optimizer.Optimizer),
                         f"optimizer must be an mx.optimizer.Optimizer, got {type(optimizer).__name__}", TypeError)
@@ -67,7 +86,7 @@ class Checkpoint:
             meta_path = self.path / OPTIMIZER_JSON
             meta = read_json_bytes(verified_bytes(meta_path, manifest[OPTIMIZER_JSON]), meta_path)
             arrays = load_arrays(verified_bytes(source, manifest[OPTIMIZER_ARRAYS]), source)
-        restore_optimizer_state(module, optimizer, meta, arrays, source)
+        restore_optimizer_state(module, optimizer, meta, arrays, source, devices)
 
 
 def _read_config(path: Path, latest_version: int) -> Tuple[Dict[str, Any], int]:
@@ -112,11 +131,32 @@ def verify_checkpoint(path: PathLike) -> Dict[str, Any]:
 def load_checkpoint(directory: PathLike, allow_pickle: bool = False) -> Checkpoint:
     """Read the latest complete checkpoint in the run directory ``directory`` (or the ``ckpt-N`` directory given).
 
-    Every file is checked against the manifest before MXNet reads any of them. Raises
-    ``FileNotFoundError`` when the directory, ``latest.json`` or a file is missing, and
-    ``ValueError`` naming the file when one is damaged, truncated, foreign or of a newer
-    format. ``allow_pickle=True`` lets :meth:`Checkpoint.restore_optimizer` unpickle a
-    format-1 checkpoint's optimizer state; nothing else is ever unpickled.
+    Every file is checked against the manifest before MXNet reads any of them; a file is read
+    only when it is a regular file (a symbolic link is never followed, a FIFO never waited on)
+    of the size the manifest records.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A run directory (its ``latest.json`` names the checkpoint) or one ``ckpt-N`` directory.
+    allow_pickle : bool, default False
+        Let :meth:`Checkpoint.restore_optimizer` unpickle a format-1 checkpoint's optimizer
+        state; nothing else is ever unpickled.
+
+    Returns
+    -------
+    Checkpoint
+        Its path, ``config.json`` and parameters (in the trained cell's layout).
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory, ``latest.json`` or a file of the checkpoint is missing.
+    ValueError
+        A file is damaged, truncated, foreign, not a regular file, or of a newer format (the
+        message names it).
+    TypeError
+        ``allow_pickle`` is not a bool.
     """
     check_condition(isinstance(allow_pickle, bool), f"allow_pickle must be True or False, got {allow_pickle!r}",
                     TypeError)
@@ -133,6 +173,32 @@ def load_checkpoint(directory: PathLike, allow_pickle: bool = False) -> Checkpoi
                     f"{params_file}: not a module parameter file (expected 'arg:'/'aux:' names)")
     arg_params = {k[4:]: v.asnumpy() for k, v in saved.items() if k.startswith("arg:")}
     return Checkpoint(path=path, config=config, arg_params=arg_params, allow_pickle=allow_pickle)
+
+
+def checkpoint_settings(directory: PathLike) -> Tuple[Path, Dict[str, Any]]:
+    """The checkpoint :func:`load_checkpoint` would read in ``directory`` and the settings its ``config.json``
+    records (only that file is read and checked).
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        A run directory or one ``ckpt-N`` directory.
+
+    Returns
+    -------
+    tuple of (pathlib.Path, dict)
+        The checkpoint's directory and its ``settings`` (a :meth:`FitConfig.to_json` payload).
+
+    Raises
+    ------
+    FileNotFoundError
+        The directory, ``latest.json`` or ``config.json`` is missing.
+    ValueError
+        ``config.json`` is damaged, foreign or of a newer format.
+    """
+    path, latest_version = RunDirectory(directory).resolve(verify_checkpoint)
+    config, _ = _read_config(path, latest_version)
+    return path, config["settings"]
 
 
 def save_checkpoint(directory: Union[PathLike, RunWriter], module: mx.mod.BucketingModule,

@@ -36,7 +36,7 @@ from ..reference.gluon import check_reference_settings
 from ..limits import check_evaluation
 from ..params import init_params
 from ..train.loop import TrainingInterrupted
-from ..fitting import fit_session
+from ..fitting import fit_session, resume_config
 from .args import Parser, check_output_flags, fail, int_at_least, int_list, plot_file, resume_command
 from .flags import add_setting_flags, flag_of, given_settings, refuse_setting
 from .runner import failure_exit
@@ -93,9 +93,9 @@ def check_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     trained; also the flags of the report around the training."""
     settings = _settings(args)
     base = FitConfig.original() if args.fixed else FitConfig()
-    try:
-        config = base.replace(**settings)
-    except (ValueError, TypeError) as err:
+    try:  # a resumed run takes its checkpoint's settings; the flags given replace them
+        config = resume_config(**settings) if settings.get("resume") else base.replace(**settings)
+    except (FileNotFoundError, ValueError, TypeError) as err:
         refuse_setting(parser, err, FLAG_SETTINGS, settings)
     check_output_flags(parser, None, args.plot)
     check_report_flags(parser, args, config)
@@ -144,11 +144,16 @@ def _interrupted(stop: TrainingInterrupted, argv: List[str]) -> int:
     how = "" if stop.signum == signal.SIGINT else f" by {signal.Signals(stop.signum).name}"
     where = f"interrupted{how} at epoch {stop.epoch}, batch {stop.batch}"
     if stop.checkpoint is not None:
-        print(f"{where}; checkpoint written to {stop.checkpoint}\nresume with: {resume_command(argv)}",
-              file=sys.stderr)
+        print(f"{where}; checkpoint written to {stop.checkpoint}\nresume with: "
+              f"{resume_command([a for a in argv if not _is_overwrite_flag(a)])}", file=sys.stderr)
     else:
         print(f"{where}; nothing was saved (pass --checkpoint DIR to be able to resume)", file=sys.stderr)
     return 128 + stop.signum  # 130 for Ctrl-C, 143 for SIGTERM, as a shell reports a process they ended
+
+
+def _is_overwrite_flag(arg: str) -> bool:
+    """``--overwrite`` or an abbreviation argparse accepts for it (a resume continues, it never overwrites)."""
+    return arg.startswith("--ov") and "--overwrite".startswith(arg)
 
 
 def report(result: Any, args: argparse.Namespace) -> None:

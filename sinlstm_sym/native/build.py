@@ -12,19 +12,27 @@ Beside each library a small sidecar, ``sinlstm_native-<key>.json``, records its 
 SHA-256 (written atomically after the library). A cached library is used only when it
 matches its sidecar: a truncated, damaged or foreign file (loading one can kill the process
 with SIGBUS) is compiled again instead.
+
+Nothing in the cache is followed out of it: the library, its sidecar and the lock are used only
+when they are regular files (a symbolic link, FIFO or device there is never opened through,
+waited on or truncated; the library and sidecar are rebuilt over it, the lock is replaced), the
+sidecar is read only up to a few kilobytes, and the library is hashed only when its size matches
+the sidecar's.
 """
+import errno
 import hashlib
 import json
 import logging
 import os
 import platform
 import shutil
+import stat
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from ..outputs import write_text_atomic
 
@@ -40,6 +48,8 @@ SOURCES = (Path(__file__).with_name("lstm_stack.cc"), Path(__file__).with_name("
 OP_NAME = "sinlstm_stack"
 ADAM_OP_NAME = "sinlstm_adam_update"
 BUILD_TIMEOUT_S = 600
+MAX_SIDECAR_BYTES = 4096  # {"size": ..., "sha256": ...}
+_OPEN_FLAGS = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _BUILD_FORMAT = "1"  # bump when the way the library is built changes
 
 
@@ -132,10 +142,20 @@ def build_key(cxx: str, flags: List[str]) -> str:
     return digest.hexdigest()[:20]
 
 
+def _open_regular(path: Path, flags: int = os.O_RDONLY, mode: int = 0o600) -> int:
+    """A descriptor of ``path`` if it is a regular file, opened without following a symbolic link or waiting
+    on a FIFO; ``OSError`` otherwise (``ELOOP`` for a link, ``EINVAL`` for another kind of file)."""
+    fd = os.open(path, flags | _OPEN_FLAGS, mode)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
 def _file_digest(path: Path) -> Dict[str, object]:
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as handle:
+    with os.fdopen(_open_regular(path), "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
             size += len(block)
@@ -147,17 +167,40 @@ def sidecar_path(library: Path) -> Path:
     return library.with_suffix(".json")
 
 
+def _read_sidecar(path: Path) -> Dict[str, object]:
+    """The size and SHA-256 a sidecar records (a regular file of at most :data:`MAX_SIDECAR_BYTES`)."""
+    with os.fdopen(_open_regular(path), "rb") as handle:
+        data = handle.read(MAX_SIDECAR_BYTES + 1)
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise ValueError(f"more than {MAX_SIDECAR_BYTES} bytes")
+    recorded = json.loads(data.decode("utf-8"))
+    return {"size": int(recorded["size"]), "sha256": str(recorded["sha256"])}
+
+
+def _library_problem(library: Path) -> Optional[str]:
+    """Why ``library`` is no file to load (missing, a symbolic link, FIFO or other non-regular file)."""
+    try:
+        mode = os.lstat(library).st_mode
+    except FileNotFoundError:
+        return "it does not exist"
+    except OSError as err:
+        return f"it cannot be read ({err})"
+    return None if stat.S_ISREG(mode) else "it is not a regular file (a symbolic link, FIFO or device)"
+
+
 def verify_library(library: Path) -> Optional[str]:
     """None if ``library`` matches the size and SHA-256 recorded at its build, else why not."""
-    if not library.exists():
-        return "it does not exist"
+    problem = _library_problem(library)
+    if problem is not None:
+        return problem
     try:
-        recorded = json.loads(sidecar_path(library).read_text())
-        expected = {"size": int(recorded["size"]), "sha256": str(recorded["sha256"])}
+        expected = _read_sidecar(sidecar_path(library))
     except FileNotFoundError:
         return f"its record {sidecar_path(library).name} is missing"
     except (OSError, ValueError, TypeError, KeyError) as err:
         return f"its record {sidecar_path(library).name} is unreadable ({err})"
+    if os.lstat(library).st_size != expected["size"]:
+        return f"its size is {os.lstat(library).st_size} bytes, {expected['size']} were built"
     try:
         actual = _file_digest(library)
     except OSError as err:
@@ -174,7 +217,7 @@ def _cached(target: Path, force: bool) -> bool:
     if force:
         return False
     problem = verify_library(target)
-    if problem is not None and target.exists():
+    if problem is not None and problem != "it does not exist":
         logger.warning("the cached native library %s is damaged or foreign (%s): compiling it again", target, problem)
     return problem is None
 
@@ -197,13 +240,9 @@ def build_library(force: bool = False) -> BuildResult:
         raise BuildError(f"cannot create the cache directory {directory} ({err})") from None
     target = directory / f"sinlstm_native-{key}.so"
     command = [cxx, *flags, "-I", str(files["include"]), *map(str, SOURCES), str(files["lib_api"]), "-o"]
-    if target.exists() and verify_library(target) is None and not force:
+    if verify_library(target) is None and not force:
         return BuildResult(target, False, 0.0, command + [str(target)])
-    try:
-        lock = open(directory / f"sinlstm_native-{key}.lock", "w")
-    except OSError as err:
-        raise BuildError(f"cannot write to the cache directory {directory} ({err})") from None
-    with lock:
+    with _open_lock(directory / f"sinlstm_native-{key}.lock") as lock:
         if fcntl is not None:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file closes
         if _cached(target, force):  # another process built (or repaired) it while we waited
@@ -231,6 +270,23 @@ def build_library(force: bool = False) -> BuildResult:
         seconds = time.perf_counter() - start
         logger.info("built %s in %.1f s", target, seconds)
         return BuildResult(target, True, seconds, full[:-1] + [str(target)])
+
+
+def _open_lock(path: Path) -> Any:
+    """The build lock ``path`` opened for ``flock`` (never truncated, never through a symbolic link); a link,
+    FIFO or other non-regular file in its place is replaced by a new lock file."""
+    try:
+        return os.fdopen(_open_regular(path, os.O_RDWR | os.O_CREAT), "rb")
+    except OSError as err:
+        if err.errno not in (errno.ELOOP, errno.EINVAL):
+            raise BuildError(f"cannot write to the cache directory {path.parent} ({err})") from None
+    logger.warning("%s: not a regular file (a symbolic link, FIFO or device); replacing it with a new lock", path)
+    try:
+        path.unlink()
+        return os.fdopen(_open_regular(path, os.O_RDWR | os.O_CREAT | os.O_EXCL), "rb")
+    except OSError as err:
+        raise BuildError(f"cannot replace {path}, which is not a regular file, by a lock ({err}); remove it") \
+            from None
 
 
 def describe(result: Optional[BuildResult]) -> str:
