@@ -109,7 +109,7 @@ class ModelConfig:
                               help="how many steps the extra weight lasts")
     scaling: Optional[Tuple[float, float]] = setting(None, kind="tuple", flag=False,
                                                      help="(center, scale) of the series' values")
-    window_level: str = setting(DEFAULT_WINDOW_LEVEL, kind="choice", choices=WINDOW_LEVELS,
+    window_level: str = setting(DEFAULT_WINDOW_LEVEL, kind="choice", choices=WINDOW_LEVELS, flag=False,
                                 help="series models: 'last' models each window around its own last value, "
                                 "(x - x_last) / scale, and predicts the change from it; 'none': around the fixed "
                                 "center of the training values")

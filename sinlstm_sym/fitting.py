@@ -241,6 +241,21 @@ def _check_train_iter(train_iter: Any, label_mode: str) -> Tuple[int, str, str, 
     return key, data_name, label_name, data_shape[0]
 
 
+def _check_window_level(window_level: str, train_iter: Any, eval_iter: Any) -> None:
+    """The windows trained on are modelled around the level the model declares: an iterator says so with its
+    ``window_level`` attribute (``SeriesBucketIter`` has one); the built-in sine windows have none."""
+    for name, it in (("train_iter", train_iter), ("eval_iter", eval_iter)):
+        if it is None and name == "eval_iter":
+            continue
+        level = getattr(it, "window_level", "none") if it is not None else "none"
+        source = f"{name} (window_level={level!r})" if it is not None else "the built-in sine windows"
+        check_condition(level == window_level, f"window_level={window_level!r} but {source} "
+                        f"{'are not' if level == 'none' else 'are'} taken relative to each window's last value: "
+                        "the Predictor would apply another rule than the training saw; pass an iterator whose "
+                        f"window_level is {window_level!r} (SeriesBucketIter(window_level=...)), or set "
+                        f"window_level={level!r}", settings=("window_level",))
+
+
 def _load_resume(config: FitConfig, cleanup: contextlib.ExitStack
                  ) -> Tuple[Optional[Checkpoint], Optional[RunWriter]]:
     """The checkpoint to resume from and the writer of its run directory, locked before it is read (so a
@@ -496,6 +511,7 @@ def _check_before_training(config: FitConfig, train_iter: Optional[mx.io.DataIte
     """Every check that needs no bound module; the checkpoint to resume from and its locked run directory
     (or ``None``s)."""
     run, model = config.run, config.model
+    _check_window_level(model.window_level, train_iter, eval_iter)
     if train_iter is None:  # the built-in data's memory, before anything is locked or built
         config.check_memory()
     if run.checkpoint is not None and not run.resume:

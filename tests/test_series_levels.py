@@ -143,3 +143,18 @@ def test_a_trending_seasonal_series_beats_the_naive_baselines_and_the_level_surv
     assert loaded.window_level == "last"
     windows = x[np.arange(4)[:, None] * 20 + np.arange(20)]
     np.testing.assert_allclose(loaded.predict(windows), fitted.predictor().predict(windows), rtol=0, atol=1e-9)
+
+
+# --- the data must be what the model declares ------------------------------------------------------------
+def test_fit_refuses_a_window_level_its_training_windows_do_not_have(tmp_path):
+    from sinlstm_sym import fit
+    with pytest.raises(ValueError, match=r"window_level='last' but the built-in sine windows are not taken "
+                                         r"relative to each window's last value"):
+        fit(feature="value", label_mode="last", window_level="last", num_samples=200, batch_size=100,
+            checkpoint=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+    level_windows = SeriesBucketIter([trend_season(60)], (4,), batch_size=10, num_samples=40, label_mode="last",
+                                     window_level="last")
+    config = FitConfig.series(window_level="none", hidden_sizes=(3, 1), num_epoch=1)
+    with pytest.raises(ValueError, match=r"window_level='none' but train_iter \(window_level='last'\) are taken"):
+        fit(config, train_iter=level_windows)
