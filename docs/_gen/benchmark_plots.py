@@ -60,6 +60,7 @@ def throughput(rows: Dict[str, List[str]]) -> None:
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(OUT / "throughput.svg", metadata={"Date": None})
+    plt.close(fig)
 
 
 def time_to_accuracy(rows: Dict[str, List[str]]) -> None:
@@ -78,6 +79,7 @@ def time_to_accuracy(rows: Dict[str, List[str]]) -> None:
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     fig.savefig(OUT / "time-to-accuracy.svg", metadata={"Date": None})
+    plt.close(fig)
 
 
 def memory(text: str, rows: Dict[str, List[str]]) -> None:
@@ -93,6 +95,7 @@ def memory(text: str, rows: Dict[str, List[str]]) -> None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(OUT / "memory.svg", metadata={"Date": None})
+    plt.close(fig)
 
 
 def main() -> int:

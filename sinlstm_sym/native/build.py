@@ -263,7 +263,10 @@ def build_library(force: bool = False) -> BuildResult:
                 raise BuildError(f"{cxx} exited with {proc.returncode}:\n{tail}")
             record = json.dumps(_file_digest(tmp))
             os.replace(tmp, target)
-            write_text_atomic(sidecar_path(target), record + "\n")
+            sidecar = sidecar_path(target)
+            if sidecar.is_symlink() or (sidecar.exists() and not sidecar.is_file()):
+                sidecar.unlink()  # the cache is ours: a link, FIFO or device in the sidecar's place is replaced
+            write_text_atomic(sidecar, record + "\n")
         finally:
             if tmp.exists():
                 tmp.unlink()
