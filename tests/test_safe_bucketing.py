@@ -4,6 +4,7 @@ what those tests check, plus tuple and string keys, several inputs and layout TN
 works, the numbers must be the very same."""
 import logging
 import re
+import warnings
 
 import mxnet as mx
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from bucket_models import EMBED, HIDDEN, VOCAB, Seq2SeqModel, TokenModel, cross_entropy
 from training_asserts import SpoiledBatchAt
 from sinlstm_sym import SafeBucketingModule, fit, make_sym_gen
+from sinlstm_sym.model.bucketing import BucketReallocationWarning
 
 STOCK = mx.mod.BucketingModule
 TOKEN, SEQ2SEQ = TokenModel(), Seq2SeqModel()
@@ -277,13 +279,30 @@ def test_string_keys_train_and_save_checkpoint_refuses_them(tmp_path):
 
 def test_larger_keys_when_allowed_give_the_same_numbers_as_stock():
     keys = [4, 9, 2, 12]
-    safe = new_module(SafeBucketingModule, TOKEN, 4, allow_larger_keys=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BucketReallocationWarning)
+        safe = new_module(SafeBucketingModule, TOKEN, 4, allow_larger_keys=True)
+        stock = new_module(STOCK, TOKEN, 4)
+        assert train_batches(safe, TOKEN, keys) == train_batches(stock, TOKEN, keys)
+
+
+def test_larger_keys_by_default_warn_once_per_input_and_give_the_same_numbers_as_stock():
+    keys = [4, 9, 2, 12, 9]
+    safe = new_module(SafeBucketingModule, TOKEN, 4)
     stock = new_module(STOCK, TOKEN, 4)
-    assert train_batches(safe, TOKEN, keys) == train_batches(stock, TOKEN, keys)
+    with pytest.warns(BucketReallocationWarning) as caught:
+        safe_losses = train_batches(safe, TOKEN, keys)
+    assert safe_losses == train_batches(stock, TOKEN, keys)
+    messages = sorted(str(w.message) for w in caught if w.category is BucketReallocationWarning)
+    assert len(messages) == 2, messages  # data and softmax_label, once each (keys 9 and 12 both larger)
+    assert messages[0].startswith("batch 2 (bucket_key 9): data 'data' has shape (16, 9), more elements than the "
+                                  "(16, 4) it was bound with for default_bucket_key 4: MXNet re-allocates")
 
 
 @pytest.mark.parametrize("change, message", [
-    (dict(layout="TN"), "data 'data' has layout TN but was bound with NT"),
+    (dict(layout="TN"), "the inputs disagree on the batch size (along the layout's N axis): [('data', 4), "
+                        "('softmax_label', 16)]"),  # stock: AssertionError 'all data must have the same batch size'
+
     (dict(dtype=np.int32), "data 'data' is declared int32 but was bound as float32"),
     (dict(shape=(16, 5)), "provide_data says shape (16, 5) for 'data' but the array has shape (16, 4)"),
 ])
@@ -316,8 +335,11 @@ def test_sym_gen_with_other_inputs_for_a_key():
     module.bind([mx.io.DataDesc("data", (8, 9), layout="NT")], [mx.io.DataDesc("softmax_label", (8, 9))])
     module.init_params(mx.init.Xavier())
     with pytest.raises(ValueError, match=r"switch to bucket_key 3: sym_gen\(3\) names data inputs \['data', 'extra'\] "
-                                         r"but the module was bound with \['data'\]"):
+                                         r"but provide_data names \['data'\]"):
         module.switch_bucket(3, [("data", (8, 3))], [("softmax_label", (8, 3))])
+    # with the input given, the bucket binds as in stock MXNet (an input the default bucket lacks is allocated)
+    module.switch_bucket(3, [("data", (8, 3)), ("extra", (8, 3))], [("softmax_label", (8, 3))])
+    assert "extra" in module.symbol.list_arguments()
 
 
 def test_default_bucket_key_must_be_given_and_hashable():
@@ -360,11 +382,11 @@ def tnc_batch(length, steps=None, seed=0):
                            provide_label=[mx.io.DataDesc("label", label.shape, layout="TN")])
 
 
-def test_layout_tnc_same_numbers_as_stock_and_key_checked_on_axis_t():
+def test_layout_tnc_same_numbers_as_stock_and_key_checked_on_axis_t_where_declared():
     outputs = {}
     for cls in (STOCK, SafeBucketingModule):
         mx.random.seed(5)
-        module = cls(tnc_sym_gen, default_bucket_key=12)
+        module = cls(tnc_sym_gen, default_bucket_key=12, **({} if cls is STOCK else {"key_lengths": "data"}))
         first = tnc_batch(12)
         module.bind(first.provide_data, first.provide_label)
         module.init_params(mx.init.Xavier())
@@ -376,8 +398,17 @@ def test_layout_tnc_same_numbers_as_stock_and_key_checked_on_axis_t():
     assert outputs[STOCK].shape == (12 * 8, 1)
     np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
     with pytest.raises(ValueError, match=r"bucket_key is 7 but data 'data' holds 6 steps \(axis T of layout TNC, "
-                                         r"shape \(6, 8, 1\)\)"):
+                                         r"shape \(6, 8, 1\)\); key_lengths declares that the key gives its length"):
         module.forward(tnc_batch(7, steps=6))
+    # undeclared, nothing is inferred: the fused cell runs 6 steps under key 7 as stock does
+    for cls in (STOCK, SafeBucketingModule):
+        module = cls(tnc_sym_gen, default_bucket_key=12)
+        module.bind(first.provide_data, first.provide_label, for_training=False)
+        module.init_params(mx.init.One())
+        module.forward(tnc_batch(7, steps=6), is_train=False)
+        outputs[cls] = module.get_outputs()[0].asnumpy()
+    assert outputs[STOCK].shape == (6 * 8, 1)
+    np.testing.assert_array_equal(outputs[SafeBucketingModule], outputs[STOCK])
 
 
 def test_a_bound_bucket_takes_batches_without_descriptions_as_stock_does():
@@ -412,5 +443,6 @@ def test_mod_fit_names_the_batch_whose_new_bucket_is_wrong():
             self.position += 1
             return batches[self.position - 1]
     module = SafeBucketingModule(TOKEN.sym_gen(), default_bucket_key=9)
-    with pytest.raises(ValueError, match=r"^batch 2 \(bucket_key 5\): bucket_key is 5 but data 'data' holds 3 steps"):
+    with pytest.raises(ValueError, match=r"^batch 2 \(bucket_key 5\): sym_gen\(5\) cannot take the shapes "
+                                         r"\[\('data', \(16, 3\)\), \('softmax_label', \(16, 3\)\)\]: MXNetError"):
         module.fit(Batches(), num_epoch=1, initializer=mx.init.Xavier())
