@@ -589,7 +589,10 @@ class SafeBucketingModule(mx.mod.BucketingModule):
             raise ValueError(f"{where}: sym_gen({key!r}) cannot take the shapes "
                              f"{[(d.name, tuple(d.shape)) for d in everything]}: {first}") from None
         if self._signature is not None:
-            compare_signatures(self._signature, self.default_key, signature, key, subset=True)
+            try:
+                compare_signatures(self._signature, self.default_key, signature, key, subset=True)
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from None
         self._declared[key] = {field: declare(field_descs) for field, field_descs in descs.items()}
         self._check_declared_lengths(key, where)
         self._known_keys.add(key)
