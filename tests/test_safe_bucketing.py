@@ -657,3 +657,14 @@ def test_key_lengths_from_the_class_and_the_environment(monkeypatch):
                                          r"'softmax_label', but it was bound without a layout holding T"):
         SafeBucketingModule(TOKEN.sym_gen(), default_bucket_key=9).bind(
             [mx.io.DataDesc("data", (8, 9), layout="NT")], [("softmax_label", (8, 9))])
+
+
+def test_allow_larger_keys_from_the_environment_silences_the_warning(monkeypatch):
+    monkeypatch.setenv("SINLSTM_ALLOW_LARGER_KEYS", "1")
+    module = new_module(SafeBucketingModule, TOKEN, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", BucketReallocationWarning)
+        train_batches(module, TOKEN, [9, 12])
+    monkeypatch.setenv("SINLSTM_ALLOW_LARGER_KEYS", "0")
+    with pytest.warns(BucketReallocationWarning):
+        train_batches(new_module(SafeBucketingModule, TOKEN, 4), TOKEN, [9])

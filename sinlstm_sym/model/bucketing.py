@@ -38,6 +38,7 @@ KeyLengths = Dict[str, Optional[int]]  # input name -> element of the key giving
 SymGenResult = Tuple[mx.sym.Symbol, Sequence[str], Optional[Sequence[str]]]
 
 KEY_LENGTHS_ENV = "SINLSTM_KEY_LENGTHS"  # e.g. 'data' (int keys) or 'source=0,target=1' (tuple keys)
+ALLOW_LARGER_KEYS_ENV = "SINLSTM_ALLOW_LARGER_KEYS"  # '1': no BucketReallocationWarning
 
 
 class BucketReallocationWarning(UserWarning):
@@ -302,7 +303,8 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         MXNet's other arguments (``context``, ``state_names``, ...).
     allow_larger_keys : bool, optional
         ``True``: no :class:`BucketReallocationWarning` for batches larger than the default bucket's.
-        Default: the class attribute of the same name (``False``).
+        Default: the class attribute of the same name if ``True``, else the environment variable
+        ``SINLSTM_ALLOW_LARGER_KEYS`` (``1``, ``true`` or ``yes``), else ``False``.
     key_lengths : optional
         Declares that the bucket key gives the length (axis ``T`` of the layout an input is bound
         with) of some inputs: see :func:`parse_key_lengths`. A batch whose input holds another
@@ -333,6 +335,8 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self.default_key = default_bucket_key
         if allow_larger_keys is not None:
             self.allow_larger_keys = bool(allow_larger_keys)
+        elif not type(self).allow_larger_keys:
+            self.allow_larger_keys = os.environ.get(ALLOW_LARGER_KEYS_ENV, "").strip().lower() in ("1", "true", "yes")
         self._key_lengths = self._resolve_key_lengths(key_lengths)
         self._input_names = set(kwargs.get("state_names") or ())
         self._declared: Dict[Any, Dict[str, Dict[str, Declared]]] = {}  # bucket key -> field -> name -> Declared
