@@ -668,3 +668,37 @@ def test_allow_larger_keys_from_the_environment_silences_the_warning(monkeypatch
     monkeypatch.setenv("SINLSTM_ALLOW_LARGER_KEYS", "0")
     with pytest.warns(BucketReallocationWarning):
         train_batches(new_module(SafeBucketingModule, TOKEN, 4), TOKEN, [9])
+
+
+def inferred_label_sym_gen(_key):
+    """A softmax whose label shape MXNet infers, so a module binds for training without label shapes."""
+    pred = mx.sym.FullyConnected(mx.sym.var("data"), num_hidden=3, name="fc")
+    return mx.sym.SoftmaxOutput(pred, mx.sym.var("softmax_label"), name="softmax"), ("data",), ("softmax_label",)
+
+
+def labelled_batch(seed):
+    rng = np.random.default_rng(seed)
+    return mx.io.DataBatch([mx.nd.array(rng.normal(size=(8, 4)))], [mx.nd.array(rng.integers(0, 3, 8))], bucket_key=4,
+                           provide_data=[("data", (8, 4))], provide_label=[("softmax_label", (8,))])
+
+
+def train_inferred_label(cls, label_shapes):
+    module = cls(inferred_label_sym_gen, default_bucket_key=4)
+    module.bind([("data", (8, 4))], label_shapes, for_training=True)
+    module.init_params(mx.init.Constant(0.1))
+    module.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 0.5})
+    for seed in range(3):
+        module.forward_backward(labelled_batch(seed))
+        module.update()
+    return module.get_params()[0]["fc_weight"].asnumpy()
+
+
+def test_training_a_bucket_bound_without_labels_is_refused():
+    """Stock MXNet never loads the labels of such a bucket's batches (same shapes: no re-bind) and trains on
+    the label array it allocated: other weights than with the labels bound."""
+    labelled = train_inferred_label(STOCK, [("softmax_label", (8,))])
+    assert np.abs(train_inferred_label(STOCK, None) - labelled).max() > 0.1  # stock: silently other numbers
+    np.testing.assert_array_equal(train_inferred_label(SafeBucketingModule, [("softmax_label", (8,))]), labelled)
+    with pytest.raises(ValueError, match=r"^batch 1 \(bucket_key 4\): bucket_key 4 was bound without labels \(bind or "
+                                         r"switch_bucket without label_shapes\), so MXNet would not load"):
+        train_inferred_label(SafeBucketingModule, None)

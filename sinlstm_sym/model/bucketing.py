@@ -500,6 +500,8 @@ class SafeBucketingModule(mx.mod.BucketingModule):
             raise ValueError(f"{where}: the inputs disagree on the batch size (along the layout's N axis): {sizes}")
         if new:
             self._check_new_bucket(key, data_batch.provide_data, data_batch.provide_label, where, training=training)
+        else:
+            self._check_reshape(key, data_batch, bound, where)
 
     def check_batch_once(self, data_batch: Any, training: bool) -> None:
         """:meth:`check_batch`, run in full only for a batch unlike every batch that passed it since ``bind``.
@@ -601,6 +603,29 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._check_declared_lengths(key, where)
         self._known_keys.add(key)
 
+    def _check_reshape(self, key: Any, batch: Any, bound: Dict[str, Dict[str, Declared]], where: str) -> None:
+        """A bound bucket's batch of other shapes: MXNet binds the bucket's symbol again for them, so they must
+        fit it (stock MXNet aborts in C++ shape inference otherwise)."""
+        given = {"data": list(zip(bound["data"], batch.data))}
+        if bound["label"] and batch.label:
+            given["label"] = list(zip(bound["label"], batch.label))
+        descs = [mx.io.DataDesc(name, tuple(array.shape), bound[field][name].dtype)
+                 for field, pairs in given.items() for name, array in pairs]
+        if all(tuple(d.shape) == bound[f][d.name].shape for f in given for d in descs if d.name in bound[f]):
+            return
+        try:
+            signature = self._signature_of(self._sym_gen_once(key)[0], descs)
+        except mx.base.MXNetError as err:
+            first = next((line for line in str(err).splitlines() if line.strip()), "")
+            raise ValueError(f"{where}: sym_gen({key!r}) cannot take the shapes "
+                             f"{[(d.name, tuple(d.shape)) for d in descs]} (bucket_key {key!r} was bound with "
+                             f"{[(n, d.shape) for f in given for n, d in bound[f].items()]}): {first}") from None
+        if self._signature is not None:
+            try:
+                compare_signatures(self._signature, self.default_key, signature, key, subset=True)
+            except ValueError as err:
+                raise ValueError(f"{where}: {err}") from None
+
     def _generate(self, key: Any, where: str) -> SymGenResult:
         """``sym_gen(key)``; a key of another kind than the default's that ``sym_gen`` fails on is a TypeError."""
         if _key_kind(key) == _key_kind(self.default_key):
@@ -662,9 +687,26 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._outputs_valid = False
         self._batches_seen += 1
         self._batch_number = self._batches_seen
-        self.check_batch_once(data_batch, self.for_training if is_train is None else is_train)
+        training = self.for_training if is_train is None else is_train
+        self.check_batch_once(data_batch, training)
+        if training and not self._declared[data_batch.bucket_key]["label"]:
+            self._check_labels_bound(data_batch)
         super().forward(data_batch, is_train=is_train)
         self._outputs_valid = True
+
+    def _check_labels_bound(self, data_batch: Any) -> None:
+        """A training batch of a bucket bound without labels: MXNet loads its labels only if the batch's data
+        shapes differ from the bound ones (it then binds again, with the labels); otherwise they are ignored."""
+        key = data_batch.bucket_key
+        if not self._sym_gen_once(key)[2]:
+            return
+        self.switch_bucket(key, data_batch.provide_data, data_batch.provide_label)  # bound: nothing is bound again
+        bound = [tuple(d.shape) for d in self.data_shapes]
+        if not self.label_shapes and bound == [tuple(a.shape) for a in data_batch.data]:
+            raise ValueError(f"{self.describe_batch(data_batch)}: bucket_key {key!r} was bound without labels "
+                             "(bind or switch_bucket without label_shapes), so MXNet would not load this training "
+                             "batch's labels and would train on stale ones; give label_shapes when binding or "
+                             "switching to a bucket you train")
 
     def get_outputs(self, merge_multi_context=True):
         check_condition(self._outputs_valid, "no outputs: the last forward() failed or none ran, so the outputs "
