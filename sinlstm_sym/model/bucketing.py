@@ -3,10 +3,11 @@
 MXNet 1.9.1's ``BucketingModule`` aborts deep in C++ or trains silently wrong on several mistakes
 (MXNet issues 8663 and 11384): a bucket whose ``sym_gen`` has a parameter the default bucket lacks
 (``_Map_base::at``) or a parameter of another shape, a new bucket's training batch without labels
-(a ``UserWarning``, then training on stale labels), a batch whose inputs are named or ordered
-unlike what its bucket was bound with, a dtype other than the default bucket's, outputs of the
-previous bucket after a failed switch. Each is refused here in Python, before MXNet sees the batch,
-with a ``TypeError``/``ValueError`` naming the batch, the input and the fix.
+(a ``UserWarning``, then training on stale labels) or a bucket bound without labels (they are
+never loaded), a batch whose inputs are named or ordered unlike what its bucket was bound with, a
+dtype other than the default bucket's, outputs of the previous bucket after a failed switch. Each
+is refused here in Python, before MXNet sees the batch, with a ``TypeError``/``ValueError`` naming
+the batch, the input and the fix.
 
 What stock MXNet does correctly is let through unchanged: a bucket with fewer (or other) inputs than
 the default bucket, or fewer parameters; a batch larger than the default bucket's (MXNet re-allocates:
@@ -282,10 +283,11 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     A drop-in replacement: ``mx.mod.BucketingModule = SafeBucketingModule`` runs code written for
     MXNet's class unchanged, with the same numbers. Refused (``TypeError``/``ValueError``): a bucket
     with a parameter the default bucket lacks or of another shape or dtype, a training batch of a new
-    bucket without its labels, inputs named or ordered unlike their bucket's bind, a dtype other than
-    the default bucket's, a ``grad_req`` the symbol's operators ignore (:func:`check_grad_req`), a
-    batch whose inputs disagree on the batch size; after a failed ``forward``, ``get_outputs`` raises
-    instead of returning the previous bucket's outputs. Allowed as stock allows them: buckets with
+    bucket without its labels or of a bucket bound without labels, inputs named or ordered unlike
+    their bucket's bind, a dtype other than the default bucket's, shapes the bucket's symbol cannot
+    take, a ``grad_req`` the symbol's operators ignore (:func:`check_grad_req`), a batch whose
+    inputs disagree on the batch size; after a failed ``forward``, ``get_outputs`` raises instead of
+    returning the previous bucket's outputs. Allowed as stock allows them: buckets with
     their own inputs (a decoder's first step without cache inputs) and a subset of the parameters; a
     batch larger than the default bucket's, with one :class:`BucketReallocationWarning` per input.
 
