@@ -127,12 +127,15 @@ def run_suite(tree: Path, deps: Path, tests: List[str]) -> None:
         proc = subprocess.run([sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "-q", "-rA",
                                *tests], cwd=tree, env=environment(tree, deps, mode), capture_output=True, text=True)
         seconds = time.perf_counter() - start
-        outcomes[mode] = {name: result for result, name in re.findall(r"^(PASSED|FAILED|ERROR) (\S+)", proc.stdout,
-                                                                       re.M)}
+        (tree / f".bench_pytest_{mode}.log").write_text(proc.stdout + proc.stderr)
+        outcomes[mode] = {name: result for result, name in  # names hold spaces; a failure adds ' - reason'
+                          re.findall(r"^(PASSED|FAILED|ERROR) ([^\s:]\S*::.+?)(?: - .*)?$", proc.stdout, re.M)}
         counts = re.findall(r"SWAP-COUNTS .*", proc.stdout)
         passed = sum(1 for r in outcomes[mode].values() if r == "PASSED")
-        print(f"{mode:5s}: {passed} passed, {len(outcomes[mode]) - passed} failed or errors, {seconds:.1f} s"
-              + (f"; {counts[0]}" if counts else ""))
+        final = re.findall(r"^=* ?(\d+ (?:failed|passed).*?) in [\d.]+s", proc.stdout, re.M)
+        print(f"{mode:5s}: {passed} passed, {len(outcomes[mode]) - passed} failed or errors, {seconds:.1f} s; pytest: "
+              f"{final[-1] if final else '?'}" + (f"; {counts[0]}" if counts else "") + f" (log: {tree}/.bench_pytest_"
+              f"{mode}.log)")
     lost = sorted(n for n, r in outcomes["stock"].items() if r == "PASSED" and outcomes["safe"].get(n) != "PASSED")
     gained = sorted(n for n, r in outcomes["safe"].items() if r == "PASSED" and outcomes["stock"].get(n) != "PASSED")
     print(f"passed stock but not swapped: {lost or 'none'}; passed swapped but not stock: {gained or 'none'}")
