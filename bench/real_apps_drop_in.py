@@ -130,6 +130,8 @@ def run_suite(tree: Path, deps: Path, tests: List[str]) -> None:
         (tree / f".bench_pytest_{mode}.log").write_text(proc.stdout + proc.stderr)
         outcomes[mode] = {name: result for result, name in  # names hold spaces; a failure adds ' - reason'
                           re.findall(r"^(PASSED|FAILED|ERROR) ([^\s:]\S*::.+?)(?: - .*)?$", proc.stdout, re.M)}
+        if not outcomes[mode]:
+            raise SystemExit(f"{mode}: no test ran (a missing dependency?); see {tree}/.bench_pytest_{mode}.log")
         counts = re.findall(r"SWAP-COUNTS .*", proc.stdout)
         passed = sum(1 for r in outcomes[mode].values() if r == "PASSED")
         final = re.findall(r"^=* ?(\d+ (?:failed|passed).*?) in [\d.]+s", proc.stdout, re.M)

@@ -702,3 +702,11 @@ def test_training_a_bucket_bound_without_labels_is_refused():
     with pytest.raises(ValueError, match=r"^batch 1 \(bucket_key 4\): bucket_key 4 was bound without labels \(bind or "
                                          r"switch_bucket without label_shapes\), so MXNet would not load"):
         train_inferred_label(SafeBucketingModule, None)
+    # a batch that carries no labels trains on what the label arrays hold, as in stock (nothing is lost)
+    for cls in (STOCK, SafeBucketingModule):
+        module = cls(inferred_label_sym_gen, default_bucket_key=4)
+        module.bind([("data", (8, 4))], None, for_training=True)
+        module.init_params(mx.init.Constant(0.1))
+        batch = labelled_batch(0)
+        module.forward_backward(mx.io.DataBatch(batch.data, None, bucket_key=4, provide_data=batch.provide_data))
+        assert module.get_outputs()[0].shape == (8, 3)

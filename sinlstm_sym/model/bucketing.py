@@ -691,14 +691,15 @@ class SafeBucketingModule(mx.mod.BucketingModule):
         self._batch_number = self._batches_seen
         training = self.for_training if is_train is None else is_train
         self.check_batch_once(data_batch, training)
-        if training and not self._declared[data_batch.bucket_key]["label"]:
+        if training and data_batch.label and not self._declared[data_batch.bucket_key]["label"]:
             self._check_labels_bound(data_batch)
         super().forward(data_batch, is_train=is_train)
         self._outputs_valid = True
 
     def _check_labels_bound(self, data_batch: Any) -> None:
-        """A training batch of a bucket bound without labels: MXNet loads its labels only if the batch's data
-        shapes differ from the bound ones (it then binds again, with the labels); otherwise they are ignored."""
+        """A training batch with labels, of a bucket bound without labels: MXNet loads the labels only if the
+        batch's data shapes differ from the bound ones (it then binds again, with the labels); otherwise they are
+        ignored. (A batch without labels trains on what the label arrays hold, as the user meant.)"""
         key = data_batch.bucket_key
         if not self._sym_gen_once(key)[2]:
             return
