@@ -36,12 +36,12 @@ import os
 for _name in ("Iterable", "Mapping", "MutableMapping", "Sequence", "Callable"):  # removed in Python 3.10
     if not hasattr(collections, _name):
         setattr(collections, _name, getattr(collections.abc, _name))
+try:  # in both modes, so that they start alike
+    import sockeye.multiprocessing_utils as _mp
+    _mp.initialize()  # Sockeye asks for this before mxnet is imported
+except ImportError:
+    pass
 if os.environ.get("BUCKETING_MODULE") == "safe":
-    try:
-        import sockeye.multiprocessing_utils as _mp
-        _mp.initialize()  # Sockeye asks for this before mxnet is imported
-    except ImportError:
-        pass
     import mxnet as mx
     from sinlstm_sym.model.bucketing import SafeBucketingModule
     mx.mod.BucketingModule = mx.module.BucketingModule = SafeBucketingModule
@@ -63,6 +63,7 @@ if os.environ.get("BUCKETING_MODULE") == "safe":
 RUNNER = '''import sys, time
 sys.path.insert(0, {tree!r})
 import conftest  # noqa: F401  (the swap)
+import mxnet  # noqa: F401,E402  (imported before the clock starts, in both modes)
 if len(sys.argv) > 2 and sys.argv[2] == "--time-checks":
     del sys.argv[2]
     import atexit

@@ -508,7 +508,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     def check_batch_once(self, data_batch: Any, training: bool) -> None:
         """:meth:`check_batch`, run in full only for a batch unlike every batch that passed it since ``bind``.
 
-        Whether a batch passes depends only on its type, key, arrays' types, shapes and dtypes and
+        Whether a batch passes depends only on its type, key, arrays' types and shapes and
         descriptions (and on the bound module), so a batch equal in all of them to one that passed
         passes too: it costs a few attribute reads instead of the checks.
 
