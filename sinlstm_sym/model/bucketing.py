@@ -508,7 +508,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
     def check_batch_once(self, data_batch: Any, training: bool) -> None:
         """:meth:`check_batch`, run in full only for a batch unlike every batch that passed it since ``bind``.
 
-        Whether a batch passes depends only on its type, key, arrays' types and shapes and
+        Whether a batch passes depends only on its type, key, arrays' types, shapes and dtypes and
         descriptions (and on the bound module), so a batch equal in all of them to one that passed
         passes too: it costs a few attribute reads instead of the checks.
 
@@ -808,8 +808,7 @@ def _arrays_signature(arrays: Any) -> Optional[Tuple[Any, ...]]:
         return None
     if not isinstance(arrays, (list, tuple)):
         raise TypeError("not a list of arrays")
-    # the arrays' dtypes are not checked (MXNet copies them into the bound arrays): not read, one C call less each
-    return tuple((type(a), a.shape) if isinstance(a, mx.nd.NDArray) else (type(a),) for a in arrays)
+    return tuple((type(a), a.shape, a.dtype) if isinstance(a, mx.nd.NDArray) else (type(a),) for a in arrays)
 
 
 def _descs_signature(descs: Any) -> Optional[Tuple[Any, ...]]:
