@@ -7,6 +7,7 @@ exits 0 when the run works; an exception propagates (exit 1) when it fails. A cr
 C++ layer would show as a signal (negative return code) or 'terminate called'.
 """
 import logging
+import os
 import sys
 import warnings
 
@@ -111,7 +112,19 @@ def scenario_3_names_differ(mode):
     print("OK")
 
 
+KEY_LENGTHS = {"sine": "data", "token": "data", "tuple": "source=0,target=1"}  # as a user declares them
+
+
 def scenario_4_key_not_length(mode):
+    """In mode 'safe' the key's meaning is declared through the environment (no code change)."""
+    if mode == "safe":
+        os.environ["SINLSTM_KEY_LENGTHS"] = KEY_LENGTHS[MODEL.name]
+    module = make_module(mode)
+    step(module, MODEL.batch(MODEL.key(5), steps=3))
+    print("OK")
+
+
+def scenario_4_key_not_length_undeclared(mode):
     module = make_module(mode)
     step(module, MODEL.batch(MODEL.key(5), steps=3))
     print("OK")
@@ -137,8 +150,11 @@ def scenario_5_numpy_int_key(mode):
 def scenario_6_key_above_default(mode):
     module = make_module(mode, default_n=4)
     step(module, MODEL.batch(MODEL.key(4)))
-    step(module, MODEL.batch(MODEL.key(9)))
-    print("OK")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        losses = [step(module, MODEL.batch(MODEL.key(n))) for n in (9, 9, 7, 12)]
+    ours = [str(w.message) for w in caught if type(w.message).__name__ == "BucketReallocationWarning"]
+    print("OK losses", " ".join(repr(x) for x in losses), "warnings", len(ours), *ours[:1])
 
 
 def scenario_7_outputs_after_failed_switch(mode):

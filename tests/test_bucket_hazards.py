@@ -63,21 +63,22 @@ GENERAL = {  # scenario -> (error, message per model)
         "sine": "batch 2 (bucket_key 4): provide_label is missing", "token": "batch 2 (bucket_key 4): provide_label "
         "is missing", "tuple": "batch 2 (bucket_key (4, 3)): provide_label is missing"}),
     "3_names_differ": ("ValueError", {
-        "sine": "batch 2 (bucket_key 9): provide_data names must be ['data'], got ['x']",
-        "token": "batch 2 (bucket_key 9): provide_data names must be ['data'], got ['x']",
-        "tuple": "batch 2 (bucket_key (9, 8)): provide_data names must be ['source', 'target'], got ['x', 'target']"}),
-    "4_key_not_length": ("ValueError", {
-        "sine": "bucket_key is 5 but data 'data' holds 3 steps (axis T of layout NTC, shape (8, 3, 1))",
+        "sine": "batch 2 (bucket_key 9): provide_data names must be ['data'] (in this order, as bucket_key 9 was "
+                "bound), got ['x']",
+        "token": "batch 2 (bucket_key 9): provide_data names must be ['data'] (in this order, as bucket_key 9 was "
+                 "bound), got ['x']",
+        "tuple": "batch 2 (bucket_key (9, 8)): provide_data names must be ['source', 'target'] (in this order, as "
+                 "bucket_key (9, 8) was bound), got ['x', 'target']"}),
+    "4_key_not_length": ("ValueError", {  # declared through SINLSTM_KEY_LENGTHS
+        "sine": "bucket_key is 5 but data 'data' holds 3 steps (axis T of layout NTC, shape (8, 3, 1)); key_lengths "
+                "declares that the key gives its length",
         "token": "bucket_key is 5 but data 'data' holds 3 steps (axis T of layout NT, shape (8, 3))",
-        "tuple": "bucket_key is (5, 4) but data 'source' holds 3 steps (axis T of layout NT, shape (8, 3))"}),
+        "tuple": "bucket_key is (5, 4) but data 'source' holds 3 steps (axis T of layout NT, shape (8, 3)); "
+                 "key_lengths declares that the key[0] gives its length"}),
     "5_key_none": ("TypeError", {
         "sine": "bucket_key must be an int like default_bucket_key 9, got '3' (str)",
         "token": "bucket_key must be an int like default_bucket_key 9, got '3' (str)",
         "tuple": "bucket_key must be a tuple of 2 like default_bucket_key (9, 8), got 3 (int)"}),
-    "6_key_above_default": ("ValueError", {
-        "sine": "bucket_key 9 is larger than the default bucket 4: data 'data' has shape (8, 9, 1), bound as (8, 4, 1)",
-        "token": "bucket_key 9 is larger than the default bucket 4: data 'data' has shape (8, 9), bound as (8, 4)",
-        "tuple": "bucket_key (9, 8) is larger than the default bucket (4, 3): data 'source' has shape (8, 9)"}),
     "7_outputs_after_failed_switch": ("RuntimeError", {m: "no outputs: the last forward() failed"
                                                        for m in ("sine", "token", "tuple")}),
     "8_shapes_differ": ("ValueError", {
@@ -97,6 +98,30 @@ def test_general_module_raises_our_error(scenario, model):
     line = last_error_line(proc.stderr)
     assert line.startswith(f"{error}: ") and messages[model] in line, line
     assert "MXNetError" not in proc.stderr and "simple_bind" not in proc.stderr
+
+
+@pytest.mark.parametrize("model, outcome", [
+    ("sine", "OK"),  # stock runs it too: nothing declared the key a length, nothing is inferred
+    ("token", "ValueError: batch 1 (bucket_key 5): sym_gen(5) cannot take the shapes [('data', (8, 3)), "
+              "('softmax_label', (8, 3))]: MXNetError: Error in operator split0"),  # stock: MXNetError at bind
+    ("tuple", "ValueError: batch 1 (bucket_key (5, 4)): sym_gen((5, 4)) cannot take the shapes [('source', (8, 3))"),
+])
+def test_key_not_length_undeclared_refused_only_where_stock_aborts(model, outcome):
+    proc = run("4_key_not_length_undeclared", "safe", model)
+    assert outcome in proc.stdout + proc.stderr, proc.stdout + proc.stderr[-2000:]
+    assert proc.returncode == (0 if outcome == "OK" else 1)
+
+
+@pytest.mark.parametrize("model", ["sine", "token", "tuple"])
+def test_keys_above_the_default_train_as_stock_with_one_warning_per_input(model):
+    """Stock MXNet re-allocates and trains correctly: the general module warns once per input, same losses."""
+    stock, safe = run("6_key_above_default", "plain", model), run("6_key_above_default", "safe", model)
+    assert stock.returncode == 0 and safe.returncode == 0, safe.stderr[-2000:]
+    assert "Need to re-allocate" in stock.stderr
+    stock_losses, safe_losses = (p.stdout.split(" warnings ")[0] for p in (stock, safe))
+    assert stock_losses.startswith("OK losses ") and safe_losses == stock_losses
+    inputs = {"sine": 1, "token": 2, "tuple": 3}[model]  # the inputs that grow (the sine label (8, 1) does not)
+    assert f" warnings {inputs} batch 2 (bucket_key {9 if model != 'tuple' else (9, 8)}): data " in safe.stdout
 
 
 @pytest.mark.parametrize("mode, model", [("sine", "sine"), ("safe", "sine"), ("safe", "token"), ("safe", "tuple")])

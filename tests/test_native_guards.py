@@ -1,6 +1,9 @@
 """cell='native' without grad_req guards (``spec_sym_gen(..., writes_only=True)``, what ``fit`` binds): the same
 numbers as the guarded symbol for grad_req 'write', 'add' refused before MXNet binds, the public sym_gen still
 accumulating; and the operator's ``last_step`` output, the numbers of ``slice_axis`` on the full output."""
+import subprocess
+import sys
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -151,3 +154,130 @@ def test_last_step_attribute_checks():
     _, out_shapes, _ = mx.sym.sinlstm_stack(data, *params, hidden_sizes=hidden, last_step="0").infer_shape(
         data=(2, 3, 1))
     assert out_shapes == [(2, 3)]
+
+
+def alternating(*sym_gens):
+    """A sym_gen that hands out the given sym_gens' symbols in turn, one per call."""
+    calls = []
+
+    def sym_gen(key):
+        calls.append(key)
+        return sym_gens[(len(calls) - 1) % len(sym_gens)](key)
+    return sym_gen, calls
+
+
+def sgd_step_of_two_passes(module, x, y):
+    """Two forward/backward passes on one batch, one SGD step (lr 1, no rescale): the parameters' change."""
+    module.init_optimizer(optimizer="sgd", optimizer_params={"learning_rate": 1.0, "wd": 0.0, "rescale_grad": 1.0})
+    before = {k: v.asnumpy() for k, v in module.get_params()[0].items()}
+    batch = mx.io.DataBatch([mx.nd.array(x)], [mx.nd.array(y)], bucket_key=x.shape[1],
+                            provide_data=[("data", x.shape)], provide_label=[("label", y.shape)])
+    for _ in range(2):
+        module.forward_backward(batch)
+    module.update()
+    return {k: before[k] - v.asnumpy() for k, v in module.get_params()[0].items()}
+
+
+def test_the_symbol_checked_is_the_symbol_bound_with_a_sym_gen_alternating_guards():
+    """Each call of the sym_gen alternates guarded and guard-free symbols: whatever bind checks is what MXNet
+    binds, so 'add' either is refused or accumulates (two passes give twice the gradient of one)."""
+    spec = native_spec("last")
+    sym_gen, calls = alternating(spec_sym_gen(spec), spec_sym_gen(spec, writes_only=True))
+    module, shapes = bucketing_module(sym_gen)
+    with pytest.raises(ValueError, match=r"^bind: " + REFUSED + "'add'"):  # the second call: guard-free
+        module.bind(grad_req="add", **shapes)
+    module.bind(grad_req="add", **shapes)  # the third call: guarded, and bound
+    assert len(calls) == 3 and writing_nodes(module.symbol) == []
+    x, y, packed = batch_arrays(4, 9, "last")
+    module.init_params(arg_params={k: mx.nd.array(v) for k, v in packed.items()}, aux_params={})
+    change = sgd_step_of_two_passes(module, x, y)
+    _, one_pass = forward_backward(spec_sym_gen(spec)(9)[0], x, y, packed, "write")
+    for name in packed:
+        np.testing.assert_allclose(change[name], 2 * one_pass[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert np.abs(change["lstm0_parameters"]).max() > 0
+    assert len(calls) == 3  # bound buckets are not generated again
+
+
+def test_a_sym_gen_whose_parameters_change_between_calls_is_refused_before_mxnet():
+    """Every call adds a parameter of its own: the default bucket binds the symbol it was checked with, the next
+    bucket is refused naming the parameter (stock MXNet: '_Map_base::at' from C++)."""
+    calls = []
+
+    def sym_gen(key):
+        calls.append(key)
+        data = mx.sym.reshape(mx.sym.var("data"), shape=(0, -1))
+        pred = mx.sym.FullyConnected(data, num_hidden=1, name="fc") + mx.sym.FullyConnected(
+            data, num_hidden=1, name=f"extra{len(calls)}")
+        return mx.sym.LinearRegressionOutput(pred, mx.sym.var("label")), ("data",), ("label",)
+    module = SafeBucketingModule(sym_gen, default_bucket_key=9)
+    module.bind([("data", (4, 9))], [("label", (4, 1))])
+    bound = [name for name in module.symbol.list_arguments() if name.startswith("extra")]
+    assert bound == [f"extra{len(calls)}_weight", f"extra{len(calls)}_bias"]
+    module.init_params(mx.init.Uniform(0.1))
+    with pytest.raises(ValueError, match=rf"^switch to bucket_key 5: sym_gen gives parameter 'extra{len(calls) + 1}"
+                                         r"_bias' for bucket_key 5 but not for bucket_key 9; a bucket's parameters"):
+        module.switch_bucket(5, [("data", (4, 5))], [("label", (4, 1))])
+    # the default bucket still trains on what it was bound with
+    module.init_optimizer()
+    module.forward_backward(mx.io.DataBatch([mx.nd.ones((4, 9))], [mx.nd.ones((4, 1))], bucket_key=9,
+                                            provide_data=[("data", (4, 9))], provide_label=[("label", (4, 1))]))
+    assert module.get_outputs()[0].shape == (4, 1)
+
+
+def test_module_save_checkpoint_writes_symbols_plain_mxnet_loads_and_trains_right(tmp_path):
+    """fit's module binds guard-free native symbols; its save_checkpoint writes the fused ones (same parameters):
+    a process without this library loads them, matches the module's outputs and accumulates with 'add'."""
+    result = fit(buckets=[5, 9], label_mode="last", cell="native", seed=1, num_samples=600, batch_size=100,
+                 num_epoch=1, log_every=1, lr_schedule=None)
+    assert writing_nodes(result.module.symbol) == ["lstm_stack"]
+    result.module.save_checkpoint(str(tmp_path / "m"), 1)
+    x, y, _ = batch_arrays(100, 9, "last", seed=3)
+    batch = mx.io.DataBatch([mx.nd.array(x)], [mx.nd.array(y)], bucket_key=9, provide_data=[("data", x.shape)],
+                            provide_label=[("label", y.shape)])
+    result.module.forward(batch, is_train=False)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "out.npy", result.module.get_outputs()[0].asnumpy())
+    script = PLAIN_MXNET_LOADS.format(prefix=str(tmp_path / "m"), dir=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[:2] == ["OK", "sinlstm_sym-not-imported"], proc.stdout
+
+
+PLAIN_MXNET_LOADS = '''
+import sys
+import numpy as np
+import subprocess
+import sys
+
+import mxnet as mx
+prefix, where = {prefix!r}, {dir!r}
+symbol = mx.sym.load(prefix + "-9-symbol.json")
+args, aux = mx.model.load_params(prefix, 1)
+x, y, expected = (np.load(where + "/" + n + ".npy") for n in ("x", "y", "out"))
+module = mx.mod.Module(symbol, ("data",), ("label",))
+module.bind([("data", x.shape)], [("label", y.shape)], grad_req="add")
+module.set_params(args, aux)
+batch = mx.io.DataBatch([mx.nd.array(x)], [mx.nd.array(y)])
+module.forward(batch, is_train=False)
+np.testing.assert_allclose(module.get_outputs()[0].asnumpy(), expected, rtol=1e-4, atol=1e-5)
+grads = []
+for _ in range(2):
+    module.forward_backward(batch)
+    grads.append(module._exec_group.grad_arrays[1][0].asnumpy().copy())
+assert np.abs(grads[0]).max() > 0
+np.testing.assert_allclose(grads[1], 2 * grads[0], rtol=1e-5, atol=1e-7)
+print("OK", "sinlstm_sym-not-imported" if "sinlstm_sym" not in sys.modules else "sinlstm_sym-imported")
+'''
+
+
+def test_save_checkpoint_refuses_symbols_that_write_their_gradients(tmp_path):
+    """A user's sym_gen of guard-free symbols with no portable twin: nothing is written, the message says why."""
+    bare = spec_sym_gen(native_spec("last"), writes_only=True)
+    module, shapes = bucketing_module(lambda key: bare(key))
+    module.bind(**shapes)
+    module.init_params()
+    with pytest.raises(ValueError, match=r"^save_checkpoint: the symbol of bucket_key 9 holds operator\(s\) "
+                                         r"\['lstm_stack'\] that write their gradients whatever grad_req asks"):
+        module.save_checkpoint(str(tmp_path / "m"), 0)
+    assert list(tmp_path.iterdir()) == []

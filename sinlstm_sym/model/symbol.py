@@ -12,6 +12,7 @@ The only output is the prediction, ``pred_output``: ``(B, L)`` (every step) or `
 ``mod.fit(..., eval_metric='mse')`` works, and reports twice that loss.
 """
 import functools
+from dataclasses import replace
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
@@ -210,6 +211,9 @@ def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_
     if check_bool("writes_only", writes_only) and spec.cell in _GUARDED_CELLS:
         options["writes_only"] = True
     predict = functools.partial(_PREDICTIONS[spec.cell], **options)  # the cell chosen once
+    # MXNet's own operators with the same parameters: what a module's save_checkpoint writes
+    portable = (spec_sym_gen(replace(spec, cell="fused"), with_loss=with_loss, data_name=data_name,
+                             label_name=label_name, init_seed=init_seed) if spec.cell == "native" else None)
 
     def sym_gen(bucket_key: int) -> SymGenResult:
         length = check_key(bucket_key, "sym_gen")
@@ -221,4 +225,38 @@ def spec_sym_gen(spec: ModelSpec, with_loss: bool = True, data_name: str = DATA_
         head = mx.sym.LinearRegressionOutput(data=pred, label=mx.sym.var(label_name), name=PRED_NAME)
         return head, (data_name,), (label_name,)
 
-    return sym_gen
+    return SpecSymGen(sym_gen, portable)
+
+
+class SpecSymGen:
+    """A ``sym_gen`` of :func:`spec_sym_gen`: call it with a bucket key for ``(symbol, data_names, label_names)``.
+
+    Parameters
+    ----------
+    build : callable
+        ``build(bucket_key) -> (symbol, data_names, label_names)``.
+    checkpoint_sym_gen : callable or None
+        For the native cell: the sym_gen of the same model and parameters on MXNet's fused ``RNN``
+        operator, whose symbols plain MXNet loads and which honour every ``grad_req``;
+        :meth:`SafeBucketingModule.save_checkpoint <sinlstm_sym.model.bucketing.SafeBucketingModule.save_checkpoint>`
+        writes those. ``None`` for cells built from MXNet's operators already.
+    """
+
+    def __init__(self, build: Callable[[int], SymGenResult], checkpoint_sym_gen: Optional[SymGen]) -> None:
+        self._build = build
+        self.checkpoint_sym_gen = checkpoint_sym_gen
+
+    def __call__(self, bucket_key: int) -> SymGenResult:
+        """The symbol of bucket ``bucket_key`` (the window length) with its data and label names.
+
+        Parameters
+        ----------
+        bucket_key : int
+            The window length, >= 1.
+
+        Returns
+        -------
+        tuple
+            ``(symbol, data_names, label_names)``; ``label_names`` is ``None`` without a loss.
+        """
+        return self._build(bucket_key)
