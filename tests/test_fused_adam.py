@@ -10,11 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sinlstm_sym import fit
-from sinlstm_sym.native import native_available
 from sinlstm_sym.native.adam import FusedAdam
 
-pytestmark = pytest.mark.skipif(not native_available(), reason="the native operator could not be built or loaded "
-                                "here (no C++ compiler?); see the sinlstm_sym.native warning")
+pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
 
 
 def _run(optimizer: mx.optimizer.Optimizer, shapes: List[Tuple[int, ...]], steps: int, seed: int,

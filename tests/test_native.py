@@ -19,8 +19,7 @@ from sinlstm_sym.native import build as native_build
 from sinlstm_sym.params import fused_shapes, to_canonical, to_layout, unpacked_shapes
 from sinlstm_sym.infer.predictor import Predictor
 
-needs_native = pytest.mark.skipif(not native_available(), reason="the native operator could not be built or "
-                                  "loaded here (no C++ compiler?); see the sinlstm_sym.native warning")
+needs_native = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
 
 
 def random_canonical(hidden, seed, scale=0.6):

@@ -14,11 +14,10 @@ from sinlstm_sym.constants import WRITES_GRADIENTS_ATTR
 from sinlstm_sym.model.bucketing import writing_nodes
 from sinlstm_sym.model.spec import ModelSpec
 from sinlstm_sym.model.symbol import spec_sym_gen
-from sinlstm_sym.native import native_available, stack_operator
+from sinlstm_sym.native import stack_operator
 from sinlstm_sym.params import fused_shapes
 
-pytestmark = pytest.mark.skipif(not native_available(), reason="the native operator could not be built or "
-                                "loaded here (no C++ compiler?); see the sinlstm_sym.native warning")
+pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
 
 HIDDEN = (10, 20, 1)
 REFUSED = r"grad_req must be one of \['write', 'null'\] for this symbol, got "

@@ -9,11 +9,10 @@ import pytest
 
 from sinlstm_sym import make_sym_gen
 from sinlstm_sym.model.symbol import _weigh_steps, native_step_weights
-from sinlstm_sym.native import native_available, stack_operator
+from sinlstm_sym.native import stack_operator
 from sinlstm_sym.params import fused_shapes
 
-pytestmark = pytest.mark.skipif(not native_available(), reason="the native operator could not be built or "
-                                "loaded here (no C++ compiler?); see the sinlstm_sym.native warning")
+pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
 
 HIDDEN = (10, 20, 1)
 STEP_WEIGHT, STEP_TAU = 4.0, 1.0

@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from sinlstm_sym.constants import NATIVE_THREADS_ENV
-from sinlstm_sym.native import native_available
 
-pytestmark = pytest.mark.skipif(not native_available(), reason="the native operator could not be built or loaded "
-                                "here (no C++ compiler?); see the sinlstm_sym.native warning")
+pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
 
 # (batch, length): calls of fewer than 160 (blocks of 16 windows x steps) stay on one thread (the first six),
 # larger ones are shared; 17, 40, 130, 200, 301 and 999 leave a partly padded last block.

@@ -141,8 +141,10 @@ def token_inference_sym_gen(key):
     return mx.sym.SoftmaxOutput(pred, mx.sym.var("softmax_label"), name="softmax"), ("data",), ("softmax_label",)
 
 
-@pytest.mark.parametrize("sym_gen, shape", [(token_inference_sym_gen, (4, 9)), (make_sym_gen((10, 20, 1)), (4, 9, 1))])
+@pytest.mark.parametrize("sym_gen, shape", [(token_inference_sym_gen, (4, 9)), ("library", (4, 9, 1))])
 def test_bind_for_inference_without_labels_then_another_key(sym_gen, shape):
+    if sym_gen == "library":  # made here, not at collection: the default cell may build the native operator
+        sym_gen = make_sym_gen((10, 20, 1))
     outputs = {}
     layout = "NT" if len(shape) == 2 else "NTC"
     other = (4, 4) + shape[2:]
