@@ -121,6 +121,12 @@ class _Graph:
         self.constants.append(self.onnx.numpy_helper.from_array(value, name))
         return name
 
+    def flat_shape(self) -> str:
+        """The shape ``[-1]`` for Reshape, made once when first needed."""
+        if not any(c.name == "flat" for c in self.constants):
+            self.constant("flat", np.array([-1], np.int64))
+        return "flat"
+
     def node(self, op: str, inputs: Sequence[str], outputs: Sequence[str], **attrs: Any) -> str:
         self.nodes.append(self.helper.make_node(op, list(inputs), list(outputs), **attrs))
         return outputs[0]
@@ -155,7 +161,7 @@ def _stack(g: _Graph, x: str, params: Mapping[str, np.ndarray], hidden_sizes: Se
         names = [x, g.constant(p + "W", w), g.constant(p + "R", r), g.constant(p + "B", b)]
         if last and i == len(hidden_sizes) - 1:  # Y_h (1, batch, 1): the last step's hidden state
             g.node("LSTM", names, ["", p + "Y_h"], hidden_size=hidden, name=p + "lstm")
-            return g.node("Reshape", [p + "Y_h", "flat"], ["last_step"])
+            return g.node("Reshape", [p + "Y_h", g.flat_shape()], ["last_step"])
         y = g.node("LSTM", names, [p + "Y"], hidden_size=hidden, name=p + "lstm")  # (length, 1, batch, h)
         x = g.node("Squeeze", [y, one_axis], [p + "out"])
     return g.node("Squeeze", [x, g.constant("axis_2b", np.array([2], np.int64))], ["steps_out"])
@@ -168,7 +174,7 @@ def _scale_out(g: _Graph, y: str, scaling: Optional[Tuple[float, float]], last: 
     if window_level == "last":  # a 'last' label model: y is (batch,), the level (batch, 1)
         y = g.node("Cast", [y], ["prediction_f64"], to=g.onnx.TensorProto.DOUBLE)
         y = g.node("Mul", [y, "scale"], ["rescaled"])
-        g.node("Add", [y, g.node("Reshape", ["level", "flat"], ["level_flat"])], [OUTPUT_NAME])
+        g.node("Add", [y, g.node("Reshape", ["level", g.flat_shape()], ["level_flat"])], [OUTPUT_NAME])
         return
     if scaling is None:
         g.node("Cast", [y], [OUTPUT_NAME], to=g.onnx.TensorProto.DOUBLE)
@@ -273,7 +279,6 @@ def build_onnx_model(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[in
     g = _Graph(onnx)
     check_condition(window_level in ("none", "last") and (window_level == "none" or last), "window_level must be "
                     f"'none' or 'last' (with label_mode='last'), got {window_level!r} with label_mode={label_mode!r}")
-    g.constant("flat", np.array([-1], np.int64))
     _scale_out(g, _stack(g, _scale_in(g, scale, window_level), params, hidden_sizes, last), scale, last,
                window_level)
     return _model(g, last, opset, properties)
