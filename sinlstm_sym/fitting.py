@@ -354,7 +354,7 @@ def fit_session(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.i
     :class:`FitSession` whose :meth:`~FitSession.train` trains. An error on entering comes before any
     training (a bad setting names it: :class:`~sinlstm_sym.checks.SettingError`); the lock is released on
     leaving."""
-    log: Any = logger if logger is not None else globals()["logger"]
+    log: Any = logger if logger is not None else logging.getLogger(__name__)
     check_condition(isinstance(log, logging.Logger), f"logger must be a logging.Logger or None, got {log!r}",
                     TypeError)
     config = _resolve_config(config, settings)

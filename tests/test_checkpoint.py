@@ -1,5 +1,6 @@
 """Checkpoints: atomic, resumable to the same numbers, loadable by plain MXNet, clear errors."""
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,6 @@ from training_asserts import assert_same_training as shared_assert_same_training
 import pytest
 
 from sinlstm_sym import fit, make_sym_gen
-from sinlstm_sym import checkpoint as checkpoint_module
 from sinlstm_sym.checkpoint import load_checkpoint
 from sinlstm_sym.infer.predictor import Predictor
 from sinlstm_sym import NonFiniteLossError
@@ -122,7 +122,7 @@ def test_crash_in_the_middle_of_a_write_keeps_the_previous_checkpoint(tmp_path, 
 
     def crash(*args, **kwargs):
         raise OSError("simulated crash between writing and renaming")
-    monkeypatch.setattr(checkpoint_module.os, "rename", crash)
+    monkeypatch.setattr(os, "rename", crash)
     with pytest.raises(OSError, match="simulated crash"):
         fit(num_epoch=2, checkpoint=tmp_path, resume=True, **RUN)
     monkeypatch.undo()

@@ -15,7 +15,7 @@ import pytest
 
 from sinlstm_sym.config import V01_DEFAULTS
 from sinlstm_sym import fit
-from sinlstm_sym import checkpoint as ckpt_module
+from sinlstm_sym.checkpoint.files import checksummed_json, sha256
 from sinlstm_sym.checkpoint import (CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer, load_checkpoint,
                                     save_checkpoint)
 from sinlstm_sym.infer.predictor import Predictor
@@ -130,8 +130,8 @@ def forge(ckpt: Path, name: str, data: bytes) -> None:
     """Replace ``name`` by ``data`` and rewrite the manifest to match, as a forger could."""
     (ckpt / name).write_bytes(data)
     config = json.loads((ckpt / "config.json").read_text())
-    config["manifest"][name] = {"sha256": ckpt_module._sha256(data), "size": len(data)}
-    (ckpt / "config.json").write_bytes(ckpt_module._checksummed_json(config))
+    config["manifest"][name] = {"sha256": sha256(data), "size": len(data)}
+    (ckpt / "config.json").write_bytes(checksummed_json(config))
 
 
 class _WritesMarker:
@@ -279,7 +279,7 @@ def test_a_manifest_listing_a_missing_file(small_run, tmp_path):
     shutil.copytree(small_run, run)
     config = json.loads((ckpt / "config.json").read_text())
     config["manifest"]["model-9-symbol.json"] = {"sha256": "0" * 64, "size": 3}
-    (ckpt / "config.json").write_bytes(ckpt_module._checksummed_json(config))
+    (ckpt / "config.json").write_bytes(checksummed_json(config))
     with pytest.raises(FileNotFoundError, match=r"model-9-symbol\.json: missing"):
         Predictor.load(run)
 
@@ -300,7 +300,7 @@ def test_forged_or_newer_config_is_refused(small_run, tmp_path, edit, message):
     ckpt = load_checkpoint(run).path
     config = json.loads((ckpt / "config.json").read_text())
     edit(config)
-    (ckpt / "config.json").write_bytes(ckpt_module._checksummed_json(config))
+    (ckpt / "config.json").write_bytes(checksummed_json(config))
     with pytest.raises(ValueError, match=message):
         load_checkpoint(run)
 
@@ -309,7 +309,7 @@ def test_newer_latest_is_refused_naming_both_versions(small_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
     latest = json.loads((run / "latest.json").read_text())
-    (run / "latest.json").write_bytes(ckpt_module._checksummed_json(dict(latest, format_version=7)))
+    (run / "latest.json").write_bytes(checksummed_json(dict(latest, format_version=7)))
     with pytest.raises(ValueError, match=r"latest\.json: checkpoint format version 7 is newer .*\(versions 1 to 2\)"):
         Predictor.load(run)
 

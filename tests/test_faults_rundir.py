@@ -19,7 +19,7 @@ import pytest
 
 from sinlstm_sym import Predictor, fit
 from sinlstm_sym.checkpoint import load_checkpoint, run_directory, schema
-from sinlstm_sym.checkpoint import _checksummed_json as checksummed_json
+from sinlstm_sym.checkpoint.files import checksummed_json
 from sinlstm_sym.cli import evaluate as evaluate_cli
 from sinlstm_sym.cli import train as train_cli
 

@@ -34,10 +34,7 @@ writing) with :mod:`.lock` (one writer at a time),
 :mod:`.optimizer_state`, :mod:`.store` (save and load one checkpoint), :mod:`.legacy`
 (format 1 and ``python -m sinlstm_sym.checkpoint convert``).
 """
-import os  # noqa: F401 - `sinlstm_sym.checkpoint.os` stayed reachable (tests patch os.rename through it)
-
-from .files import (CHECKSUM, MAX_JSON_BYTES, MAX_JSON_DEPTH, DiskFullError, checksummed_json as _checksummed_json,
-                    sha256 as _sha256, write_json_atomic)
+from .files import CHECKSUM, MAX_JSON_BYTES, MAX_JSON_DEPTH, DiskFullError, write_json_atomic
 from .legacy import convert_checkpoint
 from .optimizer_state import CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer
 from .lock import RunLockError
@@ -51,5 +48,4 @@ __all__ = ["load_checkpoint", "save_checkpoint", "list_checkpoints", "verify_che
            "DiskFullError", "CheckpointWriteError",
            "RunLockError", "new_run_id", "write_json_atomic", "mxnet_epoch", "FORMAT", "FORMAT_VERSION",
            "READABLE_VERSIONS", "LATEST", "BEST", "CONFIG", "OPTIMIZER_ARRAYS", "OPTIMIZER_JSON", "PICKLED_OPTIMIZER",
-           "PREFIX", "KEEP", "CHECKSUM", "CHECKPOINTABLE_OPTIMIZERS", "MAX_JSON_BYTES", "MAX_JSON_DEPTH",
-           "_sha256", "_checksummed_json"]
+           "PREFIX", "KEEP", "CHECKSUM", "CHECKPOINTABLE_OPTIMIZERS", "MAX_JSON_BYTES", "MAX_JSON_DEPTH"]
