@@ -103,9 +103,8 @@ class Predictor:
         """A predictor for the model section of a :class:`~sinlstm_sym.config.FitConfig` (already checked)."""
         check_condition(isinstance(model, ModelConfig), f"model must be a ModelConfig, got {type(model).__name__}",
                         TypeError)
-        predictor = cls.__new__(cls)
-        predictor._setup(params, model, ctx, **kwargs)
-        return predictor
+        return cls(params, hidden_sizes=model.hidden_sizes, label_mode=model.label_mode, feature=model.feature,
+                   cell=model.cell, ctx=ctx, scaling=model.scaling, window_level=model.window_level, **kwargs)
 
     @classmethod
     def load(cls, directory: str, ctx: ContextSpec = None, best: bool = True, **kwargs: Any) -> "Predictor":
