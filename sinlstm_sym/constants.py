@@ -142,6 +142,8 @@ REFERENCE_FORECAST_HISTORY = 500
 # origin on one core): beyond this many origins (held-out points of all series, about two minutes) they are
 # skipped with a warning; the model and the baselines still run.
 REFERENCE_MAX_ORIGINS = 5000
+# a forecast rolled on its own outputs: one model call per step (about 0.1 ms each), so at most this many steps
+MAX_FORECAST_STEPS = 100_000
 
 # OpenMP threads of MXNet's operators while fit trains (its operators are tiny: more threads only spin against
 # the Python thread); OMP_NUM_THREADS still governs everything outside fit.

@@ -27,7 +27,8 @@ QUICK = ["--num-samples", "2000", "--num-epoch", "1", "--references", "off", "--
     (["--forecast-file", "f.csv"], "--forecast-file", "needs --forecast N"),
     (["--forecast-plot", "f.png"], "--forecast-plot", "needs --forecast N"),
     (["--forecast", "3", "--forecast-file", "f.txt"], "--forecast-file", "must be a file name ending in .csv, .json"),
-    (["--forecast", "0"], "--forecast", ""),
+    (["--forecast", "0"], "--forecast", "expected an int >= 1 and <= 100000, got '0'"),
+    (["--forecast", "1000000000"], "--forecast", "expected an int >= 1 and <= 100000, got '1000000000'"),
     (["--window-level", "mean"], "--window-level", "invalid choice"),
 ])
 def test_forecast_flags_are_refused_before_training(tmp_path, monkeypatch, capsys, extra, flag, message):

@@ -158,3 +158,12 @@ def test_fit_refuses_a_window_level_its_training_windows_do_not_have(tmp_path):
     config = FitConfig.series(window_level="none", hidden_sizes=(3, 1), num_epoch=1)
     with pytest.raises(ValueError, match=r"window_level='none' but train_iter \(window_level='last'\) are taken"):
         fit(config, train_iter=level_windows)
+
+
+def test_a_forecast_of_more_steps_than_the_bound_is_refused_before_any_call():
+    from sinlstm_sym.constants import MAX_FORECAST_STEPS
+    predictor = Predictor(_tiny_params(), hidden_sizes=(4, 1), label_mode="last", feature="value", cell="fused",
+                          scaling=(0.0, 2.5), window_level="last")
+    with pytest.raises(ValueError, match=rf"steps must be at most {MAX_FORECAST_STEPS} .*got {MAX_FORECAST_STEPS + 1}"):
+        predictor.forecast(trend_season(30), MAX_FORECAST_STEPS + 1)
+    assert predictor.forecast(trend_season(30), 3).shape == (3,)

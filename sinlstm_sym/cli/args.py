@@ -68,17 +68,19 @@ def json_dict_or_null(text: str) -> Optional[Dict[str, Any]]:
     return None if text.strip() == "null" else json_dict(text)
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an int >= ``minimum``."""
+def int_at_least(minimum: int, maximum: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: an int >= ``minimum`` (and <= ``maximum`` when given)."""
+    expected = f"an int >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an int >= {minimum}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
-    parse.__name__ = f"int >= {minimum}"
+    parse.__name__ = expected[3:]
     return parse
 
 

@@ -18,7 +18,8 @@ from typing import Any, Dict, List, Optional
 
 from ..checks import settings_of
 from ..config import FitConfig
-from ..constants import REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY, REFERENCE_MAX_ORIGINS
+from ..constants import (MAX_FORECAST_STEPS, REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY,
+                         REFERENCE_MAX_ORIGINS)
 from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, series_label, split_by_time
 from ..series.evaluation import model_forecaster, rolling_origin_evaluation
 from ..series.future import forecast_past_end, plot_forecasts, write_forecasts
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE.png", type=plot_file, default=None,
                    help="history, held-out truth and forecasts (.png, .pdf or .svg; needs matplotlib)")
     p.add_argument("--json", metavar="FILE.json", type=json_file, default=None, help="write the metrics as JSON")
-    p.add_argument("--forecast", metavar="N", type=int_at_least(1), default=None,
+    p.add_argument("--forecast", metavar="N", type=int_at_least(1, MAX_FORECAST_STEPS), default=None,
                    help="after scoring, forecast N values past the end of every series (from all its values) and "
                         "print them")
     p.add_argument("--forecast-file", metavar="FILE", type=forecast_file, default=None,

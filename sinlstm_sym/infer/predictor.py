@@ -25,7 +25,7 @@ from ..checks import check_condition, check_int
 from ..config import FitConfig, ModelConfig
 from ..constants import (DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE,
                         DEFAULT_PREDICT_BATCH, DEFAULT_STEP, DEFAULT_WINDOW_LEVEL,
-                        FUSED_LAYOUT_CELLS)
+                        FUSED_LAYOUT_CELLS, MAX_FORECAST_STEPS)
 from ..context import ContextSpec, resolve_contexts
 from ..data.windows import half_sine, make_windows
 from ..limits import check_memory, chunk_rows, predict_bytes
@@ -235,6 +235,8 @@ class Predictor:
         check_condition(self.feature == "value", "forecast needs a model trained with feature='value' (its inputs "
                         f"are past values); this one has feature={self.feature!r}")
         steps = check_int("steps", steps, minimum=1)
+        check_condition(steps <= MAX_FORECAST_STEPS, f"steps must be at most {MAX_FORECAST_STEPS} (one model call "
+                        f"per step, each fed the previous outputs), got {steps}")
         series = np.asarray(history, dtype=np.float64)
         single = series.ndim == 1
         series = series[None, :] if single else series
