@@ -590,17 +590,7 @@ class SafeBucketingModule(mx.mod.BucketingModule):
             descs[field] = self._new_bucket_inputs(key, field, list(names or ()), shapes, where, training)
         self._input_names |= set(data_names or ()) | set(label_names or ())
         everything = descs["data"] + descs["label"]
-        try:
-            signature = self._signature_of(symbol, everything)
-        except mx.base.MXNetError as err:
-            first = next((line for line in str(err).splitlines() if line.strip()), "")
-            raise ValueError(f"{where}: sym_gen({key!r}) cannot take the shapes "
-                             f"{[(d.name, tuple(d.shape)) for d in everything]}: {first}") from None
-        if self._signature is not None:
-            try:
-                compare_signatures(self._signature, self.default_key, signature, key, subset=True)
-            except ValueError as err:
-                raise ValueError(f"{where}: {err}") from None
+        self._check_signature(symbol, key, everything, where)
         self._declared[key] = {field: declare(field_descs) for field, field_descs in descs.items()}
         self._check_declared_lengths(key, where)
         self._known_keys.add(key)
@@ -615,13 +605,18 @@ class SafeBucketingModule(mx.mod.BucketingModule):
                  for field, pairs in given.items() for name, array in pairs]
         if all(tuple(d.shape) == bound[f][d.name].shape for f in given for d in descs if d.name in bound[f]):
             return
+        was_bound = f" (bucket_key {key!r} was bound with {[(n, d.shape) for f in given for n, d in bound[f].items()]})"
+        self._check_signature(self._sym_gen_once(key)[0], key, descs, where, was_bound)
+
+    def _check_signature(self, symbol: Any, key: Any, descs: Any, where: str, note: str = "") -> None:
+        """``symbol`` takes ``descs`` (MXNet's shape inference, its error turned into a ValueError naming the
+        shapes) and shares the default bucket's parameters with the same shapes."""
         try:
-            signature = self._signature_of(self._sym_gen_once(key)[0], descs)
+            signature = self._signature_of(symbol, descs)
         except mx.base.MXNetError as err:
             first = next((line for line in str(err).splitlines() if line.strip()), "")
             raise ValueError(f"{where}: sym_gen({key!r}) cannot take the shapes "
-                             f"{[(d.name, tuple(d.shape)) for d in descs]} (bucket_key {key!r} was bound with "
-                             f"{[(n, d.shape) for f in given for n, d in bound[f].items()]}): {first}") from None
+                             f"{[(d.name, tuple(d.shape)) for d in descs]}{note}: {first}") from None
         if self._signature is not None:
             try:
                 compare_signatures(self._signature, self.default_key, signature, key, subset=True)
