@@ -9,7 +9,7 @@ import tempfile
 import numpy as np
 
 from sinlstm_sym import fit
-from sinlstm_sym.evaluation import evaluate
+from sinlstm_sym.infer.evaluation import evaluate
 from sinlstm_sym.reference.gluon import build_gluon_model, copy_params_to_gluon, gluon_predict
 from sinlstm_sym.infer.predictor import Predictor
 

@@ -23,7 +23,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 CHILD = r"""
 import json, sys
-from sinlstm_sym.fitting import fit
+from sinlstm_sym.train.fit import fit
 task, batch_size, num_samples = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 kwargs = dict(buckets=[9], label_mode="last") if task == "fixed" else dict(buckets=list(range(1, 10)))
 result = fit(batch_size=batch_size, num_samples=num_samples, num_epoch=1, seed=0, log_every=50, **kwargs)

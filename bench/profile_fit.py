@@ -78,7 +78,7 @@ try:  # fit's module since the general SafeBucketingModule (issue 19): the sine 
     from sinlstm_sym.model.batches import SineBucketingModule  # noqa: E402
 except ImportError:  # pragma: no cover
     SineBucketingModule = None
-from sinlstm_sym.fitting import fit  # noqa: E402
+from sinlstm_sym.train.fit import fit  # noqa: E402
 
 
 def fit_kwargs(batches):

@@ -12,7 +12,7 @@ per-step loss weights, input scaling, the t0 range of training windows) can be
 measured. ``--check`` trains the plain default recipe both through ``sinlstm_sym.fit``
 and through this loop and shows they give the same numbers (same weights, same
 error table), and that this script's evaluation equals
-``sinlstm_sym.evaluation.per_length_error``.
+``sinlstm_sym.infer.evaluation.per_length_error``.
 
 The winning recipe is ``final`` (``best`` with Adam beta2 0.9); ``best_*`` are ``best``
 with one choice changed, ``stage1`` and
@@ -50,7 +50,7 @@ import numpy as np
 from sinlstm_sym import SinBucketIter
 from sinlstm_sym.constants import NOTE_STEPS
 from sinlstm_sym.data.windows import half_sine, make_windows
-from sinlstm_sym.params import init_params, layer_prefix, to_canonical, to_layout
+from sinlstm_sym.recurrence.params import init_params, layer_prefix, to_canonical, to_layout
 
 HIDDEN = (10, 20, 1)
 EVAL_LENGTHS = tuple(range(1, 21))
@@ -535,7 +535,7 @@ def seed_table(recipe: Recipe, seed: int) -> None:
 def check() -> None:
     """The loop here equals ``sinlstm_sym.fit``; the evaluation here equals ``per_length_error``."""
     from sinlstm_sym import fit
-    from sinlstm_sym.evaluation import per_length_error
+    from sinlstm_sym.infer.evaluation import per_length_error
     from sinlstm_sym.infer.predictor import Predictor
     r = RECIPES["baseline"]
     ours = train(r, seed=0)

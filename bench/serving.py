@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sinlstm_sym import Predictor  # noqa: E402
-from sinlstm_sym.params import init_params  # noqa: E402
+from sinlstm_sym.recurrence.params import init_params  # noqa: E402
 
 HIDDEN = (10, 20, 1)
 LATENCY_LENGTHS = (1, 20, 100)

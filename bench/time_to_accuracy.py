@@ -108,7 +108,7 @@ def schedule_of(rec, update):
 def torch_model(rec, seed, threads):
     import torch
     from torch import nn
-    from sinlstm_sym.params import init_params
+    from sinlstm_sym.recurrence.params import init_params
     torch.set_num_threads(threads)
     sizes = [1] + list(rec["hidden_sizes"])
     layers = nn.ModuleList(nn.LSTM(sizes[i], sizes[i + 1], batch_first=True) for i in range(len(sizes) - 1))
@@ -200,7 +200,7 @@ def child_check(spec):
     import numpy as np
     from sinlstm_sym import Predictor, fit
     from sinlstm_sym.native import resolve_cell
-    from sinlstm_sym.params import init_params
+    from sinlstm_sym.recurrence.params import init_params
     rec, optimizer = recipe()
     mx_sched = optimizer.lr_scheduler
     reference = mx.lr_scheduler.CosineScheduler(max_update=rec["max_update"], base_lr=rec["base_lr"],

@@ -49,7 +49,7 @@ How it measures (read this before quoting a number):
   final losses are directly comparable within the fixed and within the mixed task.
 * ``--data pregen`` (default): data generation is excluded from EVERY row. The windows of
   the whole run are generated before the clock starts: for the MXNet rows by a
-  SinBucketIter subclass patched into ``sinlstm_sym.fitting`` / ``reference.gluon`` that
+  SinBucketIter subclass patched into ``sinlstm_sym.train.fit`` / ``reference.gluon`` that
   builds every DataBatch (numpy windows + ``mx.nd.array`` copies) in its constructor and
   replays them; for the torch rows by a separate data child that writes the same windows
   to an .npz (checked by checksum), turned into tensors before the clock starts.
@@ -205,7 +205,7 @@ def child_datagen(spec):
     import numpy as np
     from sinlstm_sym.data.windows import SinBucketIter
     from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS, ORIGINAL_INIT
-    from sinlstm_sym.params import init_params
+    from sinlstm_sym.recurrence.params import init_params
     task = TASKS[spec["task"]]
     it = SinBucketIter(task["buckets"], batch_size=spec["batch_size"], num_samples=spec["num_samples"],
                        label_mode=task["label_mode"], seed=spec["seed"], **WINDOWS)
@@ -292,7 +292,7 @@ def child_mxnet(spec):
     import sinlstm_sym
     from sinlstm_sym.reference.gluon import train_gluon_reference
     from sinlstm_sym import FitConfig
-    from sinlstm_sym.fitting import fit
+    from sinlstm_sym.train.fit import fit
     task = TASKS[spec["task"]]
     pregen = _install_pregen_iter(spec["kind"] != "fit") if spec["data"] == "pregen" else None
     common = dict(buckets=task["buckets"], label_mode=task["label_mode"], hidden_sizes=HIDDEN,
@@ -367,7 +367,7 @@ def child_torch(spec):
     else:
         from sinlstm_sym.data.windows import SinBucketIter
         from sinlstm_sym.constants import ORIGINAL_FORGET_BIAS, ORIGINAL_INIT
-        from sinlstm_sym.params import init_params
+        from sinlstm_sym.recurrence.params import init_params
         task = TASKS[spec["task"]]
         params = init_params(HIDDEN, spec["seed"], forget_bias=ORIGINAL_FORGET_BIAS, init=ORIGINAL_INIT)
         checksum = None

@@ -3,7 +3,7 @@
 A page asks for a generated part with a marker on a line of its own:
 
 - ``<!-- generated: settings -->``: every setting of ``fit`` with its default, kind, bounds, choices,
-  command-line flag and help, read from the declarations in ``sinlstm_sym/config.py`` (one table per
+  command-line flag and help, read from the declarations in ``sinlstm_sym/config/fit_config.py`` (one table per
   section), and the settings ``FitConfig.original()`` and ``FitConfig.series()`` change;
 - ``<!-- generated: cli PROGRAM -->``: ``PROGRAM --help`` as its argparse parser prints it
   (``sinlstm-train``, ``sinlstm-evaluate``, ``sinlstm-export``, ``sinlstm-series``);
@@ -62,7 +62,7 @@ def settings_reference() -> str:
     from sinlstm_sym.cli.flags import flag_of
     from sinlstm_sym.cli.train import SETTING_FLAGS
     from sinlstm_sym.config import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig
-    from sinlstm_sym.settings import declared
+    from sinlstm_sym.config.settings import declared
 
     defaults = FitConfig().flat()
     out: List[str] = []

@@ -15,13 +15,13 @@ except ImportError as err:  # pragma: no cover - depends on the environment
 
 from .model.bucketing import SafeBucketingModule  # noqa: E402
 from .checkpoint import load_checkpoint  # noqa: E402
-from .config import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig  # noqa: E402
+from .config.fit_config import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig  # noqa: E402
 from .data.windows import SinBucketIter  # noqa: E402
-from .evaluation import evaluate  # noqa: E402
+from .infer.evaluation import evaluate  # noqa: E402
 from .infer.predictor import Predictor  # noqa: E402
 from .model.symbol import make_sym_gen  # noqa: E402
 from .train.loop import NonFiniteLossError  # noqa: E402
-from .fitting import FitResult, fit  # noqa: E402
+from .train.fit import FitResult, fit  # noqa: E402
 from .version import __version__  # noqa: E402
 
 __all__ = ["fit", "FitConfig", "ModelConfig", "DataConfig", "OptimizerConfig", "RunConfig", "FitResult",

@@ -90,7 +90,7 @@ DIVERGENCE_MIN_WINDOWS = 100  # log windows holding fewer training windows are t
 # A parameter larger than this in absolute value means the updates exploded (every gate saturated).
 EXPLODED_PARAMETER = 1e3
 
-# --- size limits (sinlstm_sym.limits) ----------------------------------------
+# --- size limits (sinlstm_sym.config.limits) ----------------------------------------
 # A request whose estimated memory exceeds this share of the memory available now is refused before allocating.
 MEMORY_SHARE = 0.5
 FALLBACK_MEMORY_BYTES = 4 << 30  # assumed available where /proc/meminfo and sysconf cannot tell

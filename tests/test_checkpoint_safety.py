@@ -13,7 +13,7 @@ import numpy as np
 from training_asserts import assert_same_training as shared_assert_same_training
 import pytest
 
-from sinlstm_sym.config import V01_DEFAULTS
+from sinlstm_sym.config.fit_config import V01_DEFAULTS
 from sinlstm_sym import fit
 from sinlstm_sym.checkpoint.files import checksummed_json, sha256
 from sinlstm_sym.checkpoint import (CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer, load_checkpoint,

@@ -1,4 +1,4 @@
-"""The argument checks in ``sinlstm_sym.checks``: good values pass (converted), bad ones
+"""The argument checks in ``sinlstm_sym.core.checks``: good values pass (converted), bad ones
 raise ``TypeError`` (wrong kind) or ``ValueError`` (right kind, wrong value) naming the argument."""
 import math
 import re
@@ -8,7 +8,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from sinlstm_sym.checks import (check_bool, check_choice, check_condition, check_float, check_int,
+from sinlstm_sym.core.checks import (check_bool, check_choice, check_condition, check_float, check_int,
                                 check_int_sequence, check_name, check_weights)
 
 NAME = "my_arg"
@@ -175,13 +175,13 @@ def test_check_weights_rejects(value, count, error):
 
 @pytest.mark.parametrize("text, expected", [("3", 3), ("0007", 7), ("64", 64), ("9" * 5000, 10 ** 18)])
 def test_parse_env_int_takes_ascii_digits(text, expected):
-    from sinlstm_sym.checks import parse_env_int
+    from sinlstm_sym.core.checks import parse_env_int
     assert parse_env_int("MY_VAR", text, minimum=1) == expected
 
 
 @pytest.mark.parametrize("text", ["\u00b2", "\u0663", "\uff13", "+3", "-1", " 3", "3.0", "", "0"])
 def test_parse_env_int_refuses_other_text_naming_the_variable(text):
-    from sinlstm_sym.checks import parse_env_int
+    from sinlstm_sym.core.checks import parse_env_int
     with pytest.raises(ValueError, match=r"^environment variable MY_VAR must be an integer >= 1, got ") as info:
         parse_env_int("MY_VAR", text, minimum=1)
     assert repr(text) in str(info.value)

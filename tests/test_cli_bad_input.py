@@ -172,7 +172,7 @@ def test_huge_ranges_are_refused_fast_with_the_figure(main, argv, tmp_path, caps
 
 
 def test_an_existing_checkpoint_directory_is_accepted_and_proc_is_not(tmp_path):
-    from sinlstm_sym.outputs import check_output_dir
+    from sinlstm_sym.core.outputs import check_output_dir
     assert check_output_dir("d", tmp_path / "new" / "run") == tmp_path / "new" / "run"
     with pytest.raises(ValueError, match="cannot write in /proc"):
         check_output_dir("d", "/proc/nope")
@@ -184,7 +184,7 @@ def test_an_existing_checkpoint_directory_is_accepted_and_proc_is_not(tmp_path):
 
 
 def test_outputs_get_the_usual_permissions(tmp_path):
-    from sinlstm_sym.outputs import write_text_atomic
+    from sinlstm_sym.core.outputs import write_text_atomic
     mask = os.umask(0o022)
     try:
         path = write_text_atomic(tmp_path / "out.json", "{}")

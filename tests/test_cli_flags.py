@@ -5,13 +5,13 @@ import logging
 
 import pytest
 
-from sinlstm_sym import fitting
-from sinlstm_sym.checks import SettingError, SettingValueError, check_condition, naming, settings_of
+from sinlstm_sym.train import fit as fitting
+from sinlstm_sym.core.checks import SettingError, SettingValueError, check_condition, naming, settings_of
 from sinlstm_sym.cli import series as series_cli
 from sinlstm_sym.cli import train as train_cli
 from sinlstm_sym.cli.flags import flag_of
 from sinlstm_sym.config import FitConfig
-from sinlstm_sym.fitting import FitSession, fit_session
+from sinlstm_sym.train.fit import FitSession, fit_session
 
 QUICK = ["--num-samples", "600", "--batch-size", "100", "--num-epoch", "1", "--buckets", "3", "--hidden-sizes",
          "4,1", "--eval-lengths", "3", "--eval-samples", "10", "--progress", "off"]

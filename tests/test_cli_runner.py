@@ -16,7 +16,7 @@ import sinlstm_console
 from machine_load import scaled
 from signal_delivery import popen, skip_unless_signalled_in_time
 from sinlstm_sym import load_checkpoint
-from sinlstm_sym.callback_errors import UpdaterError
+from sinlstm_sym.core.callback_errors import UpdaterError
 from sinlstm_sym.checkpoint import DiskFullError
 from sinlstm_sym.cli.runner import failure_exit, run_main
 from sinlstm_sym.train.loop import (IteratorLengthError, NonFiniteLossError, StopAtOnce, TrainingDivergedError,

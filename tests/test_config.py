@@ -6,7 +6,8 @@ import time
 import mxnet as mx
 import pytest
 
-from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig, fit, limits
+from sinlstm_sym import DataConfig, FitConfig, ModelConfig, OptimizerConfig, RunConfig, fit
+from sinlstm_sym.config import limits
 
 
 def test_defaults_are_the_documented_ones():

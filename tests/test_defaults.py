@@ -8,7 +8,7 @@ import pytest
 
 import sinlstm_sym
 from sinlstm_sym import DataConfig, FitConfig, ModelConfig, Predictor, SinBucketIter, fit, make_sym_gen
-from sinlstm_sym.params import init_params
+from sinlstm_sym.recurrence.params import init_params
 
 # (public object, argument) -> why its default is not fit's setting of the same name
 NOT_FITS = {

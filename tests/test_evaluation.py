@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import fit
-from sinlstm_sym.evaluation import Evaluation, evaluate
-from sinlstm_sym.params import init_params
+from sinlstm_sym.infer.evaluation import Evaluation, evaluate
+from sinlstm_sym.recurrence.params import init_params
 from sinlstm_sym.infer.predictor import Predictor
 
 
@@ -125,7 +125,7 @@ def test_evaluate_cli_writes_all_outputs_or_none(tmp_path, monkeypatch, checkpoi
 
 def test_a_table_beyond_the_memory_ceiling_is_refused_at_once():
     import time
-    from sinlstm_sym.evaluation import per_length_error
+    from sinlstm_sym.infer.evaluation import per_length_error
     start = time.perf_counter()
     with pytest.raises(ValueError, match=r"lengths \(longest 100000, 100000 lengths\) with num_samples 3000 "
                        r"needs about [\d.]+ GiB of memory"):
@@ -137,16 +137,16 @@ def test_a_long_error_table_says_where_it_is(monkeypatch, caplog):
     """A table that takes long logs its progress (here every beat: the interval patched to 0)."""
     import logging
 
-    from sinlstm_sym import evaluation
-    from sinlstm_sym.evaluation import per_length_error
-    from sinlstm_sym.heartbeat import Heartbeat
-    from sinlstm_sym.params import init_params
+    from sinlstm_sym.infer import evaluation
+    from sinlstm_sym.infer.evaluation import per_length_error
+    from sinlstm_sym.core.heartbeat import Heartbeat
+    from sinlstm_sym.recurrence.params import init_params
     from sinlstm_sym.infer.predictor import Predictor
 
     monkeypatch.setattr(evaluation, "Heartbeat", lambda log: Heartbeat(log, interval=0.0))
     predictor = Predictor(init_params((3, 1), 0), hidden_sizes=(3, 1), cell="fused")
-    with caplog.at_level(logging.INFO, logger="sinlstm_sym.evaluation"):
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.infer.evaluation"):
         rows = per_length_error(predictor, [1, 2, 3], num_samples=4)
     assert [r["length"] for r in rows] == [1, 2, 3]
-    assert [r.getMessage() for r in caplog.records if r.name == "sinlstm_sym.evaluation"] == \
+    assert [r.getMessage() for r in caplog.records if r.name == "sinlstm_sym.infer.evaluation"] == \
         [f"error per length: {i} of 3 lengths scored" for i in range(3)]

@@ -422,7 +422,7 @@ def test_cli_resume_keeps_the_checkpoints_seed(tmp_path, caplog):
 
 # --- outputs never replace what is not a regular file ------------------------------------------------------
 def test_an_output_in_place_of_a_device_or_fifo_is_refused_and_the_node_survives(tmp_path):
-    from sinlstm_sym.outputs import check_output_file, write_text_atomic
+    from sinlstm_sym.core.outputs import check_output_file, write_text_atomic
     fifo = tmp_path / "pipe.json"
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match=r"the file: .*pipe\.json' exists and is not a regular file"):

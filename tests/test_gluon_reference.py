@@ -5,7 +5,7 @@ import pytest
 from sinlstm_sym import FitConfig, fit
 from sinlstm_sym.reference.gluon import (build_gluon_model, copy_params_to_gluon, gluon_predict, params_from_gluon,
                                          train_gluon_reference)
-from sinlstm_sym.params import init_params
+from sinlstm_sym.recurrence.params import init_params
 from sinlstm_sym.infer.predictor import Predictor
 
 FIXED = dict(buckets=[9], label_mode="last", num_samples=6000, log_every=5, seed=4)

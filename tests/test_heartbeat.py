@@ -2,7 +2,7 @@
 import logging
 
 from sinlstm_sym.reference.gluon import train_gluon_reference
-from sinlstm_sym.heartbeat import Heartbeat
+from sinlstm_sym.core.heartbeat import Heartbeat
 
 
 def test_heartbeat_logs_only_when_the_interval_has_passed(caplog):

@@ -65,7 +65,7 @@ def test_an_iterator_that_under_counts_is_refused_before_its_extra_batches_train
 
 
 def test_an_iterator_that_over_counts_trains_and_is_reported(caplog):
-    with caplog.at_level(logging.WARNING, logger="sinlstm_sym.fitting"):
+    with caplog.at_level(logging.WARNING, logger="sinlstm_sym.train.fit"):
         result = fit(train_iter=Wrapped(_sine(), claimed=60), **SETTINGS)
     assert result.progress.global_batch == 40
     assert "train_iter yielded 40 batches in epoch 0 but len(train_iter) says 60" in caplog.text

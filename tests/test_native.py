@@ -16,7 +16,7 @@ import pytest
 from sinlstm_sym import fit, make_sym_gen
 from sinlstm_sym.native import NativeUnavailableError, lstm_stack, native_available, resolve_cell
 from sinlstm_sym.native import build as native_build
-from sinlstm_sym.params import fused_shapes, to_canonical, to_layout, unpacked_shapes
+from sinlstm_sym.recurrence.params import fused_shapes, to_canonical, to_layout, unpacked_shapes
 from sinlstm_sym.infer.predictor import Predictor
 
 needs_native = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
@@ -483,7 +483,7 @@ TRUNCATED_LOAD = textwrap.dedent("""
     logging.basicConfig(level=logging.WARNING)
     from sinlstm_sym.native import native_available
     from sinlstm_sym.infer.predictor import Predictor
-    from sinlstm_sym.params import unpacked_shapes
+    from sinlstm_sym.recurrence.params import unpacked_shapes
     import numpy as np
     params = {k: np.full(s, 0.1, np.float32) for k, s in unpacked_shapes((10, 20, 1)).items()}
     out = Predictor(params, cell="auto").predict_function([0.1, 0.2], length=5)

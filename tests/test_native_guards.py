@@ -15,7 +15,7 @@ from sinlstm_sym.model.bucketing import writing_nodes
 from sinlstm_sym.model.spec import ModelSpec
 from sinlstm_sym.model.symbol import spec_sym_gen
 from sinlstm_sym.native import stack_operator
-from sinlstm_sym.params import fused_shapes
+from sinlstm_sym.recurrence.params import fused_shapes
 
 pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
 

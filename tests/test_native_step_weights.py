@@ -10,7 +10,7 @@ import pytest
 from sinlstm_sym import make_sym_gen
 from sinlstm_sym.model.symbol import _weigh_steps, native_step_weights
 from sinlstm_sym.native import stack_operator
-from sinlstm_sym.params import fused_shapes
+from sinlstm_sym.recurrence.params import fused_shapes
 
 pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
 

@@ -23,7 +23,7 @@ SCRIPT = textwrap.dedent("""
     import mxnet as mx
     import numpy as np
     from sinlstm_sym import fit, make_sym_gen
-    from sinlstm_sym.params import fused_shapes
+    from sinlstm_sym.recurrence.params import fused_shapes
 
     hidden = (10, 20, 1)
     out = {}

@@ -9,7 +9,7 @@ import pytest
 
 from sinlstm_sym import Predictor, fit
 from sinlstm_sym.infer.onnx_export import INSTALL_HINT, build_onnx_model, lstm_weights
-from sinlstm_sym.params import init_params
+from sinlstm_sym.recurrence.params import init_params
 from sinlstm_sym.series import fit_series
 
 ort = pytest.importorskip("onnxruntime", reason="the ONNX tests need onnxruntime: pip install 'sinlstm-sym[onnx]'")

@@ -6,9 +6,9 @@ import mxnet as mx
 import pytest
 
 from sinlstm_sym import FitConfig, OptimizerConfig
-from sinlstm_sym.config import _RESERVED_ARGS
+from sinlstm_sym.config.fit_config import _RESERVED_ARGS
 from sinlstm_sym.constants import OPTIMIZER_FLOAT_LIMIT, OPTIMIZER_INT_LIMIT
-from sinlstm_sym.optimizer_args import ARG_KINDS, argument_defaults, check_optimizer_arg, spec_of
+from sinlstm_sym.config.optimizer_args import ARG_KINDS, argument_defaults, check_optimizer_arg, spec_of
 
 OPTIMIZERS = sorted(set(mx.optimizer.Optimizer.opt_registry) - {"test"})
 

@@ -10,9 +10,9 @@ from sinlstm_sym import FitConfig, ModelConfig, Predictor, fit, make_sym_gen
 from sinlstm_sym.cli import train as train_cli
 from sinlstm_sym.constants import GLUON_UNIFORM_SCALE, NOTE_LOG_EVERY, NOTE_LOSSES, NOTE_STEPS, NOTE_T0
 from sinlstm_sym.data.windows import half_sine
-from sinlstm_sym.evaluation import step_outputs
+from sinlstm_sym.infer.evaluation import step_outputs
 from sinlstm_sym.reference.gluon import build_gluon_model, params_from_gluon, train_gluon_reference
-from sinlstm_sym.params import init_params, to_layout
+from sinlstm_sym.recurrence.params import init_params, to_layout
 
 HIDDEN = (10, 20, 1)
 

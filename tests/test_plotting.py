@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
-from sinlstm_sym.params import init_params  # noqa: E402
+from sinlstm_sym.recurrence.params import init_params  # noqa: E402
 from sinlstm_sym.infer.plotting import _prediction_figure, plot_predictions  # noqa: E402
 from sinlstm_sym.infer.predictor import Predictor  # noqa: E402
 

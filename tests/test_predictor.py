@@ -3,9 +3,9 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from sinlstm_sym.context import resolve_contexts
+from sinlstm_sym.core.context import resolve_contexts
 from sinlstm_sym.data.windows import half_sine
-from sinlstm_sym.params import init_params
+from sinlstm_sym.recurrence.params import init_params
 from sinlstm_sym.infer.predictor import Predictor
 
 PARAMS = init_params((10, 20, 1), seed=0)
@@ -113,7 +113,7 @@ def test_one_window_of_length_100000_runs_in_chunks_sized_by_its_length():
 
 
 def test_a_request_beyond_the_memory_ceiling_is_refused_before_allocating(monkeypatch):
-    from sinlstm_sym import limits
+    from sinlstm_sym.config import limits
     predictor = Predictor(PARAMS)
     with pytest.raises(ValueError, match=r"predicting 10000000 window\(s\) of length 1000000 needs about "
                        r"[\d.]+ TiB of memory, more than the [\d.]+ [GMT]iB allowed"):
@@ -178,7 +178,7 @@ def test_one_window_runs_in_a_small_executor_not_a_chunk():
 
 
 def test_a_small_request_does_not_read_the_memory_available(monkeypatch):
-    from sinlstm_sym import limits
+    from sinlstm_sym.config import limits
 
     def unreadable():
         raise AssertionError("read the memory available")

@@ -21,7 +21,7 @@ def test_all_lists_exactly_the_public_names():
 def test_evaluate_is_the_function_even_after_the_cli_is_imported():
     import sinlstm_sym.cli.evaluate  # noqa: F401
     from sinlstm_sym import evaluate
-    assert callable(evaluate) and evaluate.__module__ == "sinlstm_sym.evaluation"
+    assert callable(evaluate) and evaluate.__module__ == "sinlstm_sym.infer.evaluation"
 
 
 def test_public_errors_and_classes_are_the_real_ones():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import Predictor, fit, load_checkpoint
-from sinlstm_sym.checks import settings_of
+from sinlstm_sym.core.checks import settings_of
 from sinlstm_sym.cli import train as train_cli
-from sinlstm_sym.fitting import fit_session
+from sinlstm_sym.train.fit import fit_session
 from sinlstm_sym.train.loop import TrainingInterrupted
 
 RUN = dict(seed=3, num_samples=600, batch_size=100, buckets=[1, 2, 3], hidden_sizes=[4, 1], log_every=2)

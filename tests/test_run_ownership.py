@@ -18,9 +18,9 @@ import pytest
 
 from sinlstm_sym import Predictor, fit, load_checkpoint
 from sinlstm_sym.checkpoint import CheckpointWriteError, RunDirectory, RunLockError, new_run_id, run_directory
-from sinlstm_sym.checks import settings_of
+from sinlstm_sym.core.checks import settings_of
 from sinlstm_sym.cli import train as train_cli
-from sinlstm_sym.fitting import SessionClosedError, fit_session
+from sinlstm_sym.train.fit import SessionClosedError, fit_session
 from sinlstm_sym.native import build as native_build
 
 RUN = dict(seed=1, num_samples=600, batch_size=100, buckets=[1, 2, 3], hidden_sizes=[4, 1], log_every=3)

@@ -105,7 +105,7 @@ def test_last_level_windows_need_a_last_step_label():
 
 # --- prediction ----------------------------------------------------------------------------------------
 def _tiny_params(hidden_sizes=(4, 1), seed=0):
-    from sinlstm_sym.params import unpacked_shapes
+    from sinlstm_sym.recurrence.params import unpacked_shapes
     rng = np.random.default_rng(seed)
     return {name: rng.uniform(-0.5, 0.5, size=shape).astype(np.float32)
             for name, shape in unpacked_shapes(hidden_sizes).items()}

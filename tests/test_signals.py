@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-import sinlstm_sym.fitting as training
+import sinlstm_sym.train.fit as training
 from sinlstm_sym import fit, load_checkpoint
 from sinlstm_sym.train.loop import TrainingInterrupted
 
@@ -141,7 +141,7 @@ def test_a_second_sigterm_stops_at_once_and_the_cli_exits_143(monkeypatch, capsy
 
     def second_sigterm(*args, **kwargs):
         raise StopAtOnce(signal.SIGTERM)
-    from sinlstm_sym.fitting import FitSession
+    from sinlstm_sym.train.fit import FitSession
     monkeypatch.setattr(FitSession, "train", second_sigterm)  # the second signal arrives while training
     assert train_cli.main(["--num-samples", "600", "--progress", "off"]) == 143
     assert capsys.readouterr().err.strip() == "sinlstm-train: stopped at once by a second SIGTERM"

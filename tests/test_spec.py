@@ -11,7 +11,7 @@ import pytest
 
 import sinlstm_sym.model.spec as spec_module
 from sinlstm_sym import FitConfig, ModelConfig, Predictor, evaluate, fit, make_sym_gen
-from sinlstm_sym import config as config_module
+from sinlstm_sym.config import fit_config as config_module
 from sinlstm_sym import native
 from sinlstm_sym.checkpoint import load_checkpoint, save_checkpoint
 from sinlstm_sym.constants import DATA_NAME, LABEL_NAME
@@ -21,7 +21,7 @@ from sinlstm_sym.model.spec import ModelSpec
 from sinlstm_sym.model.symbol import spec_sym_gen
 from sinlstm_sym.train.validation import ValidationSet
 
-PACKAGE = Path(config_module.__file__).parent
+PACKAGE = Path(config_module.__file__).parents[1]
 NO_GPU = mx.context.num_gpus() == 0
 SMALL = dict(hidden_sizes=[6, 1], buckets=[3, 6], num_samples=600, batch_size=50, label_mode="last", seed=0,
              log_every=100)
@@ -29,7 +29,7 @@ SMALL = dict(hidden_sizes=[6, 1], buckets=[3, 6], num_samples=600, batch_size=50
 
 def _imports(module: str) -> set:
     tree = ast.parse((PACKAGE / module).read_text())
-    modules = set()  # the modules imported from (relative: 'checkpoint', 'params'; absolute: 'typing')
+    modules = set()  # the modules imported from (relative: 'checkpoint', 'recurrence.params'; absolute: 'typing')
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom):
             modules |= {node.module} if node.module else {a.name for a in node.names}
@@ -39,8 +39,9 @@ def _imports(module: str) -> set:
 
 
 def test_the_configuration_imports_no_checkpoint_and_the_predictor_no_training_loop():
-    assert "params" in _imports("config.py") and "checkpoint" not in _imports("config.py")
-    assert "data.windows" in _imports("infer/predictor.py") and not ({"train.loop", "fitting"}
+    config_imports = _imports("config/fit_config.py")
+    assert "recurrence.params" in config_imports and "checkpoint" not in config_imports
+    assert "data.windows" in _imports("infer/predictor.py") and not ({"train.loop", "train.fit"}
                                                                      & _imports("infer/predictor.py"))
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import make_sym_gen
-from sinlstm_sym.params import (fused_shapes, init_params, pack_fused, to_layout, unpack_fused, unpacked_shapes)
+from sinlstm_sym.recurrence.params import (fused_shapes, init_params, pack_fused, to_layout, unpack_fused,
+                                           unpacked_shapes)
 
 HIDDEN = (10, 20, 1)
 BATCH = 4

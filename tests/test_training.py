@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import FitConfig, FitResult, fit
-from sinlstm_sym.evaluation import per_length_error
+from sinlstm_sym.infer.evaluation import per_length_error
 from training_asserts import SpoiledBatchAt
 
 # Loss of the best constant prediction: 0.5 * Var(sin(t)/2) for t ~ U[0, 1) is about 0.0077.

@@ -13,7 +13,7 @@ import pytest
 
 from failing_optimizer import MESSAGE
 from sinlstm_sym import fit
-from sinlstm_sym.callback_errors import UpdaterError
+from sinlstm_sym.core.callback_errors import UpdaterError
 
 TESTS = Path(__file__).parent
 # MXNet's updater callback still prints the exception (Python's hook, which pytest turns into a warning)

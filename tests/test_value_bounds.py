@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import fit
-from sinlstm_sym.checks import FLOAT32_MAX, FLOAT32_MIN_NORMAL, SettingValueError, check_float, is_float32_normal
+from sinlstm_sym.core.checks import FLOAT32_MAX, FLOAT32_MIN_NORMAL, SettingValueError, check_float, is_float32_normal
 from sinlstm_sym.config import FitConfig
-from sinlstm_sym.lr_schedules import smallest_rate
+from sinlstm_sym.config.schedules import smallest_rate
 
 TINY = dict(buckets=[3], batch_size=10, num_samples=40, num_epoch=1, seed=0, hidden_sizes=[4, 1], log_every=1)
 DENORMAL = 1e-45

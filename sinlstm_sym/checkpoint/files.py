@@ -19,7 +19,7 @@ from typing import Any, Dict, Tuple
 
 import numpy as np
 
-from ..checks import check_condition
+from ..core.checks import check_condition
 
 CHECKSUM = "checksum"
 MAX_JSON_BYTES = 256 << 20  # config.json holds the loss history: generous, but never a 4 GB read

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Union
 
-from ..checks import check_condition
+from ..core.checks import check_condition
 from .optimizer_state import read_pickled_state, write_optimizer_state
 from .run_directory import RunDirectory, new_run_id, step_of
 from .schema import FORMAT_KEYS, FORMAT_VERSION, PREFIX, RUN_ID, finish_checkpoint, params_name

@@ -14,8 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..checks import check_condition
-from ..optimizer_args import CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer  # noqa: F401 (re-exported)
+from ..core.checks import check_condition
+from ..config.optimizer_args import CHECKPOINTABLE_OPTIMIZERS, check_checkpointable_optimizer  # noqa: F401 (re-exported)
 from .files import write_bytes
 from .schema import OPTIMIZER_ARRAYS, OPTIMIZER_JSON, PICKLED_OPTIMIZER, PREFIX
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 import mxnet as mx
 
-from ..checks import check_condition
+from ..core.checks import check_condition
 from .files import (MAX_SMALL_JSON_BYTES, checksummed_json, disk_full_error, fsync_dir, is_disk_full, is_real_dir,
                     read_json, staged_json_name, write_bytes, write_json_atomic)
 from .lock import RunLock, RunLockError

@@ -5,11 +5,11 @@ value reaches the training loop or MXNet (never a ``KeyError`` or ``TypeError``)
 """
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import mxnet as mx
 
-from ..checks import check_condition
+from ..core.checks import check_condition
 from ..version import __version__
 from .files import CHECKSUM, checksum_matches, checksummed_json, fsync_dir, fsync_file, sha256, write_bytes
 
@@ -151,6 +151,14 @@ def _check_validation(where: Path, records: List[Any]) -> None:
         fields.number(record, "seconds")
         fields.fail_unless(_is_length_map(record["per_length"], pair) and bool(record["per_length"]), "per_length",
                            record["per_length"], "an object of window length -> [mse, max_abs_error]")
+
+
+def trained_lengths(progress: Mapping[str, Any]) -> List[int]:
+    """The window lengths that had a training batch, from a checkpoint's ``progress`` (version 0.1 wrote none:
+    there, every bucket with a logged batch)."""
+    if "trained_lengths" in progress:
+        return list(progress["trained_lengths"])
+    return sorted({int(k) for record in progress["history"] for k in record["bucket_counts"]})
 
 
 def check_progress(where: Path, progress: Any) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import mxnet as mx
 import numpy as np
 
-from ..checks import check_condition
+from ..core.checks import check_condition
 from .files import MAX_UNVERIFIED_BYTES, read_bounded, read_json, read_json_bytes, verified_bytes, verify_file
 from .optimizer_state import (load_arrays, read_pickled_state, restore_optimizer_state,
                               write_module_optimizer_state)

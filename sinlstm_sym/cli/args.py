@@ -6,7 +6,7 @@ import sys
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Tuple
 
 from ..constants import MAX_LIST_VALUES
-from ..outputs import PLOT_SUFFIXES, check_output_dir, check_output_file
+from ..core.outputs import PLOT_SUFFIXES, check_output_dir, check_output_file
 
 ERROR_EXIT = 2
 

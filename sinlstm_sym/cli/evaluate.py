@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from ..evaluation import evaluate
-from ..limits import check_evaluation
-from ..outputs import AtomicOutputs, check_output_file
+from ..infer.evaluation import evaluate
+from ..config.limits import check_evaluation
+from ..core.outputs import AtomicOutputs, check_output_file
 from ..infer.predictor import Predictor
 from .args import Parser, csv_file, fail, int_at_least, int_list, json_file, needs_matplotlib, plot_file
 

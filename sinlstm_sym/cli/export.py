@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..outputs import check_output_file
+from ..core.outputs import check_output_file
 from .args import Parser, fail, int_at_least
 
 

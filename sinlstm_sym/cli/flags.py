@@ -5,9 +5,9 @@ import argparse
 import json
 from typing import Any, Callable, Collection, Dict, Mapping, NoReturn, Optional, Sequence
 
-from ..checks import settings_of
-from ..config import FitConfig
-from ..settings import SettingInfo
+from ..core.checks import settings_of
+from ..config.fit_config import FitConfig
+from ..config.settings import SettingInfo
 from .args import fail, float_list, int_at_least, int_list, json_dict, json_dict_or_null
 
 

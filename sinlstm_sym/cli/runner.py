@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Callable, Iterator, Optional
 
-from ..callback_errors import UpdaterError
+from ..core.callback_errors import UpdaterError
 from ..checkpoint import DiskFullError
 from ..train.loop import IteratorLengthError
 

@@ -16,8 +16,8 @@ import logging
 import sys
 from typing import Any, Dict, List, Optional
 
-from ..checks import settings_of
-from ..config import FitConfig
+from ..core.checks import settings_of
+from ..config.fit_config import FitConfig
 from ..constants import (MAX_FORECAST_STEPS, REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY,
                          REFERENCE_MAX_ORIGINS)
 from ..series.data import SCALINGS, Scaling, TimeSplit, read_csv_series, series_label, split_by_time
@@ -211,7 +211,7 @@ def _report(fitted: Any, args: argparse.Namespace) -> int:
     if args.json:
         payload = {**evaluation.to_json(), "scaling": list(fitted.scaling.as_tuple()),
                    "config": fitted.config.to_json(), "test_points": held}
-        from ..outputs import write_text_atomic
+        from ..core.outputs import write_text_atomic
         write_text_atomic(args.json, json.dumps(payload, indent=1))
         print(f"\nsaved {args.json}")
     if args.plot:

@@ -28,15 +28,15 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..config import FitConfig
+from ..config.fit_config import FitConfig
 from ..constants import DEFAULT_CLI_SEED, DEFAULT_STEP, NOTE_STEPS, NOTE_T0, ORIGINAL_T_RANGE
 from ..data.windows import half_sine
-from ..evaluation import format_error_table, per_length_error, step_outputs
+from ..infer.evaluation import format_error_table, per_length_error, step_outputs
 from ..reference.gluon import check_reference_settings
-from ..limits import check_evaluation
-from ..params import init_params
+from ..config.limits import check_evaluation
+from ..recurrence.params import init_params
 from ..train.loop import TrainingInterrupted
-from ..fitting import fit_session, resume_config
+from ..train.fit import fit_session, resume_config
 from .args import Parser, check_output_flags, fail, int_at_least, int_list, plot_file, resume_command
 from .flags import add_setting_flags, flag_of, given_settings, refuse_setting
 from .runner import failure_exit

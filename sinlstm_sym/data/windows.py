@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence,
 import mxnet as mx
 import numpy as np
 
-from ..checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
+from ..core.checks import (check_bool, check_choice, check_condition, check_float, check_int, check_int_sequence,
                      check_name, check_weights)
 from ..constants import (DATA_LAYOUT, DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_FEATURE,
                         DEFAULT_LABEL_MODE, DEFAULT_NUM_SAMPLES, DEFAULT_STEP, DEFAULT_T_RANGE, DTYPES, FEATURES,
                         LABEL_MODES, LABEL_NAME, WINDOW_CHUNK_BATCHES)
-from ..limits import available_memory
+from ..config.limits import available_memory
 
 if TYPE_CHECKING:
-    from ..config import DataConfig, ModelConfig
+    from ..config.fit_config import DataConfig, ModelConfig
 
 
 def half_sine(t: np.ndarray) -> np.ndarray:
@@ -258,7 +258,7 @@ class SinBucketIter(BucketWindowIter):
     buckets by :func:`allocate_batches` (largest remainder) in proportion to
     ``length_weights``. ``provide_data``/``provide_label`` and ``default_bucket_key``
     describe the largest bucket; each batch carries its own descriptions. Window ``i`` starts at
-    ``t0 ~ U[t_low, t_high)``. The defaults are :func:`~sinlstm_sym.fitting.fit`'s (its
+    ``t0 ~ U[t_low, t_high)``. The defaults are :func:`~sinlstm_sym.train.fit.fit`'s (its
     ``DataConfig``'s), so ``fit(train_iter=SinBucketIter(**a))`` trains as ``fit(**a)`` does;
     :meth:`from_config` builds the iterator of a configuration.
 
@@ -349,10 +349,10 @@ class SinBucketIter(BucketWindowIter):
 
     @classmethod
     def from_config(cls, data: "DataConfig", model: Optional["ModelConfig"] = None, **kwargs: Any) -> "SinBucketIter":
-        """The windows :func:`~sinlstm_sym.fitting.fit` trains on for these sections: ``data``'s lengths,
+        """The windows :func:`~sinlstm_sym.train.fit.fit` trains on for these sections: ``data``'s lengths,
         batch size, windows per epoch, length weights and start times, ``model``'s label mode and feature
         (without ``model``: the defaults); ``kwargs`` are the other arguments (``seed``, ``num_parts``, ...)."""
-        from ..config import DataConfig, ModelConfig
+        from ..config.fit_config import DataConfig, ModelConfig
         check_condition(isinstance(data, DataConfig), f"data must be a DataConfig, got {type(data).__name__}",
                         TypeError)
         model = ModelConfig() if model is None else model

@@ -13,7 +13,7 @@ get ``SINLSTM_LAUNCHED=1``, and everyone ``MXNET_SUBGRAPH_VERBOSE=0`` unless it 
 are ``python -c "import mxnet"``: MXNet's package runs the ps-lite node at import time when ``DMLC_ROLE`` is
 ``scheduler`` or ``server``, and the process exits 0 once every worker has closed its kvstore (workers may
 still run after that). Before that import they install a ``sys.unraisablehook``
-(:data:`sinlstm_sym.callback_errors.SERVER_NODE_CODE`): a server runs the optimizer's update, which MXNet calls
+(:data:`sinlstm_sym.core.callback_errors.SERVER_NODE_CODE`): a server runs the optimizer's update, which MXNet calls
 from C, so an exception there would only be printed; it ends the server with code 1 instead, hence the job. A
 worker's rank is ``kv.rank``, assigned by the scheduler, not the launch order.
 
@@ -57,9 +57,9 @@ from collections.abc import Mapping as MappingABC, Sequence as SequenceABC
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..callback_errors import SERVER_NODE_CODE
-from ..checks import SettingValueError, check_condition, check_float, check_int, naming, settings_of
-from ..limits import available_memory, format_bytes
+from ..core.callback_errors import SERVER_NODE_CODE
+from ..core.checks import SettingValueError, check_condition, check_float, check_int, naming, settings_of
+from ..config.limits import available_memory, format_bytes
 from ..constants import MEMORY_SHARE
 from .bootstrap import BOOTSTRAP_DIR
 

@@ -24,7 +24,7 @@ from typing import Any, Dict, MutableMapping, Optional, Tuple
 
 import mxnet as mx
 
-from ..checks import check_choice, check_condition, parse_env_int
+from ..core.checks import check_choice, check_condition, parse_env_int
 from ..constants import KVSTORES
 from .launcher import LAUNCHED_ENV
 

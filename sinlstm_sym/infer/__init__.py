@@ -1,1 +1,2 @@
-"""Using a trained model: the Predictor and its figures."""
+"""Using a trained model: the Predictor and its bound executors, the error per length (``evaluate``), the
+ONNX export and the prediction plots."""

@@ -2,7 +2,7 @@
 
 A request of ``n`` windows of length ``L`` runs through an executor bound for ``rows`` windows, the
 smallest *row bucket* that holds them: a power of two (at least ``min_rows``) up to the length's chunk
-(:func:`~sinlstm_sym.limits.chunk_rows`), so one window computes one window (or one 16-window block of the
+(:func:`~sinlstm_sym.config.limits.chunk_rows`), so one window computes one window (or one 16-window block of the
 native operator), not a chunk of 1024. The executors of one length share their intermediate memory
 (``shared_exec``) and every executor shares the parameter arrays, so a length holds at most the
 activations of its buckets (less than two chunks) and one copy of the parameters. At most
@@ -34,7 +34,7 @@ def row_bucket(count: int, min_rows: int, chunk: int) -> int:
     min_rows : int
         The smallest bucket (16 for the native operator, whose blocks hold 16 windows; else 1).
     chunk : int
-        The most windows of one pass at this length (:func:`~sinlstm_sym.limits.chunk_rows`).
+        The most windows of one pass at this length (:func:`~sinlstm_sym.config.limits.chunk_rows`).
 
     Returns
     -------

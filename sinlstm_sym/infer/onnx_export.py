@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, 
 
 import numpy as np
 
-from ..checks import check_condition, check_int
-from ..outputs import AtomicOutputs, check_output_file
-from ..params import layer_prefix
+from ..core.checks import check_condition, check_int
+from ..core.outputs import AtomicOutputs, check_output_file
+from ..recurrence.params import layer_prefix
 from ..version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -75,7 +75,7 @@ def _onnx_gates(values: np.ndarray, hidden: int) -> np.ndarray:
 
 def lstm_weights(params: Mapping[str, np.ndarray], layer: int, hidden: int) -> Tuple[np.ndarray, ...]:
     """ONNX ``LSTM`` inputs ``W (1, 4h, n_in)``, ``R (1, 4h, h)``, ``B (1, 8h)`` of one layer from the canonical
-    layout (:mod:`sinlstm_sym.params`).
+    layout (:mod:`sinlstm_sym.recurrence.params`).
 
     Parameters
     ----------
@@ -98,7 +98,7 @@ def lstm_weights(params: Mapping[str, np.ndarray], layer: int, hidden: int) -> T
 
     Examples
     --------
-    >>> from sinlstm_sym.params import init_params
+    >>> from sinlstm_sym.recurrence.params import init_params
     >>> w, r, b = lstm_weights(init_params((10, 20, 1), seed=0), 1, 20)
     >>> w.shape, r.shape, b.shape
     ((1, 80, 10), (1, 80, 20), (1, 160))
@@ -266,7 +266,7 @@ def build_onnx_model(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[in
 
     Examples
     --------
-    >>> from sinlstm_sym.params import init_params
+    >>> from sinlstm_sym.recurrence.params import init_params
     >>> model = build_onnx_model(init_params((10, 20, 1), seed=0), (10, 20, 1), "sequence")
     >>> [node.op_type for node in model.graph.node].count("LSTM")
     3
@@ -339,7 +339,7 @@ def export_onnx(predictor: "Predictor", path: Union[str, Path], opset: Optional[
     Examples
     --------
     >>> from sinlstm_sym import Predictor
-    >>> from sinlstm_sym.params import init_params
+    >>> from sinlstm_sym.recurrence.params import init_params
     >>> export_onnx(Predictor(init_params((10, 20, 1), seed=0)), "model.onnx")  # doctest: +SKIP
     PosixPath('model.onnx')
     """

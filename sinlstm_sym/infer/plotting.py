@@ -5,9 +5,9 @@ from typing import TYPE_CHECKING, Any, List, Sequence, Tuple
 
 import numpy as np
 
-from ..checks import check_condition, check_float, check_int, check_int_sequence
+from ..core.checks import check_condition, check_float, check_int, check_int_sequence
 from ..data.windows import half_sine, make_windows
-from ..outputs import PLOT_SUFFIXES, AtomicOutputs, check_output_file
+from ..core.outputs import PLOT_SUFFIXES, AtomicOutputs, check_output_file
 from .predictor import Predictor
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ cell), so one window costs one window, not a chunk of ``batch_size``. Requests l
 ``batch_size`` windows run chunk by chunk, with fewer windows per chunk for long windows: a chunk's
 activations stay within ``PREDICT_CHUNK_BYTES`` (one window of length 100000 runs in memory
 proportional to its length). A request whose estimated memory exceeds the ceiling of
-:mod:`sinlstm_sym.limits` is refused before anything is allocated. Executors are kept for at most
+:mod:`sinlstm_sym.config.limits` is refused before anything is allocated. Executors are kept for at most
 ``max_cached_lengths`` lengths (least recently used evicted first); the executors of one length share
 their intermediate memory and all of them share one copy of the parameters, so a cached length holds
 less than two chunks of activations. A lock serialises the use of the executors, so one predictor may
@@ -21,16 +21,15 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 import mxnet as mx
 import numpy as np
 
-from ..checks import check_condition, check_int
-from ..config import FitConfig, ModelConfig
+from ..core.checks import check_condition, check_int
+from ..config.fit_config import FitConfig, ModelConfig
 from ..constants import (DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE,
                         DEFAULT_PREDICT_BATCH, DEFAULT_STEP, DEFAULT_WINDOW_LEVEL,
                         FUSED_LAYOUT_CELLS, MAX_FORECAST_STEPS)
-from ..context import ContextSpec, resolve_contexts
+from ..core.context import ContextSpec, resolve_contexts
 from ..data.windows import half_sine, make_windows
-from ..limits import check_memory, chunk_rows, predict_bytes
-from ..params import canonical_from, unpacked_shapes
-from ..train.progress import Progress
+from ..config.limits import check_memory, chunk_rows, predict_bytes
+from ..recurrence.params import canonical_from, unpacked_shapes
 from ..model.scaling import from_model_units, to_model_units
 from ..model.spec import ModelSpec
 from ..model.symbol import spec_sym_gen
@@ -112,6 +111,7 @@ class Predictor:
         ``ckpt-N`` directory given; its files are checked against the checkpoint's manifest first. The
         checkpoint's own devices play no part: ``ctx`` is where this predictor runs."""
         from ..checkpoint import RunDirectory, load_checkpoint
+        from ..checkpoint.schema import trained_lengths
         best_dir = RunDirectory(directory).best_for() if best else None
         if best_dir is not None:
             logger.info("%s: loading the best checkpoint by validation, %s (best=False loads the latest)",
@@ -120,7 +120,7 @@ class Predictor:
         try:
             model = FitConfig.from_settings(saved.config["settings"]).model
             params = canonical_from(saved.arg_params, model.cell in FUSED_LAYOUT_CELLS, model.hidden_sizes)
-            kwargs.setdefault("trained_lengths", Progress.from_json(saved.config["progress"]).trained_lengths)
+            kwargs.setdefault("trained_lengths", trained_lengths(saved.config["progress"]))
             return cls.from_config(params, model, ctx=ctx, **kwargs)
         except (KeyError, ValueError, TypeError) as err:
             raise ValueError(f"{saved.path}: parameters do not match the checkpoint's settings ({err})") from None
@@ -135,7 +135,7 @@ class Predictor:
 
         Examples
         --------
-        >>> from sinlstm_sym.params import init_params
+        >>> from sinlstm_sym.recurrence.params import init_params
         >>> sorted(Predictor(init_params((10, 20, 1), seed=0)).canonical_params())[:2]
         ['lstm0_h2h_bias', 'lstm0_h2h_weight']
         """
@@ -173,7 +173,7 @@ class Predictor:
 
         Examples
         --------
-        >>> from sinlstm_sym.params import init_params
+        >>> from sinlstm_sym.recurrence.params import init_params
         >>> Predictor(init_params((10, 20, 1), seed=0), cell="fused").row_bucket(100, 20)
         128
         """

@@ -13,7 +13,7 @@ import mxnet as mx
 import numpy as np
 
 from .bucketing import SafeBucketingModule
-from ..checks import check_condition
+from ..core.checks import check_condition
 from ..data.windows import label_shape
 
 

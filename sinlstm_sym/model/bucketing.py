@@ -27,9 +27,9 @@ from typing import Any, Callable, Dict, Hashable, List, Mapping, Optional, Seque
 import mxnet as mx
 import numpy as np
 
-from ..checks import check_condition
+from ..core.checks import check_condition
 from ..constants import WRITES_GRADIENTS_ATTR
-from ..outputs import AtomicOutputs
+from ..core.outputs import AtomicOutputs
 
 logger = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from typing import Mapping, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..checks import check_condition
-from ..config import ModelConfig
+from ..core.checks import check_condition
+from ..config.fit_config import ModelConfig
 from ..constants import FUSED_LAYOUT_CELLS
 from ..native import choose_cell
-from ..params import ParamDict, StackInit, canonical_from, layout_for
+from ..recurrence.params import ParamDict, StackInit, canonical_from, layout_for
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """``sym_gen`` for ``BucketingModule``: a stacked LSTM unrolled to the bucket's length.
 
 The symbol is a pure function of the bucket key and always has the same parameter
-names and shapes (see :mod:`sinlstm_sym.params`), so every bucket shares one set. Every
-parameter variable carries its own initializer (:class:`~sinlstm_sym.params.StackInit`),
+names and shapes (see :mod:`sinlstm_sym.recurrence.params`), so every bucket shares one set. Every
+parameter variable carries its own initializer (:class:`~sinlstm_sym.recurrence.params.StackInit`),
 so ``module.init_params(<any MXNet initializer>)`` gives the library's seeded weights.
 
 The only output is the prediction, ``pred_output``: ``(B, L)`` (every step) or ``(B, 1)``
@@ -17,12 +17,12 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import mxnet as mx
 
-from ..checks import check_bool, check_condition, check_int, check_name
-from ..config import ModelConfig
+from ..core.checks import check_bool, check_condition, check_int, check_name
+from ..config.fit_config import ModelConfig
 from ..constants import (DATA_NAME, DEFAULT_CELL, DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT,
                         DEFAULT_LABEL_MODE, DEFAULT_STEP_TAU, INPUT_SIZE, LABEL_NAME, PRED_NAME)
 from ..native import stack_operator
-from ..params import PARTS, StackInit, fused_shapes, layer_prefix
+from ..recurrence.params import PARTS, StackInit, fused_shapes, layer_prefix
 from .batches import check_key
 from .spec import ModelSpec
 

@@ -18,9 +18,9 @@ from typing import Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 
-from ..checks import check_choice, check_condition, check_int, parse_env_int
+from ..core.checks import check_choice, check_condition, check_int, parse_env_int
 from ..constants import CELLS, INPUT_SIZE, NATIVE_THREADS_ENV, WRITES_GRADIENTS_ATTR
-from ..params import check_hidden_sizes, fused_shapes
+from ..recurrence.params import check_hidden_sizes, fused_shapes
 from .build import OP_NAME, BuildError, BuildResult, build_library
 
 logger = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> 
 
 def choose_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> str:
     """:func:`resolve_cell` of arguments already checked (a :class:`~sinlstm_sym.config.ModelConfig`'s cell,
-    contexts from :func:`~sinlstm_sym.context.resolve_contexts`)."""
+    contexts from :func:`~sinlstm_sym.core.context.resolve_contexts`)."""
     if cell not in ("native", "auto"):
         return cell
     devices = list(contexts) if contexts is not None else [mx.current_context()]

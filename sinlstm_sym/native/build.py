@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..outputs import write_text_atomic
+from ..core.outputs import write_text_atomic
 
 try:  # POSIX only; elsewhere concurrent builds still never load a partial file (atomic rename)
     import fcntl

@@ -4,7 +4,7 @@ A ``gluon.rnn.SequentialRNNCell`` of ``gluon.rnn.LSTMCell``s (hidden sizes 10, 2
 unrolled over the window, ``gluon.loss.L2Loss`` on the last output, ``Trainer`` with
 Adam or SGD, mean loss logged every ``log_every`` batches. It trains on the same
 :class:`SinBucketIter` (``buckets=[9], label_mode='last'``) and can exchange weights
-with a trained ``BucketingModule`` (canonical layout of :mod:`sinlstm_sym.params`), so
+with a trained ``BucketingModule`` (canonical layout of :mod:`sinlstm_sym.recurrence.params`), so
 both paths can be compared on the same data and the same weights.
 """
 import logging
@@ -16,14 +16,14 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 
-from ..checks import check_choice, check_condition, check_int
-from ..context import ContextSpec, resolve_contexts
+from ..core.checks import check_choice, check_condition, check_int
+from ..core.context import ContextSpec, resolve_contexts
 from ..constants import (DEFAULT_HIDDEN_SIZES, GLUON_REFERENCE_OPTIMIZERS, LABEL_MODES, NOTE_LOG_EVERY,
                         ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS, ORIGINAL_FORGET_BIAS, ORIGINAL_INIT,
                         ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE)
 from ..data.windows import SinBucketIter
-from ..heartbeat import Heartbeat
-from ..params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
+from ..core.heartbeat import Heartbeat
+from ..recurrence.params import ParamDict, check_hidden_sizes, init_params, unpacked_shapes
 from ..train.loop import LossRecord
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def train_gluon_reference(buckets: Sequence[int] = ORIGINAL_BUCKETS,
     t0 ~ U[0, 1), Gluon's default initial weights).
 
     With the same ``seed`` it sees the same batches and starts from the same weights (``init``,
-    ``forget_bias``: :func:`~sinlstm_sym.params.init_params`) as :func:`sinlstm_sym.fit` on
+    ``forget_bias``: :func:`~sinlstm_sym.recurrence.params.init_params`) as :func:`sinlstm_sym.fit` on
     :meth:`FitConfig.original` settings (constant rate, no step weights), so the two loss traces can be
     set side by side.
     """

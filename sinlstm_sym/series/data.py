@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..checks import SettingValueError, check_condition, check_float, check_int, check_scaling
+from ..core.checks import SettingValueError, check_condition, check_float, check_int, check_scaling
 from ..constants import DEFAULT_WINDOW_LEVEL
 
 logger = logging.getLogger(__name__)

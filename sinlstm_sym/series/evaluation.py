@@ -18,9 +18,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..checks import check_condition, check_int
-from ..heartbeat import Heartbeat
-from ..outputs import write_text_atomic
+from ..core.checks import check_condition, check_int
+from ..core.heartbeat import Heartbeat
+from ..core.outputs import write_text_atomic
 from .data import TimeSplit
 
 logger = logging.getLogger(__name__)

@@ -8,8 +8,8 @@ from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
-from ..checks import check_condition, check_int
-from ..outputs import AtomicOutputs, write_text_atomic
+from ..core.checks import check_condition, check_int
+from ..core.outputs import AtomicOutputs, write_text_atomic
 from .data import series_label
 
 FORECAST_SUFFIXES = (".csv", ".json")

@@ -4,7 +4,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..checks import check_condition
+from ..core.checks import check_condition
 from ..constants import (DATA_NAME, DEFAULT_BATCH_SIZE, DEFAULT_LABEL_MODE, DEFAULT_WINDOW_LEVEL, LABEL_NAME,
                          WINDOW_LEVELS)
 from ..data.windows import BucketWindowIter

@@ -4,7 +4,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..outputs import AtomicOutputs
+from ..core.outputs import AtomicOutputs
 from ..infer.plotting import _pyplot
 from .data import TimeSplit
 from .evaluation import Forecaster

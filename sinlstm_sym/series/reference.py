@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..checks import check_int
+from ..core.checks import check_int
 from ..constants import REFERENCE_FORECAST_HISTORY, REFERENCE_MAX_HISTORY
 from .data import TimeSplit
 from .evaluation import Forecaster

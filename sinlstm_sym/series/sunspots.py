@@ -3,7 +3,7 @@
 from pathlib import Path
 from typing import Union
 
-from ..outputs import AtomicOutputs, check_output_file
+from ..core.outputs import AtomicOutputs, check_output_file
 
 
 def write_sunspots_csv(path: Union[str, Path]) -> Path:

@@ -6,10 +6,10 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..checks import check_condition
-from ..config import FitConfig
+from ..core.checks import check_condition
+from ..config.fit_config import FitConfig
 from ..infer.predictor import Predictor
-from ..fitting import FitResult, FitSession, fit_session
+from ..train.fit import FitResult, FitSession, fit_session
 from .data import DEFAULT_SCALING, Holdout, Scaling, TimeSplit, split_by_time
 from .iterator import SeriesBucketIter
 
@@ -90,13 +90,13 @@ def fit_planned(plan: SeriesPlan, logger: Optional[logging.Logger] = None) -> Se
 
 @contextlib.contextmanager
 def planned_session(plan: SeriesPlan, logger: Optional[logging.Logger] = None) -> Iterator[FitSession]:
-    """The :func:`~sinlstm_sym.fitting.fit_session` of a plan: every check of the run (the checkpoint directory,
+    """The :func:`~sinlstm_sym.train.fit.fit_session` of a plan: every check of the run (the checkpoint directory,
     a resume, the number of updates) is done on entering, before anything trains; ``train()`` trains it.
 
     Raises
     ------
     ValueError, TypeError, FileNotFoundError
-        on entering, for a setting the run refuses (:class:`~sinlstm_sym.checks.SettingError` names it)."""
+        on entering, for a setting the run refuses (:class:`~sinlstm_sym.core.checks.SettingError` names it)."""
     with fit_session(plan.config, train_iter=plan.train_iter, eval_iter=plan.eval_iter, logger=logger) as session:
         yield session
 

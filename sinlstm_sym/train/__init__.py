@@ -1,1 +1,2 @@
-"""The training loop and what it keeps: validation, progress records, the learning-rate schedule, threads."""
+"""Training: ``fit`` and its session, the training loop and what it keeps (validation, progress records, the
+planned learning-rate schedule, per-bucket losses) and MXNet's thread settings."""

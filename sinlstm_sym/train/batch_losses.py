@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..checks import check_int
+from ..core.checks import check_int
 from ..constants import LOSS_CONDENSE_BATCHES
 
 __all__ = ["batch_loss_sum", "batch_square_sum", "PendingSquareSums"]

@@ -1,4 +1,4 @@
-"""The training loop of :func:`~sinlstm_sym.fitting.fit`: batches, loss bookkeeping, log points,
+"""The training loop of :func:`~sinlstm_sym.train.fit.fit`: batches, loss bookkeeping, log points,
 evaluation passes, checkpoints and the optional progress bar."""
 import contextlib
 import logging
@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..callback_errors import callback_errors, raise_first
+from ..core.callback_errors import callback_errors, raise_first
 from ..constants import DIVERGENCE_FACTOR, DIVERGENCE_MIN_WINDOWS, EXPLODED_PARAMETER, STOP_SIGNALS
 from .batch_losses import PendingSquareSums, batch_loss_sum
 from .progress import LossRecord, Progress
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 class NonFiniteLossError(FloatingPointError):
     """Training produced a NaN or infinite loss; parameters after that batch are not trustworthy.
 
-    Raised by :func:`~sinlstm_sym.fitting.fit` at the log point that sees it; the message names the
+    Raised by :func:`~sinlstm_sym.train.fit.fit` at the log point that sees it; the message names the
     epoch, the batch and the bucket. A ``FloatingPointError``.
 
     What to do: lower the learning rate (``optimizer_params={'learning_rate': ...}``), add

@@ -3,6 +3,7 @@ every checkpoint, read back by a resumed run and by :meth:`~sinlstm_sym.infer.pr
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional
 
+from ..checkpoint.schema import trained_lengths
 from .validation import ValidationRecord
 
 
@@ -43,12 +44,10 @@ class Progress:
 
     @classmethod
     def from_json(cls, payload: Dict[str, Any]) -> "Progress":
-        payload = dict(payload)
+        payload = dict(payload, trained_lengths=trained_lengths(payload))
         payload["history"] = [LossRecord(**{**r, "bucket_counts": {int(k): v for k, v in r["bucket_counts"].items()}})
                               for r in payload["history"]]
         payload["validation"] = [ValidationRecord.from_json(r) for r in payload.get("validation", [])]
-        if "trained_lengths" not in payload:  # written by version 0.1: every bucket with a logged batch
-            payload["trained_lengths"] = sorted({k for r in payload["history"] for k in r.bucket_counts})
         return cls(**payload)
 
 

@@ -6,9 +6,9 @@ import logging
 import math
 from typing import Any, Dict, Optional, Tuple
 
-from ..checks import FLOAT32_MIN_NORMAL, SettingValueError, check_condition, naming
-from ..config import FitConfig
-from ..lr_schedules import check_lr_schedule, schedule_has_end, smallest_rate
+from ..core.checks import FLOAT32_MIN_NORMAL, SettingValueError, check_condition, naming
+from ..config.fit_config import FitConfig
+from ..config.schedules import check_lr_schedule, schedule_has_end, smallest_rate
 from ..constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
 
 logger = logging.getLogger(__name__)

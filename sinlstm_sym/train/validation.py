@@ -11,7 +11,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from ..checks import check_int, check_int_sequence
+from ..core.checks import check_int, check_int_sequence
 from ..constants import DATA_NAME, DEFAULT_STEP, LABEL_NAME
 from ..data.windows import half_sine, label_shape, make_windows
 

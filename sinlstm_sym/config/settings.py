@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
-from .checks import check_bool, check_choice, check_float, check_int, naming
+from ..core.checks import check_bool, check_choice, check_float, check_int, naming
 
 # Kinds checked here from the declaration; the others ('ints', 'floats', 'json', 'json_or_null', 'name',
 # 'path', 'contexts', 'tuple') are checked by their section, under the setting's name.

@@ -5,7 +5,7 @@ from typing import List, Sequence, Tuple, Union
 import mxnet as mx
 
 from .checks import check_condition
-from .constants import MAX_DEVICE_ID
+from ..constants import MAX_DEVICE_ID
 
 ContextSpec = Union[None, str, mx.Context, Sequence[Union[str, mx.Context]]]
 _ACCEPTED = "None, 'cpu', 'cpu:0,1', 'gpu', 'gpu:0,1', an mx.Context or a list of them"

@@ -8,12 +8,12 @@ memory available now is refused with a ``ValueError`` that names the setting and
 import os
 from typing import Optional, Sequence
 
-from .checks import check_condition
-from .constants import (BUCKET_OVERHEAD_BYTES, EVAL_BYTES_PER_ROW_STEP, EVAL_BYTES_PER_WINDOW_STEP,
+from ..core.checks import check_condition
+from ..constants import (BUCKET_OVERHEAD_BYTES, EVAL_BYTES_PER_ROW_STEP, EVAL_BYTES_PER_WINDOW_STEP,
                         FALLBACK_MEMORY_BYTES, MEMORY_SHARE, NATIVE_BYTES_PER_LAYER_STEP, PARAMETER_COPIES,
                         PREDICT_BYTES_PER_UNIT_STEP, PREDICT_CHUNK_BYTES, TRAIN_BYTES_PER_UNIT_STEP,
                         UNROLLED_BYTES_PER_LAYER_STEP)
-from .params import parameter_count
+from ..recurrence.params import parameter_count
 
 
 def available_memory() -> int:

@@ -3,7 +3,7 @@ import logging
 import time
 from typing import Any, Union
 
-from .constants import HEARTBEAT_SECONDS
+from ..constants import HEARTBEAT_SECONDS
 
 
 class Heartbeat:

@@ -1,4 +1,4 @@
-"""One typed configuration for :func:`~sinlstm_sym.fitting.fit`: frozen dataclasses, validated on creation.
+"""One typed configuration for :func:`~sinlstm_sym.train.fit.fit`: frozen dataclasses, validated on creation.
 
 ``FitConfig`` has four sections: ``model`` (what is trained), ``data`` (the built-in sine
 windows), ``optimizer`` and ``run`` (epochs, seed, devices, logging, checkpoints). Every
@@ -15,8 +15,8 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type
 
 import mxnet as mx
 
-from .checks import check_condition, check_int, check_int_sequence, check_scaling, check_weights, naming
-from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
+from ..core.checks import check_condition, check_int, check_int_sequence, check_scaling, check_weights, naming
+from ..constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
                         DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT, DEFAULT_LABEL_MODE,
                         DEFAULT_LR_SCHEDULE, DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER,
                         DEFAULT_OPTIMIZER_PARAMS, DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES,
@@ -24,13 +24,13 @@ from .constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE, SERIES_BATCH_SIZE,
                         SERIES_BUCKETS, SERIES_FORGET_BIAS, SERIES_HIDDEN_SIZES, SERIES_NUM_EPOCH, SERIES_NUM_SAMPLES,
                         SERIES_OPTIMIZER_PARAMS, SERIES_WINDOW_LEVEL, DEFAULT_WINDOW_LEVEL, WINDOW_LEVELS)
-from .constants import EXPLODED_PARAMETER
-from .context import context_strings
+from ..constants import EXPLODED_PARAMETER
+from ..core.context import context_strings
 from .limits import check_training, check_validation
-from .native.adam import FusedAdam
-from .lr_schedules import check_extend_schedule, check_lr_schedule, create_scheduler, schedule_needs_length
+from ..native.adam import FusedAdam
+from .schedules import check_extend_schedule, check_lr_schedule, create_scheduler, schedule_needs_length
 from .optimizer_args import argument_defaults, check_checkpointable_optimizer, check_optimizer_arg, spec_of
-from .params import check_hidden_sizes
+from ..recurrence.params import check_hidden_sizes
 from .settings import SettingInfo, check_declared, declared, setting
 
 # Arguments fit sets itself or that cannot be stored as JSON.
@@ -487,7 +487,7 @@ def _changed_sections(sections: Dict[str, Any], flat: Mapping[str, Any]) -> Dict
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Everything :func:`~sinlstm_sym.fitting.fit` needs, in four validated sections.
+    """Everything :func:`~sinlstm_sym.train.fit.fit` needs, in four validated sections.
 
     The defaults are the library's training recipe. Sections are frozen; :meth:`replace` and
     the flat keywords of ``fit`` change single settings by name (``buckets``, ``seed``, ...).

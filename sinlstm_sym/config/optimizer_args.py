@@ -25,8 +25,8 @@ from typing import Any, Dict, Optional, Tuple, Type
 
 import mxnet as mx
 
-from .checks import check_bool, check_choice, check_condition, check_float, check_float32, check_int
-from .constants import OPTIMIZER_FLOAT_LIMIT, OPTIMIZER_INT_LIMIT
+from ..core.checks import check_bool, check_choice, check_condition, check_float, check_float32, check_int
+from ..constants import OPTIMIZER_FLOAT_LIMIT, OPTIMIZER_INT_LIMIT
 
 # (kind, low, low inclusive, high, high inclusive); kinds: 'bool', 'int', 'float', 'float?' (None allowed), 'choice'
 _Spec = Tuple[str, Any, bool, float, bool]

@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterable, Iterator, Optional, Sequence, Tuple, Typ
 
 
 class SettingError(Exception):
-    """A bad value of named settings (``settings``: their :func:`~sinlstm_sym.fitting.fit` keywords, the one at
+    """A bad value of named settings (``settings``: their :func:`~sinlstm_sym.train.fit.fit` keywords, the one at
     fault first), so a caller such as the command line can name its flags without reading the message."""
 
     def __init__(self, message: str, settings: Sequence[str] = ()) -> None:

@@ -8,27 +8,27 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 import mxnet as mx
 import numpy as np
 
-from .model.bucketing import check_sym_gen
-from .checkpoint import Checkpoint, RunDirectory, RunWriter, load_checkpoint, new_run_id, save_checkpoint
-from .checkpoint.store import checkpoint_settings
-from .checks import SettingError, SettingValueError, check_condition, naming, settings_of
-from .config import FitConfig, RunConfig, resumed_config
-from .settings import declared
-from .context import resolve_contexts
-from .data.windows import SinBucketIter, label_shape
-from .distributed import RankLogAdapter, create_kvstore, pull_final_params
-from .outputs import check_output_dir
-from .params import ParamDict
-from .train.progress import LossRecord, Progress
-from .train.schedule import plan_schedule
-from .model.batches import SineBucketingModule, check_key
-from .model.spec import ModelSpec
-from .model.symbol import SymGen, spec_sym_gen
-from .train.loop import Trainer, deferring_signals
-from .train.validation import ValidationRecord, ValidationSet, Validator, best_record
+from ..model.bucketing import check_sym_gen
+from ..checkpoint import Checkpoint, RunDirectory, RunWriter, load_checkpoint, new_run_id, save_checkpoint
+from ..checkpoint.store import checkpoint_settings
+from ..core.checks import SettingError, SettingValueError, check_condition, naming, settings_of
+from ..config.fit_config import FitConfig, RunConfig, resumed_config
+from ..config.settings import declared
+from ..core.context import resolve_contexts
+from ..data.windows import SinBucketIter, label_shape
+from ..distributed import RankLogAdapter, create_kvstore, pull_final_params
+from ..core.outputs import check_output_dir
+from ..recurrence.params import ParamDict
+from .progress import LossRecord, Progress
+from .schedule import plan_schedule
+from ..model.batches import SineBucketingModule, check_key
+from ..model.spec import ModelSpec
+from ..model.symbol import SymGen, spec_sym_gen
+from .loop import Trainer, deferring_signals
+from .validation import ValidationRecord, ValidationSet, Validator, best_record
 
 if TYPE_CHECKING:
-    from .infer.predictor import Predictor
+    from ..infer.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ class FitResult:
         Predictor
             Predicts windows of any number and any length.
         """
-        from .infer.predictor import Predictor
+        from ..infer.predictor import Predictor
         kwargs.setdefault("trained_lengths", self.trained_lengths)
         use_best = self.best_params is not None if best is None else best
         return Predictor.from_config(self.arg_params(best=use_best), self.config.model, ctx=ctx, **kwargs)
@@ -330,7 +330,7 @@ def fit(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.io.DataIt
         The loss or a parameter ran away: lower the learning rate.
     sinlstm_sym.train.loop.TrainingInterrupted
         Ctrl-C or SIGTERM stopped training at a batch boundary (after a checkpoint, if set).
-    sinlstm_sym.callback_errors.UpdaterError, sinlstm_sym.checkpoint.DiskFullError
+    sinlstm_sym.core.callback_errors.UpdaterError, sinlstm_sym.checkpoint.DiskFullError
         An exception inside MXNet's updater; a full disk while a checkpoint was written
         (:class:`~sinlstm_sym.checkpoint.CheckpointWriteError`: a refused permission).
 
@@ -352,7 +352,7 @@ def fit_session(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.i
     """What :func:`fit` does before its first batch (same arguments): every check, the module bound, its
     parameters and optimizer initialised (or resumed), the run directory locked; yields the
     :class:`FitSession` whose :meth:`~FitSession.train` trains. An error on entering comes before any
-    training (a bad setting names it: :class:`~sinlstm_sym.checks.SettingError`); the lock is released on
+    training (a bad setting names it: :class:`~sinlstm_sym.core.checks.SettingError`); the lock is released on
     leaving."""
     log: Any = logger if logger is not None else logging.getLogger(__name__)
     check_condition(isinstance(log, logging.Logger), f"logger must be a logging.Logger or None, got {log!r}",

@@ -13,8 +13,8 @@ from typing import Any, Dict, Mapping, Sequence, Tuple
 import mxnet as mx
 import numpy as np
 
-from .checks import check_choice, check_condition, check_int, check_int_sequence
-from .constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
+from ..core.checks import check_choice, check_condition, check_int, check_int_sequence
+from ..constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
                         INPUT_SIZE, MAX_ARRAY_ELEMENTS)
 
 

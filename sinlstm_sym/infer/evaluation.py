@@ -6,19 +6,20 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import (TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Protocol, Sequence, Union,
+                    runtime_checkable)
 
 import numpy as np
 
-from .checks import check_int, check_int_sequence
-from .data.windows import half_sine, make_windows
-from .heartbeat import Heartbeat
-from .limits import check_evaluation
-from .outputs import write_text_atomic
-from .infer.predictor import Predictor
+from ..core.checks import check_int, check_int_sequence
+from ..data.windows import half_sine, make_windows
+from ..core.heartbeat import Heartbeat
+from ..config.limits import check_evaluation
+from ..core.outputs import write_text_atomic
+from .predictor import Predictor
 
 if TYPE_CHECKING:
-    from .config import ModelConfig
+    from ..config.fit_config import ModelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ def per_length_error(predictor: Predictor, lengths: Iterable[int] = range(1, 21)
     Windows are drawn like :class:`SinBucketIter`'s from a generator seeded by ``seed``.
     A row's ``trained`` flag says whether the length is in ``trained_lengths``
     (default: the predictor's own ``trained_lengths``). A table that would not fit in memory
-    (see :mod:`sinlstm_sym.limits`) is refused before any window is drawn.
+    (see :mod:`sinlstm_sym.config.limits`) is refused before any window is drawn.
     """
     lengths = check_int_sequence("lengths", lengths, minimum=1)
     num_samples = check_int("num_samples", num_samples, minimum=1)
@@ -96,7 +97,15 @@ class Evaluation:
         write_text_atomic(path, self.to_csv())
 
 
-def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = range(1, 21),
+@runtime_checkable
+class TrainedModel(Protocol):
+    """What :func:`evaluate` needs of a training result such as :class:`~sinlstm_sym.train.fit.FitResult`."""
+
+    def predictor(self) -> Predictor:
+        """A Predictor of the trained weights."""
+
+
+def evaluate(model: Union[Predictor, str, Path, TrainedModel], lengths: Iterable[int] = range(1, 21),
              num_samples: int = 3000, seed: int = 0) -> Evaluation:
     """Error per length of a trained model on fresh windows.
 
@@ -133,12 +142,11 @@ def evaluate(model: Union[Predictor, str, Path, Any], lengths: Iterable[int] = r
     >>> [row["length"] for row in table.rows]
     [1, 5]
     """
-    from .fitting import FitResult
     if isinstance(model, (str, Path)):
         predictor = Predictor.load(str(model))
     elif isinstance(model, Predictor):
         predictor = model
-    elif isinstance(model, FitResult):
+    elif isinstance(model, TrainedModel):  # a FitResult
         predictor = model.predictor()
     else:
         raise TypeError(f"model must be a Predictor, a FitResult or a checkpoint directory, got "

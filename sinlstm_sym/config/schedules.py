@@ -5,7 +5,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 import mxnet as mx
 
-from .checks import check_choice, check_condition, check_float, check_int, check_int_sequence
+from ..core.checks import check_choice, check_condition, check_float, check_int, check_int_sequence
 from .optimizer_args import check_optimizer_arg, spec_of
 
 # Learning-rate schedules (MXNet's own ``mx.lr_scheduler`` classes) by name, and the checks of their arguments:

@@ -1,0 +1,1 @@
+"""The LSTM recurrence itself: its parameters' names, shapes, gate order, seeded initialisation and packing."""
