@@ -28,15 +28,19 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_load_options(parser: argparse.ArgumentParser, max_other_load: float = 0.3, quiet_wait: float = 20.0) -> None:
-    """``--max-other-load`` and ``--quiet-wait``: how long to wait for a quiet machine before a measurement."""
+def add_load_options(parser: argparse.ArgumentParser, max_other_load: float = 0.3, quiet_wait: float = 20.0,
+                     retries: bool = True) -> None:
+    """``--max-other-load``, ``--quiet-wait`` (and ``--retries``): waiting for a quiet machine before a
+    measurement (and repeating one during which other processes were busy)."""
+    repeat = (" and repeat a measurement during which they used more (up to --retries times)" if retries else "")
     parser.add_argument("--max-other-load", type=float, default=max_other_load,
                         help="before each measurement wait (up to --quiet-wait s) until other processes use at most "
-                             "this many cores, and repeat a measurement during which they used more (up to --retries "
-                             f"times); 'inf' (or a negative value) turns both off (default {max_other_load})")
+                             f"this many cores{repeat}; 'inf' (or a negative value) turns this off "
+                             f"(default {max_other_load})")
     parser.add_argument("--quiet-wait", type=float, default=quiet_wait,
                         help=f"max seconds to wait for a quiet machine; 0 never waits (default {quiet_wait:g})")
-    parser.add_argument("--retries", type=int, default=2, help="re-runs of a noisy measurement (default 2)")
+    if retries:
+        parser.add_argument("--retries", type=int, default=2, help="re-runs of a noisy measurement (default 2)")
 
 
 def load_checked(args: argparse.Namespace) -> bool:
