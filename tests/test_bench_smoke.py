@@ -68,8 +68,9 @@ def test_train_throughput_refuses_bad_settings(root, python):
 def test_time_to_accuracy_smoke(root, python, tmp_path):
     rows = "library,fused,torch" if benchkit.torch_version()[0] else "library,fused"
     stdout = run_tool(root, python, "time_to_accuracy.py", "--seeds", "0", "--rows", rows, "--torch-threads", "1",
-                      "--num-samples", "12000", "--num-epoch", "1", "--validate-every", "40", "--validation-samples", "20",
-                      "--json", str(tmp_path / "tta.json"), "--plot", str(tmp_path / "tta.png"))
+                      "--num-samples", "12000", "--num-epoch", "1", "--validate-every", "40",
+                      "--validation-samples", "20", "--json", str(tmp_path / "tta.json"),
+                      "--plot", str(tmp_path / "tta.png"))
     assert "max_update=120" in stdout and "(OK)" in stdout
     doc = json.loads((tmp_path / "tta.json").read_text())
     for row in rows.split(","):
