@@ -531,7 +531,7 @@ def pregenerate(args: argparse.Namespace, rows: List[str], env: Dict[str, str],
     """The windows of each task, written to an .npz for the torch rows: ({task: path}, {task: checksum})."""
     npz, checksums = {}, {}
     if args.data == "pregen":
-        for task in sorted({ROW_BY_NAME[r].task for r in rows}):
+        for task in sorted({ROW_BY_NAME[r].task for r in rows if ROW_BY_NAME[r].kind != "e2e"}):
             path = os.path.join(scratch, f"{task}.npz")
             spec = dict(kind="datagen", task=task, batch_size=args.batch_size, num_samples=args.num_samples,
                         seed=args.seed, out=path)
