@@ -110,14 +110,17 @@ def test_compare_checkouts_refuses_a_directory_without_the_library(root, python,
 
 @pytest.mark.slow
 def test_bucket_memory_smoke(root, python, tmp_path):
-    stdout = run_tool(root, python, "bucket_memory.py", "--cell", "fused", "--num-samples", "3000",
-                      "--json", str(tmp_path / "memory.json"))
+    stdout = run_tool(root, python, "bucket_memory.py", "--cell", "fused", "--num-samples", "3000", "--long-length",
+                      "30", "--long-batches", "2", "--json", str(tmp_path / "memory.json"))
     row = table_rows(stdout, "fused")[0]
     doc = json.loads((tmp_path / "memory.json").read_text())
     one, nine = doc["one"]["peak_rss_mib"], doc["nine"]["peak_rss_mib"]
     assert number(row[1].split()[0]) == pytest.approx(one, abs=0.06) and one > 50
     assert number(row[2].split()[0]) == pytest.approx(nine, abs=0.06) and nine > 50
     assert number(row[3]) == pytest.approx(nine / one, abs=0.0006)
+    long = doc["long"]
+    assert row[5] == f"{long['end_rss_mib']:.1f} MiB ({long['peak_rss_mib']:.1f})" and long["end_rss_mib"] > 50
+    assert doc["settings"]["long_length"] == 30
     growth = re.findall(r" (\d):\+([0-9.]+)", stdout)
     assert [int(k) for k, _ in growth] == list(range(1, 10)) and all(float(v) >= 0 for _, v in growth)
 
