@@ -22,8 +22,8 @@ default recipe, read from ``FitConfig()`` (so the comparison follows the recipe 
   One known difference: MXNet adds epsilon to ``sqrt(v)``, torch to ``sqrt(v / (1 - beta2^t))``
   (1e-8 either way: no visible effect).
 
-Checks printed before the runs (``check`` child, per seed): the schedules agree; the two
-models give the same predictions at update 0 on the validation windows (<= 1e-5); and after
+Checks printed before the runs (``check`` child, per seed): the schedules agree; with the torch
+row, the two models give the same predictions at update 0 on the validation windows (<= 1e-5); and after
 a short run of 30 updates (fit with ``num_samples=3000``, same explicit schedule) the
 predictions still agree, which tests windows, loss weights, Adam and schedule together.
 

@@ -49,7 +49,7 @@ How it measures (read this before quoting a number):
   final losses are directly comparable within the fixed and within the mixed task.
 * ``--data pregen`` (default): data generation is excluded from EVERY row. The windows of
   the whole run are generated before the clock starts: for the MXNet rows by a
-  SinBucketIter subclass patched into ``sinlstm_sym.fitting`` / ``reference.gluon`` that
+  SinBucketIter subclass (``fit``'s ``train_iter``; patched into ``reference.gluon``) that
   builds every DataBatch (numpy windows + ``mx.nd.array`` copies) in its constructor and
   replays them; for the torch rows by a separate data child that writes the same windows
   to an .npz (checked by checksum), turned into tensors before the clock starts.
