@@ -163,8 +163,11 @@ def test_every_tool_says_what_it_measures(root, python):
     """--help of each tool in bench/README.md starts with what it measures."""
     listed = re.findall(r"python bench/(\w+\.py)", (BENCH / "README.md").read_text())
     assert sorted(set(listed)) == sorted(p.name for p in BENCH.glob("*.py") if p.name != "benchkit.py")
-    for tool in set(listed):
-        assert len(run_tool(root, python, tool, "--help").splitlines()) > 3, tool
+    helps = {tool: subprocess.Popen([python, str(BENCH / tool), "--help"], stdout=subprocess.PIPE, text=True)
+             for tool in set(listed)}  # side by side: most of each is importing MXNet
+    for tool, proc in helps.items():
+        stdout, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and len(stdout.splitlines()) > 3, tool
 
 
 def test_positive_int_and_rotated():
