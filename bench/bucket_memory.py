@@ -11,7 +11,8 @@ import sys
 import mxnet as mx
 from sinlstm_sym import SinBucketIter, fit, make_sym_gen
 from sinlstm_sym.model.bucketing import SafeBucketingModule
-from sinlstm_sym.recurrence.params import init_params, to_layout
+from sinlstm_sym.recurrence.params import init_params
+from sinlstm_sym.recurrence.cells import to_layout
 
 def mib(field):
     with open("/proc/self/status") as status:

@@ -50,7 +50,8 @@ import numpy as np
 from sinlstm_sym import SinBucketIter
 from sinlstm_sym.constants import NOTE_STEPS
 from sinlstm_sym.data.windows import half_sine, make_windows
-from sinlstm_sym.recurrence.params import init_params, layer_prefix, to_canonical, to_layout
+from sinlstm_sym.recurrence.params import init_params, layer_prefix
+from sinlstm_sym.recurrence.cells import to_canonical, to_layout
 
 HIDDEN = (10, 20, 1)
 EVAL_LENGTHS = tuple(range(1, 21))

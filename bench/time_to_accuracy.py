@@ -199,7 +199,7 @@ def child_check(spec):
     import mxnet as mx
     import numpy as np
     from sinlstm_sym import Predictor, fit
-    from sinlstm_sym.native import resolve_cell
+    from sinlstm_sym.model.cells import resolve_cell
     from sinlstm_sym.recurrence.params import init_params
     rec, optimizer = recipe()
     mx_sched = optimizer.lr_scheduler

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import fit, make_sym_gen
-from sinlstm_sym.native import NativeUnavailableError, lstm_stack, native_available, resolve_cell
+from sinlstm_sym.model.cells import resolve_cell
+from sinlstm_sym.native import NativeUnavailableError, lstm_stack, native_available
 from sinlstm_sym.native import build as native_build
-from sinlstm_sym.recurrence.params import fused_shapes, to_canonical, to_layout, unpacked_shapes
+from sinlstm_sym.recurrence.params import fused_shapes, unpacked_shapes
+from sinlstm_sym.recurrence.cells import to_canonical, to_layout
 from sinlstm_sym.infer.predictor import Predictor
 
 needs_native = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
@@ -362,7 +364,8 @@ FALLBACK = textwrap.dedent("""
     logging.getLogger().addHandler(Keep())
     logging.getLogger().setLevel(logging.INFO)
     from sinlstm_sym import fit
-    from sinlstm_sym.native import native_available, resolve_cell
+    from sinlstm_sym.model.cells import resolve_cell
+    from sinlstm_sym.native import native_available
     common = dict(seed=1, num_samples=300 * 12, batch_size=300, num_epoch=1, log_every=3)
     chosen = resolve_cell("auto")
     auto = fit(cell="auto", **common)
