@@ -237,7 +237,7 @@ def test_buckets_of_every_length_share_one_activation_block():
 
 def test_resolve_cell_choices_and_errors(caplog):
     assert resolve_cell("fused") == "fused" and resolve_cell("unrolled") == "unrolled"
-    with caplog.at_level(logging.INFO, logger="sinlstm_sym.native"):
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.model.cells"):
         assert resolve_cell("auto", [mx.gpu(0)]) == "fused"
         assert resolve_cell("native", [mx.cpu(), mx.gpu(1)]) == "fused"
     assert "CPU only" in caplog.text and "gpu(0)" in caplog.text

@@ -115,9 +115,11 @@ def test_fit_resolves_the_cell_once_and_builds_one_configuration_and_one_iterato
     config = FitConfig.from_flat(cell="auto", **SMALL)
     counts.update(FitConfig=0)
     result = fit(config)
-    assert counts == {"resolve": 1, "FitConfig": 1, "SinBucketIter": 1}  # 1 FitConfig: the settled one
+    # 2 FitConfigs: the settled one (the cell as asked for) and its view as trained (the cell resolved)
+    assert counts == {"resolve": 1, "FitConfig": 2, "SinBucketIter": 1}
     assert result.spec.cell == result.config.model.cell in ("native", "fused")  # what the run trained
     assert result.requested is not None and result.requested.model.cell == "auto"  # what it asked for
+    assert result.requested.replace(cell=result.spec.cell) == result.config  # the one difference
     assert result.config.run.seed == 0 and "max_update" in result.config.optimizer.lr_schedule  # settled
 
 

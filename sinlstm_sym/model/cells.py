@@ -9,7 +9,7 @@ cell whose symbols a checkpoint stores for it (the native operator's library is 
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, Mapping, Optional, Sequence, Tuple, Type
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
 
 import mxnet as mx
 
@@ -90,10 +90,13 @@ def builder_of(name: str) -> CellBuilder:
     return _BUILDERS[name]
 
 
-def _runs_on(builder: CellBuilder, devices: Sequence[mx.Context]) -> bool:
+def _why_not(builder: CellBuilder, devices: Sequence[mx.Context]) -> Optional[str]:
+    """Why the cell cannot run on ``devices`` in this process (``None``: it can; the check may build it)."""
     if builder.cell.cpu_only and not all(c.device_type.startswith("cpu") for c in devices):
-        return False
-    return builder.available is None or builder.available()
+        return f"cell {builder.cell.name!r} runs on CPU only"
+    if builder.available is not None and not builder.available():
+        return f"cell {builder.cell.name!r} is unavailable (see the warning above)"
+    return None
 
 
 def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> str:
@@ -128,14 +131,18 @@ def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> 
     candidates = requested_cells(cell)
     missing = [c.name for c in candidates if c.name not in _BUILDERS]
     check_condition(not missing, f"cell {cell!r}: no builder is attached to {missing}")
-    chosen = next((c.name for c in candidates if _runs_on(_BUILDERS[c.name], devices)), None)
-    check_condition(chosen is not None, f"cell={cell!r}: none of {[c.name for c in candidates]} runs on "
-                    f"{[str(c) for c in devices]}")
-    assert chosen is not None
-    if cell != chosen or candidates[0].conditional:
-        logger.log(logging.DEBUG if cell == chosen else logging.INFO, "cell=%r on %s: using cell=%r", cell,
-                   [str(c) for c in devices], chosen)
-    return chosen
+    reasons: List[str] = []
+    for candidate in candidates:
+        reason = _why_not(_BUILDERS[candidate.name], devices)
+        if reason is None:
+            if cell != candidate.name or candidate.conditional:
+                why = f" ({'; '.join(reasons)})" if reasons else ""
+                logger.log(logging.DEBUG if cell == candidate.name else logging.INFO, "cell=%r on %s: using cell=%r%s",
+                           cell, [str(c) for c in devices], candidate.name, why)
+            return candidate.name
+        reasons.append(reason)
+    raise ValueError(f"cell={cell!r}: none of {[c.name for c in candidates]} runs on {[str(c) for c in devices]}: "
+                     + "; ".join(reasons))
 
 
 def _unrolled(spec: "ModelSpec", data_name: str, length: int, init: StackInit, weighted: bool,

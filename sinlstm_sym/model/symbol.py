@@ -46,8 +46,7 @@ def make_sym_gen(hidden_sizes: Sequence[int] = DEFAULT_HIDDEN_SIZES, label_mode:
         ``'sequence'``: a label at every step, output ``(B, L)``; ``'last'``: output ``(B, 1)``.
     cell : {'auto', 'native', 'fused', 'unrolled'}
         ``'unrolled'``: ``mx.rnn.LSTMCell`` per step; ``'fused'``: one ``mx.sym.RNN`` per layer;
-        ``'native'``: one C++ operator for the stack; ``'auto'``: native where it loads, else fused
-        (the cells declared in :mod:`sinlstm_sym.recurrence.cells`).
+        ``'native'``: one C++ operator for the stack; ``'auto'``: native where it loads, else fused.
     with_loss : bool, default True
         ``False`` builds the inference symbol (no label input).
     data_name, label_name : str
