@@ -101,20 +101,26 @@ def declare_cell(cell: Cell) -> Cell:
     Raises
     ------
     ValueError
-        A cell of that name is declared already, or a candidate of ``'auto'`` holds another layout than the
-        other candidates.
+        A cell of that name is declared already, or a candidate of ``'auto'`` (or a conditional cell, which
+        falls back to them) holds another layout than the others.
     TypeError
         ``cell`` is not a :class:`Cell`.
     """
     check_condition(isinstance(cell, Cell), f"cell must be a Cell, got {type(cell).__name__}", TypeError)
     with _LOCK:
         check_condition(cell.name not in _CELLS, f"a cell named {cell.name!r} is declared already")
-        layouts = {c.layout for c in _CELLS.values() if c.auto_rank is not None}
-        check_condition(cell.auto_rank is None or layouts <= {cell.layout},
-                        f"cell {cell.name!r}: every candidate of {AUTO!r} must hold one layout, "
-                        f"{sorted(x.name for x in layouts)}, got {cell.layout.name!r}")
+        if _may_fall_back(cell):  # a run's parameters must fit whichever of them a machine resolves to
+            layouts = {c.layout for c in _CELLS.values() if _may_fall_back(c)}
+            check_condition(layouts <= {cell.layout}, f"cell {cell.name!r}: the candidates of {AUTO!r} and the cells "
+                            f"that fall back to them must hold one layout, {sorted(x.name for x in layouts)}, got "
+                            f"{cell.layout.name!r}")
         _CELLS[cell.name] = cell
     return cell
+
+
+def _may_fall_back(cell: Cell) -> bool:
+    """Whether a run asking for ``cell``, or for ``'auto'``, may train on ``cell`` or on another candidate."""
+    return cell.auto_rank is not None or cell.conditional
 
 
 def withdraw_cell(name: str) -> None:
