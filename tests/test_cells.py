@@ -109,6 +109,13 @@ def test_a_declaration_that_does_not_fit_the_others_is_refused():
         attach_builder(CellBuilder(cell_named("fused"), builder_of("fused").build))
     with pytest.raises(ValueError, match="cell must be one of .*got 'orphan'"):
         attach_builder(CellBuilder(Cell("orphan", FUSED), builder_of("fused").build))
+    declare_cell(Cell("packed_only", FUSED))
+    try:
+        with pytest.raises(ValueError, match="its checkpoint_cell 'unrolled' holds another layout"):
+            attach_builder(CellBuilder(cell_named("packed_only"), builder_of("fused").build,
+                                       checkpoint_cell="unrolled"))
+    finally:
+        withdraw_cell("packed_only")
 
 
 @pytest.fixture

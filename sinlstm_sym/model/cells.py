@@ -65,14 +65,31 @@ _BUILDERS: Dict[str, CellBuilder] = {}
 def attach_builder(builder: CellBuilder) -> CellBuilder:
     """Attach ``builder`` to its declared cell (one builder per cell).
 
+    Parameters
+    ----------
+    builder : CellBuilder
+        The builder, its cell as declared.
+
+    Returns
+    -------
+    CellBuilder
+        ``builder``.
+
     Raises
     ------
     ValueError
-        Its cell is not declared, or has a builder already.
+        Its cell is not declared (or declared otherwise), has a builder already, or its ``checkpoint_cell``
+        holds another layout.
+    TypeError
+        ``builder`` is not a :class:`CellBuilder`.
     """
     check_condition(isinstance(builder, CellBuilder), f"builder must be a CellBuilder, got {builder!r}", TypeError)
     check_condition(cell_named(builder.cell.name) == builder.cell, f"cell {builder.cell.name!r} is declared "
                     "otherwise; attach a builder to the declared cell")
+    if builder.checkpoint_cell is not None:  # a checkpoint's parameters must fit the symbols it stores
+        check_condition(cell_named(builder.checkpoint_cell).layout == builder.cell.layout,
+                        f"cell {builder.cell.name!r}: its checkpoint_cell {builder.checkpoint_cell!r} holds another "
+                        "layout")
     with _LOCK:
         check_condition(builder.cell.name not in _BUILDERS, f"cell {builder.cell.name!r} has a builder already")
         _BUILDERS[builder.cell.name] = builder
