@@ -46,7 +46,8 @@ def child_growth(cell: str) -> Dict[str, Any]:
     import mxnet as mx
 
     from sinlstm_sym import SafeBucketingModule, SinBucketIter, make_sym_gen
-    from sinlstm_sym.recurrence.params import init_params, to_layout
+    from sinlstm_sym.recurrence.cells import to_layout
+    from sinlstm_sym.recurrence.params import init_params
     it = SinBucketIter(range(1, 10), label_mode="sequence", seed=0, num_samples=9 * 300, shuffle=False)
     module = SafeBucketingModule(make_sym_gen(HIDDEN, label_mode="sequence", cell=cell), 9)
     module.bind(it.provide_data, it.provide_label)

@@ -211,7 +211,7 @@ def child_check(spec: Spec) -> Dict[str, Any]:
     import numpy as np
 
     from sinlstm_sym import Predictor, fit
-    from sinlstm_sym.native import resolve_cell
+    from sinlstm_sym.model.cells import resolve_cell
     rec, optimizer = recipe(spec["overrides"])
     reference = mx.lr_scheduler.CosineScheduler(max_update=rec["max_update"], base_lr=rec["base_lr"],
                                                 final_lr=rec["final_lr"], warmup_steps=rec["warmup_steps"],

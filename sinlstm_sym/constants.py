@@ -5,10 +5,9 @@ from typing import Tuple
 # --- model -------------------------------------------------------------------
 DEFAULT_HIDDEN_SIZES: Tuple[int, ...] = (10, 20, 1)  # the original's three LSTMCells; the last is the prediction
 INPUT_SIZE = 1  # one feature per step
-CELLS = ("unrolled", "fused", "native", "auto")
-FUSED_LAYOUT_CELLS = ("fused", "native", "auto")  # one flat parameter vector per layer
-# 'auto': the native C++ operator where it builds and loads (CPU), else 'fused' (one mx.sym.RNN per layer);
-# all hold the parameters of 'unrolled' (mx.rnn.LSTMCell per step); outputs agree within about 1e-5 (tested).
+# The cells are declared in sinlstm_sym.recurrence.cells. 'auto': the native C++ operator where it builds and
+# loads (CPU), else 'fused' (one mx.sym.RNN per layer); all hold the parameters of 'unrolled' (mx.rnn.LSTMCell
+# per step); outputs agree within about 1e-5 (tested).
 DEFAULT_CELL = "auto"
 # A node attribute marking an operator that writes its input gradients whatever grad_req asks: a symbol
 # holding one honours grad_req 'write' and 'null' only (SafeBucketingModule refuses 'add' for it).

@@ -10,7 +10,8 @@ import mxnet as mx
 import numpy as np
 
 from sinlstm_sym import SinBucketIter, make_sym_gen
-from sinlstm_sym.recurrence.params import init_params, to_layout
+from sinlstm_sym.recurrence.params import init_params
+from sinlstm_sym.recurrence.cells import to_layout
 
 VOCAB, EMBED, HIDDEN = 12, 8, 16
 

@@ -17,7 +17,8 @@ import numpy as np
 from bucket_models import MODELS
 from sinlstm_sym import SinBucketIter, make_sym_gen
 from sinlstm_sym.model.bucketing import SafeBucketingModule
-from sinlstm_sym.recurrence.params import init_params, to_layout
+from sinlstm_sym.recurrence.params import init_params
+from sinlstm_sym.recurrence.cells import to_layout
 from sinlstm_sym.model.batches import SineBucketingModule
 
 MODEL = MODELS[sys.argv[3] if len(sys.argv) > 3 else "sine"]

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import SafeBucketingModule, SinBucketIter, fit, make_sym_gen
-from sinlstm_sym.recurrence.params import init_params, to_layout
+from sinlstm_sym.recurrence.params import init_params
+from sinlstm_sym.recurrence.cells import to_layout
 
 HIDDEN = (10, 20, 1)
 

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import fit, make_sym_gen
-from sinlstm_sym.native import NativeUnavailableError, lstm_stack, native_available, resolve_cell
+from sinlstm_sym.model.cells import resolve_cell
+from sinlstm_sym.native import NativeUnavailableError, lstm_stack, native_available
 from sinlstm_sym.native import build as native_build
-from sinlstm_sym.recurrence.params import fused_shapes, to_canonical, to_layout, unpacked_shapes
+from sinlstm_sym.recurrence.params import fused_shapes, unpacked_shapes
+from sinlstm_sym.recurrence.cells import to_canonical, to_layout
 from sinlstm_sym.infer.predictor import Predictor
 
 needs_native = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
@@ -235,7 +237,7 @@ def test_buckets_of_every_length_share_one_activation_block():
 
 def test_resolve_cell_choices_and_errors(caplog):
     assert resolve_cell("fused") == "fused" and resolve_cell("unrolled") == "unrolled"
-    with caplog.at_level(logging.INFO, logger="sinlstm_sym.native"):
+    with caplog.at_level(logging.INFO, logger="sinlstm_sym.model.cells"):
         assert resolve_cell("auto", [mx.gpu(0)]) == "fused"
         assert resolve_cell("native", [mx.cpu(), mx.gpu(1)]) == "fused"
     assert "CPU only" in caplog.text and "gpu(0)" in caplog.text
@@ -362,7 +364,8 @@ FALLBACK = textwrap.dedent("""
     logging.getLogger().addHandler(Keep())
     logging.getLogger().setLevel(logging.INFO)
     from sinlstm_sym import fit
-    from sinlstm_sym.native import native_available, resolve_cell
+    from sinlstm_sym.model.cells import resolve_cell
+    from sinlstm_sym.native import native_available
     common = dict(seed=1, num_samples=300 * 12, batch_size=300, num_epoch=1, log_every=3)
     chosen = resolve_cell("auto")
     auto = fit(cell="auto", **common)

@@ -1,4 +1,4 @@
-"""cell='native' without grad_req guards (``spec_sym_gen(..., writes_only=True)``, what ``fit`` binds): the same
+"""cell='native' without grad_req guards (``ModelSpec.sym_gen(..., writes_only=True)``, what ``fit`` binds): the same
 numbers as the guarded symbol for grad_req 'write', 'add' refused before MXNet binds, the public sym_gen still
 accumulating; and the operator's ``last_step`` output, the numbers of ``slice_axis`` on the full output."""
 import subprocess
@@ -13,8 +13,7 @@ from sinlstm_sym.config import ModelConfig
 from sinlstm_sym.constants import WRITES_GRADIENTS_ATTR
 from sinlstm_sym.model.bucketing import writing_nodes
 from sinlstm_sym.model.spec import ModelSpec
-from sinlstm_sym.model.symbol import spec_sym_gen
-from sinlstm_sym.native import stack_operator
+from sinlstm_sym.native import unchecked_lstm_stack
 from sinlstm_sym.recurrence.params import fused_shapes
 
 pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
@@ -51,8 +50,8 @@ def forward_backward(symbol, x, y, packed, grad_req="write", rounds=1):
     ("last", 0.0, 300, 9), ("sequence", 4.0, 300, 9), ("sequence", 0.0, 33, 20), ("last", 0.0, 1, 1)])
 def test_guard_free_symbol_gives_the_guarded_numbers_bit_for_bit(label_mode, step_weight, batch, length):
     spec = native_spec(label_mode, step_weight)
-    guarded, _, _ = spec_sym_gen(spec)(length)
-    bare, _, _ = spec_sym_gen(spec, writes_only=True)(length)
+    guarded, _, _ = spec.sym_gen()(length)
+    bare, _, _ = spec.sym_gen(writes_only=True)(length)
     ops = lambda s: [n for n in s.get_internals().list_outputs() if n.endswith("_output")]  # noqa: E731
     assert len(ops(guarded)) == len(ops(bare)) + 4  # one identity per input: data and three parameter vectors
     assert writing_nodes(bare) == ["lstm_stack"] and writing_nodes(guarded) == []
@@ -80,7 +79,7 @@ def bucketing_module(sym_gen, length=9, batch=4):
     ("add", "'add'"), ({"lstm1_parameters": "add"}, "{'lstm1_parameters': 'add'}"),
     (["add", "write", "write", "write", "null"], "{'data': 'add'}")])
 def test_add_on_a_guard_free_symbol_is_refused_before_binding(grad_req, named):
-    module, shapes = bucketing_module(spec_sym_gen(native_spec("last"), writes_only=True))
+    module, shapes = bucketing_module(native_spec("last").sym_gen(writes_only=True))
     with pytest.raises(ValueError, match=r"^bind: " + REFUSED + named.replace("[", r"\[").replace("{", r"\{")
                        + r": its operator\(s\) \['lstm_stack'\] write their gradients"):
         module.bind(grad_req=grad_req, **shapes)
@@ -91,7 +90,7 @@ def test_add_on_a_guard_free_symbol_is_refused_before_binding(grad_req, named):
 
 
 def test_a_new_bucket_without_guards_is_refused_under_the_bound_grad_req():
-    guarded, bare = spec_sym_gen(native_spec("last")), spec_sym_gen(native_spec("last"), writes_only=True)
+    guarded, bare = native_spec("last").sym_gen(), native_spec("last").sym_gen(writes_only=True)
     module, shapes = bucketing_module(lambda key: (guarded if key == 9 else bare)(key))
     module.bind(grad_req="add", **shapes)
     module.init_params()
@@ -125,7 +124,7 @@ def test_fit_trains_without_guards_and_hands_out_a_sym_gen_that_accumulates():
 def last_step_head(length, last_step, **attrs):
     data = mx.sym.var("data", shape=(0, length, 1))
     params = [mx.sym.var(name, shape=shape) for name, shape in fused_shapes(HIDDEN).items()]
-    seq = stack_operator(data, params, HIDDEN, last_step=last_step, **attrs)
+    seq = unchecked_lstm_stack(data, params, HIDDEN, last_step=last_step, **attrs)
     pred = seq if last_step else mx.sym.slice_axis(seq, axis=1, begin=length - 1, end=length)
     return mx.sym.LinearRegressionOutput(data=pred, label=mx.sym.var("label"), name="pred")
 
@@ -181,7 +180,7 @@ def test_the_symbol_checked_is_the_symbol_bound_with_a_sym_gen_alternating_guard
     """Each call of the sym_gen alternates guarded and guard-free symbols: whatever bind checks is what MXNet
     binds, so 'add' either is refused or accumulates (two passes give twice the gradient of one)."""
     spec = native_spec("last")
-    sym_gen, calls = alternating(spec_sym_gen(spec), spec_sym_gen(spec, writes_only=True))
+    sym_gen, calls = alternating(spec.sym_gen(), spec.sym_gen(writes_only=True))
     module, shapes = bucketing_module(sym_gen)
     with pytest.raises(ValueError, match=r"^bind: " + REFUSED + "'add'"):  # the second call: guard-free
         module.bind(grad_req="add", **shapes)
@@ -190,7 +189,7 @@ def test_the_symbol_checked_is_the_symbol_bound_with_a_sym_gen_alternating_guard
     x, y, packed = batch_arrays(4, 9, "last")
     module.init_params(arg_params={k: mx.nd.array(v) for k, v in packed.items()}, aux_params={})
     change = sgd_step_of_two_passes(module, x, y)
-    _, one_pass = forward_backward(spec_sym_gen(spec)(9)[0], x, y, packed, "write")
+    _, one_pass = forward_backward(spec.sym_gen()(9)[0], x, y, packed, "write")
     for name in packed:
         np.testing.assert_allclose(change[name], 2 * one_pass[name], rtol=1e-5, atol=1e-6, err_msg=name)
     assert np.abs(change["lstm0_parameters"]).max() > 0
@@ -272,7 +271,7 @@ print("OK", "sinlstm_sym-not-imported" if "sinlstm_sym" not in sys.modules else 
 
 def test_save_checkpoint_refuses_symbols_that_write_their_gradients(tmp_path):
     """A user's sym_gen of guard-free symbols with no portable twin: nothing is written, the message says why."""
-    bare = spec_sym_gen(native_spec("last"), writes_only=True)
+    bare = native_spec("last").sym_gen(writes_only=True)
     module, shapes = bucketing_module(lambda key: bare(key))
     module.bind(**shapes)
     module.init_params()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import make_sym_gen
-from sinlstm_sym.model.symbol import _weigh_steps, native_step_weights
-from sinlstm_sym.native import stack_operator
+from sinlstm_sym.model.graph import step_weight_values, weigh_steps
+from sinlstm_sym.native import unchecked_lstm_stack
 from sinlstm_sym.recurrence.params import fused_shapes
 
 pytestmark = pytest.mark.native  # built on first use by the first such test (tests/conftest.py)
@@ -23,10 +23,10 @@ def native_head(length, weighted, weights=None):
     data = mx.sym.var("data", shape=(0, length, 1))
     params = [mx.sym.var(name, shape=shape) for name, shape in fused_shapes(HIDDEN).items()]
     if weighted:
-        pred = stack_operator(data, params, HIDDEN, step_weights=weights or native_step_weights(
+        pred = unchecked_lstm_stack(data, params, HIDDEN, step_weights=weights or step_weight_values(
             length, STEP_WEIGHT, STEP_TAU))
     else:
-        pred = _weigh_steps(stack_operator(data, params, HIDDEN), length, STEP_WEIGHT, STEP_TAU)
+        pred = weigh_steps(unchecked_lstm_stack(data, params, HIDDEN), length, STEP_WEIGHT, STEP_TAU)
     return mx.sym.LinearRegressionOutput(data=pred, label=mx.sym.var("label"), name="pred")
 
 
@@ -56,7 +56,7 @@ def test_weights_inside_the_operator_give_the_graphs_numbers_bit_for_bit(batch, 
 
 
 def test_native_step_weights_are_the_graphs_float32_constants():
-    weights = native_step_weights(6, STEP_WEIGHT, STEP_TAU)
+    weights = step_weight_values(6, STEP_WEIGHT, STEP_TAU)
     k = np.arange(6, dtype=np.float32)
     expected = (1.0 + STEP_WEIGHT * np.exp(k * np.float32(-1.0 / STEP_TAU))).astype(np.float32)
     np.testing.assert_allclose(weights, expected, rtol=1e-6)
@@ -75,7 +75,7 @@ def test_training_symbol_carries_the_weights_in_the_operator_and_inference_symbo
     assert not ops & {"broadcast_mul", "BlockGrad", "elemwise_add", "exp", "_arange"}
     (stack,) = [n for n in op_nodes(train) if n["op"] == "sinlstm_stack"]
     assert [float(w) for w in stack["attrs"]["step_weights"].split(",")] == list(
-        native_step_weights(7, STEP_WEIGHT, STEP_TAU))
+        step_weight_values(7, STEP_WEIGHT, STEP_TAU))
     infer, _, _ = make_sym_gen(HIDDEN, cell="native", step_weight=STEP_WEIGHT, with_loss=False)(7)
     (stack,) = [n for n in op_nodes(infer) if n["op"] == "sinlstm_stack"]
     assert "step_weights" not in stack["attrs"]

@@ -12,7 +12,8 @@ from sinlstm_sym.constants import GLUON_UNIFORM_SCALE, NOTE_LOG_EVERY, NOTE_LOSS
 from sinlstm_sym.data.windows import half_sine
 from sinlstm_sym.infer.evaluation import step_outputs
 from sinlstm_sym.reference.gluon import build_gluon_model, params_from_gluon, train_gluon_reference
-from sinlstm_sym.recurrence.params import init_params, to_layout
+from sinlstm_sym.recurrence.params import init_params
+from sinlstm_sym.recurrence.cells import to_layout
 
 HIDDEN = (10, 20, 1)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import FitConfig, fit, load_checkpoint
+from sinlstm_sym.config.schedules import ExtendSchedule
 from sinlstm_sym.train.loop import TrainingInterrupted
 
 # 50 batches of 10 windows an epoch, two epochs: 100 updates, the default warm-up's length
@@ -113,7 +114,9 @@ def test_an_extended_run_is_not_worse_than_its_checkpoint(finished, tmp_path):
     run = _copy(finished, tmp_path)
     before = finished[1].validation_history[-1].max_abs_error
     extended = fit(num_epoch=4, checkpoint=run, resume=True, extend_schedule=0.003, **EXTEND)
-    assert extended.config.optimizer.extend_schedule == {"peak_lr": 0.003, "from_update": 200, "max_update": 400}
+    assert extended.config.optimizer.extend_schedule == ExtendSchedule(0.003, from_update=200, max_update=400)
+    stored = load_checkpoint(run).config["settings"]["optimizer"]["extend_schedule"]
+    assert stored == {"peak_lr": 0.003, "from_update": 200, "max_update": 400}  # a checkpoint stores the dict
     rates = _rates(extended.config, 400)
     assert rates[200] == pytest.approx(0.003, rel=1e-3) and rates[-1] == pytest.approx(0.0)
     assert max(rates[200:]) <= 0.003  # never the peak rate 0.03 again
@@ -164,3 +167,23 @@ def test_extend_schedule_needs_a_finished_checkpoint(tmp_path):
     assert stopped < 100
     with pytest.raises(ValueError, match=rf"the checkpoint stopped at update {stopped}: resume it with the num_epoch"):
         fit(checkpoint=older, resume=True, extend_schedule=0.003, **dict(HUNDRED, num_epoch=3))
+
+
+def test_extend_schedule_is_a_checked_value_stored_as_its_dict():
+    asked = FitConfig.from_flat(extend_schedule=0.003)
+    assert asked.optimizer.extend_schedule == ExtendSchedule(0.003) and not asked.optimizer.extend_schedule.settled
+    assert asked.to_json()["optimizer"]["extend_schedule"] == {"peak_lr": 0.003}
+    settled = asked.replace(extend_schedule={"peak_lr": 0.003, "from_update": 200, "max_update": 400})
+    assert settled.to_json()["optimizer"]["extend_schedule"] == {"peak_lr": 0.003, "from_update": 200,
+                                                                 "max_update": 400}
+    assert FitConfig.from_json(settled.to_json()) == settled  # what a checkpoint stores reads back
+    assert FitConfig.from_flat().to_json()["optimizer"]["extend_schedule"] is None
+    assert settled.training_json()["extend_schedule"] == {"peak_lr": 0.003, "from_update": 200, "max_update": 400}
+    with pytest.raises(ValueError, match=r"extend_schedule\['max_update'\] must be >= 201, got 150"):
+        ExtendSchedule(0.003, from_update=200, max_update=150)
+    with pytest.raises(TypeError, match=r"extend_schedule\['max_update'\] must be an int, got None"):
+        ExtendSchedule(0.003, from_update=200)  # one without the other
+    with pytest.raises(TypeError, match="extend_schedule must be None, a learning rate or"):
+        FitConfig.from_flat(extend_schedule={"rate": 0.003})
+    with pytest.raises((TypeError, ValueError), match="extend_schedule"):
+        ExtendSchedule("fast")  # type: ignore[arg-type]

@@ -9,6 +9,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+import sinlstm_sym.model.cells as cells_module
 import sinlstm_sym.model.spec as spec_module
 from sinlstm_sym import FitConfig, ModelConfig, Predictor, evaluate, fit, make_sym_gen
 from sinlstm_sym.config import fit_config as config_module
@@ -18,7 +19,6 @@ from sinlstm_sym.constants import DATA_NAME, LABEL_NAME
 from sinlstm_sym.data import windows as data_module
 from sinlstm_sym.cli import evaluate as evaluate_cli
 from sinlstm_sym.model.spec import ModelSpec
-from sinlstm_sym.model.symbol import spec_sym_gen
 from sinlstm_sym.train.validation import ValidationSet
 
 PACKAGE = Path(config_module.__file__).parents[1]
@@ -41,6 +41,7 @@ def _imports(module: str) -> set:
 def test_the_configuration_imports_no_checkpoint_and_the_predictor_no_training_loop():
     config_imports = _imports("config/fit_config.py")
     assert "recurrence.params" in config_imports and "checkpoint" not in config_imports
+    assert not {i for i in config_imports if i.startswith("native")}  # the optimizer's native code: in train/
     assert "data.windows" in _imports("infer/predictor.py") and not ({"train.loop", "train.fit"}
                                                                      & _imports("infer/predictor.py"))
 
@@ -99,7 +100,7 @@ def test_sinlstm_evaluate_reads_a_gpu_trained_checkpoint(gpu_checkpoint, tmp_pat
 
 def test_fit_resolves_the_cell_once_and_builds_one_configuration_and_one_iterator(monkeypatch):
     counts = {"resolve": 0, "FitConfig": 0, "SinBucketIter": 0}
-    resolve, post, init = spec_module.choose_cell, config_module.FitConfig.__post_init__, \
+    resolve, post, init = spec_module.resolve_cell, config_module.FitConfig.__post_init__, \
         data_module.SinBucketIter.__init__
 
     def counted(name, original):
@@ -108,14 +109,17 @@ def test_fit_resolves_the_cell_once_and_builds_one_configuration_and_one_iterato
             return original(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(spec_module, "choose_cell", counted("resolve", resolve))
+    monkeypatch.setattr(spec_module, "resolve_cell", counted("resolve", resolve))
     monkeypatch.setattr(config_module.FitConfig, "__post_init__", counted("FitConfig", post))
     monkeypatch.setattr(data_module.SinBucketIter, "__init__", counted("SinBucketIter", init))
     config = FitConfig.from_flat(cell="auto", **SMALL)
     counts.update(FitConfig=0)
     result = fit(config)
-    assert counts == {"resolve": 1, "FitConfig": 1, "SinBucketIter": 1}  # 1 FitConfig: the settled one
-    assert result.spec.cell == result.config.model.cell in ("native", "fused")
+    # 2 FitConfigs: the settled one (the cell as asked for) and its view as trained (the cell resolved)
+    assert counts == {"resolve": 1, "FitConfig": 2, "SinBucketIter": 1}
+    assert result.spec.cell == result.config.model.cell in ("native", "fused")  # what the run trained
+    assert result.requested is not None and result.requested.model.cell == "auto"  # what it asked for
+    assert result.requested.replace(cell=result.spec.cell) == result.config  # the one difference
     assert result.config.run.seed == 0 and "max_update" in result.config.optimizer.lr_schedule  # settled
 
 
@@ -127,15 +131,15 @@ def _fresh_names(sym_gen, key):
 def test_a_sym_gen_only_builds_symbols(monkeypatch):
     spec = ModelSpec.from_model(ModelConfig(hidden_sizes=(5, 1), cell="auto", label_mode="sequence",
                                             step_weight=2.0))
-    sym_gen = spec_sym_gen(spec, init_seed=3)
+    sym_gen = spec.sym_gen(init_seed=3)
 
     def refuse(*args, **kwargs):
         raise AssertionError("a sym_gen call resolved the cell or loaded the native operator")
 
-    monkeypatch.setattr(native, "resolve_cell", refuse)
-    monkeypatch.setattr(native, "choose_cell", refuse)
+    monkeypatch.setattr(cells_module, "resolve_cell", refuse)
     monkeypatch.setattr(native, "load_native", refuse)
-    monkeypatch.setattr(spec_module, "choose_cell", refuse)
+    monkeypatch.setattr(native, "native_available", refuse)
+    monkeypatch.setattr(spec_module, "resolve_cell", refuse)
     first, data_names, label_names = _fresh_names(sym_gen, 4)
     assert (data_names, label_names) == ((DATA_NAME,), (LABEL_NAME,))
     assert _fresh_names(sym_gen, 4)[0].tojson() == first.tojson()
@@ -147,15 +151,18 @@ def test_make_sym_gen_keywords_and_a_spec_build_the_same_symbol(cell):
                     step_tau=2.0, init="gluon")
     by_keywords = _fresh_names(make_sym_gen(**keywords, init_seed=2), 5)[0]
     spec = ModelSpec.from_model(ModelConfig(**keywords))
-    assert by_keywords.tojson() == _fresh_names(spec_sym_gen(spec, init_seed=2), 5)[0].tojson()
+    assert by_keywords.tojson() == _fresh_names(spec.sym_gen(init_seed=2), 5)[0].tojson()
     assert spec.cell == (cell if cell != "native" or native.native_available() else "fused")
 
 
 def test_a_spec_checks_nothing_again_and_refuses_what_is_not_a_model():
     with pytest.raises(TypeError, match="model must be a ModelConfig, got dict"):
         ModelSpec.from_model({"hidden_sizes": (3, 1)})  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="spec must be a ModelSpec, got ModelConfig"):
-        spec_sym_gen(ModelConfig())  # type: ignore[arg-type]
+    spec = ModelSpec.from_model(ModelConfig(cell="fused"))
+    with pytest.raises(ValueError, match="data_name and label_name must differ, both are 'x'"):
+        spec.sym_gen(data_name="x", label_name="x")
+    with pytest.raises(TypeError, match="writes_only must be True or False"):
+        spec.sym_gen(writes_only="yes")  # type: ignore[arg-type]
 
 
 def test_the_series_recipe_is_the_configurations():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from sinlstm_sym import make_sym_gen
-from sinlstm_sym.recurrence.params import (fused_shapes, init_params, pack_fused, to_layout, unpack_fused,
-                                           unpacked_shapes)
+from sinlstm_sym.recurrence.params import fused_shapes, init_params, pack_fused, unpack_fused, unpacked_shapes
+from sinlstm_sym.recurrence.cells import to_layout
 
 HIDDEN = (10, 20, 1)
 BATCH = 4

@@ -16,20 +16,20 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Type
 import mxnet as mx
 
 from ..core.checks import check_condition, check_int, check_int_sequence, check_scaling, check_weights, naming
-from ..constants import (CELLS, DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
+from ..constants import (DEFAULT_BATCH_SIZE, DEFAULT_BUCKETS, DEFAULT_CELL, DEFAULT_FEATURE,
                         DEFAULT_FORGET_BIAS, DEFAULT_HIDDEN_SIZES, DEFAULT_INIT, DEFAULT_LABEL_MODE,
                         DEFAULT_LR_SCHEDULE, DEFAULT_NUM_EPOCH, DEFAULT_NUM_SAMPLES, DEFAULT_OPTIMIZER,
                         DEFAULT_OPTIMIZER_PARAMS, DEFAULT_STEP_TAU, DEFAULT_STEP_WEIGHT, DEFAULT_T_RANGE, FEATURES,
-                        FUSED_LAYOUT_CELLS, INITS, KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
+                        INITS, KVSTORES, LABEL_MODES, ORIGINAL_BATCH_SIZE, ORIGINAL_BUCKETS,
                         ORIGINAL_FORGET_BIAS, ORIGINAL_INIT, ORIGINAL_NUM_SAMPLES, ORIGINAL_T_RANGE, SERIES_BATCH_SIZE,
                         SERIES_BUCKETS, SERIES_FORGET_BIAS, SERIES_HIDDEN_SIZES, SERIES_NUM_EPOCH, SERIES_NUM_SAMPLES,
                         SERIES_OPTIMIZER_PARAMS, SERIES_WINDOW_LEVEL, DEFAULT_WINDOW_LEVEL, WINDOW_LEVELS)
 from ..constants import EXPLODED_PARAMETER
 from ..core.context import context_strings
 from .limits import check_training, check_validation
-from ..native.adam import FusedAdam
-from .schedules import check_extend_schedule, check_lr_schedule, create_scheduler, schedule_needs_length
+from .schedules import ExtendSchedule, check_extend_schedule, check_lr_schedule, create_scheduler, schedule_needs_length
 from .optimizer_args import argument_defaults, check_checkpointable_optimizer, check_optimizer_arg, spec_of
+from ..recurrence.cells import AUTO, cell_choices, cell_named, cell_names, requested_layout
 from ..recurrence.params import check_hidden_sizes
 from .settings import SettingInfo, check_declared, declared, setting
 
@@ -96,8 +96,8 @@ class ModelConfig:
     feature: str = setting(DEFAULT_FEATURE, kind="choice", choices=FEATURES,
                            help="input at each step: the time stamp t (as the original) or the value at t "
                            "(sin(t)/2 for the built-in windows)")
-    cell: str = setting(DEFAULT_CELL, kind="choice", choices=CELLS, help="'auto': 'native' (one C++ operator for "
-                        "the stack) where it builds, else 'fused' (one mx.sym.RNN per layer); 'unrolled': "
+    cell: str = setting(DEFAULT_CELL, kind="choice", choices=cell_choices, help="'auto': 'native' (one C++ operator "
+                        "for the stack) where it builds, else 'fused' (one mx.sym.RNN per layer); 'unrolled': "
                         "mx.rnn.LSTMCell per step; the same parameters, outputs equal within about 1e-5 (not bit "
                         "for bit)")
     forget_bias: float = setting(  # beyond EXPLODED_PARAMETER a parameter counts as diverged
@@ -238,9 +238,10 @@ class OptimizerConfig:
     lr_schedule : dict or None, default {'name': 'cosine', 'warmup_steps': 100}
         MXNet's ``mx.lr_scheduler`` as JSON (names ``cosine``, ``poly``, ``factor``,
         ``multifactor``; ``max_update`` defaults to the run's updates). ``None``: a constant rate.
-    extend_schedule : float, default None
+    extend_schedule : float or ExtendSchedule, default None
         For a resumed run longer than its schedule: the peak rate of a cosine appended over the
-        extra updates, down to the schedule's final rate.
+        extra updates, down to the schedule's final rate (kept as an
+        :class:`~sinlstm_sym.config.schedules.ExtendSchedule`, which ``fit`` settles against the run).
 
     Raises
     ------
@@ -264,7 +265,7 @@ class OptimizerConfig:
         kind="json_or_null", factory=lambda: dict(DEFAULT_LR_SCHEDULE),
         help="JSON learning-rate schedule, e.g. '{\"name\": \"cosine\", \"warmup_steps\": 100}' (names: cosine, "
              "poly, factor, multifactor; max_update defaults to the run's updates; 'null' for a constant rate)")
-    extend_schedule: Optional[Any] = setting(
+    extend_schedule: Optional[ExtendSchedule] = setting(
         None, kind="float", metavar="RATE", help="with a resume for more updates than the checkpoint's schedule "
         "covers: append a cosine from RATE down to the schedule's final rate over the extra updates (e.g. a tenth "
         "of the peak rate); without it such a resume is refused")
@@ -297,22 +298,43 @@ class OptimizerConfig:
         """Whether the schedule still needs ``max_update`` (``fit`` fills in the run's number of updates)."""
         return schedule_needs_length(self.lr_schedule)
 
-    def create(self, rescale_grad: float, fused: bool = False) -> mx.optimizer.Optimizer:
+    def create(self, rescale_grad: float,
+               implementation: Optional[Type[mx.optimizer.Optimizer]] = None) -> mx.optimizer.Optimizer:
         """A fresh MXNet optimizer; gradients are multiplied by ``rescale_grad`` (1 / windows per update).
 
-        ``fused``: 'adam' as :class:`~sinlstm_sym.native.adam.FusedAdam` (the same updates, one native call for
-        all parameters of a device; for a module whose updater runs in this process, with the operator loaded)."""
+        Parameters
+        ----------
+        rescale_grad : float
+            The factor of every gradient.
+        implementation : type, optional
+            A subclass of the named optimizer's class with the same arguments and updates, built instead of it
+            (``fit`` passes :class:`~sinlstm_sym.native.adam.FusedAdam` for 'adam' where the native operator runs).
+
+        Returns
+        -------
+        mxnet.optimizer.Optimizer
+
+        Raises
+        ------
+        ValueError, TypeError
+            A schedule still lacking its length, arguments the optimizer refuses, or an ``implementation``
+            that is not a subclass of the named optimizer's class.
+        """
         check_condition(not self.schedule_needs_length, "lr_schedule needs max_update (the number of updates)")
         params = dict(self.params)
         if self.lr_schedule is not None:
             params["lr_scheduler"] = create_scheduler(self.lr_schedule, self.learning_rate)
         if self.extend_schedule is not None:
-            check_condition("max_update" in self.extend_schedule, "extend_schedule needs from_update and max_update "
+            check_condition(self.extend_schedule.settled, "extend_schedule needs from_update and max_update "
                             "(fit settles them against the checkpoint and the run)")
             params["lr_scheduler"] = self._extension()
+        klass = _optimizer_class(self.name)
+        check_condition(implementation is None or (isinstance(implementation, type) and
+                                                   issubclass(implementation, klass)),
+                        f"implementation must be a subclass of {klass.__name__}, got {implementation!r}", TypeError)
         try:
-            if fused and self.name == "adam":
-                return FusedAdam(rescale_grad=rescale_grad, **params)
+            if implementation is not None:
+                return implementation(rescale_grad=rescale_grad, **params)
             return mx.optimizer.create(self.name, rescale_grad=rescale_grad, **params)
         except (TypeError, ValueError) as err:
             raise ValueError(f"optimizer_params {self.params!r} do not fit optimizer {self.name!r}: {err}") from None
@@ -324,8 +346,8 @@ class OptimizerConfig:
         assert self.extend_schedule is not None and self.lr_schedule is not None
         final = float(self.lr_schedule.get("final_lr", 0.0))
         ext = self.extend_schedule
-        segment = mx.lr_scheduler.CosineScheduler(max_update=ext["max_update"], base_lr=ext["peak_lr"],
-                                                  final_lr=final, warmup_steps=ext["from_update"],
+        segment = mx.lr_scheduler.CosineScheduler(max_update=ext.max_update, base_lr=ext.peak_lr,
+                                                  final_lr=final, warmup_steps=ext.from_update,
                                                   warmup_begin_lr=final, warmup_mode="constant")
         # The optimizer overwrites a scheduler's base_lr that differs from its learning_rate (with a printed
         # warning); the cosine computes from base_lr_orig (peak_lr), so base_lr may hold the learning_rate.
@@ -597,8 +619,11 @@ class FitConfig:
         return {key: getattr(getattr(self, s), n) for key, (s, n) in _FLAT.items()}
 
     def to_json(self) -> Dict[str, Any]:
-        """A JSON-ready dict, section by section (tuples as lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """A JSON-ready dict, section by section (tuples as lists; ``extend_schedule`` as its dict)."""
+        payload = dataclasses.asdict(self)
+        if self.optimizer.extend_schedule is not None:
+            payload["optimizer"]["extend_schedule"] = self.optimizer.extend_schedule.to_json()
+        return json.loads(json.dumps(payload))
 
     @classmethod
     def from_json(cls, payload: Mapping[str, Any]) -> "FitConfig":
@@ -615,11 +640,14 @@ class FitConfig:
         return cls(**sections)
 
     def training_json(self) -> Dict[str, Any]:
-        """The flat settings that determine the numbers of a training (compared on resume). The cells of
-        the fused layout ('fused', 'native', 'auto') share parameters and numbers, so they compare equal."""
-        flat = json.loads(json.dumps(self.flat()))
-        if flat["cell"] in FUSED_LAYOUT_CELLS:
-            flat["cell"] = "fused layout"
+        """The flat settings that determine the numbers of a training (compared on resume). A cell counts as
+        its parameter layout: the cells of one layout ('fused', 'native' and 'auto' hold the fused one) share
+        parameters and numbers, so they compare equal."""
+        flat = self.flat()
+        if flat["extend_schedule"] is not None:
+            flat["extend_schedule"] = flat["extend_schedule"].to_json()
+        flat = json.loads(json.dumps(flat))
+        flat["cell"] = f"{requested_layout(flat['cell']).name} layout"
         return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
 
     def differences(self, other: "FitConfig") -> Dict[str, Tuple[Any, Any]]:
@@ -718,8 +746,9 @@ def resumed_config(saved: FitConfig, given: Mapping[str, Any]) -> FitConfig:
     given : mapping of str to any
         The flat settings given for this run (``checkpoint`` among them); they override the
         checkpoint's. ``resume``, ``overwrite``, ``allow_pickle`` and ``extend_schedule`` are never
-        taken from the checkpoint, and a checkpoint trained with ``cell='native'`` resumes with
-        ``cell='auto'`` (the same parameters; 'fused' where the native operator does not build).
+        taken from the checkpoint, and a checkpoint trained with a cell that may not run on another machine
+        (``cell='native'``) resumes with ``cell='auto'`` (the same parameters; 'fused' where the native
+        operator does not build).
 
     Returns
     -------
@@ -732,6 +761,6 @@ def resumed_config(saved: FitConfig, given: Mapping[str, Any]) -> FitConfig:
         A given setting is invalid or does not fit the checkpoint's others (the error names it).
     """
     base = dict(RESUME_INVOCATION_DEFAULTS)
-    if saved.model.cell == "native":
-        base["cell"] = "auto"
+    if saved.model.cell in cell_names() and cell_named(saved.model.cell).conditional:
+        base["cell"] = AUTO
     return saved.replace(**{**base, **given})

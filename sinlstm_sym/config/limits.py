@@ -9,10 +9,10 @@ import os
 from typing import Optional, Sequence
 
 from ..core.checks import check_condition
-from ..constants import (BUCKET_OVERHEAD_BYTES, EVAL_BYTES_PER_ROW_STEP, EVAL_BYTES_PER_WINDOW_STEP,
-                        FALLBACK_MEMORY_BYTES, MEMORY_SHARE, NATIVE_BYTES_PER_LAYER_STEP, PARAMETER_COPIES,
-                        PREDICT_BYTES_PER_UNIT_STEP, PREDICT_CHUNK_BYTES, TRAIN_BYTES_PER_UNIT_STEP,
-                        UNROLLED_BYTES_PER_LAYER_STEP)
+from ..constants import (BUCKET_OVERHEAD_BYTES, DEFAULT_CELL, EVAL_BYTES_PER_ROW_STEP, EVAL_BYTES_PER_WINDOW_STEP,
+                        FALLBACK_MEMORY_BYTES, MEMORY_SHARE, PARAMETER_COPIES, PREDICT_BYTES_PER_UNIT_STEP,
+                        PREDICT_CHUNK_BYTES, TRAIN_BYTES_PER_UNIT_STEP)
+from ..recurrence.cells import requested_bytes_per_layer_step
 from ..recurrence.params import parameter_count
 
 
@@ -58,9 +58,9 @@ def units(hidden_sizes: Sequence[int]) -> int:
 
 
 def per_step_bytes(cell: str) -> int:
-    """Memory per step and layer that does not depend on the number of windows (graph or operator state)."""
-    return {"unrolled": UNROLLED_BYTES_PER_LAYER_STEP, "native": NATIVE_BYTES_PER_LAYER_STEP,
-            "auto": NATIVE_BYTES_PER_LAYER_STEP}.get(cell, 0)
+    """Memory per step and layer that does not depend on the number of windows (graph or operator state), as
+    the cell declares it; for ``'auto'`` (or a cell that may fall back) that of the most demanding candidate."""
+    return requested_bytes_per_layer_step(cell)
 
 
 def predict_bytes(rows: int, length: int, hidden_sizes: Sequence[int], cell: str) -> int:
@@ -92,7 +92,7 @@ def check_training(buckets: Sequence[int], batch_size: int, hidden_sizes: Sequen
 
 
 def evaluation_bytes(lengths: Sequence[int], num_samples: int, hidden_sizes: Optional[Sequence[int]] = None,
-                     cell: str = "fused", batch_size: int = 1024) -> int:
+                     cell: str = DEFAULT_CELL, batch_size: int = 1024) -> int:
     """Estimated memory of an error table: its rows, one length's windows at a time and (given the model's
     ``hidden_sizes``) one prediction chunk of the longest length."""
     longest = max(lengths)
@@ -103,7 +103,7 @@ def evaluation_bytes(lengths: Sequence[int], num_samples: int, hidden_sizes: Opt
 
 
 def check_evaluation(lengths: Sequence[int], num_samples: int, hidden_sizes: Optional[Sequence[int]] = None,
-                     cell: str = "fused", batch_size: int = 1024, lengths_name: str = "lengths",
+                     cell: str = DEFAULT_CELL, batch_size: int = 1024, lengths_name: str = "lengths",
                      samples_name: str = "num_samples") -> None:
     """Refuse an error table of ``lengths`` x ``num_samples`` windows that would not fit in memory."""
     check_memory(f"{lengths_name} (longest {max(lengths)}, {len(lengths)} lengths) with {samples_name} "

@@ -1,6 +1,7 @@
 """Learning-rate schedules as JSON (``{'name': 'cosine', 'warmup_steps': 100, ...}``), checked, and the segment
 a resumed run may append past a schedule's end (``extend_schedule``); both become MXNet's own
 ``mx.lr_scheduler`` objects in :meth:`~sinlstm_sym.config.OptimizerConfig.create`."""
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 import mxnet as mx
@@ -66,13 +67,57 @@ def schedule_has_end(spec: Optional[Mapping[str, Any]]) -> bool:
     return spec is not None and "max_update" in SCHEDULES[spec["name"]][1]
 
 
+@dataclass(frozen=True)
+class ExtendSchedule:
+    """A cosine segment appended past the end of a schedule (``extend_schedule``), from ``peak_lr`` down to the
+    schedule's final rate; checked on creation.
+
+    Parameters
+    ----------
+    peak_lr : float
+        The segment's first rate.
+    from_update, max_update : int, optional
+        The updates it spans, settled by ``fit`` against the checkpoint and the run (both or neither).
+
+    Raises
+    ------
+    ValueError, TypeError
+        A rate that is not a positive float32 number, or updates that are not ints with
+        ``1 <= from_update < max_update`` (or one without the other).
+    """
+
+    peak_lr: float
+    from_update: Optional[int] = None
+    max_update: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "peak_lr", check_optimizer_arg("extend_schedule", spec_of("learning_rate", None),
+                                                                self.peak_lr))
+        if self.from_update is not None or self.max_update is not None:
+            first = check_int("extend_schedule['from_update']", self.from_update, minimum=1)
+            check_int("extend_schedule['max_update']", self.max_update, minimum=first + 1)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the updates it spans are known."""
+        return self.max_update is not None
+
+    def to_json(self) -> Dict[str, Any]:
+        """What a checkpoint stores: ``{'peak_lr'}``, with ``from_update`` and ``max_update`` once settled."""
+        if not self.settled:
+            return {"peak_lr": self.peak_lr}
+        return {"peak_lr": self.peak_lr, "from_update": self.from_update, "max_update": self.max_update}
+
+
 def check_extend_schedule(value: Any, lr_schedule: Optional[Mapping[str, Any]],
-                          learning_rate: float) -> Optional[Dict[str, Any]]:
+                          learning_rate: float) -> Optional[ExtendSchedule]:
     """``extend_schedule``: ``None``, the peak rate of a cosine segment appended past the schedule's end, or
-    that segment settled as ``{'peak_lr', 'from_update', 'max_update'}`` (what a checkpoint stores)."""
+    that segment settled as ``{'peak_lr', 'from_update', 'max_update'}`` (what a checkpoint stores) or as an
+    :class:`ExtendSchedule`, checked against the schedule it extends."""
     if value is None:
         return None
-    spec = value if isinstance(value, Mapping) else {"peak_lr": value}
+    spec = value.to_json() if isinstance(value, ExtendSchedule) else \
+        value if isinstance(value, Mapping) else {"peak_lr": value}
     check_condition(set(spec) <= {"peak_lr", "from_update", "max_update"} and "peak_lr" in spec,
                     f"extend_schedule must be None, a learning rate or {{'peak_lr', 'from_update', 'max_update'}}, "
                     f"got {value!r}", TypeError)
@@ -83,12 +128,11 @@ def check_extend_schedule(value: Any, lr_schedule: Optional[Mapping[str, Any]],
     peak = check_optimizer_arg("extend_schedule", spec_of("learning_rate", None), spec["peak_lr"])
     check_condition(final <= peak <= learning_rate, f"extend_schedule must be a rate between the schedule's final_lr "
                     f"({final:g}) and its peak learning_rate ({learning_rate:g}), got {spec['peak_lr']!r}")
-    clean: Dict[str, Any] = {"peak_lr": peak}
     if "from_update" in spec or "max_update" in spec:
-        clean["from_update"] = check_int("extend_schedule['from_update']", spec.get("from_update"), minimum=1)
-        clean["max_update"] = check_int("extend_schedule['max_update']", spec.get("max_update"),
-                                        minimum=clean["from_update"] + 1)
-    return clean
+        first = check_int("extend_schedule['from_update']", spec.get("from_update"), minimum=1)
+        return ExtendSchedule(peak, first, check_int("extend_schedule['max_update']", spec.get("max_update"),
+                                                     minimum=first + 1))
+    return ExtendSchedule(peak)
 
 
 def _warmup_rate(spec: Mapping[str, Any], base_lr: float, update: int) -> float:

@@ -3,7 +3,7 @@ one place (:func:`setting`); the configuration checks the simple kinds from it (
 the command lines generate their flags from it (:mod:`sinlstm_sym.cli.flags`)."""
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from ..core.checks import check_bool, check_choice, check_float, check_int, naming
 
@@ -37,13 +37,14 @@ class SettingInfo:
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, kind: str, factory: Optional[Callable[[], Any]] = None,
             minimum: Optional[float] = None, strict: bool = False, maximum: Optional[float] = None,
-            choices: Sequence[str] = (), metavar: Optional[str] = None, name: Optional[str] = None,
-            flag: bool = True) -> Any:
+            choices: Union[Sequence[str], Callable[[], Sequence[str]]] = (), metavar: Optional[str] = None,
+            name: Optional[str] = None, flag: bool = True) -> Any:
     """A dataclass field with its declaration (``name``: the flat keyword when it differs from the field's).
-    A ``'float'`` setting reaches MXNet: besides its bounds it must be 0 or a normal float32 number."""
+    A ``'float'`` setting reaches MXNet: besides its bounds it must be 0 or a normal float32 number. ``choices``
+    may be a function returning them (read whenever the declaration is, e.g. the cells declared so far)."""
     assert kind in KINDS, kind  # a programming error in a declaration, not a user's
     metadata = {"setting": dict(help=help, kind=kind, minimum=minimum, strict=strict, maximum=maximum,
-                                choices=tuple(choices),
+                                choices=choices if callable(choices) else tuple(choices),
                                 metavar=metavar, name=name, flag=flag)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -58,6 +59,8 @@ def declared(section: type) -> Dict[str, SettingInfo]:
         if not meta:
             continue
         optional = f.default is None
+        if callable(meta["choices"]):
+            meta["choices"] = tuple(meta["choices"]())
         infos[f.name] = SettingInfo(name=meta.pop("name") or f.name, optional=optional, **meta)
     return infos
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..core.checks import check_condition, check_int
 from ..core.outputs import AtomicOutputs, check_output_file
-from ..recurrence.params import layer_prefix
+from ..recurrence.params import RECURRENCE, layer_prefix
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ DEFAULT_OPSET = 17
 MIN_OPSET = 14  # Squeeze and Unsqueeze take their axes as inputs from opset 13; LSTM-14 is the current LSTM
 INSTALL_HINT = "pip install 'sinlstm-sym[onnx]'"
 # MXNet's gates are (input, forget, cell, output), ONNX's (input, output, forget, cell): block order for ONNX.
-_ONNX_GATE_ORDER = (0, 3, 1, 2)
+_ONNX_GATE_ORDER = tuple(RECURRENCE.gates.index(g) for g in ("input", "output", "forget", "cell"))
 
 
 def require_onnx() -> Any:
@@ -66,7 +66,7 @@ def require_onnx() -> Any:
 
 def _onnx_gates(values: np.ndarray, hidden: int) -> np.ndarray:
     """Rows (or entries) of a parameter in MXNet's gate order, reordered into ONNX's."""
-    blocks = [values[k * hidden:(k + 1) * hidden] for k in range(4)]
+    blocks = [values[RECURRENCE.gate_rows(gate, hidden)] for gate in RECURRENCE.gates]
     return np.concatenate([blocks[k] for k in _ONNX_GATE_ORDER]).astype(np.float32)
 
 

@@ -24,20 +24,17 @@ import numpy as np
 from ..core.checks import check_condition, check_int
 from ..config.fit_config import FitConfig, ModelConfig
 from ..constants import (DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES, DEFAULT_LABEL_MODE,
-                        DEFAULT_PREDICT_BATCH, DEFAULT_STEP, DEFAULT_WINDOW_LEVEL,
-                        FUSED_LAYOUT_CELLS, MAX_FORECAST_STEPS)
+                        DEFAULT_PREDICT_BATCH, DEFAULT_STEP, DEFAULT_WINDOW_LEVEL, MAX_FORECAST_STEPS)
 from ..core.context import ContextSpec, resolve_contexts
 from ..data.windows import half_sine, make_windows
 from ..config.limits import check_memory, chunk_rows, predict_bytes
-from ..recurrence.params import canonical_from, unpacked_shapes
+from ..recurrence.cells import to_canonical
+from ..recurrence.params import unpacked_shapes
 from ..model.scaling import from_model_units, to_model_units
 from ..model.spec import ModelSpec
-from ..model.symbol import spec_sym_gen
 from .executors import ExecutorCache, request_buckets, request_passes, row_bucket
 
 logger = logging.getLogger(__name__)
-# The native operator computes windows in blocks of 16 (one SIMD vector): fewer rows cost as much.
-NATIVE_BLOCK_ROWS = 16
 # A request estimated below this many bytes is not weighed against the memory available (reading it
 # costs about 10 us, a tenth of a one-window request, and no machine lacks one MiB).
 SMALL_REQUEST_BYTES = 1 << 20
@@ -90,10 +87,10 @@ class Predictor:
         layout = self.spec.to_layout(self._canonical)
         self._arg_params = {k: mx.nd.array(v, ctx=self.context) for k, v in layout.items()}
         # bound for inference only (no gradients): the native operator needs no grad_req guards
-        sym_gen = spec_sym_gen(self.spec, with_loss=False, writes_only=True)
+        sym_gen = self.spec.sym_gen(with_loss=False, writes_only=True)
         self._executors = ExecutorCache(lambda length: sym_gen(length)[0], self._arg_params, self.context,
                                         self.max_cached_lengths)
-        self._min_rows = NATIVE_BLOCK_ROWS if self.cell == "native" else 1
+        self._min_rows = self.spec.implementation.block_rows  # the native operator: blocks of 16 windows
         self._lock = threading.Lock()
 
     @classmethod
@@ -119,7 +116,7 @@ class Predictor:
         saved = load_checkpoint(best_dir or directory)
         try:
             model = FitConfig.from_settings(saved.config["settings"]).model
-            params = canonical_from(saved.arg_params, model.cell in FUSED_LAYOUT_CELLS, model.hidden_sizes)
+            params = to_canonical(saved.arg_params, model.cell, model.hidden_sizes)
             kwargs.setdefault("trained_lengths", trained_lengths(saved.config["progress"]))
             return cls.from_config(params, model, ctx=ctx, **kwargs)
         except (KeyError, ValueError, TypeError) as err:

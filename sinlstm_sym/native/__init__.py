@@ -9,7 +9,7 @@ work across the two cells unchanged.
 The library is compiled once per machine setup into a per-user cache (see
 :mod:`sinlstm_sym.native.build`) and loaded once per process. Without a compiler, or
 when the build fails, :func:`native_available` logs one warning and returns ``False``,
-and :func:`resolve_cell` chooses ``'fused'``.
+and :func:`~sinlstm_sym.model.cells.resolve_cell` chooses ``'fused'``.
 """
 import logging
 import os
@@ -18,15 +18,14 @@ from typing import Optional, Sequence, Tuple, Union
 
 import mxnet as mx
 
-from ..core.checks import check_choice, check_condition, check_int, parse_env_int
-from ..constants import CELLS, INPUT_SIZE, NATIVE_THREADS_ENV, WRITES_GRADIENTS_ATTR
+from ..core.checks import check_condition, check_int, parse_env_int
+from ..constants import INPUT_SIZE, NATIVE_THREADS_ENV, WRITES_GRADIENTS_ATTR
 from ..recurrence.params import check_hidden_sizes, fused_shapes
 from .build import OP_NAME, BuildError, BuildResult, build_library
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["native_available", "load_native", "lstm_stack", "stack_operator", "resolve_cell", "choose_cell",
-           "NativeUnavailableError"]
+__all__ = ["native_available", "load_native", "lstm_stack", "unchecked_lstm_stack", "NativeUnavailableError"]
 
 _LOCK = threading.Lock()
 _LOADED: Optional[Union[BuildResult, str]] = None  # BuildResult once loaded, the reason once failed
@@ -81,40 +80,6 @@ def native_available() -> bool:
     return True
 
 
-def _is_cpu(context: mx.Context) -> bool:
-    return context.device_type.startswith("cpu")
-
-
-def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> str:
-    """The cell to build for ``cell`` on ``contexts`` (default: the current context).
-
-    ``'auto'`` is ``'native'`` where the operator loads and every context is a CPU, else
-    ``'fused'``; ``'native'`` falls back to ``'fused'`` on a GPU context or when the
-    operator cannot load. Other cells are returned unchanged. The choice is logged.
-    """
-    cell = check_choice("cell", cell, CELLS)
-    if contexts is not None and cell in ("native", "auto"):
-        check_condition(all(isinstance(c, mx.Context) for c in contexts),
-                        f"contexts must be mx.Context objects, got {list(contexts)!r}", TypeError)
-    return choose_cell(cell, contexts)
-
-
-def choose_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> str:
-    """:func:`resolve_cell` of arguments already checked (a :class:`~sinlstm_sym.config.ModelConfig`'s cell,
-    contexts from :func:`~sinlstm_sym.core.context.resolve_contexts`)."""
-    if cell not in ("native", "auto"):
-        return cell
-    devices = list(contexts) if contexts is not None else [mx.current_context()]
-    if not all(_is_cpu(c) for c in devices):
-        logger.info("cell=%r on %s: using cell='fused' (the native operator runs on CPU only)",
-                    cell, [str(c) for c in devices])
-        return "fused"
-    chosen = "native" if native_available() else "fused"
-    logger.log(logging.INFO if (cell, chosen) != ("native", "native") else logging.DEBUG,
-               "cell=%r: using cell=%r", cell, chosen)
-    return chosen
-
-
 def _declared_shape(symbol: mx.sym.Symbol) -> Optional[Tuple[int, ...]]:
     """The ``shape=`` a variable was declared with, None for a variable without one or an expression."""
     if symbol.get_children() is not None:
@@ -133,7 +98,8 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
     because MXNet 1.9 corrupts memory when an external operator's input has an unknown
     number of dimensions during shape inference. ``hidden_sizes`` must end with 1. Gradients honour every ``grad_req``
     (``write``, ``add``, ``null``). Raises :class:`NativeUnavailableError` if the
-    operator cannot load (call :func:`resolve_cell` first to fall back instead).
+    operator cannot load (resolve the cell first, :func:`~sinlstm_sym.model.cells.resolve_cell`, to fall
+    back instead).
     """
     hidden_sizes = check_hidden_sizes(hidden_sizes)
     input_size = check_int("input_size", input_size, minimum=1)
@@ -157,14 +123,14 @@ def lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_size
             check_condition(declared == shape, f"params[{i}] ({param.name!r}) must be declared with "
                             f"shape={shape} (mx.sym.var(name, shape=...)), got {declared}")
     load_native()
-    return stack_operator(data, params, hidden_sizes, name)
+    return unchecked_lstm_stack(data, params, hidden_sizes, name)
 
 
-def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_sizes: Sequence[int],
-                   name: str = "lstm_stack", step_weights: Optional[Sequence[float]] = None,
-                   writes_only: bool = False, last_step: bool = False) -> mx.sym.Symbol:
-    """:func:`lstm_stack` of arguments already checked (a :class:`~sinlstm_sym.model.spec.ModelSpec` whose cell
-    resolved to ``'native'``, so the operator is loaded).
+def unchecked_lstm_stack(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_sizes: Sequence[int],
+                         name: str = "lstm_stack", step_weights: Optional[Sequence[float]] = None,
+                         writes_only: bool = False, last_step: bool = False) -> mx.sym.Symbol:
+    """:func:`lstm_stack` without its checks, for arguments already checked (a
+    :class:`~sinlstm_sym.model.spec.ModelSpec` whose cell resolved to ``'native'``, so the operator is loaded).
 
     ``step_weights`` (float32 values, one per step of the data's length): the output's gradient is weighed
     per step inside the operator, with the arithmetic of ``BlockGrad(pred * (1 - w)) + pred * w`` in MXNet's
@@ -176,7 +142,7 @@ def stack_operator(data: mx.sym.Symbol, params: Sequence[mx.sym.Symbol], hidden_
     op = getattr(mx.sym, OP_NAME, None)
     if op is None:
         raise NativeUnavailableError("the native operator is not loaded: resolve the cell first "
-                                     "(ModelSpec.from_model, resolve_cell)")
+                                     "(ModelSpec.from_model, sinlstm_sym.model.cells.resolve_cell)")
     inputs = [data, *params]
     attrs = {"hidden_sizes": ",".join(str(h) for h in hidden_sizes)}
     if step_weights is not None:  # repr of a float32 value read back as a double: that value exactly

@@ -1,23 +1,25 @@
-"""Parameter layout of the stacked LSTM: names, shapes, seeded initialisation, fused packing.
+"""Parameter layout of the stacked recurrence: names, shapes, seeded initialisation, fused packing.
 
 The canonical ("unpacked") layout is the one of ``mx.rnn.LSTMCell`` and
 ``gluon.rnn.LSTMCell``: per layer ``i`` the arrays ``lstm{i}_i2h_weight (4h, n_in)``,
 ``lstm{i}_i2h_bias (4h,)``, ``lstm{i}_h2h_weight (4h, h)``, ``lstm{i}_h2h_bias (4h,)``,
-gates in the order input, forget, cell, output. The fused ``mx.sym.RNN`` op holds
-the same numbers as one flat vector ``lstm{i}_parameters``: both weights, then both
-biases. The native operator (``cell='native'``, :mod:`sinlstm_sym.native`) uses the fused
-layout, and so does ``'auto'`` (native where it loads, else fused).
+gates in the order of :data:`~sinlstm_sym.recurrence.kinds.LSTM` (input, forget, cell, output). The fused
+``mx.sym.RNN`` op holds the same numbers as one flat vector ``lstm{i}_parameters``: both weights, then both
+biases. :data:`UNPACKED` and :data:`FUSED` are the two layouts; each cell declares its own
+(:mod:`sinlstm_sym.recurrence.cells`).
 """
+from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Sequence, Tuple
 
 import mxnet as mx
 import numpy as np
 
 from ..core.checks import check_choice, check_condition, check_int, check_int_sequence
-from ..constants import (CELLS, DEFAULT_FORGET_BIAS, DEFAULT_INIT, FUSED_LAYOUT_CELLS, GLUON_UNIFORM_SCALE, INITS,
-                        INPUT_SIZE, MAX_ARRAY_ELEMENTS)
+from ..constants import (DEFAULT_FORGET_BIAS, DEFAULT_INIT, GLUON_UNIFORM_SCALE, INITS, INPUT_SIZE,
+                        MAX_ARRAY_ELEMENTS)
+from .kinds import LSTM
 
-
+RECURRENCE = LSTM  # the recurrence whose parameters this module lays out
 PARTS = ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias")  # fused packing order
 
 ParamDict = Dict[str, np.ndarray]
@@ -25,7 +27,12 @@ ParamDict = Dict[str, np.ndarray]
 
 def layer_prefix(layer: int) -> str:
     """Name prefix of layer ``layer`` (0-based)."""
-    return f"lstm{layer}_"
+    return f"{RECURRENCE.name}{layer}_"
+
+
+def _layer_count(h: int, n_in: int) -> int:
+    """Parameters of one layer of ``h`` units over ``n_in`` inputs: two weights and two biases per gate."""
+    return RECURRENCE.gate_count * h * (n_in + h + 2)
 
 
 def check_hidden_sizes(hidden_sizes: Sequence[int]) -> Tuple[int, ...]:
@@ -34,7 +41,7 @@ def check_hidden_sizes(hidden_sizes: Sequence[int]) -> Tuple[int, ...]:
     sizes = check_int_sequence("hidden_sizes", hidden_sizes, minimum=1, distinct=False)
     n_in = INPUT_SIZE
     for i, h in enumerate(sizes):
-        count = 4 * h * (n_in + h + 2)  # the fused layout's vector of layer i: the largest array of the layer
+        count = _layer_count(h, n_in)  # the fused layout's vector of layer i: the largest array of the layer
         check_condition(count <= MAX_ARRAY_ELEMENTS, f"hidden_sizes {list(sizes)}: layer {i} would hold {count} "
                         f"parameters in one array, more than MXNet's int32 indexing allows ({MAX_ARRAY_ELEMENTS})")
         n_in = h
@@ -43,7 +50,7 @@ def check_hidden_sizes(hidden_sizes: Sequence[int]) -> Tuple[int, ...]:
 
 def parameter_count(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> int:
     """Number of parameters of the stack."""
-    return sum(4 * h * (n_in + h + 2) for n_in, h in zip((input_size, *hidden_sizes[:-1]), hidden_sizes))
+    return sum(_layer_count(h, n_in) for n_in, h in zip((input_size, *hidden_sizes[:-1]), hidden_sizes))
 
 
 def unpacked_shapes(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> Dict[str, Tuple[int, ...]]:
@@ -52,10 +59,11 @@ def unpacked_shapes(hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -
     n_in = input_size
     for i, h in enumerate(hidden_sizes):
         p = layer_prefix(i)
-        shapes[p + "i2h_weight"] = (4 * h, n_in)
-        shapes[p + "h2h_weight"] = (4 * h, h)
-        shapes[p + "i2h_bias"] = (4 * h,)
-        shapes[p + "h2h_bias"] = (4 * h,)
+        rows = RECURRENCE.gate_count * h
+        shapes[p + "i2h_weight"] = (rows, n_in)
+        shapes[p + "h2h_weight"] = (rows, h)
+        shapes[p + "i2h_bias"] = (rows,)
+        shapes[p + "h2h_bias"] = (rows,)
         n_in = h
     return shapes
 
@@ -76,25 +84,24 @@ def init_params(hidden_sizes: Sequence[int], seed: int, forget_bias: float = DEF
     except the forget gate's i2h bias, ``forget_bias`` (as ``mx.rnn.LSTMCell``; Gluon's ``LSTMCell`` has
     none: 0). Uses its own generator; the global RNGs are untouched.
     """
-    return initial_values(check_hidden_sizes(hidden_sizes), check_int("seed", seed, minimum=0), forget_bias,
-                          input_size, check_choice("init", init, INITS))
+    return _initial_values(check_hidden_sizes(hidden_sizes), check_int("seed", seed, minimum=0), forget_bias,
+                           input_size, check_choice("init", init, INITS))
 
 
-def initial_values(hidden_sizes: Sequence[int], seed: int, forget_bias: float, input_size: int,
-                   init: str) -> ParamDict:
+def _initial_values(hidden_sizes: Sequence[int], seed: int, forget_bias: float, input_size: int,
+                    init: str) -> ParamDict:
     """:func:`init_params` of arguments already checked (a :class:`~sinlstm_sym.model.spec.ModelSpec`'s)."""
     rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(0x1517,)))
     params: ParamDict = {}
     for name, shape in unpacked_shapes(hidden_sizes, input_size).items():
         if name.endswith("weight"):
-            h, fan_in = shape[0] // 4, shape[1]
+            h, fan_in = shape[0] // RECURRENCE.gate_count, shape[1]
             bound = np.sqrt(6.0 / (fan_in + h)) if init == "library" else GLUON_UNIFORM_SCALE
             params[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)
         else:
             bias = np.zeros(shape, dtype=np.float32)
             if "i2h" in name:
-                h = shape[0] // 4
-                bias[h:2 * h] = forget_bias
+                bias[RECURRENCE.gate_rows("forget", shape[0] // RECURRENCE.gate_count)] = forget_bias
             params[name] = bias
     return params
 
@@ -123,28 +130,33 @@ def unpack_fused(params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int],
     return out
 
 
-def layout_for(params: Mapping[str, np.ndarray], fused: bool, hidden_sizes: Sequence[int]) -> ParamDict:
-    """Canonical-layout ``params`` in the fused layout (``fused``) or as float32 arrays."""
-    if fused:
-        return pack_fused(params, hidden_sizes)
-    return {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+@dataclass(frozen=True)
+class Layout:
+    """A parameter layout: the canonical one (one array per weight and bias) or the fused one (one flat
+    vector per layer, ``packed``). Its methods take arguments already checked (a cell's, a spec's)."""
+
+    name: str
+    packed: bool
+
+    def shapes(self, hidden_sizes: Sequence[int], input_size: int = INPUT_SIZE) -> Dict[str, Tuple[int, ...]]:
+        """Name -> shape of every parameter in this layout."""
+        return fused_shapes(hidden_sizes, input_size) if self.packed else unpacked_shapes(hidden_sizes, input_size)
+
+    def from_canonical(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int]) -> ParamDict:
+        """Canonical-layout ``params`` in this layout (float32 arrays)."""
+        if self.packed:
+            return pack_fused(params, hidden_sizes)
+        return {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
+
+    def to_canonical(self, params: Mapping[str, np.ndarray], hidden_sizes: Sequence[int]) -> ParamDict:
+        """``params`` of this layout in the canonical layout."""
+        if self.packed:
+            return unpack_fused(params, hidden_sizes)
+        return {k: np.asarray(v) for k, v in params.items()}
 
 
-def canonical_from(params: Mapping[str, np.ndarray], fused: bool, hidden_sizes: Sequence[int]) -> ParamDict:
-    """``params`` of the fused layout (``fused``) or the canonical one, in the canonical layout."""
-    if fused:
-        return unpack_fused(params, hidden_sizes)
-    return {k: np.asarray(v) for k, v in params.items()}
-
-
-def to_layout(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
-    """Canonical-layout ``params`` in the layout of ``cell`` (one of ``CELLS``)."""
-    return layout_for(params, check_choice("cell", cell, CELLS) in FUSED_LAYOUT_CELLS, hidden_sizes)
-
-
-def to_canonical(params: Mapping[str, np.ndarray], cell: str, hidden_sizes: Sequence[int]) -> ParamDict:
-    """``params`` of ``cell``'s layout in the canonical layout."""
-    return canonical_from(params, check_choice("cell", cell, CELLS) in FUSED_LAYOUT_CELLS, hidden_sizes)
+UNPACKED = Layout("unpacked", packed=False)  # mx.rnn.LSTMCell's and gluon.rnn.LSTMCell's
+FUSED = Layout("fused", packed=True)  # mx.sym.RNN's (and the native operator's)
 
 
 @mx.init.register
@@ -153,8 +165,10 @@ class StackInit(mx.init.Initializer):
 
     Every parameter variable built by :func:`~sinlstm_sym.model.symbol.make_sym_gen` carries one
     (``mx.sym.var(name, init=spec.initializer(seed))``), so ``module.init_params(<any initializer>)``
-    gives the LSTM parameters the values of :func:`init_params` in the layout of ``cell``. Its arguments come
-    from a checked :class:`~sinlstm_sym.model.spec.ModelSpec` (MXNet re-creates it from the symbol's JSON).
+    gives the LSTM parameters the values of :func:`init_params` in the layout their names belong to
+    (``lstm{i}_parameters``: fused; ``lstm{i}_i2h_weight``...: canonical). Its arguments come from a checked
+    :class:`~sinlstm_sym.model.spec.ModelSpec` (MXNet re-creates it from the symbol's JSON); ``cell``, the cell
+    the symbol was built for, is part of that JSON and of the error messages.
     """
 
     def __init__(self, hidden_sizes: Sequence[int], seed: int, cell: str, forget_bias: float = DEFAULT_FORGET_BIAS,
@@ -165,8 +179,8 @@ class StackInit(mx.init.Initializer):
         self.init = init
 
     def _init_weight(self, name: Any, arr: mx.nd.NDArray) -> None:
-        values = layout_for(initial_values(self.hidden_sizes, self.seed, self.forget_bias, INPUT_SIZE, self.init),
-                            self.cell in FUSED_LAYOUT_CELLS, self.hidden_sizes)
+        canonical = _initial_values(self.hidden_sizes, self.seed, self.forget_bias, INPUT_SIZE, self.init)
+        values = canonical if str(name) in canonical else FUSED.from_canonical(canonical, self.hidden_sizes)
         check_condition(str(name) in values, f"StackInit knows no parameter {str(name)!r} for cell {self.cell!r} "
                         f"and hidden_sizes {self.hidden_sizes}; known: {sorted(values)}")
         value = values[str(name)]

@@ -1,9 +1,10 @@
 """``fit``: train the stacked LSTM on bucketed windows with ``mx.mod.BucketingModule``."""
 import contextlib
+import functools
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Tuple, Type
 
 import mxnet as mx
 import numpy as np
@@ -22,8 +23,9 @@ from ..recurrence.params import ParamDict
 from .progress import LossRecord, Progress
 from .schedule import plan_schedule
 from ..model.batches import SineBucketingModule, check_key
+from ..model.cells import builder_of
 from ..model.spec import ModelSpec
-from ..model.symbol import SymGen, spec_sym_gen
+from ..model.graph import SymGen
 from .loop import Trainer, deferring_signals
 from .validation import ValidationRecord, ValidationSet, Validator, best_record
 
@@ -45,11 +47,14 @@ class FitResult:
         ``sym_gen(bucket_key)`` of the trained model, with every ``grad_req`` honoured.
     config : FitConfig
         The configuration as trained: the seed drawn if none was given, the cell chosen by
-        ``cell='auto'``, the schedule's ``max_update`` filled in.
+        ``cell='auto'`` (``spec.cell``; the cell asked for is ``requested.model.cell``), the schedule's
+        ``max_update`` filled in.
     progress : sinlstm_sym.train.progress.Progress
         Updates, epochs, loss and validation records, training seconds.
     spec : sinlstm_sym.model.spec.ModelSpec
         The model with its cell resolved for the run's devices.
+    requested : FitConfig, optional
+        The configuration as settled before the cell was resolved: the cell as asked for (e.g. ``'auto'``).
     rank, num_workers : int
         This worker's rank and the number of workers (0 and 1 outside distributed runs).
     best_params : dict of str to numpy.ndarray, optional
@@ -76,6 +81,7 @@ class FitResult:
     rank: int = 0
     num_workers: int = 1
     best_params: Optional[ParamDict] = None  # by validation, in the trained cell's layout
+    requested: Optional[FitConfig] = None  # the settled configuration with the cell as asked for
 
     @property
     def validation_history(self) -> List[ValidationRecord]:
@@ -368,8 +374,9 @@ def fit_session(config: Optional[FitConfig] = None, *, train_iter: Optional[mx.i
 
 @dataclass(frozen=True)
 class _Plan:
-    """What fit settles before anything is bound: the one configuration (seed, batch size, schedule, cell),
-    the model's spec, the devices, the one training iterator, the run resumed and the kvstore."""
+    """What fit settles before anything is bound: the one configuration (seed, batch size, schedule; its cell
+    as asked for), the model's spec (the cell resolved), the devices, the one training iterator, the run resumed
+    and the kvstore."""
 
     config: FitConfig
     spec: ModelSpec
@@ -379,6 +386,11 @@ class _Plan:
     kv: Any
     rank: int
     num_workers: int
+
+    @functools.cached_property
+    def trained_config(self) -> FitConfig:
+        """The configuration as trained, what results and checkpoints show: the cell the spec resolved to."""
+        return self.config if self.config.model.cell == self.spec.cell else self.config.replace(cell=self.spec.cell)
 
 
 @dataclass
@@ -399,7 +411,7 @@ class FitSession:
     @property
     def config(self) -> FitConfig:
         """The settled configuration: seed, batch size, cell and schedule as this run trains them."""
-        return self.plan.config
+        return self.plan.trained_config
 
     def train(self) -> FitResult:
         """Run the epochs; the trained module, its history and the configuration.
@@ -425,8 +437,9 @@ class FitSession:
                              self.writer, self.log)
         if plan.config.run.kvstore == "dist_async":
             pull_final_params(self.module, plan.kv)
-        return FitResult(module=self.module, sym_gen=self.sym_gen, config=plan.config, progress=self.progress,
-                         spec=plan.spec, rank=plan.rank, num_workers=plan.num_workers, best_params=best_params)
+        return FitResult(module=self.module, sym_gen=self.sym_gen, config=plan.trained_config, progress=self.progress,
+                         spec=plan.spec, rank=plan.rank, num_workers=plan.num_workers, best_params=best_params,
+                         requested=plan.config)
 
 
 def _prepare(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter], log: Any,
@@ -436,10 +449,9 @@ def _prepare(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter:
     if plan.num_workers > 1:
         log = RankLogAdapter(log, plan.rank, plan.num_workers)
     module, sym_gen, validation_set = _build_module(plan, eval_iter)
-    # the native cell's library also holds the fused Adam; distributed runs update on the servers
     optimizer = config.optimizer.create(
         rescale_grad=1.0 / (config.data.batch_size * (plan.num_workers if run.kvstore == "dist_sync" else 1)),
-        fused=plan.spec.cell == "native" and not run.distributed)
+        implementation=_optimizer_implementation(plan))
     progress = _init_state(module, optimizer, plan.kv, plan.saved, log, plan.contexts)
     if plan.saved is not None and writer is not None:
         _drop_other_validation(plan.saved, config, progress, writer)
@@ -448,6 +460,14 @@ def _prepare(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter:
             writer = cleanup.enter_context(RunDirectory(run.checkpoint).open(new_run_id(), new_run=True,
                                                                              overwrite=run.overwrite))
     return FitSession(plan, module, sym_gen, optimizer, progress, eval_iter, validation_set, writer, log)
+
+
+def _optimizer_implementation(plan: _Plan) -> Optional[Type[mx.optimizer.Optimizer]]:
+    """The trained cell's own implementation of the optimizer (the native cell's library holds a fused Adam),
+    where the updates run in this process (not on the servers of a distributed run); else ``None``: MXNet's."""
+    if plan.config.run.distributed:
+        return None
+    return builder_of(plan.spec.cell).optimizers.get(plan.config.optimizer.name)
 
 
 def _plan(config: FitConfig, train_iter: Optional[mx.io.DataIter], eval_iter: Optional[mx.io.DataIter],
@@ -485,7 +505,7 @@ def _train(plan: _Plan, module: SineBucketingModule, optimizer: mx.optimizer.Opt
     config, train_iter, saved = plan.config, plan.train_iter, plan.saved
     run = config.run
     log.info("training %s stacked LSTM %s on buckets %s (%s batches of %d per epoch, %s), %d epoch(s), seed %d",
-             config.model.cell, list(config.model.hidden_sizes), getattr(train_iter, "buckets", "?"),
+             plan.spec.cell, list(config.model.hidden_sizes), getattr(train_iter, "buckets", "?"),
              len(train_iter) if hasattr(train_iter, "__len__") else "?", config.data.batch_size,
              config.model.label_mode, run.num_epoch, run.seed)
     names = _data_label_names(train_iter)
@@ -549,9 +569,9 @@ def _connect(run: RunConfig) -> Tuple[Any, int, int]:
 
 def _settle(config: FitConfig, saved: Optional[Checkpoint], saved_config: Optional[FitConfig],
             train_iter: mx.io.DataIter, spec: ModelSpec, seed: int) -> FitConfig:
-    """The one settled configuration: the seed, the batch size of the iterator, the cell the spec resolved
-    ('auto', or 'native' without its library or on a GPU) and the schedule planned against the run; compared
-    with a resumed run."""
+    """The one settled configuration: the seed, the batch size of the iterator and the schedule planned
+    against the run (the cell stays as asked for; ``spec`` holds the one resolved); compared with a resumed
+    run."""
     batch_size = _check_train_iter(train_iter, config.model.label_mode)[3]
     updates = config.run.num_epoch * len(train_iter) if hasattr(train_iter, "__len__") else None
     if updates is None and config.optimizer.schedule_needs_length:
@@ -566,8 +586,7 @@ def _settle(config: FitConfig, saved: Optional[Checkpoint], saved_config: Option
             raise
         schedule_error, changes, extended = err, {}, True  # reported with every other difference, below
     current = config.flat()
-    changes.update({k: v for k, v in dict(seed=seed, batch_size=batch_size, cell=spec.cell).items()
-                    if v != current[k]})
+    changes.update({k: v for k, v in dict(seed=seed, batch_size=batch_size).items() if v != current[k]})
     config = config.replace(**changes) if changes else config
     if saved_config is not None:
         if extended:  # the new segment is the one setting a resumed run may add
@@ -618,10 +637,10 @@ def _build_module(plan: _Plan, eval_iter: Optional[mx.io.DataIter]
                                        model.feature)
         default_key = max(default_key, max(run.validation_lengths))
     data_name, label_name = _data_label_names(train_iter)
-    sym_gen = spec_sym_gen(model, data_name=data_name, label_name=label_name, init_seed=run.seed or 0)
+    sym_gen = model.sym_gen(data_name=data_name, label_name=label_name, init_seed=run.seed or 0)
     # bound with grad_req 'write': the module's symbols need no grad_req guards (the user's sym_gen keeps them)
-    module_gen = spec_sym_gen(model, data_name=data_name, label_name=label_name, init_seed=run.seed or 0,
-                              writes_only=True)
+    module_gen = model.sym_gen(data_name=data_name, label_name=label_name, init_seed=run.seed or 0,
+                               writes_only=True)
     keys = sorted(set(getattr(train_iter, "buckets", ())) | {default_key})
     check_sym_gen(module_gen, keys, lambda key: {data_name: (batch_size, key, 1),
                                                  label_name: label_shape(batch_size, key, model.label_mode)})
@@ -678,12 +697,11 @@ def _checkpoint_writers(plan: _Plan, module: SineBucketingModule, optimizer: mx.
                         names: Tuple[str, str]) -> Tuple[Writer, Writer]:
     """``save()`` for the run's checkpoints and ``save_best()`` for its best one (both ``None`` without a
     ``writer``)."""
-    config, run = plan.config, plan.config.run
+    config, run = plan.trained_config, plan.config.run  # checkpoints store the cell the run trained
     if writer is None:
         return None, None
     # plain MXNet must load a checkpoint without the native operator's library: fused symbols, same parameters
-    portable = spec_sym_gen(replace(plan.spec, cell="fused"), data_name=names[0], label_name=names[1],
-                            init_seed=run.seed or 0) if plan.spec.cell == "native" else None
+    portable = plan.spec.sym_gen(data_name=names[0], label_name=names[1], init_seed=run.seed or 0).checkpoint_sym_gen
 
     def write(where: RunWriter, with_optimizer: bool) -> Path:
         return save_checkpoint(where, module, optimizer, {"settings": config.to_json(), "progress": progress.to_json()},

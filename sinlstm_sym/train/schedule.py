@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional, Tuple
 
 from ..core.checks import FLOAT32_MIN_NORMAL, SettingValueError, check_condition, naming
 from ..config.fit_config import FitConfig
-from ..config.schedules import check_lr_schedule, schedule_has_end, smallest_rate
+from ..config.schedules import ExtendSchedule, check_lr_schedule, schedule_has_end, smallest_rate
 from ..constants import DEFAULT_LR_SCHEDULE, OPTIMIZER_INT_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -41,14 +41,14 @@ def _filled(config: FitConfig, saved: Optional[FitConfig], last: Optional[int]) 
 
 
 def _extension(config: FitConfig, spec: Dict[str, Any], saved: Optional[FitConfig], done: int, last: int,
-               end: int) -> Tuple[Optional[Dict[str, Any]], bool]:
+               end: int) -> Tuple[Optional[ExtendSchedule], bool]:
     """(the settled extend_schedule, whether it is new in this run) for a run whose last update is ``last``
     and whose checkpoint's schedule (``spec``, settled) ends at ``end``."""
     asked = config.optimizer.extend_schedule
     stored = saved.optimizer.extend_schedule if saved is not None else None
     if last <= end:
-        check_condition(asked is None or (stored is not None and asked["peak_lr"] == stored["peak_lr"]),
-                        f"extend_schedule={asked and asked['peak_lr']!r}: there is nothing to extend, the run's "
+        check_condition(asked is None or (stored is not None and asked.peak_lr == stored.peak_lr),
+                        f"extend_schedule={asked and asked.peak_lr!r}: there is nothing to extend, the run's "
                         f"{last} updates end within the schedule (it ends at update {end})",
                         settings=("extend_schedule",))
         return stored, False
@@ -64,7 +64,7 @@ def _extension(config: FitConfig, spec: Dict[str, Any], saved: Optional[FitConfi
     check_condition(done >= end, f"extend_schedule appends after the schedule's end (update {end}), but the "
                     f"checkpoint stopped at update {done}: resume it with the num_epoch it was trained for first",
                     settings=("extend_schedule", "num_epoch"))
-    return {"peak_lr": asked["peak_lr"], "from_update": end, "max_update": last}, True
+    return ExtendSchedule(asked.peak_lr, end, last), True
 
 
 def check_update_rates(config: FitConfig, spec: Optional[Dict[str, Any]], first: int, last: Optional[int]) -> None:
@@ -127,7 +127,7 @@ def _plan_schedule(config: FitConfig, saved: Optional[FitConfig], done: int,
     if not schedule_has_end(spec):
         return {"lr_schedule": spec}, False
     stored = saved.optimizer.extend_schedule if saved is not None else None
-    end = stored["max_update"] if stored is not None else spec["max_update"]
+    end = stored.max_update if stored is not None and stored.max_update is not None else spec["max_update"]
     extension, new = _extension(config, spec, saved, done, last, end)
     return {"lr_schedule": spec, "extend_schedule": extension}, new
 
