@@ -9,7 +9,7 @@ cell whose symbols a checkpoint stores for it (the native operator's library is 
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Type
+from typing import Callable, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Type
 
 import mxnet as mx
 
@@ -21,13 +21,20 @@ from ..recurrence.cells import FUSED_CELL, NATIVE, UNROLLED, Cell, cell_choices,
 from ..recurrence.params import PARTS, StackInit, layer_prefix
 from .graph import step_weight_values, zero_state
 
-if TYPE_CHECKING:
-    from .spec import ModelSpec
-
 logger = logging.getLogger(__name__)
 
+
+class BuildSpec(Protocol):
+    """What a builder reads of the model it builds: a :class:`~sinlstm_sym.model.spec.ModelSpec` has it."""
+
+    hidden_sizes: Tuple[int, ...]
+    label_mode: str
+    step_weight: float
+    step_tau: float
+
+
 # build(spec, data_name, length, initializer, weighted, writes_only) -> the prediction (B, L) or (B, 1)
-Build = Callable[["ModelSpec", str, int, StackInit, bool, bool], mx.sym.Symbol]
+Build = Callable[["BuildSpec", str, int, StackInit, bool, bool], mx.sym.Symbol]
 
 
 @dataclass(frozen=True)
@@ -162,7 +169,7 @@ def resolve_cell(cell: str, contexts: Optional[Sequence[mx.Context]] = None) -> 
                      + "; ".join(reasons))
 
 
-def _unrolled(spec: "ModelSpec", data_name: str, length: int, init: StackInit, weighted: bool,
+def _unrolled(spec: "BuildSpec", data_name: str, length: int, init: StackInit, weighted: bool,
               writes_only: bool) -> mx.sym.Symbol:
     """One ``mx.rnn.LSTMCell`` per step and layer."""
     stack = mx.rnn.SequentialRNNCell()
@@ -179,7 +186,7 @@ def _unrolled(spec: "ModelSpec", data_name: str, length: int, init: StackInit, w
     return mx.sym.reshape(steps, shape=(0, -1))
 
 
-def _fused(spec: "ModelSpec", data_name: str, length: int, init: StackInit, weighted: bool,
+def _fused(spec: "BuildSpec", data_name: str, length: int, init: StackInit, weighted: bool,
            writes_only: bool) -> mx.sym.Symbol:
     """One fused ``mx.sym.RNN`` per layer."""
     x = mx.sym.swapaxes(mx.sym.var(data_name), dim1=0, dim2=1)  # TNC
@@ -194,7 +201,7 @@ def _fused(spec: "ModelSpec", data_name: str, length: int, init: StackInit, weig
     return mx.sym.reshape(mx.sym.slice_axis(x, axis=0, begin=length - 1, end=length), shape=(-3, -1))
 
 
-def _native(spec: "ModelSpec", data_name: str, length: int, init: StackInit, weighted: bool,
+def _native(spec: "BuildSpec", data_name: str, length: int, init: StackInit, weighted: bool,
             writes_only: bool) -> mx.sym.Symbol:
     """One C++ operator for the stack. ``weighted``: it applies the loss' step weights itself (the numbers of
     :func:`~sinlstm_sym.model.graph.weigh_steps`, no extra operators). ``writes_only``: no grad_req guards
