@@ -1,6 +1,9 @@
 """Inference on windows of any length with trained parameters.
 
-Windows run through inference executors (``for_training=False``, prediction symbol only) bound per
+With the native cell on a CPU, a request is one direct call of the native library's forward pass
+(:mod:`sinlstm_sym.native.direct`): no MXNet engine, no executor, the outputs bit-identical to the
+executors'. Otherwise (other cells, or a library without that interface: one warning) windows run through
+inference executors (``for_training=False``, prediction symbol only) bound per
 asked length and *row bucket* (:mod:`sinlstm_sym.infer.executors`): a request of ``n`` windows runs
 in the smallest power of two of rows that holds them (at least one 16-window block for the native
 cell), so one window costs one window, not a chunk of ``batch_size``. Requests larger than a chunk of
@@ -29,7 +32,8 @@ from ..constants import (DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES, DE
 from ..context import ContextSpec, resolve_contexts
 from ..data.windows import half_sine, make_windows
 from ..limits import check_memory, chunk_rows, predict_bytes
-from ..params import canonical_from, unpacked_shapes
+from ..native.direct import DirectStack, load_direct
+from ..params import canonical_from, fused_shapes, unpacked_shapes
 from ..train.progress import Progress
 from ..model.scaling import from_model_units, to_model_units
 from ..model.spec import ModelSpec
@@ -95,7 +99,22 @@ class Predictor:
         self._executors = ExecutorCache(lambda length: sym_gen(length)[0], self._arg_params, self.context,
                                         self.max_cached_lengths)
         self._min_rows = NATIVE_BLOCK_ROWS if self.cell == "native" else 1
+        self._direct = self._direct_stack(layout)
         self._lock = threading.Lock()
+
+    def _direct_stack(self, layout: Mapping[str, np.ndarray]) -> Optional[DirectStack]:
+        """The native forward pass called directly, for the native cell on a CPU where the library offers it."""
+        if self.cell != "native" or not self.context.device_type.startswith("cpu"):
+            return None
+        library = load_direct()
+        if library is None:
+            return None
+        return DirectStack(library, [layout[name] for name in fused_shapes(self.hidden_sizes)], self.hidden_sizes)
+
+    @property
+    def serves_directly(self) -> bool:
+        """Whether requests run as one direct call of the native library (else through MXNet's executors)."""
+        return self._direct is not None
 
     @classmethod
     def from_config(cls, params: Mapping[str, np.ndarray], model: ModelConfig, ctx: ContextSpec = None,
@@ -212,7 +231,9 @@ class Predictor:
 
     def _run(self, x: np.ndarray, length: int, bucket: int) -> np.ndarray:
         """One forward pass of ``x`` (at most ``bucket`` windows; the padding rows are zeros, and each window
-        is computed on its own, so they never reach real rows) in the executor of ``bucket`` rows."""
+        is computed on its own, so they never reach real rows) in the executor of ``bucket`` rows, or directly."""
+        if self._direct is not None:
+            return self._direct.forward(x, self.label_mode == "last")
         return self._executors.get(length, bucket).run(x)
 
     def predict_function(self, t0: np.ndarray, length: int, target=half_sine) -> np.ndarray:
