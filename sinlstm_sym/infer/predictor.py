@@ -13,8 +13,8 @@ proportional to its length). A request whose estimated memory exceeds the ceilin
 :mod:`sinlstm_sym.limits` is refused before anything is allocated. Executors are kept for at most
 ``max_cached_lengths`` lengths (least recently used evicted first); the executors of one length share
 their intermediate memory and all of them share one copy of the parameters, so a cached length holds
-less than two chunks of activations. A lock serialises the use of the executors, so one predictor may
-serve several threads.
+less than two chunks of activations. The direct call runs the same chunks and holds the activations of one
+16-window block per thread. A lock serialises the requests of one predictor, so it may serve several threads.
 """
 import logging
 import threading
@@ -250,8 +250,8 @@ class Predictor:
         ``history`` holds past values ``target(t)`` at spacing ``step``: shape ``(H,)`` or
         ``(N, H)``. Each step feeds the last ``window`` values (default: the longest trained
         length, else all of ``history``) and appends the model's prediction of the next one.
-        Returns ``(steps,)`` or ``(N, steps)``. The steps run in one go under the lock, through the
-        executors of their lengths (bound once), with the values kept in the model's units.
+        Returns ``(steps,)`` or ``(N, steps)``. The steps run in one go under the lock, each one direct call
+        (or through the executors of their lengths, bound once), with the values kept in the model's units.
         """
         check_condition(self.feature == "value", "forecast needs a model trained with feature='value' (its inputs "
                         f"are past values); this one has feature={self.feature!r}")

@@ -17,6 +17,10 @@
 // Initial states are zero. Forward keeps the activations backward needs in the operator's
 // state; backward gives the gradients of data and of every parameter vector.
 //
+// The library also exports a plain C interface for inference without MXNet (sinlstm_direct_create,
+// sinlstm_direct_forward, sinlstm_direct_free; see DirectModel at the end): the same forward pass, with
+// the same numbers, on float32 buffers of the caller.
+//
 // Layout inside: the batch is cut into blocks of BB windows; every per-step quantity of a
 // block is stored feature-major, (features, BB), so each feature row is one SIMD vector
 // (GCC/Clang vector extensions: AVX-512, AVX2 or SSE, whatever the target has). Blocks
