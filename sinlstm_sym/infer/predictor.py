@@ -113,7 +113,12 @@ class Predictor:
 
     @property
     def serves_directly(self) -> bool:
-        """Whether requests run as one direct call of the native library (else through MXNet's executors)."""
+        """Whether each request runs as one direct call of the native library's forward pass.
+
+        ``True`` for the native cell on a CPU where the library offers that call; ``False`` where requests run
+        through MXNet's executors (the other cells, other devices, or the call unavailable, which is logged
+        once as a warning). Both give the same outputs.
+        """
         return self._direct is not None
 
     @classmethod
