@@ -7,7 +7,10 @@ length 20 in one call (throughput, windows/s), and the Predictor's ``forecast`` 
 ``--checkpoint DIR``), interleaved in one process (round r runs every request through every implementation
 in a rotated order, so drift of a shared machine hits all of them alike):
 
-* Predictor: ``Predictor.predict`` as a user calls it (default cell: the native operator where it builds);
+* Predictor: ``Predictor.predict`` as a user calls it (default cell: the native operator where it builds, called
+  directly: no MXNet engine, no executor);
+* Predictor (executors): the same model served through MXNet's inference executors, as the Predictor serves
+  when the native library lacks its direct interface (and the other cells always do);
 * onnxruntime: ``InferenceSession.run`` on ``Predictor.export_onnx``, one intra-op thread
   (skipped without onnx/onnxruntime: ``pip install 'sinlstm-sym[onnx]'``);
 * PyTorch eager: three ``torch.nn.LSTM`` loaded with the same weights, ``torch.no_grad()``,
@@ -16,31 +19,35 @@ in a rotated order, so drift of a shared machine hits all of them alike):
 Every implementation's outputs are checked against the Predictor's before timing (largest difference
 printed). Ratios are p50 against p50 (latency) and medians over the calls (throughput). The machine's load
 average is printed before and after: quote it with the figures. ``MXNET_ENGINE_TYPE=NaiveEngine`` runs
-MXNet's operators in the calling thread (no hand-over to the engine's worker thread, which costs
-a one-window request about 70 us when the worker sits on the other core): compare both.
+MXNet's operators in the calling thread (no hand-over to the engine's worker thread): it changes only the
+executors' row.
 
     python bench/serving.py [--rounds 5] [--calls 200] [--json out.json]
 """
 import argparse
+import functools
 import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from unittest import mock
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sinlstm_sym import Predictor  # noqa: E402
+from sinlstm_sym.infer import predictor as predictor_module  # noqa: E402
 from sinlstm_sym.recurrence.params import init_params  # noqa: E402
 
 HIDDEN = (10, 20, 1)
 LATENCY_LENGTHS = (1, 20, 100)
 BATCH, BATCH_LENGTH = 1000, 20
 FORECAST_STEPS, FORECAST_WINDOW = 12, 20
+EXECUTORS = "Predictor (executors)"
 
 Call = Callable[[np.ndarray], np.ndarray]
 
@@ -84,6 +91,14 @@ def torch_call(params: Dict[str, np.ndarray]) -> Optional[Call]:
     return call
 
 
+def executors_predictor(params: Dict[str, np.ndarray], **kwargs: Any) -> Predictor:
+    """A Predictor of the same model that serves through MXNet's executors (the direct interface withheld)."""
+    with mock.patch.object(predictor_module, "load_direct", return_value=None):
+        predictor = Predictor(params, **kwargs)
+    assert not predictor.serves_directly
+    return predictor
+
+
 def time_calls(call: Callable[[np.ndarray], object], x: np.ndarray, count: int) -> List[float]:
     """Seconds of each of ``count`` calls ``call(x)``."""
     out = []
@@ -97,21 +112,26 @@ def time_calls(call: Callable[[np.ndarray], object], x: np.ndarray, count: int) 
 def run(args: argparse.Namespace) -> Dict[str, Dict[str, List[float]]]:
     params = Predictor.load(args.checkpoint).canonical_params() if args.checkpoint else init_params(HIDDEN, seed=0)
     predictor = Predictor(params)
-    forecaster = Predictor(params, feature="value", trained_lengths=[FORECAST_WINDOW])
+    forecasters = {"Predictor": Predictor(params, feature="value", trained_lengths=[FORECAST_WINDOW])}
+    executed = None
+    if predictor.serves_directly:
+        executed = executors_predictor(params)
+        forecasters[EXECUTORS] = executors_predictor(params, feature="value", trained_lengths=[FORECAST_WINDOW])
     rng = np.random.default_rng(0)
     requests = {f"1 window, L={length}": rng.uniform(0, 1, size=(1, length)) for length in LATENCY_LENGTHS}
     requests[f"{BATCH} windows, L={BATCH_LENGTH}"] = rng.uniform(0, 1, size=(BATCH, BATCH_LENGTH))
     with tempfile.TemporaryDirectory() as directory:
-        impls = {"Predictor": predictor.predict, "onnxruntime": onnx_call(predictor, directory),
-                 "PyTorch": torch_call(params)}
+        impls = {"Predictor": predictor.predict, EXECUTORS: executed.predict if executed else None,
+                 "onnxruntime": onnx_call(predictor, directory), "PyTorch": torch_call(params)}
         calls = {name: call for name, call in impls.items() if call is not None}
         for name, call in calls.items():  # same outputs before any timing; warm-up (binds, first runs)
             worst = max(float(np.abs(call(x) - predictor.predict(x)).max()) for x in requests.values())
             print(f"{name}: largest difference to the Predictor {worst:.2e}")
         history = np.sin(np.arange(200) * 0.05) / 2
-        forecaster.forecast(history, FORECAST_STEPS)
+        for forecaster in forecasters.values():
+            forecaster.forecast(history, FORECAST_STEPS)
         samples: Dict[str, Dict[str, List[float]]] = {r: {n: [] for n in calls} for r in requests}
-        samples["forecast"] = {"Predictor": []}
+        samples["forecast"] = {n: [] for n in forecasters}
         names = list(calls)
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
@@ -119,8 +139,9 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, List[float]]]:
                 count = args.calls if x.shape[0] == 1 else max(1, args.calls // 20)
                 for name in order:
                     samples[request][name] += time_calls(calls[name], x, count)
-            samples["forecast"]["Predictor"] += time_calls(lambda h: forecaster.forecast(h, FORECAST_STEPS), history,
-                                                           max(1, args.calls // 4))
+            for name, forecaster in forecasters.items():
+                samples["forecast"][name] += time_calls(functools.partial(forecaster.forecast, steps=FORECAST_STEPS),
+                                                        history, max(1, args.calls // 4))
     return samples
 
 
@@ -141,9 +162,11 @@ def table(samples: Dict[str, Dict[str, List[float]]]) -> str:
             cells = [f"{p50[n]:.0f} / {float(np.percentile(by_name[n], 99)) * 1e6:.0f} us" for n in names]
             ratios = [f"{p50['PyTorch'] / p50[n]:.2f}x" for n in names if n != "PyTorch" and "PyTorch" in names]
         lines.append(f"| {request} | " + " | ".join(cells + ratios) + " |")
-    forecast = samples["forecast"]["Predictor"]
-    lines.append(f"\nPredictor.forecast, {FORECAST_STEPS} steps of one series (window {FORECAST_WINDOW}): p50 "
-                 f"{np.percentile(forecast, 50) * 1e3:.2f} ms, p99 {np.percentile(forecast, 99) * 1e3:.2f} ms")
+    lines.append("")
+    for name, forecast in samples["forecast"].items():
+        how = "" if name == "Predictor" else " through executors"
+        lines.append(f"Predictor.forecast{how}, {FORECAST_STEPS} steps of one series (window {FORECAST_WINDOW}): p50 "
+                     f"{np.percentile(forecast, 50) * 1e3:.2f} ms, p99 {np.percentile(forecast, 99) * 1e3:.2f} ms")
     return "\n".join(lines)
 
 

@@ -6,9 +6,24 @@ import pytest
 from sinlstm_sym.core.context import resolve_contexts
 from sinlstm_sym.data.windows import half_sine
 from sinlstm_sym.recurrence.params import init_params
+from sinlstm_sym.infer import predictor as predictor_module
 from sinlstm_sym.infer.predictor import Predictor
 
 PARAMS = init_params((10, 20, 1), seed=0)
+
+
+@pytest.fixture
+def executors_only(monkeypatch):
+    """Predictors made in the test serve through MXNet's executors (as without the native direct interface)."""
+    monkeypatch.setattr(predictor_module, "load_direct", lambda: None)
+
+
+@pytest.fixture(params=["direct", "executors"])
+def serving(request, monkeypatch):
+    """Each way a native-cell predictor serves: the direct call where the library offers it, and executors."""
+    if request.param == "executors":
+        monkeypatch.setattr(predictor_module, "load_direct", lambda: None)
+    return request.param
 
 
 @pytest.mark.parametrize("n, length", [(1, 1), (5, 3), (1025, 2), (2000, 20), (7, 50)])
@@ -29,7 +44,7 @@ def test_last_mode_returns_one_value_per_window_equal_to_last_step():
     np.testing.assert_allclose(last, seq[:, -1], atol=1e-6)
 
 
-def test_cache_is_bounded_lru():
+def test_cache_is_bounded_lru(executors_only):
     predictor = Predictor(PARAMS, max_cached_lengths=3, batch_size=8)
     for length in [1, 2, 3, 1, 4]:
         predictor.predict(np.zeros((2, length)))
@@ -87,9 +102,10 @@ def test_resolve_contexts_rejects(spec, error, message):
         resolve_contexts(spec)
 
 
-def test_one_predictor_serves_eight_threads_like_serial_calls():
+def test_one_predictor_serves_eight_threads_like_serial_calls(serving):
     from concurrent.futures import ThreadPoolExecutor
     predictor = Predictor(init_params((10, 20, 1), seed=2), max_cached_lengths=4)
+    assert predictor.serves_directly == (serving == "direct" and predictor.cell == "native")
     rng = np.random.default_rng(0)
     calls = [rng.uniform(0, 1, size=(int(rng.integers(1, 40)), int(rng.integers(1, 13)))) for _ in range(200)]
     serial = [predictor.predict(x) for x in calls]
@@ -147,11 +163,15 @@ CASES = {"native": [(1, 20), (15, 9), (16, 9), (17, 9), (100, 57), (1025, 20), (
          "unrolled": [(1, 9), (3, 9), (1025, 2)]}
 
 
-@pytest.mark.parametrize("cell", ["native", "fused", "unrolled"])
-def test_every_cell_and_request_size_gives_the_reference_outputs(cell):
+@pytest.mark.parametrize("cell, direct", [("native", True), ("native", False), ("fused", False),
+                                          ("unrolled", False)])
+def test_every_cell_and_request_size_gives_the_reference_outputs(cell, direct, monkeypatch):
+    if not direct:
+        monkeypatch.setattr(predictor_module, "load_direct", lambda: None)
     predictor = Predictor(PARAMS, cell=cell)
     if predictor.cell != cell:
         pytest.skip(f"cell {cell!r} is not available here")
+    assert predictor.serves_directly == direct
     rng = np.random.default_rng(3)
     for n, length in CASES[cell]:
         x = rng.uniform(-0.1, 1.2, size=(n, length))
@@ -162,7 +182,7 @@ def test_every_cell_and_request_size_gives_the_reference_outputs(cell):
         np.testing.assert_allclose(predictor.predict(x[-1:]), out[-1:], atol=1e-6, rtol=0)
 
 
-def test_one_window_runs_in_a_small_executor_not_a_chunk():
+def test_one_window_runs_in_a_small_executor_not_a_chunk(executors_only):
     predictor = Predictor(PARAMS, batch_size=1024)
     small = 16 if predictor.cell == "native" else 1  # the native operator computes blocks of 16 windows
     assert [predictor.row_bucket(n, 20) for n in (1, 16, 17, 100, 1000, 5000)] == [small, 16, 32, 128, 1024, 1024]
@@ -201,13 +221,14 @@ def forecast_step_by_step(predictor, history, steps, window):
 
 
 @pytest.mark.parametrize("mode, scaling", [("last", (500.0, 60.0)), ("sequence", None)])
-def test_forecast_equals_step_by_step_prediction_and_binds_its_lengths_once(mode, scaling):
+def test_forecast_equals_step_by_step_prediction_and_binds_its_lengths_once(mode, scaling, serving):
     predictor = Predictor(PARAMS, feature="value", label_mode=mode, scaling=scaling, trained_lengths=[8])
     rng = np.random.default_rng(0)
     history = rng.uniform(-0.4, 0.4, size=(3, 30)) * (1 if scaling is None else 60) + (scaling or (0,))[0]
     got = predictor.forecast(history, 12)
     np.testing.assert_allclose(got, forecast_step_by_step(predictor, history, 12, 8), rtol=1e-12, atol=1e-9)
-    assert predictor.cached_lengths == (8,)  # every step in the executor of the window's length
+    # every step in the executor of the window's length, or none bound when serving directly
+    assert predictor.cached_lengths == (() if predictor.serves_directly else (8,))
     short = predictor.forecast(history[0, :3], 7)  # a history shorter than the window: lengths 3..8
     np.testing.assert_allclose(short, forecast_step_by_step(predictor, history[0, :3], 7, 8)[0], rtol=1e-12,
                                atol=1e-9)

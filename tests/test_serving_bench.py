@@ -22,6 +22,10 @@ def test_serving_bench_smoke(root, python, tmp_path):
     for line in proc.stdout.splitlines():  # every implementation gave the Predictor's outputs before timing
         if "largest difference to the Predictor" in line:
             assert float(line.rsplit(" ", 1)[1]) < 1e-5, line
+    if "Predictor (executors)" in samples["1 window, L=1"]:  # the native cell served directly: its executors agree
+        assert "Predictor (executors): largest difference to the Predictor 0.00e+00" in proc.stdout
+        assert "Predictor.forecast through executors, 12 steps" in proc.stdout
+        assert len(samples["forecast"]["Predictor (executors)"]) == 2 * 1
 
 
 def test_serving_bench_refuses_bad_flags(root, python):

@@ -1,6 +1,9 @@
 """Inference on windows of any length with trained parameters.
 
-Windows run through inference executors (``for_training=False``, prediction symbol only) bound per
+With the native cell on a CPU, a request is one direct call of the native library's forward pass
+(:mod:`sinlstm_sym.native.direct`): no MXNet engine, no executor, the outputs bit-identical to the
+executors'. Otherwise (other cells, or a library without that interface: one warning) windows run through
+inference executors (``for_training=False``, prediction symbol only) bound per
 asked length and *row bucket* (:mod:`sinlstm_sym.infer.executors`): a request of ``n`` windows runs
 in the smallest power of two of rows that holds them (at least one 16-window block for the native
 cell), so one window costs one window, not a chunk of ``batch_size``. Requests larger than a chunk of
@@ -10,8 +13,8 @@ proportional to its length). A request whose estimated memory exceeds the ceilin
 :mod:`sinlstm_sym.config.limits` is refused before anything is allocated. Executors are kept for at most
 ``max_cached_lengths`` lengths (least recently used evicted first); the executors of one length share
 their intermediate memory and all of them share one copy of the parameters, so a cached length holds
-less than two chunks of activations. A lock serialises the use of the executors, so one predictor may
-serve several threads.
+less than two chunks of activations. The direct call runs the same chunks and holds the activations of one
+16-window block per thread. A lock serialises the requests of one predictor, so it may serve several threads.
 """
 import logging
 import threading
@@ -28,7 +31,8 @@ from ..constants import (DEFAULT_CELL, DEFAULT_FEATURE, DEFAULT_HIDDEN_SIZES, DE
 from ..core.context import ContextSpec, resolve_contexts
 from ..data.windows import half_sine, make_windows
 from ..config.limits import check_memory, chunk_rows, predict_bytes
-from ..recurrence.cells import to_canonical
+from ..native.direct import DirectStack, load_direct
+from ..recurrence.cells import NATIVE, to_canonical
 from ..recurrence.params import unpacked_shapes
 from ..model.scaling import from_model_units, to_model_units
 from ..model.spec import ModelSpec
@@ -91,7 +95,28 @@ class Predictor:
         self._executors = ExecutorCache(lambda length: sym_gen(length)[0], self._arg_params, self.context,
                                         self.max_cached_lengths)
         self._min_rows = self.spec.implementation.block_rows  # the native operator: blocks of 16 windows
+        self._direct = self._direct_stack(layout)
         self._lock = threading.Lock()
+
+    def _direct_stack(self, layout: Mapping[str, np.ndarray]) -> Optional[DirectStack]:
+        """The native forward pass called directly, for the native cell on a CPU where the library offers it."""
+        if self.spec.implementation is not NATIVE or not self.context.device_type.startswith("cpu"):
+            return None
+        library = load_direct()
+        if library is None:
+            return None
+        vectors = [layout[name] for name in NATIVE.layout.shapes(self.hidden_sizes)]
+        return DirectStack(library, vectors, self.hidden_sizes)
+
+    @property
+    def serves_directly(self) -> bool:
+        """Whether each request runs as one direct call of the native library's forward pass.
+
+        ``True`` for the native cell on a CPU where the library offers that call; ``False`` where requests run
+        through MXNet's executors (the other cells, other devices, or the call unavailable, which is logged
+        once as a warning). Both give the same outputs.
+        """
+        return self._direct is not None
 
     @classmethod
     def from_config(cls, params: Mapping[str, np.ndarray], model: ModelConfig, ctx: ContextSpec = None,
@@ -209,7 +234,9 @@ class Predictor:
 
     def _run(self, x: np.ndarray, length: int, bucket: int) -> np.ndarray:
         """One forward pass of ``x`` (at most ``bucket`` windows; the padding rows are zeros, and each window
-        is computed on its own, so they never reach real rows) in the executor of ``bucket`` rows."""
+        is computed on its own, so they never reach real rows) in the executor of ``bucket`` rows, or directly."""
+        if self._direct is not None:
+            return self._direct.forward(x, self.label_mode == "last")
         return self._executors.get(length, bucket).run(x)
 
     def predict_function(self, t0: np.ndarray, length: int, target=half_sine) -> np.ndarray:
@@ -226,8 +253,8 @@ class Predictor:
         ``history`` holds past values ``target(t)`` at spacing ``step``: shape ``(H,)`` or
         ``(N, H)``. Each step feeds the last ``window`` values (default: the longest trained
         length, else all of ``history``) and appends the model's prediction of the next one.
-        Returns ``(steps,)`` or ``(N, steps)``. The steps run in one go under the lock, through the
-        executors of their lengths (bound once), with the values kept in the model's units.
+        Returns ``(steps,)`` or ``(N, steps)``. The steps run in one go under the lock, each one direct call
+        (or through the executors of their lengths, bound once), with the values kept in the model's units.
         """
         check_condition(self.feature == "value", "forecast needs a model trained with feature='value' (its inputs "
                         f"are past values); this one has feature={self.feature!r}")

@@ -17,6 +17,10 @@
 // Initial states are zero. Forward keeps the activations backward needs in the operator's
 // state; backward gives the gradients of data and of every parameter vector.
 //
+// The library also exports a plain C interface for inference without MXNet (sinlstm_direct_create,
+// sinlstm_direct_forward, sinlstm_direct_free; see DirectModel at the end): the same forward pass, with
+// the same numbers, on float32 buffers of the caller.
+//
 // Layout inside: the batch is cut into blocks of BB windows; every per-step quantity of a
 // block is stored feature-major, (features, BB), so each feature row is one SIMD vector
 // (GCC/Clang vector extensions: AVX-512, AVX2 or SSE, whatever the target has). Blocks
@@ -185,6 +189,12 @@ int64_t param_size(int n, int h) { return 4LL * h * (n + h) + 8LL * h; }
 // however many lengths are bound. Never freed (process lifetime).
 class Pool {
  public:
+  Pool() = default;
+  Pool(const Pool&) = delete;
+  Pool& operator=(const Pool&) = delete;
+  ~Pool() {  // the shared pool() is never destroyed; a DirectModel's own pool frees its blocks here
+    for (Block& b : free_) std::free(b.ptr);
+  }
   struct Block {
     void* ptr = nullptr;
     size_t bytes = 0;
@@ -442,9 +452,8 @@ struct Layout {
   size_t G(int l, int blk, int t) const { return goff[l] + (size_t(blk) * L + t) * 4 * h[l] * BB; }
 };
 
-bool worth_threads(const Layout& lay) {
-  return lay.nblk >= 2 && int64_t(lay.nblk) * lay.L >= kMinParallelBlockSteps;
-}
+bool worth_threads(int nblk, int L) { return nblk >= 2 && int64_t(nblk) * L >= kMinParallelBlockSteps; }
+bool worth_threads(const Layout& lay) { return worth_threads(lay.nblk, lay.L); }
 
 // out rows j0..j0+JC-1 of (4h x BB) = bias + WT^T [x; hp] with WT stored (K x 4h).
 template <class T, int JC>
@@ -527,9 +536,10 @@ void outer_rows(const Chunks<T>& A, const Chunks<T>& Bm, int nblk, int L, int j0
 
 template <class T>
 struct Weights {
-  std::vector<T> WT, W, bias;  // per layer, concatenated: (K x 4h), (4h x K), (4h)
+  std::vector<T> WT, W, bias;  // per layer, concatenated: (K x 4h), (4h x K) (backward only), (4h)
   std::vector<size_t> off, boff;
-  void prepare(const Layout& lay, const std::vector<const T*>& params) {
+  // `backward` false: W stays empty (forward_block reads WT and bias only).
+  void prepare(const Layout& lay, const std::vector<const T*>& params, bool backward = true) {
     size_t wsize = 0, bsize = 0;
     off.clear();
     boff.clear();
@@ -540,7 +550,7 @@ struct Weights {
       bsize += size_t(4) * lay.h[l];
     }
     WT.resize(wsize);
-    W.resize(wsize);
+    W.resize(backward ? wsize : 0);
     bias.resize(bsize);
     for (size_t l = 0; l < lay.h.size(); ++l) {
       const int h = lay.h[l], n = lay.n[l], G4 = 4 * h, K = n + h;
@@ -550,11 +560,11 @@ struct Weights {
       const T* bih = whh + size_t(G4) * h;
       const T* bhh = bih + G4;
       T* wt = WT.data() + off[l];
-      T* w = W.data() + off[l];
+      T* w = backward ? W.data() + off[l] : nullptr;
       for (int j = 0; j < G4; ++j) {
         for (int k = 0; k < K; ++k) {
           const T v = k < n ? wih[size_t(j) * n + k] : whh[size_t(j) * h + (k - n)];
-          w[size_t(j) * K + k] = v;
+          if (backward) w[size_t(j) * K + k] = v;
           wt[size_t(k) * G4 + j] = v;
         }
         bias[boff[l] + j] = bih[j] + bhh[j];
@@ -600,6 +610,26 @@ void forward_block(const Layout& lay, const Weights<T>& wts, T* save, int blk) {
       }
     }
   }
+}
+
+// Block blk of the windows x (B, L, n0) into xb (L, n0, BB), feature-major; lanes past B are zeros.
+template <class T>
+void gather_block(const T* x, int B, int L, int n0, int blk, T* xb) {
+  std::memset(xb, 0, sizeof(T) * size_t(L) * n0 * BB);
+  for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb) {
+    const T* xs = x + size_t(blk * BB + bb) * L * n0;
+    for (int t = 0; t < L; ++t)
+      for (int k = 0; k < n0; ++k) xb[(size_t(t) * n0 + k) * BB + bb] = xs[size_t(t) * n0 + k];
+  }
+}
+
+// The top layer's hidden state at steps t0..L-1 of the windows of block blk (of B windows), computed in
+// block `at` of `save` as `lay` places it, into y (B, L - t0).
+template <class T>
+void scatter_outputs(const Layout& lay, const T* save, int at, int top, int blk, int B, int t0, T* y) {
+  const int L = lay.L, ny = L - t0;
+  for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb)
+    for (int t = t0; t < L; ++t) y[size_t(blk * BB + bb) * ny + t - t0] = save[lay.H(top, at, t + 1) + bb];
 }
 
 // Backward through layer l of one block. dy: gradient w.r.t. this layer's output at every
@@ -693,18 +723,11 @@ class LstmStackOp : public CustomStatefulOp {
     T* y = (*outputs)[0].data<T>();
     const int top = static_cast<int>(hidden_.size()) - 1;
     const Layout& lay = lay_;
-    const int t0 = last_step_ ? L - 1 : 0, ny = L - t0;  // the output's steps t0..L-1, ny per window
+    const int t0 = last_step_ ? L - 1 : 0;  // the output's steps t0..L-1
     auto block = [&](int blk, int) {
-      T* xb = save + lay.X(blk, 0);
-      std::memset(xb, 0, sizeof(T) * size_t(L) * n0 * BB);
-      for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb) {
-        const T* xs = x + size_t(blk * BB + bb) * L * n0;
-        for (int t = 0; t < L; ++t)
-          for (int k = 0; k < n0; ++k) xb[(size_t(t) * n0 + k) * BB + bb] = xs[size_t(t) * n0 + k];
-      }
+      gather_block<T>(x, B, L, n0, blk, save + lay.X(blk, 0));
       forward_block<T>(lay, wts, save, blk);
-      for (int bb = 0; bb < BB && blk * BB + bb < B; ++bb)
-        for (int t = t0; t < L; ++t) y[size_t(blk * BB + bb) * ny + t - t0] = save[lay.H(top, blk, t + 1) + bb];
+      scatter_outputs<T>(lay, save, blk, top, blk, B, t0, y);
     };
     parallel_for(lay_.nblk, worth_threads(lay_), block);
     if (!weights_.empty()) weigh_output<T>(y, B, L);
@@ -958,7 +981,144 @@ MXReturnValue createOpState(const std::unordered_map<std::string, std::string>& 
   return MX_SUCCESS;
 }
 
+// ---- Direct inference: the forward pass on caller-owned float32 buffers, without MXNet ------------------
+// For serving (sinlstm_sym.native.direct): a model made once from the operator's parameter vectors (transposed
+// once, as the operator's forward does on every call), then forward calls that involve no MXNet engine. Each
+// block of 16 windows runs in a one-block layout of its own (the activations of one block, reused by the
+// thread's next block), so memory follows the number of threads, not of windows; the arithmetic of a block
+// is the operator's (gather_block, forward_block, scatter_outputs), so the outputs are bit-identical to the
+// operator's inference output (no step weights: an inference symbol never carries them).
+// Concurrent calls on one model are safe: the weights are read-only after construction and each call takes
+// its own scratch. Calls may also run while MXNet's engine runs the operator in another thread: the helper
+// threads serve one caller at a time and a second caller runs its blocks alone (Workers::run), and the
+// operator's own activation pool is not touched. Calls below the operator's threading threshold
+// (worth_threads) never wake a helper.
+constexpr size_t kKeepScratchBytes = size_t(16) << 20;  // scratch blocks larger than this are freed after a call
+
+class DirectModel {
+ public:
+  DirectModel(std::vector<int> hidden, int n0, const std::vector<const float*>& params)
+      : hidden_(std::move(hidden)), n0_(n0) {
+    Layout sizes;
+    sizes.plan(hidden_, 0, 1, n0_);  // the sizes h and n of every layer
+    weights_.prepare(sizes, params, false);
+  }
+
+  // y: (B, L), or (B, 1) with last_step. False with *err when scratch memory cannot be had.
+  bool forward(const float* x, int B, int L, bool last_step, float* y, std::string* err) {
+    Layout one;
+    one.plan(hidden_, BB, L, n0_);
+    const int nblk = (B + BB - 1) / BB, top = static_cast<int>(hidden_.size()) - 1, t0 = last_step ? L - 1 : 0;
+    const bool threaded = worth_threads(nblk, L);
+    std::vector<Pool::Block> scratch(threaded ? workers().threads() : 1);
+    bool ok = true;
+    for (Pool::Block& b : scratch) {
+      b = scratch_.acquire(one.total * sizeof(float));
+      ok = ok && b.ptr != nullptr;
+    }
+    if (ok) {
+      auto block = [&](int blk, int worker) {
+        float* save = static_cast<float*>(scratch[worker].ptr);
+        gather_block<float>(x, B, L, n0_, blk, save + one.X(0, 0));
+        forward_block<float>(one, weights_, save, 0);
+        scatter_outputs<float>(one, save, 0, top, blk, B, t0, y);
+      };
+      parallel_for(nblk, threaded, block);
+    } else {
+      *err = std::string(kOpName) + ": out of memory for " + std::to_string(one.total * sizeof(float)) +
+             " bytes of activations per thread";
+    }
+    for (Pool::Block& b : scratch) {
+      if (b.bytes > kKeepScratchBytes) {
+        std::free(b.ptr);
+      } else {
+        scratch_.release(&b);
+      }
+    }
+    return ok;
+  }
+
+ private:
+  std::vector<int> hidden_;
+  int n0_;
+  Weights<float> weights_;  // WT and bias only
+  Pool scratch_;
+};
+
+void set_error(const std::string& message, char* err, size_t err_len) {
+  if (err == nullptr || err_len == 0) return;
+  const size_t n = std::min(message.size(), err_len - 1);
+  std::memcpy(err, message.data(), n);
+  err[n] = '\0';
+}
+
 }  // namespace
+
+// The C interface of direct inference (no MXNet types; see DirectModel). Errors return a failure value and
+// a NUL-terminated message in err (err_len bytes); nothing throws across it.
+extern "C" {
+
+// The version of this interface, checked by the caller before use.
+int sinlstm_direct_version() { return 1; }
+
+// A model for windows of n0 features through `layers` LSTM layers of hidden sizes hidden[0..layers-1] (the
+// last one 1), params[l] the flat parameter vector of layer l in the operator's layout (copied: the caller
+// keeps ownership). nullptr on failure.
+void* sinlstm_direct_create(const float* const* params, const int* hidden, int layers, int n0, char* err,
+                            size_t err_len) {
+  try {
+    if (params == nullptr || hidden == nullptr || layers < 1 || n0 < 1) {
+      set_error(std::string(kOpName) + ": direct model needs parameters, at least one layer and n0 >= 1", err,
+                err_len);
+      return nullptr;
+    }
+    std::vector<int> sizes(hidden, hidden + layers);
+    std::vector<const float*> vectors(params, params + layers);
+    for (int l = 0; l < layers; ++l) {
+      if (sizes[l] < 1 || sizes[l] > 100000 || vectors[l] == nullptr) {
+        set_error(std::string(kOpName) + ": layer " + std::to_string(l) +
+                  " needs a hidden size in 1..100000 and a parameter vector", err, err_len);
+        return nullptr;
+      }
+    }
+    if (sizes.back() != 1) {
+      set_error(std::string(kOpName) + ": the last hidden size must be 1", err, err_len);
+      return nullptr;
+    }
+    return new DirectModel(sizes, n0, vectors);
+  } catch (const std::exception& e) {
+    set_error(std::string(kOpName) + ": cannot make the direct model (" + e.what() + ")", err, err_len);
+    return nullptr;
+  }
+}
+
+// The outputs of B windows of L steps: data (B, L, n0) and out (B, L), or (B, 1) when last_step is not 0,
+// float32 in C order. 0 on success, 1 on failure.
+int sinlstm_direct_forward(void* model, const float* data, int64_t B, int64_t L, int last_step, float* out,
+                           char* err, size_t err_len) {
+  try {
+    if (model == nullptr || data == nullptr || out == nullptr || B < 1 || L < 1 || B > INT32_MAX - BB ||
+        L > INT32_MAX - 1) {
+      set_error(std::string(kOpName) + ": direct forward needs a model, data and output buffers, and a batch and "
+                "length from 1 to 2^31 - 17", err, err_len);
+      return 1;
+    }
+    std::string message;
+    if (static_cast<DirectModel*>(model)->forward(data, static_cast<int>(B), static_cast<int>(L), last_step != 0,
+                                                  out, &message))
+      return 0;
+    set_error(message, err, err_len);
+    return 1;
+  } catch (const std::exception& e) {
+    set_error(std::string(kOpName) + ": direct forward failed (" + e.what() + ")", err, err_len);
+    return 1;
+  }
+}
+
+// Frees a model of sinlstm_direct_create (nullptr: nothing).
+void sinlstm_direct_free(void* model) { delete static_cast<DirectModel*>(model); }
+
+}  // extern "C"
 
 REGISTER_OP(sinlstm_stack)
     .setParseAttrs(parseAttrs)
