@@ -1,6 +1,6 @@
 """MXNet issue 8663 and the BucketingModule hazards, each in a subprocess where a crash is possible.
 
-The general ``SafeBucketingModule`` is run on three models (tests/bucket_models.py): the sine model,
+The general ``SafeBucketingModule`` is run on three models (tests/support/bucket_models.py): the sine model,
 a token LSTM and a seq2seq-shaped model with tuple keys; the ``SineBucketingModule`` fit uses adds the
 sine contract's own messages."""
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).with_name("bucket_scenarios.py")
+SCRIPT = Path(__file__).resolve().parents[1] / "support" / "bucket_scenarios.py"
 
 
 def run(scenario, mode, model="sine", timeout=240):

@@ -16,7 +16,7 @@ from sinlstm_sym.train.loop import TrainingInterrupted
 
 from machine_load import scaled
 from signal_delivery import popen, skip_unless_signalled_in_time
-from test_interrupt import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
+from .test_interrupt import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
 
 
 def _logger(name, *handlers):
@@ -97,7 +97,8 @@ def test_sigterm_while_the_command_line_imports_exits_143_without_a_traceback():
 
 
 def test_ctrl_c_while_the_example_imports_exits_130_without_a_traceback():
-    example = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "bucket_train.py")
+    example = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples",
+                           "bucket_train.py")
     proc = popen([sys.executable, example, "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)

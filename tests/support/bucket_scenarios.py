@@ -1,8 +1,8 @@
-"""BucketingModule hazard scenarios, run one per subprocess by tests/test_bucket_hazards.py.
+"""BucketingModule hazard scenarios, run one per subprocess by tests/integration/test_bucket_hazards.py.
 
 Usage: python bucket_scenarios.py SCENARIO {plain,safe,sine} [{sine,token,tuple}]. MODE: plain
 MXNet's BucketingModule, our general SafeBucketingModule, or the SineBucketingModule fit uses
-(sine model only). MODEL (default sine): see tests/bucket_models.py. Prints 'OK <detail>' and
+(sine model only). MODEL (default sine): see tests/support/bucket_models.py. Prints 'OK <detail>' and
 exits 0 when the run works; an exception propagates (exit 1) when it fails. A crash of MXNet's
 C++ layer would show as a signal (negative return code) or 'terminate called'.
 """

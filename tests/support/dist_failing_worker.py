@@ -1,5 +1,5 @@
-"""A worker for tests/test_updater_errors.py: fit under the launcher with an optimizer whose update raises
-(tests/failing_optimizer.py; the servers import it too, through PYTHONPATH).
+"""A worker for tests/system/test_updater_errors.py: fit under the launcher with an optimizer whose update raises
+(tests/support/failing_optimizer.py; the servers import it too, through PYTHONPATH).
 
 Usage: python dist_failing_worker.py KVSTORE
 """

@@ -1,4 +1,4 @@
-"""A training worker for tests/test_distributed.py: fit under the launcher, results to OUT_DIR.
+"""A training worker for tests/system/test_distributed.py: fit under the launcher, results to OUT_DIR.
 
 Usage: python dist_worker.py OUT_DIR KVSTORE [FAIL_AT_LOG_LINE]
 """

@@ -1,5 +1,5 @@
 """An MXNet optimizer whose update raises on its 40th call, importable by the ps-lite servers of a launched
-job (they unpickle the workers' optimizer): for the tests of updater failures (tests/test_updater_errors.py)."""
+job (they unpickle the workers' optimizer): for the tests of updater failures (tests/system/test_updater_errors.py)."""
 import mxnet as mx
 
 FAIL_ON_CALL = 40  # a few batches in: one call per parameter array and update

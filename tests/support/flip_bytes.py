@@ -1,4 +1,4 @@
-"""Flip one bit of one byte of each checkpoint file in turn and load (used by tests/test_checkpoint_safety.py).
+"""Flip one bit of one byte of each checkpoint file in turn and load (used by tests/unit/checkpoint/test_integrity.py).
 
 ``python flip_bytes.py RUN_DIR OUT.json``: every byte of this library's JSON files, the first,
 last and eight evenly spaced bytes of MXNet's files; after each flip, ``load_checkpoint`` and

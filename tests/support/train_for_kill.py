@@ -1,4 +1,5 @@
-"""Train with a checkpoint every batch until killed (used by tests/test_checkpoint.py)."""
+"""Train with a checkpoint every batch until killed (used by tests/unit/checkpoint/test_store.py and
+test_run_directory_faults.py)."""
 import sys
 
 from sinlstm_sym import fit

@@ -15,7 +15,7 @@ from sinlstm_sym import fit
 from sinlstm_sym.constants import KVSTORES
 from sinlstm_sym.distributed import RankLogAdapter, create_kvstore
 
-WORKER = Path(__file__).with_name("dist_worker.py")
+WORKER = Path(__file__).resolve().parents[1] / "support" / "dist_worker.py"
 
 
 def job_processes(marker):

@@ -30,7 +30,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 PAGES = [README] + sorted(DOCS.glob("*.md"))

@@ -5,7 +5,7 @@ import textwrap
 from pathlib import Path
 from typing import Dict
 
-PACKAGE = Path(__file__).resolve().parents[1] / "sinlstm_sym"
+PACKAGE = Path(__file__).resolve().parents[2] / "sinlstm_sym"
 MAX_LINES = 60
 
 

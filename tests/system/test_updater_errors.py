@@ -15,7 +15,7 @@ from failing_optimizer import MESSAGE
 from sinlstm_sym import fit
 from sinlstm_sym.core.callback_errors import UpdaterError
 
-TESTS = Path(__file__).parent
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 # MXNet's updater callback still prints the exception (Python's hook, which pytest turns into a warning)
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 RUN = dict(buckets=[1, 2], batch_size=10, num_samples=400, num_epoch=1, seed=1, log_every=1000,
@@ -42,10 +42,10 @@ def test_the_updater_hook_is_removed_after_training():
 
 @pytest.mark.slow
 def test_an_updater_exception_on_a_server_ends_the_dist_sync_job_non_zero():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(SUPPORT), os.environ.get("PYTHONPATH")])))
     tic = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "sinlstm_sym.launch", "-n", "2", "-s", "1", "--timeout", "100",
-                           "--", sys.executable, str(TESTS / "dist_failing_worker.py"), "dist_sync"],
+                           "--", sys.executable, str(SUPPORT / "dist_failing_worker.py"), "dist_sync"],
                           capture_output=True, text=True, timeout=150, env=env)
     assert proc.returncode not in (0, 124), proc.stderr[-3000:]  # failed, and not by the launcher's timeout
     assert MESSAGE in proc.stderr and "ending the server with exit status 1" in proc.stderr, proc.stderr[-3000:]

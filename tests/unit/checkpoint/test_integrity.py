@@ -21,7 +21,8 @@ from sinlstm_sym.checkpoint import (CHECKPOINTABLE_OPTIMIZERS, check_checkpointa
 from sinlstm_sym.infer.predictor import Predictor
 
 SMALL = dict(seed=4, num_samples=1200, batch_size=100, log_every=5, buckets=[1, 2, 3])  # 12 batches an epoch
-FIXTURES = Path(__file__).with_name("fixtures")
+TESTS = Path(__file__).resolve().parents[2]
+FIXTURES = TESTS / "fixtures"
 V01 = FIXTURES / "checkpoint-v0.1"
 # how the fixture was made: version 0.1's fit with its defaults (the original's, but per-step labels)
 V01_RUN = dict({k: v for k, v in V01_DEFAULTS.items() if k != "num_epoch"}, label_mode="sequence",
@@ -216,7 +217,7 @@ def test_every_flipped_byte_is_a_value_error_naming_its_file_before_mxnet_reads(
     run = tmp_path / "run"
     shutil.copytree(small_run, run)
     out = tmp_path / "flips.json"
-    proc = subprocess.run([python, str(Path(__file__).with_name("flip_bytes.py")), str(run), str(out)],
+    proc = subprocess.run([python, str(TESTS / "support" / "flip_bytes.py"), str(run), str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]  # no crash, no signal
     records = json.loads(out.read_text())

@@ -1,4 +1,4 @@
-"""Fault injection on run directories (issue 17): ownership, lock, rotation, kills at each commit step, a full
+"""Fault injection on run directories: ownership, lock, rotation, kills at each commit step, a full
 disk, hostile files, damaged checkpoints in --list, outputs that would overwrite inputs."""
 import errno
 import json
@@ -24,6 +24,7 @@ from sinlstm_sym.cli import evaluate as evaluate_cli
 from sinlstm_sym.cli import train as train_cli
 
 RUN = dict(seed=1, num_samples=600, batch_size=100, buckets=[1, 2, 3], log_every=3)  # 6 batches an epoch
+TRAIN_FOR_KILL = Path(__file__).resolve().parents[2] / "support" / "train_for_kill.py"
 CLI_RUN = ["--seed", "1", "--num-samples", "600", "--batch-size", "100", "--buckets", "1-3", "--num-epoch", "1",
            "--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off"]
 LEFTOVERS = (".tmp-*", ".old-*", ".latest.json.*", ".lock*")
@@ -136,7 +137,7 @@ def test_large_step_numbers_parse(tmp_path):
 def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_recovered(tmp_path, caplog):
     run = tmp_path / "run"
     args = dict(RUN, num_samples=60000, num_epoch=1)  # 600 batches: long enough to overlap
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("train_for_kill.py")), str(run),
+    proc = subprocess.Popen([sys.executable, str(TRAIN_FOR_KILL), str(run),
                              *[f"{k}={v}" for k, v in args.items() if k != "buckets"]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

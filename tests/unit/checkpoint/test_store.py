@@ -20,6 +20,7 @@ from sinlstm_sym import NonFiniteLossError
 
 RUN = dict(seed=3, num_samples=6000, batch_size=300, log_every=7, buckets=[1, 2, 3, 4, 5])  # 20 batches an epoch
 KILL_RUN = dict(seed=5, num_samples=24000, batch_size=300, log_every=10, num_epoch=2)  # 80 batches an epoch
+TRAIN_FOR_KILL = Path(__file__).resolve().parents[2] / "support" / "train_for_kill.py"
 
 
 def assert_same_training(a, b, atol=1e-6):
@@ -84,7 +85,7 @@ def run_until_checkpoint(tmp_path, min_global_batch):
     """Start training in a subprocess, SIGKILL it once a checkpoint past ``min_global_batch`` exists."""
     ckpt = tmp_path / "ckpt"
     args = [f"{k}={v}" for k, v in KILL_RUN.items()]
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("train_for_kill.py")), str(ckpt), *args],
+    proc = subprocess.Popen([sys.executable, str(TRAIN_FOR_KILL), str(ckpt), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     try:
@@ -130,7 +131,7 @@ def test_crash_in_the_middle_of_a_write_keeps_the_previous_checkpoint(tmp_path, 
     assert after.path == before.path
     for name in before.arg_params:
         np.testing.assert_array_equal(after.arg_params[name], before.arg_params[name])
-    assert not list(tmp_path.glob(".tmp-*"))  # the half-written one is removed on the error path (issue 17)
+    assert not list(tmp_path.glob(".tmp-*"))  # the half-written one is removed on the error path
     fit(num_epoch=2, checkpoint=tmp_path, resume=True, **RUN)
     assert not list(tmp_path.glob(".tmp-*"))
 

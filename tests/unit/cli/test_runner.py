@@ -22,7 +22,7 @@ from sinlstm_sym.cli.runner import failure_exit, run_main
 from sinlstm_sym.train.loop import (IteratorLengthError, NonFiniteLossError, StopAtOnce, TrainingDivergedError,
                                     TrainingInterrupted)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "examples"
 
 

@@ -102,7 +102,7 @@ def test_from_config_rejects_other_objects():
 
 # data arguments shared by SinBucketIter and fit; the model's (label_mode, feature) go to both
 ARGUMENT_SETS = [
-    dict(buckets=(2, 5), num_samples=3000, batch_size=100, seed=9, label_mode="sequence"),  # the example
+    dict(buckets=(2, 5), num_samples=3000, batch_size=100, seed=9, label_mode="sequence"),  # a reported example
     dict(buckets=[9], num_samples=9000, batch_size=300, seed=1, label_mode="last"),
     dict(buckets=[1, 3, 4], length_weights=[1.0, 2.0, 0.5], num_samples=4000, batch_size=40, seed=2,
          feature="value", t_low=0.2, t_high=0.9),

@@ -1,4 +1,4 @@
-"""The fit loop's per-batch shortcuts (issue 21) change no number and miss no bad batch: windows generated
+"""The fit loop's per-batch shortcuts change no number and miss no bad batch: windows generated
 many batches at a time, loss sums in fewer operators, batch checks remembered by signature, MXNet's
 operators on one OpenMP thread while training."""
 import os
