@@ -23,10 +23,9 @@ from sinlstm_sym.checkpoint.files import checksummed_json
 from sinlstm_sym.cli import evaluate as evaluate_cli
 from sinlstm_sym.cli import train as train_cli
 
-RUN = dict(seed=1, num_samples=600, batch_size=100, buckets=[1, 2, 3], log_every=3)  # 6 batches an epoch
 TRAIN_FOR_KILL = Path(__file__).resolve().parents[2] / "support" / "train_for_kill.py"
-CLI_RUN = ["--seed", "1", "--num-samples", "600", "--batch-size", "100", "--buckets", "1-3", "--num-epoch", "1",
-           "--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off"]
+# the command line after tiny_flags
+CLI_OPTIONS = ["--num-epoch", "1", "--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off"]
 LEFTOVERS = (".tmp-*", ".old-*", ".latest.json.*", ".lock*")
 
 
@@ -45,14 +44,6 @@ def run_ids(directory: Path):
             if run_directory.step_of(p.name) is not None}
 
 
-@pytest.fixture(scope="module")
-def two_epochs(tmp_path_factory):
-    """A finished run: checkpoints after 3, 6, 9 and 12 updates, of which ckpt-9 and ckpt-12 are kept."""
-    run = tmp_path_factory.mktemp("base") / "run"
-    result = fit(num_epoch=2, checkpoint=run, checkpoint_every=3, **RUN)
-    return run, result
-
-
 def copy_run(source: Path, tmp_path: Path) -> Path:
     run = tmp_path / "run"
     shutil.copytree(source, run)
@@ -61,15 +52,15 @@ def copy_run(source: Path, tmp_path: Path) -> Path:
 
 # --- ownership -------------------------------------------------------------------------------------------------
 
-def test_a_new_run_refuses_another_runs_directory(two_epochs, tmp_path, capsys):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_a_new_run_refuses_another_runs_directory(tiny_run, tmp_path, capsys, tiny_settings, tiny_flags):
+    run = copy_run(tiny_run[0], tmp_path)
     before = {p.name: p.stat().st_mtime_ns for p in run.rglob("*")}
     with pytest.raises(ValueError, match=r"holds the checkpoints of another run \(latest\.json, ckpt-00000009, "
                        r"ckpt-00000012\); continue that run with resume=True \(--resume\), write this one to a fresh "
                        r"directory, or pass overwrite=True \(--overwrite\)"):
-        fit(num_epoch=1, checkpoint=run, **dict(RUN, seed=9))
+        fit(num_epoch=1, checkpoint=run, **dict(tiny_settings, seed=9))
     with pytest.raises(SystemExit) as stop:
-        train_cli.main(CLI_RUN + ["--seed", "9", "--checkpoint", str(run)])
+        train_cli.main(tiny_flags + CLI_OPTIONS + ["--seed", "9", "--checkpoint", str(run)])
     err = capsys.readouterr().err.strip()
     assert stop.value.code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith("sinlstm-train: error: argument --checkpoint: ") and "--resume" in err and \
@@ -77,9 +68,9 @@ def test_a_new_run_refuses_another_runs_directory(two_epochs, tmp_path, capsys):
     assert {p.name: p.stat().st_mtime_ns for p in run.rglob("*")} == before  # nothing touched
 
 
-def test_overwrite_replaces_the_old_run_only_after_the_first_new_checkpoint(tmp_path, monkeypatch):
+def test_overwrite_replaces_the_old_run_only_after_the_first_new_checkpoint(tmp_path, monkeypatch, tiny_settings):
     run = tmp_path / "run"
-    fit(num_epoch=2, checkpoint=run, validation_lengths=[1, 2], validation_samples=20, **RUN)  # with best/
+    fit(num_epoch=2, checkpoint=run, validation_lengths=[1, 2], validation_samples=20, **tiny_settings)  # with best/
     old = load_checkpoint(run)
     seen = []
 
@@ -87,7 +78,7 @@ def test_overwrite_replaces_the_old_run_only_after_the_first_new_checkpoint(tmp_
         if step == "written" and not seen:  # the new run's first checkpoint is complete, not yet in place
             seen.append(load_checkpoint(run).run_id)
     monkeypatch.setattr(run_directory, "after_step", watch)
-    new = fit(num_epoch=1, checkpoint=run, overwrite=True, **dict(RUN, seed=9))
+    new = fit(num_epoch=1, checkpoint=run, overwrite=True, **dict(tiny_settings, seed=9))
     assert seen == [old.run_id]  # the old run was still there, whole, until then
     saved = load_checkpoint(run)
     assert saved.run_id != old.run_id and set(run_ids(run).values()) == {saved.run_id}
@@ -96,24 +87,24 @@ def test_overwrite_replaces_the_old_run_only_after_the_first_new_checkpoint(tmp_
     np.testing.assert_allclose(Predictor.load(run).predict(x), new.predictor().predict(x), atol=1e-7)
 
 
-def test_overwrite_needs_a_checkpoint_and_no_resume():
+def test_overwrite_needs_a_checkpoint_and_no_resume(tiny_settings):
     with pytest.raises(ValueError, match="overwrite=True needs checkpoint='DIR'"):
-        fit(overwrite=True, **RUN)
+        fit(overwrite=True, **tiny_settings)
     with pytest.raises(ValueError, match="cannot be combined with resume=True"):
-        fit(overwrite=True, resume=True, checkpoint="x", **RUN)
+        fit(overwrite=True, resume=True, checkpoint="x", **tiny_settings)
     with pytest.raises(TypeError, match="overwrite"):
-        fit(overwrite="yes", checkpoint="x", **RUN)
+        fit(overwrite="yes", checkpoint="x", **tiny_settings)
 
 
 # --- rotation --------------------------------------------------------------------------------------------------
 
-def test_rotation_keeps_user_folders_and_other_runs_checkpoints(tmp_path):
+def test_rotation_keeps_user_folders_and_other_runs_checkpoints(tmp_path, tiny_settings):
     run = tmp_path / "run"
     notes = run / "ckpt-0-notes"
     notes.mkdir(parents=True)
     (notes / "notes.txt").write_text("mine")
     (run / "ckpt-00000099.txt").write_text("mine too")
-    fit(num_epoch=2, checkpoint=run, checkpoint_every=1, **RUN)
+    fit(num_epoch=2, checkpoint=run, checkpoint_every=1, **tiny_settings)
     assert (notes / "notes.txt").read_text() == "mine" and (run / "ckpt-00000099.txt").read_text() == "mine too"
     assert sorted(run_ids(run)) == ["ckpt-00000011", "ckpt-00000012"]
     # a checkpoint of another run (here one written before run ids) is never rotated away
@@ -122,7 +113,7 @@ def test_rotation_keeps_user_folders_and_other_runs_checkpoints(tmp_path):
     config = json.loads((legacy / "config.json").read_text())
     del config["run_id"]
     (legacy / "config.json").write_bytes(checksummed_json(config))
-    fit(num_epoch=3, checkpoint=run, resume=True, checkpoint_every=1, **RUN)
+    fit(num_epoch=3, checkpoint=run, resume=True, checkpoint_every=1, **tiny_settings)
     assert sorted(run_ids(run)) == ["ckpt-00000002", "ckpt-00000017", "ckpt-00000018"]
     assert leftovers(run) == []
 
@@ -134,11 +125,11 @@ def test_large_step_numbers_parse(tmp_path):
 
 # --- one writer at a time --------------------------------------------------------------------------------------
 
-def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_recovered(tmp_path, caplog):
+def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_recovered(tmp_path, caplog, tiny_settings):
     run = tmp_path / "run"
-    args = dict(RUN, num_samples=60000, num_epoch=1)  # 600 batches: long enough to overlap
+    args = dict(tiny_settings, num_samples=60000, num_epoch=1)  # 600 batches: long enough to overlap
     proc = subprocess.Popen([sys.executable, str(TRAIN_FOR_KILL), str(run),
-                             *[f"{k}={v}" for k, v in args.items() if k != "buckets"]],
+                             *[f"{k}={v}" for k, v in args.items() if k not in ("buckets", "hidden_sizes")]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
@@ -149,7 +140,7 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_recovered(tmp_pat
         holder = json.loads((run / ".lock").read_text())
         assert holder["pid"] == proc.pid and holder["host"] and holder["started"]
         with pytest.raises(ValueError, match=rf"{run} is being written by another training \(pid {proc.pid} on "):
-            fit(checkpoint=run, resume=True, **{k: v for k, v in args.items() if k != "buckets"})
+            fit(checkpoint=run, resume=True, **{k: v for k, v in args.items() if k not in ("buckets", "hidden_sizes")})
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -161,7 +152,7 @@ def test_a_second_writer_is_refused_and_a_dead_writers_lock_is_recovered(tmp_pat
     assert resumed.progress.global_batch == 600 and leftovers(run) == []
 
 
-def test_a_lock_of_a_live_process_is_never_taken(tmp_path):
+def test_a_lock_of_a_live_process_is_never_taken(tmp_path, tiny_settings):
     run = tmp_path / "run"
     run.mkdir()
     sleeper = subprocess.Popen(["sleep", "60"])
@@ -169,7 +160,7 @@ def test_a_lock_of_a_live_process_is_never_taken(tmp_path):
         (run / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname(),
                                                "started": "then", "run_id": "x"}))
         with pytest.raises(ValueError, match=rf"pid {sleeper.pid} on .*started then.*remove {run / '.lock'}"):
-            fit(num_epoch=1, checkpoint=run, **RUN)
+            fit(num_epoch=1, checkpoint=run, **tiny_settings)
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -198,11 +189,11 @@ def kill_at(monkeypatch, step, snapshot):
 
 
 @pytest.mark.parametrize("step", FIRST_STEPS)
-def test_a_kill_during_the_first_checkpoint(tmp_path, monkeypatch, step, caplog):
+def test_a_kill_during_the_first_checkpoint(tmp_path, monkeypatch, step, caplog, tiny_settings):
     run, snapshot = tmp_path / "run", tmp_path / "killed"
     kill_at(monkeypatch, step, snapshot)
     with pytest.raises(Killed):
-        fit(num_epoch=1, checkpoint=run, **RUN)
+        fit(num_epoch=1, checkpoint=run, **tiny_settings)
     assert leftovers(run) == []  # the error path cleaned up and released the lock
     monkeypatch.undo()
     complete = step in ("renamed", "latest", "cleaned")
@@ -214,37 +205,37 @@ def test_a_kill_during_the_first_checkpoint(tmp_path, monkeypatch, step, caplog)
     else:
         with pytest.raises(FileNotFoundError, match="no checkpoint has been completed"):
             load_checkpoint(snapshot)
-    fit(num_epoch=2, checkpoint=snapshot, resume=complete, **RUN)  # the next start
+    fit(num_epoch=2, checkpoint=snapshot, resume=complete, **tiny_settings)  # the next start
     assert leftovers(snapshot) == [] and load_checkpoint(snapshot).path.name == "ckpt-00000012"
 
 
 @pytest.mark.parametrize("step", REPLACE_STEPS)
-def test_a_kill_while_a_checkpoint_of_the_same_name_is_replaced(two_epochs, tmp_path, monkeypatch, step):
-    run, snapshot = copy_run(two_epochs[0], tmp_path), tmp_path / "killed"
+def test_a_kill_while_a_checkpoint_of_the_same_name_is_replaced(tiny_run, tmp_path, monkeypatch, step, tiny_settings):
+    run, snapshot = copy_run(tiny_run[0], tmp_path), tmp_path / "killed"
     kill_at(monkeypatch, step, snapshot)
     with pytest.raises(Killed):  # from ckpt-9 the run writes ckpt-12 again, over the existing one
-        fit(num_epoch=2, checkpoint=run / "ckpt-00000009", resume=True, **RUN)
+        fit(num_epoch=2, checkpoint=run / "ckpt-00000009", resume=True, **tiny_settings)
     monkeypatch.undo()
     assert leftovers(run) == [] and sorted(run_ids(run)) == ["ckpt-00000009", "ckpt-00000012"]
     for directory in (run, snapshot):
         saved = load_checkpoint(directory)  # a complete checkpoint whatever the moment
         assert saved.path.name in ("ckpt-00000009", "ckpt-00000012")
-    fit(num_epoch=2, checkpoint=snapshot, resume=True, **RUN)  # the next start restores and cleans up
+    fit(num_epoch=2, checkpoint=snapshot, resume=True, **tiny_settings)  # the next start restores and cleans up
     assert leftovers(snapshot) == [] and sorted(run_ids(snapshot)) == ["ckpt-00000009", "ckpt-00000012"]
     for name in ("ckpt-00000009", "ckpt-00000012"):
         load_checkpoint(snapshot / name)
 
 
-def test_latest_naming_a_missing_folder_loads_the_newest_verified_one(two_epochs, tmp_path, caplog):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_latest_naming_a_missing_folder_loads_the_newest_verified_one(tiny_run, tmp_path, caplog):
+    run = copy_run(tiny_run[0], tmp_path)
     shutil.rmtree(run / "ckpt-00000012")
     with caplog.at_level(logging.WARNING):
         assert load_checkpoint(run).path.name == "ckpt-00000009"
     assert "names ckpt-00000012, which is missing" in caplog.text
 
 
-def test_latest_json_deleted_by_hand_names_the_checkpoint_that_is_there(two_epochs, tmp_path):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_latest_json_deleted_by_hand_names_the_checkpoint_that_is_there(tiny_run, tmp_path):
+    run = copy_run(tiny_run[0], tmp_path)
     (run / "latest.json").unlink()
     with pytest.raises(FileNotFoundError, match=r"latest\.json: missing; .*ckpt-00000012 is there: give its path"):
         load_checkpoint(run)
@@ -253,8 +244,8 @@ def test_latest_json_deleted_by_hand_names_the_checkpoint_that_is_there(two_epoc
 
 # --- a full disk -----------------------------------------------------------------------------------------------
 
-def test_disk_full_at_a_write_is_one_clear_error(two_epochs, tmp_path, monkeypatch, capsys):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_disk_full_at_a_write_is_one_clear_error(tiny_run, tmp_path, monkeypatch, capsys, tiny_settings, tiny_flags):
+    run = copy_run(tiny_run[0], tmp_path)
     before = load_checkpoint(run)
 
     def full(path, data):
@@ -263,9 +254,9 @@ def test_disk_full_at_a_write_is_one_clear_error(two_epochs, tmp_path, monkeypat
     # the resumed run keeps the checkpoint's checkpoint_every=3: its first write is after update 15
     with pytest.raises(OSError, match=rf"{run}: disk full while writing checkpoint ckpt-00000015 \([\d.]+ MiB free "
                        r"of [\d.]+ MiB\); the unfinished files were removed and the previous checkpoint is intact"):
-        fit(num_epoch=3, checkpoint=run, resume=True, **RUN)
+        fit(num_epoch=3, checkpoint=run, resume=True, **tiny_settings)
     assert leftovers(run) == [] and load_checkpoint(run).path == before.path
-    code = train_cli.main(CLI_RUN + ["--num-epoch", "3", "--checkpoint", str(run), "--resume"])
+    code = train_cli.main(tiny_flags + CLI_OPTIONS + ["--num-epoch", "3", "--checkpoint", str(run), "--resume"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith(f"sinlstm-train: error: {run}: disk full while writing checkpoint")
@@ -274,7 +265,7 @@ def test_disk_full_at_a_write_is_one_clear_error(two_epochs, tmp_path, monkeypat
 
 @pytest.fixture
 def small_filesystem(tmp_path):
-    """A 100 KiB tmpfs: room for one checkpoint of the tiny model (about 60 KiB), not two."""
+    """A 100 KiB tmpfs: room for one checkpoint of the (10, 20, 1) model (about 60 KiB), not two."""
     mount = tmp_path / "small"
     mount.mkdir()
     if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100k", "tmpfs", str(mount)],
@@ -284,19 +275,20 @@ def small_filesystem(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-def test_a_really_full_disk(small_filesystem):
+def test_a_really_full_disk(small_filesystem, tiny_settings):
     run = small_filesystem / "run"
-    fit(num_epoch=1, checkpoint=run, **RUN)
+    settings = dict(tiny_settings, hidden_sizes=[10, 20, 1])  # the size the filesystem is made for
+    fit(num_epoch=1, checkpoint=run, **settings)
     before = load_checkpoint(run)
     with pytest.raises(OSError, match=rf"{run}: disk full while writing checkpoint ckpt-00000012 \(0\.\d MiB free"):
-        fit(num_epoch=2, checkpoint=run, resume=True, **RUN)
+        fit(num_epoch=2, checkpoint=run, resume=True, **settings)
     assert leftovers(run) == [] and load_checkpoint(run).path == before.path
 
 
 # --- hostile files ---------------------------------------------------------------------------------------------
 
-def test_an_oversized_file_is_refused_from_its_size_before_it_is_read(two_epochs, tmp_path):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_an_oversized_file_is_refused_from_its_size_before_it_is_read(tiny_run, tmp_path):
+    run = copy_run(tiny_run[0], tmp_path)
     params = load_checkpoint(run).path / "model-0002.params"
     os.truncate(params, 4 << 30)  # 4 GiB, sparse: nothing to read but zeros
     tracemalloc.start()
@@ -313,8 +305,8 @@ def test_an_oversized_file_is_refused_from_its_size_before_it_is_read(two_epochs
 
 
 @pytest.mark.parametrize("name", ["latest.json", "config.json"])
-def test_deeply_nested_json_is_a_value_error(two_epochs, tmp_path, name):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_deeply_nested_json_is_a_value_error(tiny_run, tmp_path, name):
+    run = copy_run(tiny_run[0], tmp_path)
     path = run / name if name == "latest.json" else run / "ckpt-00000012" / name
     path.write_bytes(checksummed_json({"progress": json.loads("[" * 60 + "]" * 60)}))
     with pytest.raises(ValueError, match=rf"{name}: JSON nested deeper than 32 levels"):
@@ -341,14 +333,14 @@ FORGED_PROGRESS = [
 
 
 @pytest.mark.parametrize("edit, message", FORGED_PROGRESS, ids=[m[:32] for _, m in FORGED_PROGRESS])
-def test_forged_progress_is_a_value_error_naming_the_field(two_epochs, tmp_path, edit, message):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_forged_progress_is_a_value_error_naming_the_field(tiny_run, tmp_path, edit, message, tiny_settings):
+    run = copy_run(tiny_run[0], tmp_path)
     config_file = run / "ckpt-00000012" / "config.json"
     config = json.loads(config_file.read_text())
     edit(config["progress"])
     config_file.write_bytes(checksummed_json(config))
     with pytest.raises(ValueError, match=r"ckpt-00000012/config\.json: " + message):
-        fit(num_epoch=3, checkpoint=run, resume=True, **RUN)
+        fit(num_epoch=3, checkpoint=run, resume=True, **tiny_settings)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -358,20 +350,20 @@ def test_forged_progress_is_a_value_error_naming_the_field(two_epochs, tmp_path,
     (lambda c: c.update(optimizer_state="yes"), r"optimizer_state is 'yes', expected true or false"),
     (lambda c: c.update(run_id=["x"]), r"run_id is \['x'\], expected a run id"),
 ])
-def test_forged_configuration_is_a_value_error_naming_the_field(two_epochs, tmp_path, edit, message):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_forged_configuration_is_a_value_error_naming_the_field(tiny_run, tmp_path, edit, message, tiny_settings):
+    run = copy_run(tiny_run[0], tmp_path)
     config_file = run / "ckpt-00000012" / "config.json"
     config = json.loads(config_file.read_text())
     edit(config)
     config_file.write_bytes(checksummed_json(config))
     with pytest.raises(ValueError, match=r"ckpt-00000012/config\.json: .*" + message):
-        fit(num_epoch=3, checkpoint=run, resume=True, **RUN)
+        fit(num_epoch=3, checkpoint=run, resume=True, **tiny_settings)
 
 
 # --- sinlstm-evaluate ------------------------------------------------------------------------------------------
 
-def test_list_marks_damaged_checkpoints(two_epochs, tmp_path, capsys):
-    run = copy_run(two_epochs[0], tmp_path)
+def test_list_marks_damaged_checkpoints(tiny_run, tmp_path, capsys):
+    run = copy_run(tiny_run[0], tmp_path)
     older = run / "ckpt-00000009" / "config.json"
     config = json.loads(older.read_text())
     config["progress"] = []  # a damaged field under a valid checksum
@@ -392,8 +384,8 @@ def test_list_marks_damaged_checkpoints(two_epochs, tmp_path, capsys):
     ("run/ckpt-00000012", "--json", "run/ckpt-00000012/config.json"),
     ("run/ckpt-00000012", "--plot", "run/errors.png"),  # the run directory of the checkpoint read
 ])
-def test_evaluate_refuses_an_output_inside_the_checkpoint_it_reads(two_epochs, tmp_path, capsys, given, flag, output):
-    copy_run(two_epochs[0], tmp_path)
+def test_evaluate_refuses_an_output_inside_the_checkpoint_it_reads(tiny_run, tmp_path, capsys, given, flag, output):
+    copy_run(tiny_run[0], tmp_path)
     before = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     with pytest.raises(SystemExit) as stop:
         evaluate_cli.main([str(tmp_path / given), flag, str(tmp_path / output), "--lengths", "1"])
@@ -409,9 +401,9 @@ def test_the_convert_command_runs_without_a_runpy_warning(python):
     assert out.returncode == 0 and "convert" in out.stdout and "Warning" not in out.stderr, out.stderr
 
 
-def test_cli_resume_keeps_the_checkpoints_seed(tmp_path, caplog):
+def test_cli_resume_keeps_the_checkpoints_seed(tmp_path, caplog, tiny_flags):
     """--resume without --seed continues the checkpoint's run (its seed), not a run of the default seed 0."""
-    run, unseeded = tmp_path / "run", CLI_RUN[2:]  # CLI_RUN without its --seed
+    run, unseeded = tmp_path / "run", tiny_flags[2:] + CLI_OPTIONS  # without its --seed
     assert train_cli.main(unseeded + ["--seed", "5", "--checkpoint", str(run)]) == 0
     caplog.clear()
     with caplog.at_level(logging.INFO):

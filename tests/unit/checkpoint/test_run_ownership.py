@@ -23,9 +23,8 @@ from sinlstm_sym.cli import train as train_cli
 from sinlstm_sym.train.fit import SessionClosedError, fit_session
 from sinlstm_sym.native import build as native_build
 
-RUN = dict(seed=1, num_samples=600, batch_size=100, buckets=[1, 2, 3], hidden_sizes=[4, 1], log_every=3)
-CLI_RUN = ["--seed", "1", "--num-samples", "600", "--batch-size", "100", "--buckets", "1-3", "--hidden-sizes",
-           "4,1", "--num-epoch", "1", "--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off"]
+# the command line after tiny_flags
+CLI_OPTIONS = ["--num-epoch", "1", "--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off"]
 HUGE = 20 << 30  # a sparse file of 20 GiB: no disk used, but read whole it would exhaust the memory
 
 
@@ -57,27 +56,27 @@ def sparse(path: Path, size: int = HUGE) -> Path:
 
 # --- a session, its writer and its lock: one lifetime ------------------------------------------------------------
 
-def test_a_session_used_after_its_block_refuses_and_the_other_run_keeps_its_checkpoint(tmp_path):
+def test_a_session_used_after_its_block_refuses_and_the_other_run_keeps_its_checkpoint(tmp_path, tiny_settings):
     run = tmp_path / "run"
-    with fit_session(checkpoint=run, num_epoch=1, **RUN) as session:
+    with fit_session(checkpoint=run, num_epoch=1, **tiny_settings) as session:
         pass
     assert not (run / ".lock").exists()
-    other = fit(checkpoint=run, num_epoch=1, **dict(RUN, seed=9))  # another run takes the directory
+    other = fit(checkpoint=run, num_epoch=1, **dict(tiny_settings, seed=9))  # another run takes the directory
     before = tree_digest(run)
     with pytest.raises(SessionClosedError, match=rf"block has ended: its checkpoint directory {run} is no longer "
                        "locked for it"):
         session.train()
     assert tree_digest(run) == before  # nothing written: latest.json and the config still the other run's
     assert load_checkpoint(run).config["settings"]["run"]["seed"] == 9 == other.config.run.seed
-    with fit_session(num_epoch=1, **RUN) as plain:  # without a checkpoint too
+    with fit_session(num_epoch=1, **tiny_settings) as plain:  # without a checkpoint too
         pass
     with pytest.raises(SessionClosedError):
         plain.train()
 
 
-def test_a_writer_writes_only_while_it_holds_the_lock(tmp_path):
+def test_a_writer_writes_only_while_it_holds_the_lock(tmp_path, tiny_settings):
     run = tmp_path / "run"
-    result = fit(num_epoch=1, **RUN)
+    result = fit(num_epoch=1, **tiny_settings)
     fill = _filler(result)
     writer = RunDirectory(run).open(new_run_id(), new_run=True)
     writer.write(3, fill)
@@ -107,16 +106,16 @@ def _filler(result):
 
 # --- nothing followed out of a run directory ----------------------------------------------------------------------
 
-def test_best_symlinked_to_another_run_is_replaced_never_written_through(tmp_path, caplog):
+def test_best_symlinked_to_another_run_is_replaced_never_written_through(tmp_path, caplog, tiny_settings):
     victim = tmp_path / "victim"
-    fit(num_epoch=1, checkpoint=victim, validation_lengths=[1, 2], validation_samples=20, **RUN)
+    fit(num_epoch=1, checkpoint=victim, validation_lengths=[1, 2], validation_samples=20, **tiny_settings)
     before = tree_digest(victim)
     run = tmp_path / "run"
     run.mkdir()
     (run / "best").symlink_to(victim)  # best/ pointing at another run's directory (its only checkpoint)
     with caplog.at_level(logging.WARNING):
         fit(num_epoch=1, checkpoint=run, overwrite=True, validation_lengths=[1, 2], validation_samples=20,
-            **dict(RUN, seed=4))
+            **dict(tiny_settings, seed=4))
     assert tree_digest(victim) == before and not (victim / ".lock").exists()
     assert (run / "best").is_dir() and not (run / "best").is_symlink()
     assert load_checkpoint(run / "best").run_id == load_checkpoint(run).run_id
@@ -130,7 +129,7 @@ def test_best_symlinked_to_another_run_is_replaced_never_written_through(tmp_pat
 
 
 @pytest.mark.parametrize("kind", ["fifo", "file"])
-def test_a_fifo_or_file_in_place_of_best_is_refused_before_training(tmp_path, kind, caplog):
+def test_a_fifo_or_file_in_place_of_best_is_refused_before_training(tmp_path, kind, caplog, tiny_settings):
     run = tmp_path / "run"
     run.mkdir()
     if kind == "fifo":
@@ -139,12 +138,12 @@ def test_a_fifo_or_file_in_place_of_best_is_refused_before_training(tmp_path, ki
         (run / "best").write_text("notes")
     with caplog.at_level(logging.INFO), within(30), \
             pytest.raises(ValueError, match=rf"{run / 'best'}: not a directory; a run keeps its best checkpoint there"):
-        fit(num_epoch=1, checkpoint=run, overwrite=True, validation_lengths=[1], validation_samples=20, **RUN)
+        fit(num_epoch=1, checkpoint=run, overwrite=True, validation_lengths=[1], validation_samples=20, **tiny_settings)
     assert not any(r.getMessage().startswith("training ") for r in caplog.records)  # refused before training
     assert sorted(p.name for p in run.iterdir()) == ["best"] and (kind == "fifo" or (run / "best").read_text())
 
 
-def test_a_lock_that_is_a_symlink_fifo_or_huge_is_refused_not_followed(tmp_path):
+def test_a_lock_that_is_a_symlink_fifo_or_huge_is_refused_not_followed(tmp_path, tiny_settings):
     victim = tmp_path / "someones-file"
     victim.write_text("precious")
     for kind in ("symlink", "fifo", "huge"):
@@ -159,19 +158,19 @@ def test_a_lock_that_is_a_symlink_fifo_or_huge_is_refused_not_followed(tmp_path)
         tracemalloc.start()
         with within(30), pytest.raises(ValueError, match=r"is locked by .*\.lock, which cannot be read \(.*("
                                        r"symbolic link|not a regular file|more than the 1048576 bytes)"):
-            fit(num_epoch=1, checkpoint=run, **RUN)
+            fit(num_epoch=1, checkpoint=run, **tiny_settings)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 200 << 20, peak
     assert victim.read_text() == "precious"
 
 
-def test_a_lock_naming_an_impossible_pid_is_stale(tmp_path, caplog):
+def test_a_lock_naming_an_impossible_pid_is_stale(tmp_path, caplog, tiny_settings):
     run = tmp_path / "run"
     run.mkdir()
     (run / ".lock").write_text(json.dumps({"pid": 2 ** 31 + 7, "host": socket.gethostname(), "started": "then"}))
     with caplog.at_level(logging.WARNING):
-        fit(num_epoch=1, checkpoint=run, **RUN)
+        fit(num_epoch=1, checkpoint=run, **tiny_settings)
     assert load_checkpoint(run).config["progress"]["epoch"] == 1 and not (run / ".lock").exists()
     assert any("pid 2147483655" in r.getMessage() and "names no possible process" in r.getMessage()
                for r in caplog.records)
@@ -182,9 +181,9 @@ def test_a_lock_naming_an_impossible_pid_is_stale(tmp_path, caplog):
 
 @pytest.mark.parametrize("name", ["latest.json", "ckpt-00000006/config.json"])
 @pytest.mark.parametrize("kind", ["symlink", "fifo", "huge"])
-def test_checkpoint_files_that_are_links_fifos_or_huge_are_refused(tmp_path, name, kind):
+def test_checkpoint_files_that_are_links_fifos_or_huge_are_refused(tmp_path, name, kind, tiny_settings):
     run = tmp_path / "run"
-    fit(num_epoch=1, checkpoint=run, **RUN)
+    fit(num_epoch=1, checkpoint=run, **tiny_settings)
     path = run / name
     real = tmp_path / "elsewhere.json"
     path.rename(real)
@@ -270,20 +269,20 @@ def test_a_library_symlinked_elsewhere_is_rebuilt_not_loaded(cache, tmp_path):
 
 # --- output paths: the parent must exist -----------------------------------------------------------------------------
 
-def test_a_checkpoint_whose_parent_does_not_exist_is_refused_like_a_plot(tmp_path, capsys):
+def test_a_checkpoint_whose_parent_does_not_exist_is_refused_like_a_plot(tmp_path, capsys, tiny_settings, tiny_flags):
     missing = tmp_path / "nonexistent" / "dir" / "run"
     with pytest.raises(FileNotFoundError, match=rf"checkpoint: the directory '{missing.parent}' does not exist") \
             as err:
-        fit(num_epoch=1, checkpoint=missing, **RUN)
+        fit(num_epoch=1, checkpoint=missing, **tiny_settings)
     assert settings_of(err.value) == ("checkpoint",) and not (tmp_path / "nonexistent").exists()
     for flags, flag in ((["--checkpoint", str(missing)], "--checkpoint"),
                         (["--plot", str(missing.parent / "out.png")], "--plot")):
         with pytest.raises(SystemExit) as stop:
-            train_cli.main(CLI_RUN + flags)
+            train_cli.main(tiny_flags + CLI_OPTIONS + flags)
         err_text = capsys.readouterr().err.strip()
         assert stop.value.code == 2 and f"argument {flag}: " in err_text and "does not exist" in err_text, err_text
     assert not (tmp_path / "nonexistent").exists()
-    fit(num_epoch=1, checkpoint=tmp_path / "run", **RUN)  # an existing parent: the directory is made
+    fit(num_epoch=1, checkpoint=tmp_path / "run", **tiny_settings)  # an existing parent: the directory is made
     assert load_checkpoint(tmp_path / "run").config["progress"]["epoch"] == 1
 
 
@@ -312,10 +311,11 @@ def read_only_after_first_checkpoint(monkeypatch):
     return state
 
 
-def test_write_permission_removed_mid_run_is_one_clear_error(tmp_path, read_only_after_first_checkpoint, caplog):
+def test_write_permission_removed_mid_run_is_one_clear_error(tmp_path, read_only_after_first_checkpoint, caplog,
+                                                              tiny_settings):
     run = tmp_path / "run"
     with caplog.at_level(logging.WARNING), pytest.raises(CheckpointWriteError) as err:
-        fit(num_epoch=2, checkpoint=run, checkpoint_every=2, **RUN)
+        fit(num_epoch=2, checkpoint=run, checkpoint_every=2, **tiny_settings)
     text = "".join(traceback.format_exception(err.value))
     assert f"{run}: cannot write checkpoint ckpt-00000004: Permission denied" in str(err.value)
     assert "During handling" not in text and "directly caused" not in text and ".lock" not in str(err.value)
@@ -330,9 +330,10 @@ def test_write_permission_removed_mid_run_is_one_clear_error(tmp_path, read_only
 
 
 def test_write_permission_removed_mid_run_is_one_line_from_the_command_line(tmp_path, read_only_after_first_checkpoint,
-                                                                             capsys):
+                                                                             capsys, tiny_flags):
     run = tmp_path / "run"
-    code = train_cli.main(CLI_RUN + ["--checkpoint", str(run), "--checkpoint-every", "2", "--num-epoch", "2"])
+    code = train_cli.main(tiny_flags + CLI_OPTIONS + ["--checkpoint", str(run), "--checkpoint-every", "2",
+                                                    "--num-epoch", "2"])
     err = capsys.readouterr().err.strip()
     assert code == 1 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("sinlstm-train: error: ") and ".lock" not in err, err
