@@ -13,29 +13,29 @@ from sinlstm_sym.cli import train as train_cli
 from sinlstm_sym.train.fit import fit_session
 from sinlstm_sym.train.loop import TrainingInterrupted
 
-RUN = dict(seed=3, num_samples=600, batch_size=100, buckets=[1, 2, 3], hidden_sizes=[4, 1], log_every=2)
-CLI_RUN = ["--seed", "3", "--num-samples", "600", "--batch-size", "100", "--buckets", "1-3", "--hidden-sizes", "4,1",
-           "--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off", "--lr-schedule", "null"]
+# the command line after tiny_flags
+CLI_OPTIONS = ["--eval-lengths", "1-2", "--eval-samples", "10", "--progress", "off", "--lr-schedule", "null"]
 
 
 # --- only the settings given replace the checkpoint's ------------------------------------------------------------
 
-def test_resume_with_only_num_epoch_continues_the_checkpoints_run_exactly(tmp_path):
+def test_resume_with_only_num_epoch_continues_the_checkpoints_run_exactly(tmp_path, tiny_settings):
     run = tmp_path / "run1"
-    settings = dict(RUN, lr_schedule=None, optimizer_params={"learning_rate": 0.01})
+    settings = dict(tiny_settings, lr_schedule=None, optimizer_params={"learning_rate": 0.01})
     straight = fit(num_epoch=3, **settings)
     fit(num_epoch=1, checkpoint=run, **settings)
     resumed = fit(checkpoint=run, resume=True, num_epoch=3)  # nothing repeated
-    assert resumed.config.data.buckets == (1, 2, 3) and resumed.config.run.seed == 3
+    assert resumed.config.data.buckets == (1, 2, 3) and resumed.config.run.seed == tiny_settings["seed"]
     assert resumed.config.model.hidden_sizes == (4, 1) and resumed.config.optimizer.lr_schedule is None
     assert resumed.losses == straight.losses[len(straight.losses) - len(resumed.losses):]
     for name, value in straight.arg_params().items():
         np.testing.assert_array_equal(resumed.arg_params()[name], value)
 
 
-def test_every_incompatible_setting_is_refused_in_one_message_naming_what_to_pass(tmp_path):
+def test_every_incompatible_setting_is_refused_in_one_message_naming_what_to_pass(tmp_path, tiny_settings):
     run = tmp_path / "run1"
-    fit(num_epoch=1, checkpoint=run, lr_schedule={"name": "cosine", "warmup_steps": 2}, **RUN)  # over 6 updates
+    # a schedule over 6 updates
+    fit(num_epoch=1, checkpoint=run, lr_schedule={"name": "cosine", "warmup_steps": 2}, **tiny_settings)
     with pytest.raises(ValueError) as err:
         fit(checkpoint=run, resume=True, num_epoch=3, buckets=[1, 2], batch_size=50, num_samples=600)
     message = str(err.value)
@@ -49,17 +49,17 @@ def test_every_incompatible_setting_is_refused_in_one_message_naming_what_to_pas
     assert again.progress.epoch == 3 and again.config.data.buckets == (1, 2, 3)
 
 
-def test_a_config_object_is_taken_as_given_in_full(tmp_path):
+def test_a_config_object_is_taken_as_given_in_full(tmp_path, tiny_settings):
     from sinlstm_sym import FitConfig
     run = tmp_path / "run1"
-    fit(num_epoch=1, checkpoint=run, **RUN)
+    fit(num_epoch=1, checkpoint=run, **tiny_settings)
     with pytest.raises(ValueError, match=r"buckets=\[1, 2, 3\] there, \[1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 16, 20\] now"):
         fit(FitConfig(), checkpoint=run, resume=True)
 
 
-def test_cli_resume_takes_the_checkpoints_settings(tmp_path, capsys):
+def test_cli_resume_takes_the_checkpoints_settings(tmp_path, capsys, tiny_flags):
     run = tmp_path / "run1"
-    assert train_cli.main(CLI_RUN + ["--num-epoch", "1", "--checkpoint", str(run)]) == 0
+    assert train_cli.main(tiny_flags + CLI_OPTIONS + ["--num-epoch", "1", "--checkpoint", str(run)]) == 0
     assert train_cli.main(["--checkpoint", str(run), "--resume", "--num-epoch", "2", "--eval-lengths", "1-2",
                            "--eval-samples", "10", "--progress", "off"]) == 0
     saved = load_checkpoint(run).config
@@ -72,11 +72,12 @@ def test_cli_resume_takes_the_checkpoints_settings(tmp_path, capsys):
     assert "argument --batch-size/--buckets/--resume: " in err and "buckets=[1, 2, 3] there, [1, 2] now" in err
 
 
-def test_the_resume_command_printed_after_ctrl_c_on_an_overwrite_run_is_accepted(tmp_path, capsys, caplog):
+def test_the_resume_command_printed_after_ctrl_c_on_an_overwrite_run_is_accepted(tmp_path, capsys, caplog,
+                                                                                  tiny_settings, tiny_flags):
     run = tmp_path / "run"
-    fit(num_epoch=1, checkpoint=run, **RUN)  # another run's checkpoints: the new one needs --overwrite
-    argv = CLI_RUN + ["--num-epoch", "2", "--checkpoint", str(run), "--overwrite", "--seed", "8", "--log-every",
-                      "2"]
+    fit(num_epoch=1, checkpoint=run, **tiny_settings)  # another run's checkpoints: the new one needs --overwrite
+    argv = tiny_flags + CLI_OPTIONS + ["--num-epoch", "2", "--checkpoint", str(run), "--overwrite", "--seed", "8",
+                                       "--log-every", "2"]
 
     class InterruptAt(logging.Handler):
         def emit(self, record):
@@ -110,9 +111,9 @@ def test_interrupted_command_drops_overwrite_and_its_abbreviation(capsys):
 VALIDATED = dict(validation_lengths=[1], validation_samples=30)
 
 
-def test_resume_without_validation_drops_the_old_best_and_serves_the_final_model(tmp_path, caplog):
+def test_resume_without_validation_drops_the_old_best_and_serves_the_final_model(tmp_path, caplog, tiny_settings):
     run = tmp_path / "run"
-    first = fit(num_epoch=1, checkpoint=run, **RUN, **VALIDATED)
+    first = fit(num_epoch=1, checkpoint=run, **tiny_settings, **VALIDATED)
     assert (run / "best").is_dir() and first.validation_history
     with caplog.at_level(logging.WARNING):
         final = fit(checkpoint=run, resume=True, num_epoch=4, validation_lengths=None)
@@ -125,9 +126,9 @@ def test_resume_without_validation_drops_the_old_best_and_serves_the_final_model
     assert load_checkpoint(run).config["progress"]["validation"] == []
 
 
-def test_resume_with_other_validation_lengths_chooses_the_best_again(tmp_path, caplog):
+def test_resume_with_other_validation_lengths_chooses_the_best_again(tmp_path, caplog, tiny_settings):
     run = tmp_path / "run"
-    fit(num_epoch=1, checkpoint=run, **RUN, **VALIDATED)
+    fit(num_epoch=1, checkpoint=run, **tiny_settings, **VALIDATED)
     with caplog.at_level(logging.WARNING):
         again = fit(checkpoint=run, resume=True, num_epoch=2, validation_lengths=[2, 3])
     assert any("it is removed" in r.getMessage() for r in caplog.records)
@@ -137,9 +138,9 @@ def test_resume_with_other_validation_lengths_chooses_the_best_again(tmp_path, c
     assert best.config["progress"]["global_batch"] == again.best.global_batch > 6  # chosen in this run
 
 
-def test_resume_with_the_same_validation_keeps_the_best(tmp_path, caplog):
+def test_resume_with_the_same_validation_keeps_the_best(tmp_path, caplog, tiny_settings):
     run = tmp_path / "run"
-    fit(num_epoch=1, checkpoint=run, **RUN, **VALIDATED)
+    fit(num_epoch=1, checkpoint=run, **tiny_settings, **VALIDATED)
     before = load_checkpoint(run / "best").path
     with caplog.at_level(logging.WARNING):
         again = fit(checkpoint=run, resume=True, num_epoch=2)  # the checkpoint's validation settings
@@ -158,10 +159,10 @@ def device_copies(module):
 
 @pytest.mark.parametrize("saved_ctx, resumed_ctx", [("cpu:0", "cpu:0,1"), ("cpu:1", "cpu:0,1")])
 def test_update_counts_survive_more_or_other_devices_without_kvstore_updates(tmp_path, monkeypatch, saved_ctx,
-                                                                          resumed_ctx):
+                                                                          resumed_ctx, tiny_settings):
     monkeypatch.setenv("MXNET_UPDATE_ON_KVSTORE", "0")  # each device updates its own copy of the weights
     run = tmp_path / "run"
-    settings = dict(RUN, optimizer="adam", lr_schedule=None, optimizer_params={"learning_rate": 0.01})
+    settings = dict(tiny_settings, optimizer="adam", lr_schedule=None, optimizer_params={"learning_rate": 0.01})
     fit(num_epoch=1, checkpoint=run, ctx=saved_ctx, **settings)
     with fit_session(checkpoint=run, resume=True, num_epoch=3, ctx=resumed_ctx) as session:
         counts = session.optimizer._all_index_update_counts  # noqa: SLF001 - Adam's per-device step counts
