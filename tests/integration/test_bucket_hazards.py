@@ -3,6 +3,8 @@
 The general ``SafeBucketingModule`` is run on three models (tests/support/bucket_models.py): the sine model,
 a token LSTM and a seq2seq-shaped model with tuple keys; the ``SineBucketingModule`` fit uses adds the
 sine contract's own messages."""
+import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +14,50 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[1] / "support" / "bucket_scenarios.py"
 
 
-def run(scenario, mode, model="sine", timeout=240):
-    proc = subprocess.run([sys.executable, str(SCRIPT), scenario, mode, model], capture_output=True, text=True,
-                          timeout=timeout, cwd=SCRIPT.parent)
+_SERVER = {}  # the scenario server of this module's tests and the directory of their output files
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scenario_server(tmp_path_factory):
+    """``bucket_scenarios.py --serve``: MXNet imported once, each scenario in a process of its own (a fork)."""
+    server = subprocess.Popen([sys.executable, str(SCRIPT), "--serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=SCRIPT.parent)
+    _SERVER.update(process=server, directory=tmp_path_factory.mktemp("scenarios"), count=0)
+    yield
+    server.stdin.close()
+    server.wait(timeout=60)
+    _SERVER.clear()
+
+
+def run_unchecked(scenario, mode, model="sine"):
+    """The scenario's completed process: its return code (negative: killed by that signal), stdout and stderr."""
+    server, directory = _SERVER["process"], _SERVER["directory"]
+    _SERVER["count"] += 1
+    out, err = (directory / f"{_SERVER['count']}-{scenario}-{mode}-{model}.{name}" for name in ("out", "err"))
+    server.stdin.write(json.dumps({"scenario": scenario, "mode": mode, "model": model, "stdout": str(out),
+                                   "stderr": str(err)}) + "\n")
+    server.stdin.flush()
+    answer = server.stdout.readline()
+    assert answer, f"the scenario server ended (code {server.wait()})"
+    return subprocess.CompletedProcess([SCRIPT.name, scenario, mode, model], json.loads(answer)["returncode"],
+                                       out.read_text(), err.read_text())
+
+
+def run(scenario, mode, model="sine"):
+    proc = run_unchecked(scenario, mode, model)
     assert proc.returncode >= 0, f"killed by signal {-proc.returncode}: {proc.stderr[-2000:]}"
     assert "terminate called" not in proc.stderr
     return proc
+
+
+def test_the_server_reports_exit_codes_output_and_crashes_as_a_subprocess_would():
+    crashed = run_unchecked("crash", "plain")
+    assert crashed.returncode == -signal.SIGABRT and crashed.stdout == "before the crash\n"
+    failed = run_unchecked("1_params_differ", "plain")
+    direct = subprocess.run([sys.executable, str(SCRIPT), "1_params_differ", "plain"], capture_output=True, text=True,
+                            timeout=240, cwd=SCRIPT.parent)
+    assert failed.returncode == direct.returncode == 1
+    assert last_error_line(failed.stderr) == last_error_line(direct.stderr)
 
 
 def last_error_line(stderr):

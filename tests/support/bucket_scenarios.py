@@ -5,10 +5,20 @@ MXNet's BucketingModule, our general SafeBucketingModule, or the SineBucketingMo
 (sine model only). MODEL (default sine): see tests/support/bucket_models.py. Prints 'OK <detail>' and
 exits 0 when the run works; an exception propagates (exit 1) when it fails. A crash of MXNet's
 C++ layer would show as a signal (negative return code) or 'terminate called'.
+
+``python bucket_scenarios.py --serve`` runs many scenarios, each still in a process of its own: it imports
+MXNet once, then for each request line ``{"scenario", "mode", "model", "stdout", "stderr"}`` (JSON) on its
+standard input forks a child that runs the scenario with its output in those two files, exactly as the
+command above would, and answers ``{"returncode": N}`` (negative: killed by that signal) on its standard
+output. A child still running after ``TIMEOUT_S`` is killed (return code -9).
 """
+import json
 import logging
 import os
+import signal
 import sys
+import time
+import traceback
 import warnings
 
 import mxnet as mx
@@ -21,6 +31,7 @@ from sinlstm_sym.recurrence.params import init_params, to_layout
 from sinlstm_sym.model.batches import SineBucketingModule
 
 MODEL = MODELS[sys.argv[3] if len(sys.argv) > 3 else "sine"]
+TIMEOUT_S = 240
 
 
 def module_class(mode):
@@ -175,6 +186,14 @@ def scenario_8_shapes_differ(mode):
     print("OK")
 
 
+def scenario_crash(mode):
+    """The process dies from a signal, as MXNet's C++ layer can make it (for the runner's own test)."""
+    import resource
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # no core file
+    print("before the crash", flush=True)
+    os.abort()
+
+
 def rss_mib():
     with open("/proc/self/status") as status:
         return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
@@ -199,6 +218,54 @@ def scenario_memory(mode):
     print("OK rss_mib", " ".join(f"{x:.1f}" for x in samples))
 
 
+def _run_child(request) -> None:
+    """In the forked child: the scenario with the request's output files; never returns."""
+    global MODEL
+    code = 1
+    try:
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            target = os.open(request[name], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.dup2(target, fd)
+            os.close(target)
+        MODEL = MODELS[request["model"]]
+        logging.basicConfig(level=logging.WARNING)
+        globals()[f"scenario_{request['scenario']}"](request["mode"])
+        code = 0
+    except BaseException:  # what the interpreter does with an uncaught exception: traceback, exit 1
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _wait(pid: int) -> int:
+    """The child's return code as subprocess gives it; killed after TIMEOUT_S."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+        time.sleep(0.01)
+
+
+def serve() -> None:
+    """Answer one request line at a time until standard input ends."""
+    for line in sys.stdin:
+        request = json.loads(line)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _run_child(request)
+        print(json.dumps({"returncode": _wait(pid)}), flush=True)
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING)
-    globals()[f"scenario_{sys.argv[1]}"](sys.argv[2])
+    if sys.argv[1:] == ["--serve"]:
+        serve()
+    else:
+        logging.basicConfig(level=logging.WARNING)
+        globals()[f"scenario_{sys.argv[1]}"](sys.argv[2])
