@@ -113,10 +113,10 @@ def test_cli_sigterm_exits_143_with_a_checkpoint_and_the_resume_command(tmp_path
     assert code == 143, err
     assert "Traceback" not in err and "interrupted by SIGTERM at epoch 0" in err and "resume with:" in err
     stopped_at = load_checkpoint(run).config["progress"]["global_batch"]
-    assert 20 <= stopped_at < 3000
-    resumed = fit(checkpoint=run, resume=True, buckets=[1, 2, 3], num_samples=300000, num_epoch=1, seed=0,
+    assert 20 <= stopped_at < 1000
+    resumed = fit(checkpoint=run, resume=True, buckets=[1, 2, 3], num_samples=100000, num_epoch=1, seed=0,
                   log_every=10 ** 6)
-    assert resumed.progress.global_batch == 3000
+    assert resumed.progress.global_batch == 1000
 
 
 def test_a_signal_during_the_epoch_end_checkpoint_stops_at_the_epoch_boundary(tmp_path, monkeypatch):
