@@ -415,12 +415,13 @@ def test_format_1_resume_refused_without_allow_pickle_and_exact_with_it(tmp_path
     assert latest.format_version == 2 and not list(latest.path.glob("*.pickle")) + list(latest.path.glob("*.states"))
 
 
-def test_convert_command(tmp_path, python, v01_straight):
+def test_convert_command(tmp_path, python, v01_straight, capsys):
+    from sinlstm_sym.checkpoint.__main__ import main as convert_main
     new = tmp_path / "new"
-    cmd = [python, "-m", "sinlstm_sym.checkpoint", "convert", str(V01), str(new)]
-    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "keeps its optimizer state in pickles" in refused.stderr
+    args = ["convert", str(V01), str(new)]
+    assert convert_main(args) == 2 and "keeps its optimizer state in pickles" in capsys.readouterr().err
     assert not (new / "latest.json").exists()
+    cmd = [python, "-m", "sinlstm_sym.checkpoint", *args]  # the command itself, in a process of its own
     done = subprocess.run(cmd + ["--allow-pickle"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     converted = load_checkpoint(new)
@@ -430,5 +431,5 @@ def test_convert_command(tmp_path, python, v01_straight):
         "optimizer-state.json", "optimizer-state.nd"]
     assert converted.config["progress"] == load_checkpoint(V01).config["progress"]
     assert_same_training(v01_straight, fit(num_epoch=2, checkpoint=new, resume=True, **V01_RUN))
-    again = subprocess.run(cmd + ["--allow-pickle"], capture_output=True, text=True, timeout=120)
-    assert again.returncode == 2 and "already holds checkpoints" in again.stderr
+    capsys.readouterr()
+    assert convert_main(args + ["--allow-pickle"]) == 2 and "already holds checkpoints" in capsys.readouterr().err
