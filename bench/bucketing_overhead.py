@@ -1,6 +1,6 @@
 """Per-batch overhead of SafeBucketingModule against MXNet's BucketingModule, in one run.
 
-    python bench/bucketing_overhead.py [--rounds 9] [--batches 60]
+    python bench/bucketing_overhead.py [--rounds 15] [--batches 60] [--json overhead.json]
 
 Two models: the sine model (fused stacked LSTM 10/20/1, batch 100, lengths 1..20, ``fit``'s
 module ``SineBucketingModule`` too) and a token model shaped like MXNet's bucketing example
@@ -15,20 +15,21 @@ a busy machine it is the steadier figure.
 """
 import argparse
 import statistics
+import sys
 import time
-from typing import Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import benchkit
 import mxnet as mx
 import numpy as np
 
-from sinlstm_sym import SinBucketIter, make_sym_gen
-from sinlstm_sym.model.bucketing import SafeBucketingModule
+from sinlstm_sym import SafeBucketingModule, SinBucketIter, make_sym_gen
 from sinlstm_sym.model.batches import SineBucketingModule
 
 VOCAB, EMBED, HIDDEN = 100, 32, 64
 
 
-def token_sym_gen(length: int):
+def token_sym_gen(length: int) -> Tuple[Any, Tuple[str], Tuple[str]]:
     embed = mx.sym.Embedding(mx.sym.var("data"), input_dim=VOCAB, output_dim=EMBED, name="embed")
     outputs, _ = mx.rnn.LSTMCell(num_hidden=HIDDEN, prefix="lstm_").unroll(length, inputs=embed, merge_outputs=True)
     pred = mx.sym.FullyConnected(mx.sym.reshape(outputs, shape=(-1, HIDDEN)), num_hidden=VOCAB, name="pred")
@@ -53,7 +54,8 @@ def sine_batches(count: int) -> List[mx.io.DataBatch]:
     return list(it)
 
 
-def build(cls: type, sym_gen: Callable, default_key: int, first: mx.io.DataBatch, **kwargs) -> mx.mod.BucketingModule:
+def build(cls: type, sym_gen: Callable[..., Any], default_key: int, first: mx.io.DataBatch,
+          **kwargs: Any) -> mx.mod.BucketingModule:
     mx.random.seed(0)
     module = cls(sym_gen, default_bucket_key=default_key, **kwargs)
     data = [mx.io.DataDesc(d.name, d.shape[:1] + (default_key,) + d.shape[2:], layout=d.layout)
@@ -88,48 +90,59 @@ def check_cost(module: SafeBucketingModule, batches: List[mx.io.DataBatch], repe
 
 
 def measure(name: str, modules: Dict[str, mx.mod.BucketingModule], batches: List[mx.io.DataBatch],
-            rounds: int) -> None:
+            rounds: int) -> Dict[str, Dict[str, float]]:
+    """Print and return per module: median wall and CPU ms per batch, their ratios to stock (median of the
+    per-round ratios) and, for the checked modules, the microseconds of the checks alone."""
     for module in modules.values():  # bind every bucket before timing
         run(module, batches)
     times: Dict[str, List[Tuple[float, float]]] = {label: [] for label in modules}
-    labels = list(modules)
     for r in range(rounds):
-        order = labels[r % len(labels):] + labels[:r % len(labels)]
-        for label in order:
+        for label in benchkit.rotated(list(modules), r):
             times[label].append(run(modules[label], batches))
     stock = times["stock"]
     print(f"{name}: {len(batches)} batches per round, {rounds} rounds")
+    figures: Dict[str, Dict[str, float]] = {}
     for label, values in times.items():
-        parts = []
+        parts, figures[label] = [], {}
         for i, what in enumerate(("wall", "cpu")):
-            ratio = statistics.median(v[i] / s[i] for v, s in zip(values, stock))
-            parts.append(f"{what} {statistics.median(v[i] for v in values) * 1e3:7.3f} ms (x{ratio:.3f})")
+            ms = figures[label][f"{what}_ms"] = statistics.median(v[i] for v in values) * 1e3
+            ratio = figures[label][f"{what}_ratio"] = statistics.median(v[i] / s[i] for v, s in zip(values, stock))
+            parts.append(f"{what} {ms:7.3f} ms (x{ratio:.3f})")
         line = f"  {label:6s} " + "   ".join(parts)
         if label != "stock":
             checks = check_cost(modules[label], batches)
+            figures[label]["checks_us"] = checks * 1e6
             line += (f"   checks alone {checks * 1e6:5.1f} us "
                      f"({100 * checks / statistics.median(s[0] for s in stock):.2f} % of stock's wall)")
         print(line)
+    return figures
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--batches", type=int, default=60, help="batches per round and model")
-    args = parser.parse_args()
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=benchkit.positive_int, default=15, help="interleaved rounds (default 15)")
+    parser.add_argument("--batches", type=benchkit.positive_int, default=60,
+                        help="batches per round of the sine model; the token model gets half (default 60)")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args(argv)
     sine = sine_batches(args.batches)
     sine_gen = make_sym_gen((10, 20, 1), cell="fused")
-    measure("sine model (fused, batch 100, lengths 1..20)", {
+    figures = {"sine": measure("sine model (fused, batch 100, lengths 1..20)", {
         "stock": build(mx.mod.BucketingModule, sine_gen, 20, sine[0]),
         "safe": build(SafeBucketingModule, sine_gen, 20, sine[0]),
         "sine": build(SineBucketingModule, sine_gen, 20, sine[0], label_mode="sequence"),
-    }, sine, args.rounds)
-    tokens = token_batches(args.batches // 2)
-    measure("token model (LSTMCell 64 unrolled, batch 32, lengths 5..40)", {
+    }, sine, args.rounds)}
+    tokens = token_batches(max(1, args.batches // 2))
+    figures["token"] = measure("token model (LSTMCell 64 unrolled, batch 32, lengths 5..40)", {
         "stock": build(mx.mod.BucketingModule, token_sym_gen, 40, tokens[0]),
         "safe": build(SafeBucketingModule, token_sym_gen, 40, tokens[0]),
     }, tokens, args.rounds)
+    print(f"load average {benchkit.load_average():.2f}")
+    if args.json:
+        benchkit.write_json(args.json, figures)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,14 +17,15 @@ printed).
     python bench/series_accuracy.py --series synthetic,co2 --seeds 0 --levels last
 """
 import argparse
-import json
 import logging
+import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import benchkit
 import numpy as np
 
-from sinlstm_sym.config import FitConfig
+from sinlstm_sym import FitConfig
 from sinlstm_sym.constants import WINDOW_LEVELS
 from sinlstm_sym.series import model_forecaster, rolling_origin_evaluation, split_by_time
 from sinlstm_sym.series.reference import arima_forecaster, ets_forecaster
@@ -93,28 +94,39 @@ def print_table(rows: Dict[str, Dict[str, Any]], levels: List[str]) -> None:
         print(f"{name:<10}" + "".join(f"{c:>22}" for c in cells) + f"{row['reference_seconds']:>10.1f}")
 
 
-def main() -> None:
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--series", default=",".join(SERIES), help=f"comma-separated, of {list(SERIES)}")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds of the model's runs")
     parser.add_argument("--levels", default="none,last", help=f"window levels to compare, of {list(WINDOW_LEVELS)}")
-    parser.add_argument("--num-epoch", type=int, default=None, help="override the recipe's epochs (smoke runs)")
-    parser.add_argument("--num-samples", type=int, default=None, help="override the recipe's windows per epoch")
+    parser.add_argument("--num-epoch", type=benchkit.positive_int, default=None,
+                        help="override the recipe's epochs (smoke runs)")
+    parser.add_argument("--num-samples", type=benchkit.positive_int, default=None,
+                        help="override the recipe's windows per epoch")
     parser.add_argument("--json", default=None, help="also write the rows as JSON")
-    args = parser.parse_args()
-    names = args.series.split(",")
-    levels = args.levels.split(",")
-    unknown = sorted(set(names) - set(SERIES)) + sorted(set(levels) - set(WINDOW_LEVELS))
+    args = parser.parse_args(argv)
+    args.series = args.series.split(",")
+    args.levels = args.levels.split(",")
+    unknown = sorted(set(args.series) - set(SERIES)) + sorted(set(args.levels) - set(WINDOW_LEVELS))
     if unknown:
         parser.error(f"unknown series or levels {unknown}; series: {list(SERIES)}, levels: {list(WINDOW_LEVELS)}")
+    try:
+        args.seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers, got {args.seeds!r}")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
     settings = {k: v for k, v in (("num_epoch", args.num_epoch), ("num_samples", args.num_samples)) if v}
     logging.basicConfig(level=logging.WARNING)
-    rows = {name: score(name, [int(s) for s in args.seeds.split(",")], levels, settings) for name in names}
-    print_table(rows, levels)
+    rows = {name: score(name, args.seeds, args.levels, settings) for name in args.series}
+    print_table(rows, args.levels)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as out:
-            json.dump(rows, out, indent=1)
+        benchkit.write_json(args.json, rows)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

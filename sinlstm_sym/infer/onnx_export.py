@@ -19,7 +19,7 @@ inference. The ``onnx`` package is needed only here (``pip install 'sinlstm-sym[
 """
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -27,9 +27,6 @@ from ..core.checks import check_condition, check_int
 from ..core.outputs import AtomicOutputs, check_output_file
 from ..recurrence.params import layer_prefix
 from ..version import __version__
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +307,22 @@ def _model(g: _Graph, last: bool, opset: int, properties: Optional[Mapping[str, 
     return model
 
 
-def export_onnx(predictor: "Predictor", path: Union[str, Path], opset: Optional[int] = None) -> Path:
+class ExportableModel(Protocol):
+    """What :func:`export_onnx` reads of a model: a :class:`~sinlstm_sym.infer.predictor.Predictor` has it."""
+
+    hidden_sizes: Tuple[int, ...]
+    label_mode: str
+    feature: str
+    scaling: Any
+    step: float
+    trained_lengths: Any
+    window_level: str
+
+    def canonical_params(self) -> Dict[str, np.ndarray]:
+        """The parameters in the canonical (unpacked) layout."""
+
+
+def export_onnx(predictor: ExportableModel, path: Union[str, Path], opset: Optional[int] = None) -> Path:
     """Write ``predictor``'s model to ``path`` as ONNX (temporary name, then renamed).
 
     Parameters
