@@ -231,6 +231,8 @@ def _run_child(request) -> None:
         logging.basicConfig(level=logging.WARNING)
         globals()[f"scenario_{request['scenario']}"](request["mode"])
         code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else int(stop.code is not None)
     except BaseException:  # what the interpreter does with an uncaught exception: traceback, exit 1
         traceback.print_exc()
     finally:
@@ -245,7 +247,7 @@ def _wait(pid: int) -> int:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return os.waitstatus_to_exitcode(status)
+            return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.01)
