@@ -494,17 +494,29 @@ TRUNCATED_LOAD = textwrap.dedent("""
 """)
 
 
+# A stand-in compiler: reports a version and "compiles" by copying a library built in this process, so the
+# rebuild path runs end to end (key, temporary file, sidecar, load) without a 10-second compile.
+STAND_IN_CXX = """#!/bin/sh
+if [ "$1" = "--version" ]; then echo "stand-in compiler 1"; exit 0; fi
+for out; do :; done
+cp "$SINLSTM_TEST_BUILT_LIBRARY" "$out"
+"""
+
+
 @needs_native
 def test_truncated_cached_library_is_rebuilt_not_loaded(tmp_path):
-    import shutil
     cache = tmp_path / "cache"
     cache.mkdir()
-    built = native_build.build_library().path  # this process's verified build: the same key in the copy
-    for path in (built, native_build.sidecar_path(built)):
-        shutil.copy(path, cache / path.name)
-    env = dict(os.environ, SINLSTM_NATIVE_CACHE=str(cache))
+    cxx = tmp_path / "stand-in-c++"
+    cxx.write_text(STAND_IN_CXX)
+    cxx.chmod(0o755)
+    env = dict(os.environ, SINLSTM_NATIVE_CACHE=str(cache), CXX=str(cxx),
+               SINLSTM_TEST_BUILT_LIBRARY=str(native_build.build_library().path))
     build = [sys.executable, "-m", "sinlstm_sym.native", "--build"]
-    library = cache / built.name
+    first = subprocess.run(build, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0 and first.stdout.startswith("built "), (first.stdout, first.stderr)
+    (library,) = [path for path in cache.iterdir() if path.suffix == ".so"]
+    assert native_build.verify_library(library) is None
     with open(library, "r+b") as handle:  # head -c 5000
         handle.truncate(5000)
     loaded = subprocess.run([sys.executable, "-c", TRUNCATED_LOAD], env=env, capture_output=True, text=True,
