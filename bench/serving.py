@@ -26,7 +26,6 @@ executors' row.
 """
 import argparse
 import functools
-import json
 import os
 import sys
 import tempfile
@@ -37,11 +36,10 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from sinlstm_sym import Predictor  # noqa: E402
-from sinlstm_sym.infer import predictor as predictor_module  # noqa: E402
-from sinlstm_sym.recurrence.params import init_params  # noqa: E402
+import benchkit
+from sinlstm_sym import Predictor
+from sinlstm_sym.infer import predictor as predictor_module
+from sinlstm_sym.recurrence.params import init_params
 
 HIDDEN = (10, 20, 1)
 LATENCY_LENGTHS = (1, 20, 100)
@@ -72,15 +70,7 @@ def torch_call(params: Dict[str, np.ndarray]) -> Optional[Call]:
         print("PyTorch rows skipped: pip install 'sinlstm-sym[bench]'")
         return None
     torch.set_num_threads(1)
-    layers, n_in = [], 1
-    for i, h in enumerate(HIDDEN):  # torch's gate order (i, f, g, o) is MXNet's
-        layer = torch.nn.LSTM(n_in, h, batch_first=True)
-        with torch.no_grad():
-            for ours, theirs in (("i2h_weight", "weight_ih_l0"), ("h2h_weight", "weight_hh_l0"),
-                                 ("i2h_bias", "bias_ih_l0"), ("h2h_bias", "bias_hh_l0")):
-                getattr(layer, theirs).copy_(torch.from_numpy(np.asarray(params[f"lstm{i}_{ours}"])))
-        layers.append(layer.eval())
-        n_in = h
+    layers = benchkit.torch_lstm_layers(params, HIDDEN).eval()
 
     def call(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -134,7 +124,7 @@ def run(args: argparse.Namespace) -> Dict[str, Dict[str, List[float]]]:
         samples["forecast"] = {n: [] for n in forecasters}
         names = list(calls)
         for r in range(args.rounds):
-            order = names[r % len(names):] + names[:r % len(names)]
+            order = benchkit.rotated(names, r)
             for request, x in requests.items():
                 count = args.calls if x.shape[0] == 1 else max(1, args.calls // 20)
                 for name in order:
@@ -172,15 +162,13 @@ def table(samples: Dict[str, Dict[str, List[float]]]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--calls", type=int, default=200,
+    parser.add_argument("--rounds", type=benchkit.positive_int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--calls", type=benchkit.positive_int, default=200,
                         help="one-window calls per request, implementation and round (default 200; the 1000-window "
                              "request gets a twentieth, the forecast a quarter)")
     parser.add_argument("--checkpoint", help="time a trained model's weights (default: seeded initial weights)")
     parser.add_argument("--json", help="write the per-call times (seconds) here")
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.calls < 1:
-        parser.error("--rounds and --calls must be at least 1")
     before = os.getloadavg()
     samples = run(args)
     after = os.getloadavg()
@@ -189,7 +177,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"load average before {before[0]:.2f}, after {after[0]:.2f} (1 min; {os.cpu_count()} cores); MXNet engine "
           f"{engine}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"samples": samples, "load": [before, after]}))
+        benchkit.write_json(args.json, {"samples": samples, "load": [before, after]})
     return 0
 
 

@@ -31,4 +31,4 @@ def test_serving_bench_smoke(root, python, tmp_path):
 def test_serving_bench_refuses_bad_flags(root, python):
     proc = subprocess.run([python, str(root / "bench" / "serving.py"), "--rounds", "0"], capture_output=True,
                           text=True, timeout=120)
-    assert proc.returncode == 2 and "--rounds and --calls must be at least 1" in proc.stderr
+    assert proc.returncode == 2 and "argument --rounds: must be at least 1, got 0" in proc.stderr
