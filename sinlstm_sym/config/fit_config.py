@@ -651,8 +651,11 @@ class FitConfig:
         return {k: v for k, v in flat.items() if k not in RESUMABLE_CHANGES}
 
     def differences(self, other: "FitConfig") -> Dict[str, Tuple[Any, Any]]:
-        """``{name: (this value, other's value)}`` for every training setting that differs, by name."""
+        """``{name: (this value, other's value)}`` for every training setting that differs, by name (cells are
+        compared by their parameter layout and shown by the names given)."""
         mine, theirs = self.training_json(), other.training_json()
+        if mine["cell"] != theirs["cell"]:
+            mine["cell"], theirs["cell"] = self.model.cell, other.model.cell
         return {k: (mine.get(k), theirs.get(k)) for k in sorted(set(mine) | set(theirs))
                 if mine.get(k) != theirs.get(k)}
 

@@ -49,6 +49,17 @@ def test_every_incompatible_setting_is_refused_in_one_message_naming_what_to_pas
     assert again.progress.epoch == 3 and again.config.data.buckets == (1, 2, 3)
 
 
+def test_a_cell_of_another_layout_is_refused_naming_cells_a_user_can_pass(tmp_path, tiny_settings):
+    run = tmp_path / "run1"
+    fit(num_epoch=1, checkpoint=run, cell="unrolled", **tiny_settings)
+    with pytest.raises(ValueError) as err:
+        fit(checkpoint=run, resume=True, num_epoch=2, cell="fused")
+    assert "cell='unrolled' there, 'fused' now" in str(err.value)
+    assert "pass cell='unrolled' or nothing" in str(err.value)
+    again = fit(checkpoint=run, resume=True, num_epoch=2, cell="unrolled")  # what the message asked
+    assert again.progress.epoch == 2
+
+
 def test_a_config_object_is_taken_as_given_in_full(tmp_path, tiny_settings):
     from sinlstm_sym import FitConfig
     run = tmp_path / "run1"
