@@ -1,12 +1,8 @@
 """Ctrl-C stops training at a batch boundary, writes a checkpoint if asked, and the run resumes exactly;
 the command line exits 130 with the resume command and no traceback. Divergence is reported, naming the rate."""
 import logging
-import os
 import signal
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,38 +10,7 @@ import pytest
 from sinlstm_sym import fit, load_checkpoint
 from sinlstm_sym.train.loop import TrainingDivergedError, TrainingInterrupted
 
-RUN = dict(buckets=[1, 2, 3], batch_size=50, num_samples=50 * 60, seed=5, log_every=10)
-
-
-SCRIPT = Path(sys.executable).parent / "sinlstm-train"
-# a run of 1000 batches (long enough to be stopped), logging every 20; add --checkpoint DIR
-CLI_RUN = ["--buckets", "1-3", "--num-samples", "100000", "--batch-size", "100", "--num-epoch", "1",
-           "--log-every", "20", "--eval-lengths", "1-3", "--eval-samples", "10", "--progress", "off"]
-
-
-class InterruptAt(logging.Handler):
-    """Send this process ``signum`` (SIGINT: as a user's Ctrl-C would) when a log message contains ``text``."""
-
-    def __init__(self, text, signum=signal.SIGINT):
-        super().__init__()
-        self.text, self.signum = text, signum
-
-    def emit(self, record):
-        if self.text in record.getMessage():
-            os.kill(os.getpid(), self.signum)
-
-
-def signal_cli_at(argv, marker, signum):
-    """Run ``sinlstm-train argv``, send it ``signum`` once a line on its stderr contains ``marker`` (or after
-    120 s); its (exit code, stderr)."""
-    proc = subprocess.Popen([str(SCRIPT), *argv], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    for line in proc.stderr:
-        if marker in line or time.monotonic() > deadline:
-            proc.send_signal(signum)
-            break
-    _, err = proc.communicate(timeout=120)
-    return proc.returncode, err
+from interrupting import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
 
 
 def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint_and_resume_equals_a_straight_run(tmp_path):

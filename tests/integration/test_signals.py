@@ -16,7 +16,7 @@ from sinlstm_sym.train.loop import TrainingInterrupted
 
 from machine_load import scaled
 from signal_delivery import popen, skip_unless_signalled_in_time
-from .test_interrupt import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
+from interrupting import CLI_RUN, RUN, SCRIPT, InterruptAt, signal_cli_at
 
 
 def _logger(name, *handlers):

@@ -104,7 +104,7 @@ def test_forecast_is_the_executors_bit_for_bit(monkeypatch, model):
 
 
 def test_direct_outputs_match_a_float64_reference():
-    from .test_predictor import reference_lstm
+    from lstm_reference import reference_lstm
     params = random_params(seed=5)
     predictor = Predictor(params)
     x = np.random.default_rng(8).uniform(-0.1, 1.2, size=(37, 30))

@@ -8,6 +8,7 @@ from sinlstm_sym.data.windows import half_sine
 from sinlstm_sym.recurrence.params import init_params
 from sinlstm_sym.infer import predictor as predictor_module
 from sinlstm_sym.infer.predictor import Predictor
+from lstm_reference import reference_lstm
 
 PARAMS = init_params((10, 20, 1), seed=0)
 
@@ -140,24 +141,6 @@ def test_a_request_beyond_the_memory_ceiling_is_refused_before_allocating(monkey
 
 
 # --- cost follows the request: executors per row bucket ------------------------------------------------
-def reference_lstm(params, hidden_sizes, windows):
-    """The stacked LSTM in float64 numpy, gates (input, forget, cell, output) as mx.rnn.LSTMCell."""
-    def sigmoid(v):
-        return 1.0 / (1.0 + np.exp(-v))
-    x = np.asarray(windows, np.float64)[:, :, None]
-    for i, h in enumerate(hidden_sizes):
-        w, u = (np.asarray(params[f"lstm{i}_{p}_weight"], np.float64) for p in ("i2h", "h2h"))
-        b = np.asarray(params[f"lstm{i}_i2h_bias"], np.float64) + params[f"lstm{i}_h2h_bias"]
-        state, cell, steps = np.zeros((x.shape[0], h)), np.zeros((x.shape[0], h)), []
-        for t in range(x.shape[1]):
-            gates = x[:, t] @ w.T + state @ u.T + b
-            cell = sigmoid(gates[:, h:2 * h]) * cell + sigmoid(gates[:, :h]) * np.tanh(gates[:, 2 * h:3 * h])
-            state = sigmoid(gates[:, 3 * h:]) * np.tanh(cell)
-            steps.append(state)
-        x = np.stack(steps, axis=1)
-    return x[:, :, 0]
-
-
 CASES = {"native": [(1, 20), (15, 9), (16, 9), (17, 9), (100, 57), (1025, 20), (2100, 3)],
          "fused": [(1, 20), (3, 9), (100, 57), (1025, 20)],
          "unrolled": [(1, 9), (3, 9), (1025, 2)]}
