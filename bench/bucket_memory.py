@@ -71,7 +71,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="the LSTM cell (default fused)")
     parser.add_argument("--num-samples", type=benchkit.positive_int, default=90000,
                         help="windows of the one and nine runs' epoch (default 90000)")
-    parser.add_argument("--long-length", type=int, default=1000,
+    parser.add_argument("--long-length", type=benchkit.non_negative_int, default=1000,
                         help="window length of the long run (default 1000; 0 skips it)")
     parser.add_argument("--long-batches", type=benchkit.positive_int, default=12,
                         help=f"batches of {LONG_BATCH} windows of the long run (default 12)")
@@ -96,8 +96,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     one, nine = out["one"]["peak_rss_mib"], out["nine"]["peak_rss_mib"]
     long = (f" {out['long']['end_rss_mib']:.1f} MiB ({out['long']['peak_rss_mib']:.1f}) |" if "long" in out
             else " - |")
-    print(f"| cell | peak RSS, one length | peak RSS, nine lengths | nine / one | RSS at the end, one / nine | "
-          f"length {args.long_length}, batch {LONG_BATCH}: RSS at the end (peak) |")
+    print("| cell | peak RSS, one length | peak RSS, nine lengths | nine / one | RSS at the end, one / nine | "
+          + (f"length {args.long_length}, batch {LONG_BATCH}: RSS at the end (peak) |" if args.long_length
+             else "long run |"))
     print("|---|---:|---:|---:|---:|---:|")
     print(f"| {args.cell} | {one:.1f} MiB | {nine:.1f} MiB | {nine / one:.3f}x | {out['one']['end_rss_mib']:.1f} / "
           f"{out['nine']['end_rss_mib']:.1f} MiB |" + long)
